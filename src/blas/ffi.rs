@@ -1,0 +1,293 @@
+//! The only place with raw BLAS symbols.
+//!
+//! Every declaration mirrors one prototype of OpenBLAS 0.3's `cblas.h` (where `blasint` is
+//! `int` in the LP64 builds Debian ships). This module knows nothing of ndarray: callers pass
+//! dimensions, pointers and leading dimensions that the layout resolver already checked.
+
+use std::ffi::{c_char, c_int};
+
+/// `enum CBLAS_ORDER` of `cblas.h`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // ColMajor is part of the mirrored enum; we always pass RowMajor.
+pub(crate) enum Order {
+    RowMajor = 101,
+    ColMajor = 102,
+}
+
+/// `enum CBLAS_TRANSPOSE` of `cblas.h` (the conjugate variants are not needed for real types).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transpose {
+    /// Use the stored matrix as it is.
+    NoTrans = 111,
+    /// Use the transpose of the stored matrix.
+    Trans = 112,
+}
+
+extern "C" {
+    fn cblas_sgemm(
+        order: Order,
+        transa: Transpose,
+        transb: Transpose,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: f32,
+        a: *const f32,
+        lda: c_int,
+        b: *const f32,
+        ldb: c_int,
+        beta: f32,
+        c: *mut f32,
+        ldc: c_int,
+    );
+    fn cblas_dgemm(
+        order: Order,
+        transa: Transpose,
+        transb: Transpose,
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        alpha: f64,
+        a: *const f64,
+        lda: c_int,
+        b: *const f64,
+        ldb: c_int,
+        beta: f64,
+        c: *mut f64,
+        ldc: c_int,
+    );
+    fn cblas_sgemv(
+        order: Order,
+        trans: Transpose,
+        m: c_int,
+        n: c_int,
+        alpha: f32,
+        a: *const f32,
+        lda: c_int,
+        x: *const f32,
+        incx: c_int,
+        beta: f32,
+        y: *mut f32,
+        incy: c_int,
+    );
+    fn cblas_dgemv(
+        order: Order,
+        trans: Transpose,
+        m: c_int,
+        n: c_int,
+        alpha: f64,
+        a: *const f64,
+        lda: c_int,
+        x: *const f64,
+        incx: c_int,
+        beta: f64,
+        y: *mut f64,
+        incy: c_int,
+    );
+    fn cblas_sdot(n: c_int, x: *const f32, incx: c_int, y: *const f32, incy: c_int) -> f32;
+    fn cblas_ddot(n: c_int, x: *const f64, incx: c_int, y: *const f64, incy: c_int) -> f64;
+
+    fn openblas_set_num_threads(num_threads: c_int);
+    fn openblas_get_num_threads() -> c_int;
+    fn openblas_get_num_procs() -> c_int;
+    fn openblas_get_config() -> *mut c_char;
+    fn openblas_get_corename() -> *mut c_char;
+    fn openblas_get_parallel() -> c_int;
+}
+
+/// A matrix operand as BLAS sees it: storage pointer, whether to transpose the stored
+/// row-major matrix, and its leading dimension.
+#[derive(Debug, Clone, Copy)]
+pub struct MatArg<T> {
+    /// First element of the stored matrix.
+    pub ptr: *const T,
+    /// Whether BLAS transposes the stored row-major matrix.
+    pub trans: Transpose,
+    /// Leading dimension of the stored matrix.
+    pub ld: c_int,
+}
+
+/// A strided vector operand.
+#[derive(Debug, Clone, Copy)]
+pub struct VecArg<T> {
+    /// First element.
+    pub ptr: *const T,
+    /// Distance between elements (≥ 1).
+    pub inc: c_int,
+}
+
+/// Per-type dispatch to the `s` / `d` routines. Implemented for `f32` and `f64` only.
+///
+/// The trait is public inside a private module, so users can name neither it nor its methods:
+/// it seals [`crate::Float`].
+pub trait BlasScalar: Copy + Send + Sync + 'static {
+    /// `C = op(A) · op(B)` with `C` row-major `m × n` (leading dimension `ldc`), via
+    /// `cblas_?gemm(RowMajor, ..., alpha = 1, ..., beta = 0, ...)`.
+    ///
+    /// # Safety
+    /// `m, n, k ≥ 1`; `a` describes a readable stored matrix that is `m × k` after `a.trans`
+    /// with `a.ld` no smaller than its stored width, likewise `b` for `k × n`; `c` is valid for
+    /// writes of `m` rows of `ldc ≥ n` elements. `c` need not be initialised (beta = 0: BLAS
+    /// does not read it) and must not overlap `a` or `b`.
+    #[doc(hidden)]
+    unsafe fn gemm(
+        m: c_int,
+        n: c_int,
+        k: c_int,
+        a: MatArg<Self>,
+        b: MatArg<Self>,
+        c: *mut Self,
+        ldc: c_int,
+    );
+
+    /// `y = op(A) · x` via `cblas_?gemv(RowMajor, ...)`, where the stored matrix is
+    /// `rows × cols` row-major and `y` is contiguous.
+    ///
+    /// # Safety
+    /// `rows, cols ≥ 1`; `a` is a readable stored `rows × cols` matrix with `a.ld ≥ cols`;
+    /// `x` is readable at `len(op(A) columns)` positions spaced by `x.inc ≥ 1`; `y` is valid for
+    /// writes of `len(op(A) rows)` contiguous elements, need not be initialised, and does not
+    /// overlap the inputs.
+    #[doc(hidden)]
+    unsafe fn gemv(rows: c_int, cols: c_int, a: MatArg<Self>, x: VecArg<Self>, y: *mut Self);
+
+    /// `Σ x[i]·y[i]` via `cblas_?dot`.
+    ///
+    /// # Safety
+    /// `n ≥ 0`; `x` and `y` are readable at `n` positions spaced by their `inc ≥ 1`.
+    #[doc(hidden)]
+    unsafe fn dot(n: c_int, x: VecArg<Self>, y: VecArg<Self>) -> Self;
+}
+
+macro_rules! impl_blas_scalar {
+    ($t:ty, $gemm:ident, $gemv:ident, $dot:ident) => {
+        impl BlasScalar for $t {
+            unsafe fn gemm(
+                m: c_int,
+                n: c_int,
+                k: c_int,
+                a: MatArg<Self>,
+                b: MatArg<Self>,
+                c: *mut Self,
+                ldc: c_int,
+            ) {
+                // SAFETY: the caller upholds this method's contract (dimensions ≥ 1, operands
+                // readable with leading dimensions no smaller than their stored widths, `c`
+                // writable for m × ldc); alpha = 1 and beta = 0 are plain values.
+                unsafe {
+                    $gemm(
+                        Order::RowMajor,
+                        a.trans,
+                        b.trans,
+                        m,
+                        n,
+                        k,
+                        1.0,
+                        a.ptr,
+                        a.ld,
+                        b.ptr,
+                        b.ld,
+                        0.0,
+                        c,
+                        ldc,
+                    )
+                }
+            }
+
+            unsafe fn gemv(
+                rows: c_int,
+                cols: c_int,
+                a: MatArg<Self>,
+                x: VecArg<Self>,
+                y: *mut Self,
+            ) {
+                // SAFETY: the caller upholds this method's contract: the stored matrix is
+                // rows × cols with ld ≥ cols, `x` and `y` match op(A)'s shape, incy = 1.
+                unsafe {
+                    $gemv(
+                        Order::RowMajor,
+                        a.trans,
+                        rows,
+                        cols,
+                        1.0,
+                        a.ptr,
+                        a.ld,
+                        x.ptr,
+                        x.inc,
+                        0.0,
+                        y,
+                        1,
+                    )
+                }
+            }
+
+            unsafe fn dot(n: c_int, x: VecArg<Self>, y: VecArg<Self>) -> Self {
+                // SAFETY: the caller guarantees both vectors are readable at n strided positions.
+                unsafe { $dot(n, x.ptr, x.inc, y.ptr, y.inc) }
+            }
+        }
+    };
+}
+
+impl_blas_scalar!(f32, cblas_sgemm, cblas_sgemv, cblas_sdot);
+impl_blas_scalar!(f64, cblas_dgemm, cblas_dgemv, cblas_ddot);
+
+/// Threading layer as `openblas_get_parallel` reports it: 0 sequential, 1 pthreads, 2 OpenMP.
+pub(crate) fn get_parallel() -> c_int {
+    // SAFETY: takes no arguments and reads a compile-time constant of the library.
+    unsafe { openblas_get_parallel() }
+}
+
+/// Current BLAS thread count (`openblas_get_num_threads`).
+pub(crate) fn get_num_threads() -> c_int {
+    // SAFETY: takes no arguments; reads OpenBLAS's global thread count.
+    unsafe { openblas_get_num_threads() }
+}
+
+/// Number of processors OpenBLAS detected at load (`openblas_get_num_procs`).
+pub(crate) fn get_num_procs() -> c_int {
+    // SAFETY: takes no arguments; reads a value fixed when OpenBLAS loaded.
+    unsafe { openblas_get_num_procs() }
+}
+
+/// Sets the BLAS thread count (`openblas_set_num_threads`). Process-wide in the pthreads build,
+/// per calling thread in the OpenMP build.
+pub(crate) fn set_num_threads(n: c_int) {
+    // SAFETY: OpenBLAS accepts any int (it clamps to [1, MAX_THREADS]); callers pass n ≥ 1.
+    unsafe { openblas_set_num_threads(n) }
+}
+
+/// `openblas_get_config()`, copied into an owned string.
+pub(crate) fn get_config() -> String {
+    // SAFETY: openblas_get_config returns a pointer to a static NUL-terminated buffer (or, in
+    // builds where it is missing, the link would fail); the pointer is checked for null.
+    unsafe { owned_c_string(openblas_get_config()) }
+}
+
+/// `openblas_get_corename()`, copied into an owned string.
+pub(crate) fn get_corename() -> String {
+    // SAFETY: as for get_config: a static NUL-terminated string or null, checked below.
+    unsafe { owned_c_string(openblas_get_corename()) }
+}
+
+/// Address of a symbol that lives in the loaded OpenBLAS, for `dladdr`.
+pub(crate) fn symbol_address() -> *const std::ffi::c_void {
+    openblas_get_config as *const std::ffi::c_void
+}
+
+/// Copies a C string that OpenBLAS owns.
+///
+/// # Safety
+/// `p` is null or points to a NUL-terminated string that stays valid during the call.
+unsafe fn owned_c_string(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    // SAFETY: p is non-null and NUL-terminated per this function's contract.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .trim()
+        .to_owned()
+}

@@ -1,0 +1,276 @@
+//! Matrix products and dot products in OpenBLAS.
+//!
+//! | function | f32 | f64 |
+//! |---|---|---|
+//! | [`matmul`](crate::matmul) | `cblas_sgemm` | `cblas_dgemm` |
+//! | [`matvec`](crate::matvec) | `cblas_sgemv` | `cblas_dgemv` |
+//! | [`dot`](crate::dot) | `cblas_sdot` | `cblas_ddot` |
+//!
+//! Every operand layout BLAS can read goes to BLAS in place (C order, F order, `a.t()`,
+//! sub-blocks, row-strided views, positive vector strides); the others (inner stride ≠ 1 on both
+//! axes, negative strides, broadcast axes) are copied once into a C-order buffer first. The
+//! result is a new C-order array, written by BLAS directly (no zero-fill first).
+
+mod ffi;
+pub(crate) mod info;
+mod layout;
+
+pub use ffi::BlasScalar;
+pub(crate) use ffi::{get_num_threads, set_num_threads};
+
+use std::ffi::c_int;
+
+use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, Ix1, Ix2};
+
+use crate::{Error, Float, Result};
+use ffi::{MatArg, VecArg};
+use layout::{matrix_layout, vector_inc, MatrixLayout};
+
+/// Matrix product `a · b` of an `m × k` and a `k × n` matrix, in `cblas_?gemm`.
+///
+/// Takes any layout (owned arrays, views, `a.t()`, slices with steps); see the
+/// [module docs](crate#blas-level) for which layouts are copied. An empty inner dimension
+/// (`k = 0`) gives an `m × n` matrix of zeros, as numpy does.
+///
+/// # Errors
+/// - [`Error::ShapeMismatch`] when `a`'s columns differ from `b`'s rows (both shapes given);
+/// - [`Error::DimensionTooLarge`] when a dimension exceeds the BLAS integer (`i32::MAX`);
+/// - [`Error::Allocation`] when the result cannot be allocated.
+///
+/// # Example
+/// ```
+/// use parlinalg::ndarray::array;
+///
+/// let a = array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
+/// let c = parlinalg::matmul(&a.t(), &a)?; // aᵀ·a, no copy of aᵀ
+/// assert_eq!(c, array![[35.0, 44.0], [44.0, 56.0]]);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn matmul<T, SA, SB>(a: &ArrayBase<SA, Ix2>, b: &ArrayBase<SB, Ix2>) -> Result<Array2<T>>
+where
+    T: Float,
+    SA: Data<Elem = T>,
+    SB: Data<Elem = T>,
+{
+    const OP: &str = "matmul";
+    let ((m, k), (kb, n)) = (a.dim(), b.dim());
+    if k != kb {
+        return Err(Error::shape(
+            OP,
+            a.shape(),
+            b.shape(),
+            format!("a has {k} columns but b has {kb} rows"),
+        ));
+    }
+    let (mi, ni, ki) = (blas_int(OP, m)?, blas_int(OP, n)?, blas_int(OP, k)?);
+    let len = element_count(OP, &[m, n])?;
+    if len == 0 || k == 0 {
+        return Ok(Array2::from_shape_vec((m, n), zeros(OP, len)?).expect("shape matches length"));
+    }
+    let a = MatrixOperand::new(a);
+    let b = MatrixOperand::new(b);
+    let mut c = uninit_buffer::<T>(OP, len)?;
+    // SAFETY: m, n, k ≥ 1 (checked above) and fit c_int; each operand's layout was checked by
+    // `matrix_layout` against its own shape and strides (ld ≥ stored width, unit inner stride)
+    // and borrows live data for the call; `c` has capacity m·n = m rows of ldc = n, freshly
+    // allocated so it overlaps nothing.
+    unsafe { T::gemm(mi, ni, ki, a.arg(), b.arg(), c.as_mut_ptr(), ni) };
+    // SAFETY: gemm with beta = 0 wrote all m·n elements of `c`.
+    unsafe { c.set_len(len) };
+    Ok(Array2::from_shape_vec((m, n), c).expect("shape matches length"))
+}
+
+/// Matrix–vector product `a · x` of an `m × k` matrix and a length-`k` vector, in
+/// `cblas_?gemv`.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when `x`'s length differs from `a`'s columns;
+/// [`Error::DimensionTooLarge`] beyond the BLAS integer; [`Error::Allocation`].
+///
+/// # Example
+/// ```
+/// use parlinalg::ndarray::array;
+///
+/// let a = array![[1.0_f32, 2.0], [3.0, 4.0]];
+/// let y = parlinalg::matvec(&a, &array![1.0, 1.0])?;
+/// assert_eq!(y, array![3.0, 7.0]);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn matvec<T, SA, SX>(a: &ArrayBase<SA, Ix2>, x: &ArrayBase<SX, Ix1>) -> Result<Array1<T>>
+where
+    T: Float,
+    SA: Data<Elem = T>,
+    SX: Data<Elem = T>,
+{
+    const OP: &str = "matvec";
+    let (m, k) = a.dim();
+    if x.len() != k {
+        return Err(Error::shape(
+            OP,
+            a.shape(),
+            x.shape(),
+            format!("a has {k} columns but x has length {}", x.len()),
+        ));
+    }
+    blas_int(OP, m)?;
+    blas_int(OP, k)?;
+    if m == 0 || k == 0 {
+        return Ok(Array1::from_vec(zeros(OP, m)?));
+    }
+    let a = MatrixOperand::new(a);
+    let x = VectorOperand::new(x);
+    let (stored_rows, stored_cols) = a.layout.stored_dims(m, k);
+    let (rows, cols) = (blas_int(OP, stored_rows)?, blas_int(OP, stored_cols)?);
+    let mut y = uninit_buffer::<T>(OP, m)?;
+    // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
+    // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by `vector_inc`),
+    // and `y` has capacity m, freshly allocated.
+    unsafe { T::gemv(rows, cols, a.arg(), x.arg(), y.as_mut_ptr()) };
+    // SAFETY: gemv with beta = 0 wrote all m elements of `y`.
+    unsafe { y.set_len(m) };
+    Ok(Array1::from_vec(y))
+}
+
+/// Dot product `Σ x[i]·y[i]` of two vectors of equal length, in `cblas_?dot`.
+///
+/// The dot of two empty vectors is 0.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] when the lengths differ; [`Error::DimensionTooLarge`] beyond the
+/// BLAS integer.
+///
+/// # Example
+/// ```
+/// use parlinalg::ndarray::array;
+///
+/// let x = array![1.0, 2.0, 3.0];
+/// assert_eq!(parlinalg::dot(&x, &x)?, 14.0);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn dot<T, SX, SY>(x: &ArrayBase<SX, Ix1>, y: &ArrayBase<SY, Ix1>) -> Result<T>
+where
+    T: Float,
+    SX: Data<Elem = T>,
+    SY: Data<Elem = T>,
+{
+    const OP: &str = "dot";
+    if x.len() != y.len() {
+        return Err(Error::shape(
+            OP,
+            x.shape(),
+            y.shape(),
+            format!("lengths {} and {} differ", x.len(), y.len()),
+        ));
+    }
+    let n = blas_int(OP, x.len())?;
+    if n == 0 {
+        return Ok(T::zero());
+    }
+    let x = VectorOperand::new(x);
+    let y = VectorOperand::new(y);
+    // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
+    // `vector_inc`), borrowed for the duration of the call.
+    Ok(unsafe { T::dot(n, x.arg(), y.arg()) })
+}
+
+/// A matrix operand BLAS can read in place: the caller's view when its layout fits, else a
+/// C-order copy.
+struct MatrixOperand<'a, T> {
+    data: CowArray<'a, T, Ix2>,
+    layout: MatrixLayout,
+    ld: c_int,
+}
+
+impl<'a, T: Float> MatrixOperand<'a, T> {
+    fn new<S: Data<Elem = T>>(a: &'a ArrayBase<S, Ix2>) -> Self {
+        if let Some(op) = Self::in_place(CowArray::from(a.view())) {
+            return op;
+        }
+        let copy = CowArray::from(a.as_standard_layout().into_owned());
+        Self::in_place(copy).expect("a C-order array always has a BLAS layout")
+    }
+
+    /// `Some` when BLAS can read `data` as it is, with a leading dimension that fits c_int.
+    fn in_place(data: CowArray<'a, T, Ix2>) -> Option<Self> {
+        let (rows, cols) = data.dim();
+        let strides = data.strides();
+        let layout = matrix_layout(rows, cols, strides[0], strides[1])?;
+        let ld = c_int::try_from(layout.ld).ok()?;
+        Some(MatrixOperand { data, layout, ld })
+    }
+
+    fn arg(&self) -> MatArg<T> {
+        MatArg {
+            ptr: self.data.as_ptr(),
+            trans: self.layout.trans,
+            ld: self.ld,
+        }
+    }
+}
+
+/// A vector operand BLAS can read in place: the caller's view when its stride is positive and
+/// fits c_int, else a contiguous copy.
+struct VectorOperand<'a, T> {
+    data: CowArray<'a, T, Ix1>,
+    inc: c_int,
+}
+
+impl<'a, T: Float> VectorOperand<'a, T> {
+    fn new<S: Data<Elem = T>>(x: &'a ArrayBase<S, Ix1>) -> Self {
+        if let Some(inc) = vector_inc(x.len(), x.strides()[0]).and_then(|i| c_int::try_from(i).ok())
+        {
+            return VectorOperand {
+                data: CowArray::from(x.view()),
+                inc,
+            };
+        }
+        VectorOperand {
+            data: CowArray::from(x.as_standard_layout().into_owned()),
+            inc: 1,
+        }
+    }
+
+    fn arg(&self) -> VecArg<T> {
+        VecArg {
+            ptr: self.data.as_ptr(),
+            inc: self.inc,
+        }
+    }
+}
+
+/// Converts a dimension to the BLAS integer, or says it is too large.
+fn blas_int(op: &'static str, dim: usize) -> Result<c_int> {
+    c_int::try_from(dim).map_err(|_| Error::DimensionTooLarge {
+        op,
+        dim,
+        max: c_int::MAX as usize,
+    })
+}
+
+/// Product of `dims`, or an allocation error when it overflows.
+fn element_count(op: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Allocation {
+            op,
+            shape: dims.to_vec(),
+        })
+}
+
+/// An empty vector with capacity for exactly `len` elements, or [`Error::Allocation`] when the
+/// allocator refuses (instead of aborting the process).
+fn uninit_buffer<T>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| Error::Allocation {
+        op,
+        shape: vec![len],
+    })?;
+    Ok(v)
+}
+
+/// `len` zeros, allocated fallibly.
+fn zeros<T: Float>(op: &'static str, len: usize) -> Result<Vec<T>> {
+    let mut v = uninit_buffer(op, len)?;
+    v.resize(len, T::zero());
+    Ok(v)
+}

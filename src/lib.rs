@@ -1,0 +1,57 @@
+//! # parlinalg
+//!
+//! An [`ndarray`] facade whose matrix products run in multithreaded OpenBLAS, with a thread
+//! layer that says how many BLAS threads run and which kernel OpenBLAS picked.
+//!
+//! ## BLAS level
+//!
+//! [`matmul`], [`matvec`] and [`dot`] take any ndarray whose elements are `f32` or `f64` (owned
+//! arrays, views, `a.t()`, slices with steps) and return owned arrays:
+//!
+//! | function | f32 | f64 |
+//! |---|---|---|
+//! | [`matmul`] | `cblas_sgemm` | `cblas_dgemm` |
+//! | [`matvec`] | `cblas_sgemv` | `cblas_dgemv` |
+//! | [`dot`] | `cblas_sdot` | `cblas_ddot` |
+//!
+//! Layouts BLAS reads in place (no copy): C order, F order, transposed views, sub-blocks of a
+//! larger array, views with a step over rows (C data) or columns (F data), vectors with a
+//! positive stride. Copied once into a C-order buffer first: views with a step on both axes,
+//! negative strides, broadcast (stride 0) axes.
+//!
+//! ```
+//! use parlinalg::ndarray::{array, s};
+//!
+//! let a = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
+//! let c = parlinalg::matmul(&a, &a.t())?;           // 2×2, aᵀ read in place
+//! assert_eq!(c, array![[14.0, 32.0], [32.0, 77.0]]);
+//! let y = parlinalg::matvec(&a.slice(s![.., ..;2]), &array![1.0, 1.0])?; // copied once
+//! assert_eq!(y, array![4.0, 10.0]);
+//! # Ok::<(), parlinalg::Error>(())
+//! ```
+//!
+//! ## Which kernel and how many threads
+//!
+//! [`blas_library`] says which OpenBLAS is loaded, its version, running core kernel and
+//! threading layer; [`kernel::check_loaded_kernel`] says whether that kernel is the best the CPU
+//! can run and how to fix it; [`kernel::ensure_best_kernel`] is the opt-in fix for programs.
+//! [`threads`] reads and sets the BLAS thread count.
+
+#![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+// Links the system OpenBLAS (cblas symbols included); build.rs checks it is there.
+use openblas_src as _;
+
+pub use ndarray;
+
+mod blas;
+mod error;
+pub mod kernel;
+mod scalar;
+pub mod threads;
+
+pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};
+pub use blas::{dot, matmul, matvec};
+pub use error::{Error, Result};
+pub use scalar::Float;

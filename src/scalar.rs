@@ -1,0 +1,22 @@
+//! The element types parlinalg computes with.
+
+use crate::blas::BlasScalar;
+
+/// `f32` or `f64`: the element types every parlinalg function takes.
+///
+/// The trait is sealed: its BLAS dispatch lives in a supertrait users cannot name or implement.
+pub trait Float:
+    BlasScalar
+    + ndarray::LinalgScalar
+    + num_traits::Float
+    + std::fmt::Debug
+    + std::fmt::Display
+    + Default
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl Float for f32 {}
+impl Float for f64 {}
