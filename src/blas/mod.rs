@@ -67,9 +67,10 @@ where
     if len == 0 || k == 0 {
         return Ok(Array2::from_shape_vec((m, n), zeros(OP, len)?).expect("shape matches length"));
     }
-    let a = MatrixOperand::new(a);
-    let b = MatrixOperand::new(b);
+    // The result first: when it cannot be allocated, nothing else is.
     let mut c = uninit_buffer::<T>(OP, len)?;
+    let a = MatrixOperand::new(OP, a)?;
+    let b = MatrixOperand::new(OP, b)?;
     // SAFETY: m, n, k ≥ 1 (checked above) and fit c_int; each operand's layout was checked by
     // `matrix_layout` against its own shape and strides (ld ≥ stored width, unit inner stride)
     // and borrows live data for the call; `c` has capacity m·n = m rows of ldc = n, freshly
@@ -117,11 +118,11 @@ where
     if m == 0 || k == 0 {
         return Ok(Array1::from_vec(zeros(OP, m)?));
     }
-    let a = MatrixOperand::new(a);
-    let x = VectorOperand::new(x);
+    let mut y = uninit_buffer::<T>(OP, m)?;
+    let a = MatrixOperand::new(OP, a)?;
+    let x = VectorOperand::new(OP, x)?;
     let (stored_rows, stored_cols) = a.layout.stored_dims(m, k);
     let (rows, cols) = (blas_int(OP, stored_rows)?, blas_int(OP, stored_cols)?);
-    let mut y = uninit_buffer::<T>(OP, m)?;
     // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
     // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by `vector_inc`),
     // and `y` has capacity m, freshly allocated.
@@ -166,8 +167,8 @@ where
     if n == 0 {
         return Ok(T::zero());
     }
-    let x = VectorOperand::new(x);
-    let y = VectorOperand::new(y);
+    let x = VectorOperand::new(OP, x)?;
+    let y = VectorOperand::new(OP, y)?;
     // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
     // `vector_inc`), borrowed for the duration of the call.
     Ok(unsafe { T::dot(n, x.arg(), y.arg()) })
@@ -182,12 +183,13 @@ struct MatrixOperand<'a, T> {
 }
 
 impl<'a, T: Float> MatrixOperand<'a, T> {
-    fn new<S: Data<Elem = T>>(a: &'a ArrayBase<S, Ix2>) -> Self {
-        if let Some(op) = Self::in_place(CowArray::from(a.view())) {
-            return op;
+    fn new<S: Data<Elem = T>>(op: &'static str, a: &'a ArrayBase<S, Ix2>) -> Result<Self> {
+        if let Some(operand) = Self::in_place(CowArray::from(a.view())) {
+            return Ok(operand);
         }
-        let copy = CowArray::from(a.as_standard_layout().into_owned());
-        Self::in_place(copy).expect("a C-order array always has a BLAS layout")
+        let copy = Array2::from_shape_vec(a.raw_dim(), c_order_copy(op, a)?)
+            .expect("the copy has the view's length");
+        Ok(Self::in_place(CowArray::from(copy)).expect("a C-order array always has a BLAS layout"))
     }
 
     /// `Some` when BLAS can read `data` as it is, with a leading dimension that fits c_int.
@@ -216,18 +218,18 @@ struct VectorOperand<'a, T> {
 }
 
 impl<'a, T: Float> VectorOperand<'a, T> {
-    fn new<S: Data<Elem = T>>(x: &'a ArrayBase<S, Ix1>) -> Self {
-        if let Some(inc) = vector_inc(x.len(), x.strides()[0]).and_then(|i| c_int::try_from(i).ok())
-        {
-            return VectorOperand {
+    fn new<S: Data<Elem = T>>(op: &'static str, x: &'a ArrayBase<S, Ix1>) -> Result<Self> {
+        let inc = vector_inc(x.len(), x.strides()[0]).and_then(|i| c_int::try_from(i).ok());
+        Ok(match inc {
+            Some(inc) => VectorOperand {
                 data: CowArray::from(x.view()),
                 inc,
-            };
-        }
-        VectorOperand {
-            data: CowArray::from(x.as_standard_layout().into_owned()),
-            inc: 1,
-        }
+            },
+            None => VectorOperand {
+                data: CowArray::from(Array1::from_vec(c_order_copy(op, x)?)),
+                inc: 1,
+            },
+        })
     }
 
     fn arg(&self) -> VecArg<T> {
@@ -265,6 +267,16 @@ fn uninit_buffer<T>(op: &'static str, len: usize) -> Result<Vec<T>> {
         op,
         shape: vec![len],
     })?;
+    Ok(v)
+}
+
+/// The elements of `a` in logical (C) order, allocated fallibly.
+fn c_order_copy<T: Float, S: Data<Elem = T>, D: ndarray::Dimension>(
+    op: &'static str,
+    a: &ArrayBase<S, D>,
+) -> Result<Vec<T>> {
+    let mut v = uninit_buffer(op, a.len())?;
+    v.extend(a.iter().copied());
     Ok(v)
 }
 
