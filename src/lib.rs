@@ -45,6 +45,7 @@ use openblas_src as _;
 
 pub use ndarray;
 
+mod alloc;
 mod blas;
 mod error;
 pub mod kernel;
@@ -52,6 +53,6 @@ mod scalar;
 pub mod threads;
 
 pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};
-pub use blas::{dot, matmul, matvec};
+pub use blas::{dot, matmul, matmul_into, matvec};
 pub use error::{Error, Result};
 pub use scalar::Float;

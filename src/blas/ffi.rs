@@ -109,6 +109,17 @@ pub struct MatArg<T> {
     pub ld: c_int,
 }
 
+impl<T> MatArg<T> {
+    /// The same storage read as the transpose: `op(A)ᵀ`.
+    pub fn transposed(self) -> Self {
+        let trans = match self.trans {
+            Transpose::NoTrans => Transpose::Trans,
+            Transpose::Trans => Transpose::NoTrans,
+        };
+        MatArg { trans, ..self }
+    }
+}
+
 /// A strided vector operand.
 #[derive(Debug, Clone, Copy)]
 pub struct VecArg<T> {
