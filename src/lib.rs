@@ -45,6 +45,11 @@ use openblas_src as _;
 
 pub use ndarray;
 
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 mod alloc;
 mod blas;
 mod error;

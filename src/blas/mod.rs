@@ -70,7 +70,7 @@ where
     // and borrows live data for the call; `c` has capacity m·n = m rows of ldc = n, freshly
     // allocated so it overlaps nothing.
     unsafe {
-        T::gemm(
+        T::cblas_gemm(
             dims.m,
             dims.n,
             dims.k,
@@ -152,12 +152,14 @@ where
     match trans {
         // SAFETY: as in `matmul`, and `out` is an m × n row-major block with ldc ≥ n (checked
         // by `matrix_layout`), exclusively borrowed, so it overlaps neither input.
-        Transpose::NoTrans => unsafe { T::gemm(dims.m, dims.n, dims.k, a.arg(), b.arg(), c, ldc) },
+        Transpose::NoTrans => unsafe {
+            T::cblas_gemm(dims.m, dims.n, dims.k, a.arg(), b.arg(), c, ldc)
+        },
         // `out` is column-major: write its transpose, an n × m row-major block, as bᵀ·aᵀ.
         // SAFETY: as above with the roles of a and b exchanged and each operand transposed;
         // `out` stored row-major is n × m with ldc ≥ m.
         Transpose::Trans => unsafe {
-            T::gemm(
+            T::cblas_gemm(
                 dims.n,
                 dims.m,
                 dims.k,
@@ -253,7 +255,7 @@ where
     // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
     // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by `vector_inc`),
     // and `y` has capacity m, freshly allocated.
-    unsafe { T::gemv(rows, cols, a.arg(), x.arg(), y.as_mut_ptr()) };
+    unsafe { T::cblas_gemv(rows, cols, a.arg(), x.arg(), y.as_mut_ptr()) };
     // SAFETY: gemv with beta = 0 wrote all m elements of `y`.
     unsafe { y.set_len(m) };
     Ok(Array1::from_vec(y))
@@ -298,7 +300,7 @@ where
     let y = VectorOperand::new(OP, y)?;
     // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
     // `vector_inc`), borrowed for the duration of the call.
-    Ok(unsafe { T::dot(n, x.arg(), y.arg()) })
+    Ok(unsafe { T::cblas_dot(n, x.arg(), y.arg()) })
 }
 
 /// A matrix operand BLAS can read in place: the caller's view when its layout fits, else a
