@@ -23,7 +23,7 @@ pub const CORETYPE_VAR: &str = "OPENBLAS_CORETYPE";
 pub const REEXEC_MARKER_VAR: &str = "PARLINALG_KERNEL_REEXEC";
 
 /// Instruction-set families of OpenBLAS x86-64 kernels, lowest to highest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum IsaLevel {
     /// SSE3 at most: the generic `Prescott` kernel and older ones.
     Sse3,
@@ -55,7 +55,7 @@ impl fmt::Display for IsaLevel {
 
 /// The CPU features that decide which OpenBLAS kernel can run. Fields are public so that
 /// tests (and curious users) can describe any CPU.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[allow(missing_docs)] // each field is the CPUID feature of the same name
 pub struct CpuFeatures {
     /// `true` on x86-64; on other architectures the check says "unknown".
@@ -158,7 +158,7 @@ pub fn kernel_isa_level(corename: &str) -> Option<IsaLevel> {
 }
 
 /// What [`check_kernel`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum KernelFinding {
     /// The running kernel uses the best instruction set the CPU supports.

@@ -58,6 +58,6 @@ mod scalar;
 pub mod threads;
 
 pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};
-pub use blas::{dot, matmul, matmul_into, matvec};
+pub use blas::{dot, matmul, matmul_batch, matmul_batch_with, matmul_into, matvec};
 pub use error::{Error, Result};
 pub use scalar::Float;

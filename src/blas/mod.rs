@@ -11,9 +11,12 @@
 //! axes, negative strides, broadcast axes) are copied once into a C-order buffer first. The
 //! result is a new C-order array, written by BLAS directly (no zero-fill first).
 
+mod batch;
 mod ffi;
 pub(crate) mod info;
 mod layout;
+
+pub use batch::{matmul_batch, matmul_batch_with};
 
 pub use ffi::BlasScalar;
 pub(crate) use ffi::{get_num_threads, set_num_threads};
@@ -23,6 +26,7 @@ use std::ffi::c_int;
 use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, DataMut, Ix1, Ix2};
 
 use crate::alloc::{filled, uninit_buffer};
+use crate::threads::{blas_call, CallSize};
 use crate::{Error, Float, Result};
 use ffi::{MatArg, Transpose, VecArg};
 use layout::{matrix_layout, vector_inc, MatrixLayout};
@@ -63,23 +67,8 @@ where
     }
     // The result first: when it cannot be allocated, nothing is copied.
     let mut c = uninit_buffer::<T>(OP, len)?;
-    let a = MatrixOperand::new(OP, a)?;
-    let b = MatrixOperand::new(OP, b)?;
-    // SAFETY: m, n, k ≥ 1 (checked above) and fit c_int; each operand's layout was checked by
-    // `matrix_layout` against its own shape and strides (ld ≥ stored width, unit inner stride)
-    // and borrows live data for the call; `c` has capacity m·n = m rows of ldc = n, freshly
-    // allocated so it overlaps nothing.
-    unsafe {
-        T::cblas_gemm(
-            dims.m,
-            dims.n,
-            dims.k,
-            a.arg(),
-            b.arg(),
-            c.as_mut_ptr(),
-            dims.n,
-        )
-    };
+    // SAFETY: `c` has capacity m·n: m rows of ldc = n, freshly allocated, overlapping nothing.
+    unsafe { gemm_into_ptr(OP, a, b, dims, c.as_mut_ptr(), dims.n)? };
     // SAFETY: gemm with beta = 0 wrote all m·n elements of `c`.
     unsafe { c.set_len(len) };
     Ok(Array2::from_shape_vec((m, n), c).expect("shape matches length"))
@@ -146,28 +135,15 @@ where
         out.assign(&matmul(a, b)?);
         return Ok(());
     };
-    let a = MatrixOperand::new(OP, a)?;
-    let b = MatrixOperand::new(OP, b)?;
     let c = out.as_mut_ptr();
     match trans {
-        // SAFETY: as in `matmul`, and `out` is an m × n row-major block with ldc ≥ n (checked
-        // by `matrix_layout`), exclusively borrowed, so it overlaps neither input.
-        Transpose::NoTrans => unsafe {
-            T::cblas_gemm(dims.m, dims.n, dims.k, a.arg(), b.arg(), c, ldc)
-        },
+        // SAFETY: `out` is an m × n row-major block with ldc ≥ n (checked by `matrix_layout`),
+        // exclusively borrowed, so it overlaps neither input.
+        Transpose::NoTrans => unsafe { gemm_into_ptr(OP, a, b, dims, c, ldc)? },
         // `out` is column-major: write its transpose, an n × m row-major block, as bᵀ·aᵀ.
-        // SAFETY: as above with the roles of a and b exchanged and each operand transposed;
-        // `out` stored row-major is n × m with ldc ≥ m.
+        // SAFETY: as above; `out` stored row-major is n × m with ldc ≥ m.
         Transpose::Trans => unsafe {
-            T::cblas_gemm(
-                dims.n,
-                dims.m,
-                dims.k,
-                b.arg().transposed(),
-                a.arg().transposed(),
-                c,
-                ldc,
-            )
+            gemm_into_ptr(OP, &b.t(), &a.t(), dims.transposed(), c, ldc)?
         },
     }
     Ok(())
@@ -182,10 +158,49 @@ struct ProductDims {
 }
 
 impl ProductDims {
+    /// The dimensions of (a·b)ᵀ = bᵀ·aᵀ.
+    fn transposed(self) -> Self {
+        ProductDims {
+            m: self.n,
+            n: self.m,
+            k: self.k,
+        }
+    }
+
     fn usize(self) -> (usize, usize, usize) {
         // Non-negative by construction (converted from usize).
         (self.m as usize, self.n as usize, self.k as usize)
     }
+}
+
+/// Writes `a · b` (`dims`, all ≥ 1) into the row-major block at `c` with leading dimension
+/// `ldc`, through `cblas_?gemm` under the thread controller.
+///
+/// # Safety
+/// `c` is valid for writes of `dims.m` rows of `ldc ≥ dims.n` elements and overlaps neither
+/// input; `a` is `dims.m × dims.k` and `b` is `dims.k × dims.n`, all dimensions ≥ 1.
+unsafe fn gemm_into_ptr<T, SA, SB>(
+    op: &'static str,
+    a: &ArrayBase<SA, Ix2>,
+    b: &ArrayBase<SB, Ix2>,
+    dims: ProductDims,
+    c: *mut T,
+    ldc: c_int,
+) -> Result<()>
+where
+    T: Float,
+    SA: Data<Elem = T>,
+    SB: Data<Elem = T>,
+{
+    let a = MatrixOperand::new(op, a)?;
+    let b = MatrixOperand::new(op, b)?;
+    let (m, n, k) = dims.usize();
+    blas_call(CallSize::Gemm { m, n, k }, || {
+        // SAFETY: each operand's layout was checked by `matrix_layout` against its own shape
+        // and strides (ld ≥ stored width, unit inner stride) and borrows live data for the
+        // call; the dimensions are ≥ 1 and `c` is valid per this function's contract.
+        unsafe { T::cblas_gemm(dims.m, dims.n, dims.k, a.arg(), b.arg(), c, ldc) }
+    })
 }
 
 /// Checks that `a · b` is defined and its dimensions fit the BLAS integer.
@@ -252,10 +267,13 @@ where
     let x = VectorOperand::new(OP, x)?;
     let (stored_rows, stored_cols) = a.layout.stored_dims(m, k);
     let (rows, cols) = (blas_int(OP, stored_rows)?, blas_int(OP, stored_cols)?);
-    // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
-    // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by `vector_inc`),
-    // and `y` has capacity m, freshly allocated.
-    unsafe { T::cblas_gemv(rows, cols, a.arg(), x.arg(), y.as_mut_ptr()) };
+    let y_ptr = y.as_mut_ptr();
+    blas_call(CallSize::Gemv { m, n: k }, || {
+        // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
+        // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by
+        // `vector_inc`), and `y` has capacity m, freshly allocated.
+        unsafe { T::cblas_gemv(rows, cols, a.arg(), x.arg(), y_ptr) }
+    })?;
     // SAFETY: gemv with beta = 0 wrote all m elements of `y`.
     unsafe { y.set_len(m) };
     Ok(Array1::from_vec(y))
@@ -298,9 +316,11 @@ where
     }
     let x = VectorOperand::new(OP, x)?;
     let y = VectorOperand::new(OP, y)?;
-    // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
-    // `vector_inc`), borrowed for the duration of the call.
-    Ok(unsafe { T::cblas_dot(n, x.arg(), y.arg()) })
+    blas_call(CallSize::Dot { n: x.data.len() }, || {
+        // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
+        // `vector_inc`), borrowed for the duration of the call.
+        unsafe { T::cblas_dot(n, x.arg(), y.arg()) }
+    })
 }
 
 /// A matrix operand BLAS can read in place: the caller's view when its layout fits, else a
