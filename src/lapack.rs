@@ -729,9 +729,64 @@ fn factorize<T: Float, S: Data<Elem = T>>(
     n: c_int,
 ) -> Result<Lu<T>> {
     let mut factors = column_major(op, a)?;
-    let ipiv = T::lax_getrf(square_layout(n), &mut factors)
+    let ipiv = getrf_on_a_large_stack(n, &mut factors)?
         .map_err(|e| lapack_error::<T>(Routine::Getrf, e))?;
     Ok(Lu { n, factors, ipiv })
+}
+
+/// Matrices with at least this many elements are factorised on a helper thread with
+/// [`GETRF_STACK`] bytes of stack.
+///
+/// OpenBLAS's multithreaded `?getrf` (which 0.3.21 takes from 10 000 elements on, with more
+/// than one BLAS thread) puts a `job` array of about 0.5 MiB on the caller's stack at every
+/// level of its recursion (OpenBLAS issues #246, #1082, #3229). Measured with Debian's 0.3.21
+/// (`MAX_THREADS=64`, 2 threads): 2.7 MiB for n = 257, 4.9 MiB for n = 1000 to 3000. A Rust
+/// thread has 2 MiB unless told otherwise (`std::thread::spawn`, rayon's workers, the test
+/// harness), and overflowing it is a SIGSEGV, not a panic. The threshold is below OpenBLAS's
+/// so that a version with a lower one is covered too.
+const GETRF_HELPER_MIN_ELEMENTS: usize = 4096;
+
+/// Stack of the `?getrf` helper thread: more than ten times the largest use measured. Only
+/// address space is reserved; pages are committed as they are touched.
+const GETRF_STACK: usize = 64 << 20;
+
+/// `?getrf` on the column-major `n × n` `factors`, on a helper thread with a large stack when
+/// OpenBLAS may take its multithreaded path (see [`GETRF_HELPER_MIN_ELEMENTS`]). The outer
+/// `Result` is parlinalg's (the helper could not start), the inner one LAPACK's.
+fn getrf_on_a_large_stack<T: Float>(
+    n: c_int,
+    factors: &mut [T],
+) -> Result<lax::error::Result<Vec<i32>>> {
+    if factors.len() < GETRF_HELPER_MIN_ELEMENTS {
+        return Ok(T::lax_getrf(square_layout(n), factors));
+    }
+    // In OpenBLAS's OpenMP build the thread count is per calling thread: carry the caller's
+    // over. (In the pthreads build it is process-wide and the helper already shares it.)
+    let openmp = crate::blas::get_parallel() == 2;
+    let threads = crate::blas::get_num_threads();
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("parlinalg-getrf".into())
+            .stack_size(GETRF_STACK)
+            .spawn_scoped(scope, move || {
+                if openmp {
+                    crate::blas::set_num_threads(threads);
+                }
+                T::lax_getrf(square_layout(n), factors)
+            })
+            .map_err(|e| Error::Lapack {
+                routine: Routine::Getrf.name::<T>(),
+                info: 0,
+                why: format!(
+                    "cannot start a thread with a {} MiB stack for it: {e}",
+                    GETRF_STACK >> 20
+                ),
+            })?;
+        // lax does not panic on valid input; if it ever does, the panic goes on as it is.
+        Ok(helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    })
 }
 
 /// [`Error::IllConditioned`] when `?gecon` estimates the reciprocal condition number below

@@ -16,7 +16,7 @@ pub(crate) mod info;
 mod layout;
 
 pub use ffi::BlasScalar;
-pub(crate) use ffi::{get_num_threads, set_num_threads};
+pub(crate) use ffi::{get_num_threads, get_parallel, set_num_threads};
 
 use std::ffi::c_int;
 
