@@ -370,6 +370,10 @@ where
 /// calls `?gelsd` with `rcond = -1` (LAPACK's epsilon, `max(m, n)` times smaller), which keeps
 /// rounding-level singular values of a rank-deficient matrix and blows them up.
 ///
+/// For `f32` the SVD runs in `f32` and the cutoff uses `f32`'s epsilon. numpy computes `f32`
+/// input in `f64` with `f64`'s epsilon, so on an `f32` matrix that is rank-deficient up to
+/// `f32` rounding it counts the rounding noise as rank, and its answer differs from this one.
+///
 /// | step | f32 | f64 |
 /// |---|---|---|
 /// | thin SVD | `sgesdd` (`jobz = 'S'`) | `dgesdd` (`jobz = 'S'`) |
