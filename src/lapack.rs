@@ -36,8 +36,8 @@ use crate::{Error, Float, Result};
 /// blocking, must fit LAPACK's 32-bit integer (`lax` would panic converting it).
 pub const LSTSQ_MAX_MIN_DIM: usize = 20_000;
 
-/// The right-hand sides [`solve`] takes: a vector ([`Ix1`], one system) or a matrix ([`Ix2`],
-/// one system per column).
+/// The right-hand sides [`solve`] takes: a vector ([`Ix1`](type@Ix1), one system) or a matrix
+/// ([`Ix2`](type@Ix2), one system per column).
 ///
 /// Sealed: implemented for these two dimensions only.
 pub trait SolveRhs: Dimension + sealed::Sealed {}
