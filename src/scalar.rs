@@ -1,12 +1,15 @@
 //! The element types parlinalg computes with.
 
 use crate::blas::BlasScalar;
+use crate::lapack::LapackScalar;
 
 /// `f32` or `f64`: the element types every parlinalg function takes.
 ///
-/// The trait is sealed: its BLAS dispatch lives in a supertrait users cannot name or implement.
+/// The trait is sealed: its BLAS and LAPACK dispatch live in supertraits users cannot name or
+/// implement.
 pub trait Float:
     BlasScalar
+    + LapackScalar
     + ndarray::LinalgScalar
     + num_traits::Float
     + std::fmt::Debug

@@ -19,7 +19,7 @@ mod layout;
 pub use batch::{matmul_batch, matmul_batch_with};
 
 pub use ffi::BlasScalar;
-pub(crate) use ffi::{get_num_threads, set_num_threads};
+pub(crate) use ffi::{get_num_threads, get_parallel, set_num_threads};
 
 use std::ffi::c_int;
 
