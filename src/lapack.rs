@@ -25,6 +25,7 @@
 
 use std::ffi::c_int;
 
+use crate::threads::{blas_call, CallSize};
 use lax::error::Error as LaxError;
 use ndarray::{Array, Array1, Array2, ArrayBase, ArrayView2, Data, Dimension, Ix1, Ix2};
 use ndarray::{ShapeBuilder, StrideShape};
@@ -118,7 +119,8 @@ where
     // contiguous chunk of n elements.
     let mut x = collect(OP, b.shape(), b.view().reversed_axes().iter().copied())?;
     for column in x.chunks_exact_mut(n) {
-        T::lax_getrs(&lu, column).map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
+        lapack_call(n, || T::lax_getrs(&lu, column))?
+            .map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
     }
     standard_layout(OP, b.raw_dim(), x)
 }
@@ -163,7 +165,7 @@ where
     check_finite(OP, a)?;
     let mut lu = factorize(OP, a, order)?;
     ensure_well_conditioned(&lu, one_norm(a))?;
-    T::lax_getri(&mut lu).map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
+    lapack_call(n, || T::lax_getri(&mut lu))?.map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
     standard_layout(OP, ndarray::Dim([n, n]), lu.factors)
 }
 
@@ -269,7 +271,8 @@ where
     // The lower triangle in column-major order, zeros above: potrf overwrites the lower
     // triangle with L and leaves the zeros alone.
     let mut l = lower_column_major(OP, a)?;
-    T::lax_potrf(square_layout(order), &mut l).map_err(|e| lapack_error::<T>(Routine::Potrf, e))?;
+    lapack_call(n, || T::lax_potrf(square_layout(order), &mut l))?
+        .map_err(|e| lapack_error::<T>(Routine::Potrf, e))?;
     standard_layout(OP, ndarray::Dim([n, n]), l)
 }
 
@@ -312,7 +315,7 @@ where
     }
     check_finite(OP, a)?;
     let mut lower = lower_column_major(OP, a)?;
-    let values = T::lax_syev(square_layout(order), &mut lower)
+    let values = lapack_call(n, || T::lax_syev(square_layout(order), &mut lower))?
         .map_err(|e| lapack_error::<T>(Routine::Syev, e))?;
     Ok(Array1::from_vec(values))
 }
@@ -354,7 +357,7 @@ where
         col: cols,
         lda: rows,
     };
-    let svd = T::lax_gesdd(layout, JobSvd::None, &mut data)
+    let svd = lapack_call(m.min(n), || T::lax_gesdd(layout, JobSvd::None, &mut data))?
         .map_err(|e| lapack_error::<T>(Routine::Gesdd, e))?;
     Ok(Array1::from_vec(svd.s))
 }
@@ -437,7 +440,7 @@ where
         col: cols,
         lda: rows,
     };
-    let svd = T::lax_gesdd(layout, JobSvd::Some, &mut data)
+    let svd = lapack_call(m.min(n), || T::lax_gesdd(layout, JobSvd::Some, &mut data))?
         .map_err(|e| lapack_error::<T>(Routine::Gesdd, e))?;
     let missing = || Error::Lapack {
         routine: Routine::Gesdd.name::<T>(),
@@ -733,7 +736,7 @@ fn factorize<T: Float, S: Data<Elem = T>>(
     n: c_int,
 ) -> Result<Lu<T>> {
     let mut factors = column_major(op, a)?;
-    let ipiv = getrf_on_a_large_stack(n, &mut factors)?
+    let ipiv = lapack_call(n as usize, || getrf_on_a_large_stack(n, &mut factors))??
         .map_err(|e| lapack_error::<T>(Routine::Getrf, e))?;
     Ok(Lu { n, factors, ipiv })
 }
@@ -761,7 +764,9 @@ fn getrf_on_a_large_stack<T: Float>(
     n: c_int,
     factors: &mut [T],
 ) -> Result<lax::error::Result<Vec<i32>>> {
-    if factors.len() < GETRF_HELPER_MIN_ELEMENTS {
+    // With one BLAS thread OpenBLAS takes its single-threaded getrf, which needs no big stack
+    // (the controller has already set the count for this call).
+    if factors.len() < GETRF_HELPER_MIN_ELEMENTS || crate::blas::get_num_threads() == 1 {
         return Ok(T::lax_getrf(square_layout(n), factors));
     }
     // In OpenBLAS's OpenMP build the thread count is per calling thread: carry the caller's
@@ -793,6 +798,12 @@ fn getrf_on_a_large_stack<T: Float>(
     })
 }
 
+/// Runs one LAPACK routine on an order-`n` problem under the thread controller (its blocked
+/// algorithms call threaded level-3 BLAS, so it counts as a BLAS caller).
+fn lapack_call<R>(n: usize, f: impl FnOnce() -> R) -> Result<R> {
+    blas_call(CallSize::Lapack { n }, f)
+}
+
 /// [`Error::IllConditioned`] when `?gecon` estimates the reciprocal condition number below
 /// machine epsilon. Skipped when `anorm` overflowed (entries near `T::MAX`): `?gecon` would
 /// answer 0 for any matrix.
@@ -800,7 +811,8 @@ fn ensure_well_conditioned<T: Float>(lu: &Lu<T>, anorm: T) -> Result<()> {
     if !anorm.is_finite() {
         return Ok(());
     }
-    let rcond = T::lax_gecon(lu, anorm).map_err(|e| lapack_error::<T>(Routine::Gecon, e))?;
+    let rcond = lapack_call(lu.n as usize, || T::lax_gecon(lu, anorm))?
+        .map_err(|e| lapack_error::<T>(Routine::Gecon, e))?;
     // A NaN estimate is refused too.
     if rcond.is_nan() || rcond < T::epsilon() {
         return Err(Error::IllConditioned {

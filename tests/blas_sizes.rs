@@ -107,15 +107,14 @@ fn results_do_not_depend_on_the_blas_thread_count() {
     let a: Array2<f64> = rng.matrix(300, 280);
     let b: Array2<f64> = rng.matrix(280, 310);
     let (want, bound) = naive_matmul(&a.view(), &b.view());
-    let before = parlinalg::threads::blas_threads();
     for threads in [1, 2] {
-        parlinalg::threads::set_blas_threads(threads).unwrap();
-        let got = parlinalg::matmul(&a, &b).unwrap();
+        let got = parlinalg::threads::with_blas_threads(threads, || parlinalg::matmul(&a, &b))
+            .unwrap()
+            .unwrap();
         for ((i, j), g) in got.indexed_iter() {
             assert!((g - want[[i, j]]).abs() <= 280.0 * f64::EPSILON * bound[[i, j]]);
         }
     }
-    parlinalg::threads::set_blas_threads(before).unwrap();
 }
 
 /// `matmul_into` writes the same product into every output layout, touches nothing outside

@@ -73,9 +73,15 @@ fn solve_residual_and_forward_error<T: Float>() {
                 "n = {n}, column {j}: forward error {err:e} > {tol:e} (κ∞ {kappa:e})"
             );
         }
-        // The vector form is the same computation on one column.
+        // The vector form is the same computation on one column. Not bit for bit: the BLAS
+        // thread count (and so OpenBLAS's blocking in getrf) may differ between the two calls
+        // when other threads call BLAS at the same time, so within the forward-error bound.
         let xv = solve(&a, &b.column(1)).unwrap();
-        assert_eq!(xv, x.column(1));
+        let diff = vnorm_inf(&(&f64s1(&xv) - &x64.column(1)).view()) / vnorm_inf(&x64.column(1));
+        assert!(
+            diff <= C * n as f64 * eps::<T>() * kappa,
+            "n = {n}: vector form differs by {diff:e}"
+        );
     }
 }
 

@@ -42,7 +42,6 @@ pub(crate) enum CallSize {
     /// `?dot`: threads when n > 10000.
     Dot { n: usize },
     /// A LAPACK routine on an n×n problem: blocked routines call threaded level-3 BLAS.
-    #[allow(dead_code)] // the LAPACK level lands next
     Lapack { n: usize },
 }
 
