@@ -87,9 +87,12 @@ pub fn blas_threads() -> usize {
 /// The largest BLAS thread count the loaded OpenBLAS accepts: its compiled `MAX_THREADS`
 /// (capped at [`MAX_THREADS`]).
 pub fn blas_max_threads() -> usize {
-    BlasLibrary::query()
-        .max_threads
-        .map_or(MAX_THREADS, |m| m.clamp(1, MAX_THREADS))
+    match control::control() {
+        Ok(c) => c.max_blas,
+        Err(_) => BlasLibrary::query()
+            .max_threads
+            .map_or(MAX_THREADS, |m| m.clamp(1, MAX_THREADS)),
+    }
 }
 
 /// Fixes the BLAS thread count from code (the baseline; open scopes still apply on top, and
