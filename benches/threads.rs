@@ -238,7 +238,7 @@ fn latency(o: &Opts) {
 }
 
 /// A named closure to time.
-type Case = (&'static str, Box<dyn Fn()>);
+type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
 
 /// Entering and leaving a scope that changes nothing, and one that changes the count.
 fn scope(o: &Opts) {
@@ -251,7 +251,7 @@ fn scope(o: &Opts) {
     );
     println!("| scope | ns |");
     println!("|---|---:|");
-    let cases: [Case; 4] = [
+    let cases: [Case<'_>; 4] = [
         (
             "blas_threads_scope(current): changes nothing",
             Box::new(|| drop(black_box(blas_threads_scope(now).unwrap()))),
