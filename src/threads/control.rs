@@ -16,6 +16,8 @@
 //! (the fix for threadpoolctl's issue #205, where the last thread to leave restored a stale
 //! value).
 
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -65,7 +67,7 @@ struct ScopeEntry {
 }
 
 /// Statistics of concurrent BLAS use since the process started.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Usage {
     /// BLAS calls made through parlinalg.
     pub calls: u64,
@@ -83,20 +85,30 @@ struct State {
     outer: Setting<usize>,
     scopes: Vec<ScopeEntry>,
     next_scope_id: u64,
-    /// Callers inside a BLAS call now, and those whose call OpenBLAS may thread.
-    active: usize,
+    /// Callers inside a call OpenBLAS may thread.
     active_threaded: usize,
-    /// Threads the active callers asked for, summed.
-    active_asked: usize,
     last_overlap: Option<Instant>,
-    usage: Usage,
-    warned: bool,
+}
+
+/// Counters every call updates without the lock.
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    overlapping_calls: AtomicU64,
+    /// Callers inside a BLAS call now.
+    active: AtomicUsize,
+    /// Threads the active callers asked for, summed.
+    active_asked: AtomicUsize,
+    peak_callers: AtomicUsize,
+    peak_threads_asked: AtomicUsize,
+    warned: AtomicBool,
 }
 
 /// The process-wide controller.
 #[derive(Debug)]
 pub(crate) struct Control {
     state: Mutex<State>,
+    counters: Counters,
     pub cores: Cores,
     pub layer: ThreadingLayer,
     pub max_blas: usize,
@@ -129,13 +141,10 @@ impl Control {
                 outer: settings.outer,
                 scopes: Vec::new(),
                 next_scope_id: 0,
-                active: 0,
                 active_threaded: 0,
-                active_asked: 0,
                 last_overlap: None,
-                usage: Usage::default(),
-                warned: false,
             }),
+            counters: Counters::default(),
             cores,
             layer: lib.threading,
             max_blas,
@@ -180,59 +189,67 @@ impl Control {
         }
     }
 
-    /// Registers a caller; returns the threads it asked for.
+    /// Registers a caller; returns the threads it asked for. Calls too small for OpenBLAS to
+    /// thread only touch atomic counters; the others take the lock to decide their count.
     fn enter(&self, size: CallSize) -> usize {
-        let mut s = self.lock();
-        s.usage.calls += 1;
-        s.active += 1;
-        let threaded = size.may_thread();
-        let mut asked = 1;
-        if threaded {
-            s.active_threaded += 1;
-            let now = Instant::now();
-            if s.active_threaded > 1 {
-                s.last_overlap = Some(now);
-                s.usage.overlapping_calls += 1;
-            }
-            let overlapping = s
-                .last_overlap
-                .is_some_and(|t| now.duration_since(t) < OVERLAP_WINDOW);
-            let n = match (scoped_threads(&s.scopes), s.baseline.value) {
-                (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
-                (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
-                    // Each OpenMP caller gets its own team: share the cores.
-                    (self.cores.count / s.active_threaded).max(1)
-                }
-                (None, BlasThreads::Auto) if overlapping => 1,
-                (None, BlasThreads::Auto) => self.cores.count.min(self.max_blas),
-            };
-            self.apply(&s, n);
-            asked = n;
-        }
-        s.active_asked += asked;
-        s.usage.peak_callers = s.usage.peak_callers.max(s.active);
-        s.usage.peak_threads_asked = s.usage.peak_threads_asked.max(s.active_asked);
-        if s.active_asked > self.cores.count && !s.warned {
-            s.warned = true;
-            log::warn!(
-                "parlinalg: {} concurrent BLAS callers asked for {} threads on {} cores \
-                 (oversubscription {:.1}×); use a plan or the `auto` BLAS threads policy",
-                s.active,
-                s.active_asked,
-                self.cores.count,
-                s.active_asked as f64 / self.cores.count as f64
-            );
+        let asked = if size.may_thread() {
+            self.enter_threaded()
+        } else {
+            1
+        };
+        let c = &self.counters;
+        c.calls.fetch_add(1, Relaxed);
+        let active = c.active.fetch_add(1, Relaxed) + 1;
+        let asked_now = c.active_asked.fetch_add(asked, Relaxed) + asked;
+        c.peak_callers.fetch_max(active, Relaxed);
+        c.peak_threads_asked.fetch_max(asked_now, Relaxed);
+        if asked_now > self.cores.count && !c.warned.swap(true, Relaxed) {
+            self.warn_oversubscribed(active, asked_now);
         }
         asked
     }
 
-    fn leave(&self, size: CallSize, asked: usize) {
+    /// The thread count for a call OpenBLAS may thread, applied under the lock.
+    fn enter_threaded(&self) -> usize {
         let mut s = self.lock();
-        s.active -= 1;
-        if size.may_thread() {
-            s.active_threaded -= 1;
+        s.active_threaded += 1;
+        let now = Instant::now();
+        if s.active_threaded > 1 {
+            s.last_overlap = Some(now);
+            self.counters.overlapping_calls.fetch_add(1, Relaxed);
         }
-        s.active_asked -= asked;
+        let overlapping = s
+            .last_overlap
+            .is_some_and(|t| now.duration_since(t) < OVERLAP_WINDOW);
+        let n = match (scoped_threads(&s.scopes), s.baseline.value) {
+            (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
+            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
+                // Each OpenMP caller gets its own team: share the cores.
+                (self.cores.count / s.active_threaded).max(1)
+            }
+            (None, BlasThreads::Auto) if overlapping => 1,
+            (None, BlasThreads::Auto) => self.cores.count.min(self.max_blas),
+        };
+        self.apply(&s, n);
+        n
+    }
+
+    #[cold]
+    fn warn_oversubscribed(&self, callers: usize, asked: usize) {
+        log::warn!(
+            "parlinalg: {callers} concurrent BLAS callers asked for {asked} threads on {} cores \
+             (oversubscription {:.1}×); use a plan or the `auto` BLAS threads policy",
+            self.cores.count,
+            asked as f64 / self.cores.count as f64
+        );
+    }
+
+    fn leave(&self, size: CallSize, asked: usize) {
+        if size.may_thread() {
+            self.lock().active_threaded -= 1;
+        }
+        self.counters.active.fetch_sub(1, Relaxed);
+        self.counters.active_asked.fetch_sub(asked, Relaxed);
     }
 
     /// Opens a scope of `threads` on the calling thread; returns its id.
@@ -291,7 +308,13 @@ impl Control {
     }
 
     pub fn usage(&self) -> Usage {
-        self.lock().usage
+        let c = &self.counters;
+        Usage {
+            calls: c.calls.load(Relaxed),
+            overlapping_calls: c.overlapping_calls.load(Relaxed),
+            peak_callers: c.peak_callers.load(Relaxed),
+            peak_threads_asked: c.peak_threads_asked.load(Relaxed),
+        }
     }
 }
 
