@@ -148,10 +148,5 @@ fn batch_dims<T, SA: Data<Elem = T>, SB: Data<Elem = T>>(
             format!("a's matrices have {k} columns but b's have {kb} rows"),
         ));
     }
-    let dims = ProductDims {
-        m: super::blas_int(op, m)?,
-        n: super::blas_int(op, n)?,
-        k: super::blas_int(op, k)?,
-    };
-    Ok((batch, dims))
+    Ok((batch, ProductDims::new(op, m, n, k)?))
 }

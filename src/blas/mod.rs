@@ -167,9 +167,18 @@ impl ProductDims {
         }
     }
 
+    /// Checks `m, n, k` against the BLAS integer.
+    fn new(op: &'static str, m: usize, n: usize, k: usize) -> Result<Self> {
+        Ok(ProductDims {
+            m: blas_int(op, m)?,
+            n: blas_int(op, n)?,
+            k: blas_int(op, k)?,
+        })
+    }
+
     fn usize(self) -> (usize, usize, usize) {
-        // Non-negative by construction (converted from usize).
-        (self.m as usize, self.n as usize, self.k as usize)
+        let back = |d: c_int| usize::try_from(d).expect("converted from a usize");
+        (back(self.m), back(self.n), back(self.k))
     }
 }
 
@@ -218,11 +227,7 @@ fn product_dims<T, SA: Data<Elem = T>, SB: Data<Elem = T>>(
             format!("a has {k} columns but b has {kb} rows"),
         ));
     }
-    Ok(ProductDims {
-        m: blas_int(op, m)?,
-        n: blas_int(op, n)?,
-        k: blas_int(op, k)?,
-    })
+    ProductDims::new(op, m, n, k)
 }
 
 /// Matrix–vector product `a · x` of an `m × k` matrix and a length-`k` vector, in
