@@ -50,7 +50,7 @@ pub struct Args {
     #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_threads: Option<u32>,
     /// Grid: seconds of serial work per cell and round.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub cell_seconds: Option<f64>,
     /// Grid and matmul vs numpy: rounds per cell (cells interleaved, medians quoted).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]

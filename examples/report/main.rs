@@ -45,7 +45,14 @@ fn main() -> ExitCode {
     // Before anything else: re-executes once with OPENBLAS_CORETYPE set if OpenBLAS fell back to
     // a generic kernel (a benchmark on the wrong kernel measures nothing about threading).
     let selection = parlinalg::kernel::ensure_best_kernel();
-    let args = Args::parse();
+    let code = real_main(std::env::args_os().collect(), &selection.to_string());
+    ExitCode::from(code)
+}
+
+/// Everything after the kernel check; returns the exit code (2 for a bad command line, from
+/// clap, which also prints the message).
+fn real_main(argv: Vec<std::ffi::OsString>, kernel: &str) -> u8 {
+    let args = Args::try_parse_from(argv).unwrap_or_else(|e| e.exit());
     let role = if let Some(spec) = &args.worker {
         Some(processes::worker_main(spec))
     } else {
@@ -55,21 +62,21 @@ fn main() -> ExitCode {
     };
     if let Some(result) = role {
         return match result {
-            Ok(()) => ExitCode::SUCCESS,
+            Ok(()) => 0,
             Err(e) => {
                 eprintln!("report (child): {e}");
-                ExitCode::FAILURE
+                1
             }
         };
     }
     let cores = parlinalg::threads::Cores::detect().count;
     let settings = Settings::resolve(&args, cores).unwrap_or_else(|e| e.exit());
     let command: Vec<String> = std::env::args().collect();
-    match run(&settings, &selection.to_string(), command, true) {
-        Ok(_) => ExitCode::SUCCESS,
+    match run(&settings, kernel, command, true) {
+        Ok(_) => 0,
         Err(e) => {
             eprintln!("report: {e}");
-            ExitCode::FAILURE
+            1
         }
     }
 }
@@ -235,6 +242,69 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Environment variable holding the command line (JSON) when a test runs `main_entry` as
+    /// the report itself.
+    const MAIN_ENV: &str = "PARLINALG_REPORT_MAIN_ARGS";
+
+    /// Plays the report binary (a test harness is not one) when the spawning test asks.
+    #[test]
+    fn main_entry() {
+        if let Ok(json) = std::env::var(MAIN_ENV) {
+            let argv: Vec<String> = serde_json::from_str(&json).unwrap();
+            let argv = argv.into_iter().map(Into::into).collect();
+            std::process::exit(i32::from(real_main(argv, "kernel: test")));
+        }
+    }
+
+    /// Runs the report's main in a child process with `args`: (exit code, stdout, stderr).
+    fn report_process(args: &[&str]) -> (Option<i32>, String, String) {
+        let argv: Vec<&str> = std::iter::once("report")
+            .chain(args.iter().copied())
+            .collect();
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "tests::main_entry",
+                "--exact",
+                "--nocapture",
+                "--test-threads",
+                "1",
+                "-q",
+            ])
+            .env(MAIN_ENV, serde_json::to_string(&argv).unwrap())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn bad_flags_exit_2_with_a_clear_message() {
+        for (args, says) in [
+            (&["--frobnicate"][..], "unexpected argument '--frobnicate'"),
+            (&["--sizes", "64,abc"], "invalid value 'abc' for '--sizes"),
+            (&["--workers", "0"], "0 is not in 1..=64"),
+            (&["--only", "grid", "--skip", "grid"], "no section to run"),
+            (&["--cell-seconds", "-3"], "outside (0, 600] seconds"),
+        ] {
+            let (code, _, err) = report_process(args);
+            assert_eq!(code, Some(2), "{args:?}: {err}");
+            assert!(err.contains(says), "{args:?}: {err}");
+            assert!(
+                err.contains("--help"),
+                "{args:?} should point to --help: {err}"
+            );
+        }
+        let (code, out, _) = report_process(&["--help"]);
+        assert_eq!(code, Some(0));
+        assert!(
+            out.contains("--quick") && out.contains("--out <DIR>"),
+            "{out}"
+        );
+    }
 
     /// A tiny run of every section, shared by the tests below (it takes a few seconds).
     fn tiny() -> &'static (Settings, ReportData) {

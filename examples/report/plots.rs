@@ -10,7 +10,7 @@ use crate::latency::LatencySection;
 const PANEL_W: f32 = 300.0;
 const PANEL_H: f32 = 240.0;
 const MARGIN_L: f32 = 50.0;
-const MARGIN_T: f32 = 60.0;
+const MARGIN_T: f32 = 80.0;
 const MARGIN_B: f32 = 70.0;
 const GAP: f32 = 40.0;
 
@@ -117,7 +117,7 @@ pub fn speedup(grid: &GridSection, title: &str) -> Canvas {
         } else {
             format!("n = {}, batch of {}", size.n, size.batch)
         };
-        c.text(x0 + PANEL_W / 2.0, y0 - 6.0, name, 12.0, Anchor::Middle);
+        c.text(x0 + PANEL_W / 2.0, y0 - 10.0, name, 12.0, Anchor::Middle);
         let ideal: Vec<(f32, f32)> = (1..=grid.settings.max_threads)
             .map(|t| (px(t as f64), py((t.min(grid.cores)) as f64)))
             .collect();
@@ -224,7 +224,7 @@ pub fn heatmap(grid: &GridSection, title: &str) -> Canvas {
         } else {
             format!("n = {}", size.n)
         };
-        c.text(x0 + PANEL_W / 2.0, y0 - 6.0, name, 12.0, Anchor::Middle);
+        c.text(x0 + PANEL_W / 2.0, y0 - 10.0, name, 12.0, Anchor::Middle);
         for cell in &size.cells {
             let i = ks.iter().position(|&k| k == cell.outer).expect("listed");
             let j = ns.iter().position(|&n| n == cell.blas).expect("listed");
@@ -279,8 +279,8 @@ pub fn heatmap(grid: &GridSection, title: &str) -> Canvas {
 
 /// p50 / p99 / max of each latency condition, log scale.
 pub fn latency(lat: &LatencySection) -> Canvas {
-    let width = 640.0;
-    let (x0, y0, w, h) = (70.0, 60.0, 540.0, 240.0);
+    let width = 820.0;
+    let (x0, y0, w, h) = (70.0, 70.0, 720.0, 240.0);
     let mut c = Canvas::new(width, y0 + h + 80.0);
     c.text(
         width / 2.0,
