@@ -237,6 +237,9 @@ fn latency(o: &Opts) {
     set_blas_threads_auto().unwrap();
 }
 
+/// A named case of the scope bench.
+type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
 /// Entering and leaving a scope that changes nothing, and one that changes the count.
 fn scope(o: &Opts) {
     let iters = if o.samples > 50 { 1_000_000 } else { 1000 };
@@ -248,7 +251,7 @@ fn scope(o: &Opts) {
     );
     println!("| scope | ns |");
     println!("|---|---:|");
-    let cases: [(&str, Box<dyn Fn()>); 4] = [
+    let cases: [Case<'_>; 4] = [
         (
             "blas_threads_scope(current): changes nothing",
             Box::new(|| drop(black_box(blas_threads_scope(now).unwrap()))),
