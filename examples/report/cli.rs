@@ -279,8 +279,8 @@ impl Settings {
                 sizes,
                 large,
                 max_threads,
-                cell_seconds: args.cell_seconds.unwrap_or(pick(mode, 0.04, 0.2, 1.0)),
-                rounds: args.rounds.map_or(pick(mode, 1, 2, 3), |r| r as usize),
+                cell_seconds: args.cell_seconds.unwrap_or(pick(mode, 0.04, 0.25, 1.0)),
+                rounds: args.rounds.map_or(pick(mode, 1, 3, 3), |r| r as usize),
             },
             latency: LatencySettings {
                 small: 256,

@@ -6,15 +6,16 @@
 //! cargo run --release --example report -- --help
 //! ```
 //!
-//! Sections (each ends with one sentence computed from its numbers):
+//! Sections (each ends with one sentence computed from its numbers), after a header with the
+//! kernel and the thread report:
 //! 1. the classic table: serial vs C threads vs C processes for g (exp over an array), f (a
 //!    scalar exp loop) and h (a batch of products, every BLAS-threads choice), numpy's version
 //!    beside it, and what sharing memory with the processes cost;
-//! 2. matmul throughput against numpy (A/B in the same run);
-//! 3. the inner vs outer grid: every K outer × N BLAS pair, the best, the default policy, the
+//! - matmul throughput against numpy (A/B in the same run);
+//! 2. the inner vs outer grid: every K outer × N BLAS pair, the best, the default policy, the
 //!    worst oversubscribed pair;
-//! 4. a small product's latency beside large ones, fixed BLAS threads vs `auto`;
-//! 5. the grid under the OpenMP build of OpenBLAS when it is installed.
+//! 3. a small product's latency beside large ones, fixed BLAS threads vs `auto`;
+//! 4. the grid under the OpenMP build of OpenBLAS when it is installed.
 //!
 //! Markdown on stdout; report.md, report.json, CSV files and PNG/SVG plots in `--out`.
 

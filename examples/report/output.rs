@@ -92,8 +92,9 @@ pub fn classic_md(c: &ClassicSection) -> String {
         "g: exp over {} elements at once (`array_exp`), {}×; f: a scalar loop calling `f64::exp` \
          per element over the same array, {}×; h: {} products of {}×{} f64 matrices. Threads \
          and processes split the repetitions (g, f) or the products (h); processes are this \
-         program re-executed, sharing inputs and outputs through one memfd segment. Time \
-         (speedup over serial).\n",
+         program re-executed, sharing inputs and outputs through one memfd segment; their time \
+         runs from the first spawn to the last exit (writing the inputs into the segment is \
+         listed apart, below). Time (speedup over serial).\n",
         s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size
     );
     let py_rows: &[ClassicRow] = match &c.python {
