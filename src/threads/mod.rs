@@ -10,7 +10,7 @@
 //! | outer threads | [`set_outer_threads`], [`Plan`] | `PARLINALG_OUTER_THREADS` | `RAYON_NUM_THREADS` | [`Cores::detect`] |
 //!
 //! A variable holding junk (`abc`, `-1`, `0` where zero means nothing, `1e9`, an empty string, a
-//! count above the maximum) is an [`Error::InvalidEnv`](crate::Error::InvalidEnv) naming it,
+//! count above the maximum) is an [`Error::InvalidEnv`] naming it,
 //! returned by every function that needs the thread settings (all BLAS and LAPACK calls
 //! included) — never a silent fallback.
 //!

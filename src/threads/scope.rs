@@ -47,7 +47,7 @@ impl Drop for BlasThreadsGuard {
     }
 }
 
-/// Opens a scope in which BLAS calls use `threads` threads (see the [module docs](self) for
+/// Opens a scope in which BLAS calls use `threads` threads (see the [module docs](crate::threads) for
 /// overlapping scopes on several threads).
 ///
 /// # Errors
