@@ -37,16 +37,18 @@ pub fn array_exp(x: &ArrayView1<'_, f64>) -> Array1<f64> {
     stand_in_exp(x) // TODO(merge): parlinalg::exp — replace this line with `parlinalg::exp(x)`
 }
 
-/// Until `parlinalg::exp` lands: ndarray's elementwise exp, parallelised with rayon over the
-/// contiguous buffer (ndarray's own `par_mapv_inplace` needs its rayon feature, which is off).
+/// Until `parlinalg::exp` lands: `f64::exp` over the contiguous buffer, rayon-parallel into a
+/// new array (ndarray's own `par_mapv_inplace` needs its rayon feature, which is off).
 fn stand_in_exp(x: &ArrayView1<'_, f64>) -> Array1<f64> {
-    let mut out = x.to_owned();
-    out.as_slice_mut()
-        .expect("an owned 1-D array is contiguous")
-        .par_iter_mut()
-        .with_min_len(1 << 14)
-        .for_each(|v| *v = v.exp());
-    out
+    let values: Vec<f64> = match x.as_slice() {
+        Some(s) => s
+            .par_iter()
+            .with_min_len(1 << 14)
+            .map(|v| v.exp())
+            .collect(),
+        None => x.iter().map(|v| v.exp()).collect(),
+    };
+    Array1::from_vec(values)
 }
 
 /// Runs g `reps` times over `x` and leaves the last result in `out`.
