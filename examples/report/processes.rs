@@ -262,6 +262,8 @@ pub struct WorkerSpec {
     pub n: usize,
     /// BLAS threads in this worker.
     pub blas: usize,
+    /// The parent's process id: a worker whose parent died stops waiting.
+    pub parent: u32,
 }
 
 /// A process row's job: the workload and its inputs in the parent.
@@ -394,6 +396,7 @@ pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
             output,
             n,
             blas,
+            parent: std::process::id(),
         };
         let json = serde_json::to_string(&spec).expect("specs serialise");
         match self_command(SelfRole::Worker, &json).spawn() {
@@ -547,6 +550,10 @@ pub fn worker_main(spec_json: &str) -> Result<(), String> {
         h.ready.fetch_add(1, Ordering::AcqRel);
         loop {
             match h.go.load(Ordering::Acquire) {
+                // SAFETY: getppid has no preconditions and cannot fail.
+                0 if u32::try_from(unsafe { libc::getppid() }).ok() != Some(spec.parent) => {
+                    return Err("the parent exited before saying go".into())
+                }
                 0 => std::thread::sleep(Duration::from_micros(50)),
                 1 => break,
                 _ => return Err("aborted by the parent".into()),
