@@ -276,7 +276,13 @@ pub fn conclude(workers: usize, rust: &[ClassicRow], python: &PythonClassic) -> 
         .filter(|(_, (t, p))| **t < 0.95 * **p)
         .map(|(name, _)| *name)
         .collect();
-    let verdict = if behind.is_empty() {
+    let best_any = t.iter().chain(&p).copied().fold(0.0, f64::max);
+    let verdict = if best_any < 0.6 * workers as f64 {
+        format!(
+            "neither came near {workers}× (at best {best_any:.2}×): other programs were probably \
+             using the cores, so rerun on an idle machine"
+        )
+    } else if behind.is_empty() {
         "threads did everything processes did, without the spawn, since Rust has no GIL".to_owned()
     } else {
         format!(
@@ -432,6 +438,17 @@ mod tests {
         let s = conclude(2, &rows(1.5), &none);
         assert!(s.contains("ahead of threads on f"), "{s}");
         assert!(!s.contains("no GIL"), "{s}");
+        let mut slow = rows(1.0);
+        for r in &mut slow {
+            r.seconds = if r.how == How::Serial {
+                r.seconds
+            } else {
+                r.seconds * 1.8
+            };
+        }
+        fill_speedups(&mut slow);
+        let s = conclude(2, &slow, &none);
+        assert!(s.contains("neither came near 2×"), "{s}");
     }
 
     #[test]
