@@ -130,9 +130,10 @@ fn run<T: DirectGemm>(n: usize, threads: usize, rounds: Option<usize>) {
     let ni = n as i32;
     let mut out = Array2::<T>::zeros((n, n));
     let mut raw = vec![T::zero(); n * n];
-    // Batch so that one timing covers ≥ ~1 ms; rounds so that a cell takes a few seconds.
+    // Batch so that one timing covers ≥ ~1 ms (5·10⁷ flops); rounds so that a cell takes a
+    // few seconds.
     let flops = 2.0 * (n as f64).powi(3);
-    let batch = ((1e6 / flops.max(1.0)) as usize).clamp(1, 20_000);
+    let batch = ((5e7 / flops.max(1.0)) as usize).clamp(1, 20_000);
     let rounds = rounds.unwrap_or(match n {
         0..=64 => 200,
         65..=256 => 60,

@@ -25,20 +25,10 @@ pub(crate) struct MatrixLayout {
     pub ld: usize,
 }
 
-impl MatrixLayout {
-    /// `(rows, cols)` of the stored (pre-transpose) matrix for a logical `rows × cols` view, as
-    /// BLAS's gemv wants them.
-    pub fn stored_dims(&self, rows: usize, cols: usize) -> (usize, usize) {
-        match self.trans {
-            Transpose::NoTrans => (rows, cols),
-            Transpose::Trans => (cols, rows),
-        }
-    }
-}
-
 /// The BLAS layout of a logical `rows × cols` view with the given element strides, or `None`
 /// when BLAS cannot read it in place (inner stride ≠ 1 on both axes, negative or zero strides
 /// on a non-trivial axis, rows closer together than their width).
+#[inline]
 pub(crate) fn matrix_layout(
     rows: usize,
     cols: usize,
@@ -75,6 +65,7 @@ pub(crate) fn matrix_layout(
 
 /// The leading dimension for `outer` stored rows of `width` elements each, spaced by
 /// `outer_stride`, if BLAS accepts it.
+#[inline]
 fn leading_dimension(outer: usize, width: usize, outer_stride: isize) -> Option<usize> {
     let min_ld = width.max(1);
     if outer <= 1 {
@@ -208,11 +199,5 @@ mod tests {
         assert_eq!(vector_inc(5, 0), None);
         assert_eq!(vector_inc(1, -4), Some(1));
         assert_eq!(vector_inc(0, 0), Some(1));
-    }
-
-    #[test]
-    fn stored_dims_follow_the_transpose() {
-        assert_eq!(trans(3).unwrap().stored_dims(3, 5), (5, 3));
-        assert_eq!(no_trans(5).unwrap().stored_dims(3, 5), (3, 5));
     }
 }

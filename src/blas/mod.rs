@@ -22,6 +22,7 @@ pub use ffi::BlasScalar;
 pub(crate) use ffi::{get_num_threads, get_parallel, set_num_threads};
 
 use std::ffi::c_int;
+use std::marker::PhantomData;
 
 use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, DataMut, Ix1, Ix2};
 
@@ -29,7 +30,7 @@ use crate::alloc::{filled, uninit_buffer};
 use crate::threads::{blas_call, CallSize};
 use crate::{Error, Float, Result};
 use ffi::{MatArg, Transpose, VecArg};
-use layout::{matrix_layout, vector_inc, MatrixLayout};
+use layout::{matrix_layout, vector_inc};
 
 /// Matrix product `a · b` of an `m × k` and a `k × n` matrix, in `cblas_?gemm`.
 ///
@@ -155,6 +156,8 @@ struct ProductDims {
     m: c_int,
     n: c_int,
     k: c_int,
+    /// The same, as the sizes they were converted from.
+    sizes: (usize, usize, usize),
 }
 
 impl ProductDims {
@@ -164,21 +167,24 @@ impl ProductDims {
             m: self.n,
             n: self.m,
             k: self.k,
+            sizes: (self.sizes.1, self.sizes.0, self.sizes.2),
         }
     }
 
     /// Checks `m, n, k` against the BLAS integer.
+    #[inline]
     fn new(op: &'static str, m: usize, n: usize, k: usize) -> Result<Self> {
         Ok(ProductDims {
             m: blas_int(op, m)?,
             n: blas_int(op, n)?,
             k: blas_int(op, k)?,
+            sizes: (m, n, k),
         })
     }
 
+    #[inline]
     fn usize(self) -> (usize, usize, usize) {
-        let back = |d: c_int| usize::try_from(d).expect("converted from a usize");
-        (back(self.m), back(self.n), back(self.k))
+        self.sizes
     }
 }
 
@@ -270,7 +276,11 @@ where
     let mut y = uninit_buffer::<T>(OP, m)?;
     let a = MatrixOperand::new(OP, a)?;
     let x = VectorOperand::new(OP, x)?;
-    let (stored_rows, stored_cols) = a.layout.stored_dims(m, k);
+    // gemv wants the stored (pre-transpose) matrix's dimensions.
+    let (stored_rows, stored_cols) = match a.arg().trans {
+        Transpose::NoTrans => (m, k),
+        Transpose::Trans => (k, m),
+    };
     let (rows, cols) = (blas_int(OP, stored_rows)?, blas_int(OP, stored_cols)?);
     let y_ptr = y.as_mut_ptr();
     blas_call(CallSize::Gemv { m, n: k }, || {
@@ -328,39 +338,60 @@ where
     })
 }
 
-/// A matrix operand BLAS can read in place: the caller's view when its layout fits, else a
-/// C-order copy.
+/// A matrix operand BLAS can read in place: the caller's data when its layout fits, else a
+/// C-order copy that the operand owns.
 struct MatrixOperand<'a, T> {
-    data: CowArray<'a, T, Ix2>,
-    layout: MatrixLayout,
-    ld: c_int,
+    arg: MatArg<T>,
+    /// Keeps the copy alive when `arg` points into it.
+    _copy: Option<Vec<T>>,
+    _borrow: PhantomData<&'a T>,
 }
 
 impl<'a, T: Float> MatrixOperand<'a, T> {
+    #[inline]
     fn new<S: Data<Elem = T>>(op: &'static str, a: &'a ArrayBase<S, Ix2>) -> Result<Self> {
-        if let Some(operand) = Self::in_place(CowArray::from(a.view())) {
-            return Ok(operand);
+        let (rows, cols) = a.dim();
+        let strides = a.strides();
+        if let Some(arg) = Self::blas_arg(a.as_ptr(), rows, cols, strides[0], strides[1]) {
+            return Ok(MatrixOperand {
+                arg,
+                _copy: None,
+                _borrow: PhantomData,
+            });
         }
-        let copy = Array2::from_shape_vec(a.raw_dim(), c_order_copy(op, a)?)
-            .expect("the copy has the view's length");
-        Ok(Self::in_place(CowArray::from(copy)).expect("a C-order array always has a BLAS layout"))
+        let copy = c_order_copy(op, a)?;
+        let c_order_stride = isize::try_from(cols).expect("a slice's length fits isize");
+        let arg = Self::blas_arg(copy.as_ptr(), rows, cols, c_order_stride, 1)
+            .expect("a C-order copy always has a BLAS layout");
+        Ok(MatrixOperand {
+            arg,
+            _copy: Some(copy),
+            _borrow: PhantomData,
+        })
     }
 
-    /// `Some` when BLAS can read `data` as it is, with a leading dimension that fits c_int.
-    fn in_place(data: CowArray<'a, T, Ix2>) -> Option<Self> {
-        let (rows, cols) = data.dim();
-        let strides = data.strides();
-        let layout = matrix_layout(rows, cols, strides[0], strides[1])?;
+    /// `Some` when BLAS can read the matrix at `ptr` with these strides as it is, with a
+    /// leading dimension that fits c_int.
+    #[inline]
+    fn blas_arg(
+        ptr: *const T,
+        rows: usize,
+        cols: usize,
+        row_stride: isize,
+        col_stride: isize,
+    ) -> Option<MatArg<T>> {
+        let layout = matrix_layout(rows, cols, row_stride, col_stride)?;
         let ld = c_int::try_from(layout.ld).ok()?;
-        Some(MatrixOperand { data, layout, ld })
+        Some(MatArg {
+            ptr,
+            trans: layout.trans,
+            ld,
+        })
     }
 
+    #[inline]
     fn arg(&self) -> MatArg<T> {
-        MatArg {
-            ptr: self.data.as_ptr(),
-            trans: self.layout.trans,
-            ld: self.ld,
-        }
+        self.arg
     }
 }
 
@@ -395,6 +426,7 @@ impl<'a, T: Float> VectorOperand<'a, T> {
 }
 
 /// Converts a dimension to the BLAS integer, or says it is too large.
+#[inline]
 fn blas_int(op: &'static str, dim: usize) -> Result<c_int> {
     c_int::try_from(dim).map_err(|_| Error::DimensionTooLarge {
         op,

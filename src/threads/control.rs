@@ -85,8 +85,7 @@ struct State {
     outer: Setting<usize>,
     scopes: Vec<ScopeEntry>,
     next_scope_id: u64,
-    /// Callers inside a call OpenBLAS may thread.
-    active_threaded: usize,
+    /// When two callers last overlapped in calls OpenBLAS may thread.
     last_overlap: Option<Instant>,
 }
 
@@ -95,10 +94,11 @@ struct State {
 struct Counters {
     calls: AtomicU64,
     overlapping_calls: AtomicU64,
-    /// Callers inside a BLAS call now.
-    active: AtomicUsize,
-    /// Threads the active callers asked for, summed.
-    active_asked: AtomicUsize,
+    /// Callers inside a BLAS call now (low 32 bits) and the threads they asked for, summed
+    /// (high 32 bits): one atomic, so a call updates both at once.
+    load: AtomicU64,
+    /// Callers inside a call OpenBLAS may thread.
+    active_threaded: AtomicUsize,
     peak_callers: AtomicUsize,
     peak_threads_asked: AtomicUsize,
     warned: AtomicBool,
@@ -109,6 +109,11 @@ struct Counters {
 pub(crate) struct Control {
     state: Mutex<State>,
     counters: Counters,
+    /// The count a threadable call gets without taking the lock: whatever else runs (a fixed
+    /// count or an open scope), or 0 when the lock must decide.
+    fast_any: AtomicUsize,
+    /// The same for a caller alone (`auto` with no recent overlap), or 0.
+    fast_alone: AtomicUsize,
     pub cores: Cores,
     pub layer: ThreadingLayer,
     pub max_blas: usize,
@@ -141,10 +146,11 @@ impl Control {
                 outer: settings.outer,
                 scopes: Vec::new(),
                 next_scope_id: 0,
-                active_threaded: 0,
                 last_overlap: None,
             }),
             counters: Counters::default(),
+            fast_any: AtomicUsize::new(0),
+            fast_alone: AtomicUsize::new(0),
             cores,
             layer: lib.threading,
             max_blas,
@@ -152,6 +158,7 @@ impl Control {
         {
             let state = control.lock();
             control.apply(&state, control.solitary_threads(&state));
+            control.refresh_fast(&state);
         }
         Ok(control)
     }
@@ -160,6 +167,18 @@ impl Control {
         // A panic while holding this lock cannot leave the state inconsistent (every update is
         // a few plain field writes), so a poisoned lock is used as it is.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Recomputes the lock-free answers after the state changed (called with the lock held).
+    fn refresh_fast(&self, s: &State) {
+        let (any, alone) = match (scoped_threads(&s.scopes), s.baseline.value) {
+            (Some(n), _) | (None, BlasThreads::Fixed(n)) => (n, n),
+            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => (0, 0),
+            (None, BlasThreads::Auto) if s.last_overlap.is_some() => (0, 0),
+            (None, BlasThreads::Auto) => (0, self.cores.count.min(self.max_blas)),
+        };
+        self.fast_any.store(any, Relaxed);
+        self.fast_alone.store(alone, Relaxed);
     }
 
     /// The count for a call that is alone (or made under scopes, which are honoured exactly).
@@ -177,6 +196,11 @@ impl Control {
     /// held. In the OpenMP build the count is per calling thread, and OpenBLAS reports only the
     /// last one set, so it is always set.
     fn apply(&self, _locked: &State, n: usize) {
+        self.set_if_different(n);
+    }
+
+    /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build).
+    fn set_if_different(&self, n: usize) {
         let current = usize::try_from(crate::blas::get_num_threads()).ok();
         let needed = match self.layer {
             ThreadingLayer::Sequential => false,
@@ -199,38 +223,62 @@ impl Control {
         };
         let c = &self.counters;
         c.calls.fetch_add(1, Relaxed);
-        let active = c.active.fetch_add(1, Relaxed) + 1;
-        let asked_now = c.active_asked.fetch_add(asked, Relaxed) + asked;
-        c.peak_callers.fetch_max(active, Relaxed);
-        c.peak_threads_asked.fetch_max(asked_now, Relaxed);
-        if asked_now > self.cores.count && !c.warned.swap(true, Relaxed) {
-            self.warn_oversubscribed(active, asked_now);
+        let now = c.load.fetch_add(load_delta(asked), Relaxed) + load_delta(asked);
+        let (active, asked_now) = unpack_load(now);
+        // Loads first: the read-modify-writes only when a peak is beaten (rarely).
+        if active > c.peak_callers.load(Relaxed) {
+            c.peak_callers.fetch_max(active, Relaxed);
+        }
+        if asked_now > c.peak_threads_asked.load(Relaxed) {
+            c.peak_threads_asked.fetch_max(asked_now, Relaxed);
+            if asked_now > self.cores.count && !c.warned.swap(true, Relaxed) {
+                self.warn_oversubscribed(active, asked_now);
+            }
         }
         asked
     }
 
-    /// The thread count for a call OpenBLAS may thread, applied under the lock.
+    /// The thread count for a call OpenBLAS may thread, and applies it. Without the lock when
+    /// the answer does not depend on other callers (a fixed count, an open scope, or `auto`
+    /// for a caller alone); under it otherwise.
     fn enter_threaded(&self) -> usize {
-        let mut s = self.lock();
-        s.active_threaded += 1;
-        let now = Instant::now();
-        if s.active_threaded > 1 {
-            s.last_overlap = Some(now);
+        let threaded = self.counters.active_threaded.fetch_add(1, Relaxed) + 1;
+        if threaded > 1 {
             self.counters.overlapping_calls.fetch_add(1, Relaxed);
         }
-        let overlapping = s
-            .last_overlap
-            .is_some_and(|t| now.duration_since(t) < OVERLAP_WINDOW);
+        let fast = match self.fast_any.load(Relaxed) {
+            0 if threaded == 1 => self.fast_alone.load(Relaxed),
+            any => any,
+        };
+        if fast != 0 {
+            self.set_if_different(fast);
+            return fast;
+        }
+        let mut s = self.lock();
+        // The clock is read only around overlaps: a caller alone pays nothing for it.
+        let overlapping = if threaded > 1 {
+            s.last_overlap = Some(Instant::now());
+            true
+        } else if let Some(t) = s.last_overlap {
+            let recent = t.elapsed() < OVERLAP_WINDOW;
+            if !recent {
+                s.last_overlap = None;
+            }
+            recent
+        } else {
+            false
+        };
         let n = match (scoped_threads(&s.scopes), s.baseline.value) {
             (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
             (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
                 // Each OpenMP caller gets its own team: share the cores.
-                (self.cores.count / s.active_threaded).max(1)
+                (self.cores.count / threaded).max(1)
             }
             (None, BlasThreads::Auto) if overlapping => 1,
             (None, BlasThreads::Auto) => self.cores.count.min(self.max_blas),
         };
         self.apply(&s, n);
+        self.refresh_fast(&s);
         n
     }
 
@@ -246,10 +294,9 @@ impl Control {
 
     fn leave(&self, size: CallSize, asked: usize) {
         if size.may_thread() {
-            self.lock().active_threaded -= 1;
+            self.counters.active_threaded.fetch_sub(1, Relaxed);
         }
-        self.counters.active.fetch_sub(1, Relaxed);
-        self.counters.active_asked.fetch_sub(asked, Relaxed);
+        self.counters.load.fetch_sub(load_delta(asked), Relaxed);
     }
 
     /// Opens a scope of `threads` on the calling thread; returns its id.
@@ -264,6 +311,7 @@ impl Control {
         });
         let n = self.solitary_threads(&s);
         self.apply(&s, n);
+        self.refresh_fast(&s);
         id
     }
 
@@ -273,6 +321,7 @@ impl Control {
         s.scopes.retain(|e| e.id != id);
         let n = self.solitary_threads(&s);
         self.apply(&s, n);
+        self.refresh_fast(&s);
     }
 
     /// Replaces the baseline (from code).
@@ -284,6 +333,7 @@ impl Control {
         };
         let n = self.solitary_threads(&s);
         self.apply(&s, n);
+        self.refresh_fast(&s);
     }
 
     /// Replaces the outer thread count (from code).
@@ -316,6 +366,18 @@ impl Control {
             peak_threads_asked: c.peak_threads_asked.load(Relaxed),
         }
     }
+}
+
+/// What one caller adds to [`Counters::load`]: itself, and the threads it asked for.
+fn load_delta(asked: usize) -> u64 {
+    // Thread counts are capped at MAX_THREADS, so the sum of any number of callers' requests
+    // stays far below 2³² in practice; callers are counted below 2³² as well.
+    1 | (asked as u64) << 32
+}
+
+/// `(callers, threads asked)` from [`Counters::load`].
+fn unpack_load(load: u64) -> (usize, usize) {
+    ((load & 0xffff_ffff) as usize, (load >> 32) as usize)
 }
 
 /// The smallest of each thread's innermost scope.
