@@ -49,6 +49,7 @@ mod blas;
 mod error;
 pub mod kernel;
 mod scalar;
+mod simd;
 pub mod threads;
 
 pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};

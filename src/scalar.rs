@@ -1,12 +1,15 @@
 //! The element types parlinalg computes with.
 
 use crate::blas::BlasScalar;
+use crate::simd::SimdScalar;
 
 /// `f32` or `f64`: the element types every parlinalg function takes.
 ///
-/// The trait is sealed: its BLAS dispatch lives in a supertrait users cannot name or implement.
+/// The trait is sealed: its BLAS dispatch and its SIMD kernels live in supertraits users cannot
+/// name or implement.
 pub trait Float:
     BlasScalar
+    + SimdScalar
     + ndarray::LinalgScalar
     + num_traits::Float
     + std::fmt::Debug
