@@ -46,13 +46,21 @@ use openblas_src as _;
 pub use ndarray;
 
 mod blas;
+mod elementwise;
 mod error;
 pub mod kernel;
+mod par;
 mod scalar;
 mod simd;
 pub mod threads;
 
 pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};
 pub use blas::{dot, matmul, matvec};
+pub use elementwise::{
+    add, add_into, div, div_into, exp, exp_inplace, exp_into, ln, ln_inplace, ln_into, mul,
+    mul_into, sigmoid, sigmoid_inplace, sigmoid_into, sqrt, sqrt_inplace, sqrt_into, sub, sub_into,
+    tanh, tanh_inplace, tanh_into,
+};
 pub use error::{Error, Result};
 pub use scalar::Float;
+pub use simd::{simd_level, SimdLevel};
