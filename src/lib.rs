@@ -50,6 +50,7 @@ mod elementwise;
 mod error;
 pub mod kernel;
 mod par;
+mod reduce;
 mod scalar;
 mod simd;
 pub mod threads;
@@ -62,5 +63,8 @@ pub use elementwise::{
     tanh, tanh_inplace, tanh_into,
 };
 pub use error::{Error, Result};
+pub use reduce::{
+    max, max_axis, mean, mean_axis, min, min_axis, norm2, norm2_axis, sum, sum_axis,
+};
 pub use scalar::Float;
 pub use simd::{simd_level, SimdLevel};
