@@ -254,7 +254,8 @@ pub(crate) fn tanh_f64<const FMA: bool>(x: f64) -> f64 {
     for &c in TANH64_Q[..10].iter().rev() {
         q = fma64::<FMA>(q, z, c);
     }
-    let small = fma64::<FMA>(x * z, q, x);
+    // Odd: computed on |x| and given x's sign (so that tanh(-0) = -0).
+    let small = fma64::<FMA>(ax * z, q, ax).copysign(x);
     if ax < 0.625 {
         small
     } else {
@@ -283,7 +284,7 @@ pub(crate) fn tanh_f32<const FMA: bool>(x: f32) -> f32 {
     for &c in TANH32_Q[..4].iter().rev() {
         q = fma32::<FMA>(q, z, c);
     }
-    let small = fma32::<FMA>(x * z, q, x);
+    let small = fma32::<FMA>(ax * z, q, ax).copysign(x);
     if ax < 0.625 {
         small
     } else {

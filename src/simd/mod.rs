@@ -61,6 +61,38 @@ pub fn simd_level() -> SimdLevel {
     *LEVEL.get_or_init(SimdLevel::detect)
 }
 
+/// Runs the unary kernel `op` (`"exp"`, `"ln"`, `"sqrt"`, `"tanh"`, `"sigmoid"`) over `src`
+/// at a chosen level, serially: for tests and benches that compare the SIMD and the portable
+/// paths. Not part of the stable API.
+///
+/// # Errors
+/// [`crate::Error::Config`] when this CPU cannot run `level` or `op` is unknown.
+#[doc(hidden)]
+pub fn unary_at_level<T: crate::Float>(
+    level: SimdLevel,
+    op: &str,
+    src: &[T],
+) -> crate::Result<Vec<T>> {
+    if level > SimdLevel::detect() {
+        return Err(crate::Error::Config(format!(
+            "this CPU cannot run the {level:?} kernels"
+        )));
+    }
+    let op = match op {
+        "exp" => Unary::Exp,
+        "ln" => Unary::Ln,
+        "sqrt" => Unary::Sqrt,
+        "tanh" => Unary::Tanh,
+        "sigmoid" => Unary::Sigmoid,
+        other => return Err(crate::Error::Config(format!("no unary kernel {other:?}"))),
+    };
+    let mut out = Vec::with_capacity(src.len());
+    T::unary(level, op, src, &mut out.spare_capacity_mut()[..src.len()]);
+    // SAFETY: the kernel wrote all src.len() elements of the spare capacity.
+    unsafe { out.set_len(src.len()) };
+    Ok(out)
+}
+
 /// A unary elementwise operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unary {
