@@ -8,6 +8,8 @@
 //! one level once per process. Reductions use a fixed number of accumulators and no fused
 //! operations, so every level returns bit-identical sums.
 
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 mod math;
 
 use std::mem::MaybeUninit;
@@ -288,7 +290,8 @@ macro_rules! kernels {
 }
 
 macro_rules! impl_scalar {
-    ($t:ty, $m:ident, $exp:ident, $ln:ident, $sqrt:ident, $tanh:ident, $sigmoid:ident) => {
+    ($t:ty, $m:ident, $exp:ident, $ln:ident, $sqrt:ident, $tanh:ident, $sigmoid:ident,
+     avx512: $aexp:ident, $aln:ident, $atanh:ident, $asigmoid:ident) => {
         mod $m {
             use super::math::{$exp, $ln, $sigmoid, $sqrt, $tanh};
             use super::*;
@@ -349,6 +352,21 @@ macro_rules! impl_scalar {
 
             impl SimdScalar for $t {
                 fn unary(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]) {
+                    #[cfg(target_arch = "x86_64")]
+                    if level == SimdLevel::Avx512 {
+                        // SAFETY (all four): `SimdLevel::Avx512` exists only once
+                        // `is_x86_feature_detected!` confirmed the features these functions
+                        // enable.
+                        match op {
+                            Unary::Exp => return unsafe { super::avx512::$aexp(src, dst) },
+                            Unary::Ln => return unsafe { super::avx512::$aln(src, dst) },
+                            Unary::Tanh => return unsafe { super::avx512::$atanh(src, dst) },
+                            Unary::Sigmoid => {
+                                return unsafe { super::avx512::$asigmoid(src, dst) }
+                            }
+                            _ => {}
+                        }
+                    }
                     match op {
                         Unary::Exp => exp(level, src, dst),
                         Unary::Ln => ln(level, src, dst),
@@ -416,6 +434,10 @@ impl_scalar!(
     ln_f64,
     sqrt_f64,
     tanh_f64,
+    sigmoid_f64,
+    avx512: exp_f64,
+    ln_f64,
+    tanh_f64,
     sigmoid_f64
 );
 impl_scalar!(
@@ -424,6 +446,10 @@ impl_scalar!(
     exp_f32,
     ln_f32,
     sqrt_f32,
+    tanh_f32,
+    sigmoid_f32,
+    avx512: exp_f32,
+    ln_f32,
     tanh_f32,
     sigmoid_f32
 );
