@@ -16,7 +16,9 @@
 
 use std::mem::MaybeUninit;
 
-use ndarray::{Array, ArrayBase, ArrayView1, ArrayViewMut1, Axis, Data, DataMut, DimMax, Dimension};
+use ndarray::{
+    Array, ArrayBase, ArrayView1, ArrayViewMut1, Axis, Data, DataMut, DimMax, Dimension,
+};
 use ndarray::{ArrayView, ArrayViewMut, Zip};
 
 use crate::par::{
@@ -100,7 +102,9 @@ fn unary_row<T: Float, O: Slot<T>>(
             let m = s.len();
             inb.iter_mut().zip(&s).for_each(|(bi, v)| *bi = *v);
             T::unary(level, op, &inb[..m], as_uninit_mut(&mut outb[..m]));
-            o.iter_mut().zip(&outb[..m]).for_each(|(slot, v)| slot.put(*v));
+            o.iter_mut()
+                .zip(&outb[..m])
+                .for_each(|(slot, v)| slot.put(*v));
         }
     }
 }
@@ -114,8 +118,7 @@ fn unary_views<T: Float, O: Slot<T>, D: Dimension>(
 ) {
     let level = simd_level();
     if src.strides() == dst.strides() {
-        if let (Some(s), Some(d)) = (src.as_slice_memory_order(), dst.as_slice_memory_order_mut())
-        {
+        if let (Some(s), Some(d)) = (src.as_slice_memory_order(), dst.as_slice_memory_order_mut()) {
             return unary_flat(level, op, s, O::as_uninit(d));
         }
     }
@@ -133,8 +136,8 @@ fn unary_new<T: Float, S: Data<Elem = T>, D: Dimension>(
     x: &ArrayBase<S, D>,
 ) -> Array<T, D> {
     let f_order = !x.is_standard_layout() && is_f_contiguous(x);
-    let mut out = uninit_array::<T, D>(name, x.raw_dim(), f_order)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out =
+        uninit_array::<T, D>(name, x.raw_dim(), f_order).unwrap_or_else(|e| panic!("{e}"));
     unary_views(op, x.view(), out.view_mut());
     // SAFETY: `unary_views` wrote every element of `out` (flat: the chunks cover the slice;
     // rows: the rows cover the array).
@@ -217,11 +220,11 @@ macro_rules! unary_fns {
         ///
         /// # Example
         /// ```
-        /// use parlinalg::ndarray::array;
+        /// use parlinalg::ndarray::{array, Array1};
         ///
-        #[doc = concat!("let x = array![", $ex_in, "];")]
+        #[doc = concat!("let x: Array1<f64> = array![", $ex_in, "];")]
         #[doc = concat!("let y = parlinalg::", stringify!($name), "(&x);")]
-        #[doc = concat!("let want = array![", $ex_out, "];")]
+        #[doc = concat!("let want: Array1<f64> = array![", $ex_out, "];")]
         /// assert!(y.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs()));
         /// // Any layout: here every second element of x, reversed.
         #[doc = concat!("let z = parlinalg::", stringify!($name), "(&x.slice(parlinalg::ndarray::s![..;-2]));")]
@@ -243,11 +246,11 @@ macro_rules! unary_fns {
         ///
         /// # Example
         /// ```
-        /// use parlinalg::ndarray::array;
+        /// use parlinalg::ndarray::{array, Array1};
         ///
-        #[doc = concat!("let mut x = array![", $ex_in, "];")]
+        #[doc = concat!("let mut x: Array1<f64> = array![", $ex_in, "];")]
         #[doc = concat!("parlinalg::", stringify!($inplace), "(&mut x);")]
-        #[doc = concat!("let want = array![", $ex_out, "];")]
+        #[doc = concat!("let want: Array1<f64> = array![", $ex_out, "];")]
         /// assert!(x.iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs()));
         /// # Ok::<(), parlinalg::Error>(())
         /// ```
@@ -271,12 +274,12 @@ macro_rules! unary_fns {
         ///
         /// # Example
         /// ```
-        /// use parlinalg::ndarray::{array, Array2};
+        /// use parlinalg::ndarray::{array, Array1, Array2};
         ///
-        #[doc = concat!("let x = array![", $ex_in, "];")]
+        #[doc = concat!("let x: Array1<f64> = array![", $ex_in, "];")]
         /// let mut out = Array2::zeros((2, x.len()));
         #[doc = concat!("parlinalg::", stringify!($into), "(&x, &mut out)?;")]
-        #[doc = concat!("let want = array![", $ex_out, "];")]
+        #[doc = concat!("let want: Array1<f64> = array![", $ex_out, "];")]
         /// assert!(out.row(1).iter().zip(&want).all(|(a, b)| (a - b).abs() <= 1e-12 * b.abs()));
         #[doc = concat!("assert!(parlinalg::", stringify!($into), "(&x, &mut Array2::zeros((2, 9))).is_err());")]
         /// # Ok::<(), parlinalg::Error>(())
@@ -356,8 +359,16 @@ pub(crate) fn broadcast_shape(a: &[usize], b: &[usize]) -> std::result::Result<V
     let mut out = vec![0; n];
     for i in 0..n {
         // Aligned from the right; missing leading axes count as 1.
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -489,8 +500,12 @@ where
     let shape = broadcast_shape(a.shape(), b.shape())
         .map_err(|why| Error::shape(name, a.shape(), b.shape(), why))?;
     let dim: Broadcast<DA, DB> = dim_of(&shape);
-    let av = a.broadcast(dim.clone()).expect("checked by broadcast_shape");
-    let bv = b.broadcast(dim.clone()).expect("checked by broadcast_shape");
+    let av = a
+        .broadcast(dim.clone())
+        .expect("checked by broadcast_shape");
+    let bv = b
+        .broadcast(dim.clone())
+        .expect("checked by broadcast_shape");
     let f_order = !(av.is_standard_layout() && bv.is_standard_layout())
         && is_f_contiguous(&av)
         && is_f_contiguous(&bv);
@@ -685,7 +700,10 @@ mod tests {
         let a = Array3::from_shape_fn((3, 4, 300), |(i, j, k)| (i + j + k) as f64 * 0.01);
         let mut b = a.clone();
         exp_inplace(&mut b.slice_mut(s![.., ..;2, ..;-3]));
-        assert_eq!(b.slice(s![.., ..;2, ..;-3]), exp(&a.slice(s![.., ..;2, ..;-3])));
+        assert_eq!(
+            b.slice(s![.., ..;2, ..;-3]),
+            exp(&a.slice(s![.., ..;2, ..;-3]))
+        );
         assert_eq!(b.slice(s![.., 1..;2, ..]), a.slice(s![.., 1..;2, ..]));
         assert_eq!(b.slice(s![.., ..;2, ..;-3]).len(), 3 * 2 * 100);
     }

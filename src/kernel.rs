@@ -412,11 +412,10 @@ impl fmt::Display for KernelSelection {
 /// [`KernelSelection::CannotFix`].
 ///
 /// ```no_run
-/// fn main() {
-///     let selection = parlinalg::kernel::ensure_best_kernel();
-///     println!("{selection}");
-///     // ... the program, now on the right kernel
-/// }
+/// // First thing in `main`:
+/// let selection = parlinalg::kernel::ensure_best_kernel();
+/// println!("{selection}");
+/// // ... the program, now on the right kernel
 /// ```
 pub fn ensure_best_kernel() -> KernelSelection {
     let lib = BlasLibrary::query();

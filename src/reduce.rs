@@ -160,7 +160,10 @@ fn norm2_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T
     amax * scaled.sqrt()
 }
 
-fn nonempty<T, S: Data<Elem = T>, D: Dimension>(op: &'static str, x: &ArrayBase<S, D>) -> Result<()> {
+fn nonempty<T, S: Data<Elem = T>, D: Dimension>(
+    op: &'static str,
+    x: &ArrayBase<S, D>,
+) -> Result<()> {
     if x.is_empty() {
         Err(Error::Empty { op })
     } else {
@@ -171,8 +174,16 @@ fn nonempty<T, S: Data<Elem = T>, D: Dimension>(op: &'static str, x: &ArrayBase<
 /// Sum of all elements, pairwise over fixed leaves: bit-identical for any thread count.
 ///
 /// The sum of an empty array is 0. NaN anywhere gives NaN; `+inf` and `-inf` together give
-/// NaN (IEEE, as numpy). Error bound (see the [module docs](self)):
-/// `|ŝ − Σxᵢ| ≤ (36 + ⌈log₂⌈n/1024⌉⌉)·u·Σ|xᵢ|`.
+/// NaN (IEEE, as numpy).
+///
+/// Order: the elements (memory order when contiguous, logical order otherwise) are cut into
+/// leaves of 1024; a leaf is added by 32 running accumulators (element `i` to accumulator
+/// `i mod 32`) combined pairwise; leaves are combined by a binary tree split at
+/// `lo + (hi − lo)/2`, independent of the pool, so the result is bit-identical on any number
+/// of threads and at any SIMD level. Error bound, with `u` the unit roundoff (2⁻⁵³ for f64,
+/// 2⁻²⁴ for f32), to first order: `|ŝ − Σxᵢ| ≤ (36 + ⌈log₂⌈n/1024⌉⌉)·u·Σ|xᵢ|` (50·u·Σ|xᵢ|
+/// at n = 10⁷, against (n − 1)·u·Σ|xᵢ| for a running sum). Tested against an exact
+/// (integer) reference on ill-conditioned data.
 ///
 /// # Errors
 /// None today; the `Result` keeps the contract's shape for every reduction.
@@ -278,7 +289,7 @@ where
 /// use parlinalg::ndarray::array;
 ///
 /// assert_eq!(parlinalg::norm2(&array![3.0, 4.0])?, 5.0);
-/// let big = parlinalg::norm2(&array![3e300, 4e300])?;
+/// let big: f64 = parlinalg::norm2(&array![3e300, 4e300])?;
 /// assert!((big - 5e300).abs() <= 5e300 * 1e-15);
 /// # Ok::<(), parlinalg::Error>(())
 /// ```
@@ -470,7 +481,11 @@ mod tests {
         }
         assert!(matches!(
             sum_axis(&x, Axis(3)),
-            Err(Error::AxisOutOfBounds { axis: 3, ndim: 3, .. })
+            Err(Error::AxisOutOfBounds {
+                axis: 3,
+                ndim: 3,
+                ..
+            })
         ));
     }
 }

@@ -10,7 +10,10 @@ use ndarray::{arr0, Array, Array1, Array2, Array3, Axis, IxDyn};
 use parlinalg::{Error, Float, SimdLevel};
 
 fn pool(n: usize) -> rayon::ThreadPool {
-    rayon::ThreadPoolBuilder::new().num_threads(n).build().unwrap()
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -43,8 +46,16 @@ fn broadcasting_row_column_scalar_and_3d() {
     // Large enough for the parallel row path (non-contiguous broadcast).
     let big = Array2::from_shape_fn((700, 300), |(i, j)| (i as f64) - (j as f64) * 0.5);
     let bcol = Array2::from_shape_fn((700, 1), |(i, _)| i as f64 * 0.25 + 1.0);
-    assert_eq!(pool(3).install(|| parlinalg::div(&big, &bcol)).unwrap(), &big / &bcol);
-    assert_eq!(pool(3).install(|| parlinalg::add(&big.t(), &big.t())).unwrap(), &big.t() * 2.0);
+    assert_eq!(
+        pool(3).install(|| parlinalg::div(&big, &bcol)).unwrap(),
+        &big / &bcol
+    );
+    assert_eq!(
+        pool(3)
+            .install(|| parlinalg::add(&big.t(), &big.t()))
+            .unwrap(),
+        &big.t() * 2.0
+    );
 }
 
 #[test]
@@ -52,15 +63,23 @@ fn incompatible_shapes_name_both() {
     let a = Array2::<f64>::zeros((3, 4));
     let b = Array1::<f64>::zeros(3);
     match parlinalg::add(&a, &b) {
-        Err(Error::ShapeMismatch { op, left, right, why }) => {
+        Err(Error::ShapeMismatch {
+            op,
+            left,
+            right,
+            why,
+        }) => {
             assert_eq!(op, "add");
             assert_eq!((left, right), (vec![3, 4], vec![3]));
             assert!(why.contains("4 and 3"), "{why}");
         }
         other => panic!("{other:?}"),
     }
-    let e = parlinalg::mul(&Array3::<f32>::zeros((2, 3, 4)), &Array2::<f32>::zeros((2, 4)))
-        .unwrap_err();
+    let e = parlinalg::mul(
+        &Array3::<f32>::zeros((2, 3, 4)),
+        &Array2::<f32>::zeros((2, 4)),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("(2, 3, 4) and (2, 4)"), "{e}");
     let mut out = Array2::<f64>::zeros((4, 3));
     assert!(matches!(
@@ -87,17 +106,28 @@ fn determinism<T: Float>() {
         let m = x.clone().into_shape_with_order((1, n)).unwrap();
         let want = pool(1).install(|| parlinalg::sum(&x)).unwrap();
         let want_n = pool(1).install(|| parlinalg::norm2(&x)).unwrap();
-        let want_axis = pool(1).install(|| parlinalg::sum_axis(&m, Axis(1))).unwrap();
+        let want_axis = pool(1)
+            .install(|| parlinalg::sum_axis(&m, Axis(1)))
+            .unwrap();
         for threads in [2, 3, 7] {
             let p = pool(threads);
             let got = p.install(|| parlinalg::sum(&x)).unwrap();
-            assert_eq!(got.to_f64().unwrap().to_bits(), want.to_f64().unwrap().to_bits(),
-                "sum of {n} on {threads} threads");
+            assert_eq!(
+                got.to_f64().unwrap().to_bits(),
+                want.to_f64().unwrap().to_bits(),
+                "sum of {n} on {threads} threads"
+            );
             let got = p.install(|| parlinalg::mean(&x)).unwrap();
             assert_eq!(got, want / T::from(n).unwrap());
             let got = p.install(|| parlinalg::norm2(&x)).unwrap();
-            assert_eq!(got.to_f64().unwrap().to_bits(), want_n.to_f64().unwrap().to_bits());
-            assert_eq!(p.install(|| parlinalg::sum_axis(&m, Axis(1))).unwrap(), want_axis);
+            assert_eq!(
+                got.to_f64().unwrap().to_bits(),
+                want_n.to_f64().unwrap().to_bits()
+            );
+            assert_eq!(
+                p.install(|| parlinalg::sum_axis(&m, Axis(1))).unwrap(),
+                want_axis
+            );
         }
     }
 }
@@ -110,7 +140,16 @@ fn sum_is_bit_identical_on_1_2_3_7_threads() {
 
 #[test]
 fn ieee_special_values_and_empties() {
-    let x = Array1::from(vec![0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 710.0, -746.0, -1.0]);
+    let x = Array1::from(vec![
+        0.0,
+        -0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        710.0,
+        -746.0,
+        -1.0,
+    ]);
     let e = parlinalg::exp(&x);
     assert_eq!(e.to_vec()[..4], [1.0, 1.0, f64::INFINITY, 0.0]);
     assert!(e[4].is_nan());
@@ -120,7 +159,10 @@ fn ieee_special_values_and_empties() {
     assert!(sub > 0.0 && sub < f64::MIN_POSITIVE, "{sub:e}");
     assert!((sub / (-740.0f64).exp() - 1.0).abs() < 1e-6);
     let l = parlinalg::ln(&x);
-    assert_eq!((l[0], l[1], l[2]), (f64::NEG_INFINITY, f64::NEG_INFINITY, f64::INFINITY));
+    assert_eq!(
+        (l[0], l[1], l[2]),
+        (f64::NEG_INFINITY, f64::NEG_INFINITY, f64::INFINITY)
+    );
     assert!(l[3].is_nan() && l[4].is_nan() && l[7].is_nan());
     let s = parlinalg::sqrt(&x);
     assert!(s[7].is_nan() && s[3].is_nan());
@@ -134,9 +176,18 @@ fn ieee_special_values_and_empties() {
     let e32 = parlinalg::exp(&Array1::from(vec![88.0f32, 89.0, -104.0]));
     assert!(e32[0].is_finite() && e32[1].is_infinite() && e32[2] == 0.0);
     // Reductions.
-    assert!(parlinalg::sum(&Array1::from(vec![1.0, f64::NAN])).unwrap().is_nan());
-    assert!(parlinalg::sum(&Array1::from(vec![f64::INFINITY, f64::NEG_INFINITY])).unwrap().is_nan());
-    assert_eq!(parlinalg::sum(&Array1::from(vec![f64::INFINITY, 1.0])).unwrap(), f64::INFINITY);
+    assert!(parlinalg::sum(&Array1::from(vec![1.0, f64::NAN]))
+        .unwrap()
+        .is_nan());
+    assert!(
+        parlinalg::sum(&Array1::from(vec![f64::INFINITY, f64::NEG_INFINITY]))
+            .unwrap()
+            .is_nan()
+    );
+    assert_eq!(
+        parlinalg::sum(&Array1::from(vec![f64::INFINITY, 1.0])).unwrap(),
+        f64::INFINITY
+    );
     let mut big = Array1::from_elem(300_000, 1.0f32);
     big[123_456] = f32::NAN;
     assert!(parlinalg::max(&big).unwrap().is_nan());
@@ -145,11 +196,18 @@ fn ieee_special_values_and_empties() {
     let empty = Array::<f64, _>::zeros((0, 5));
     assert_eq!(parlinalg::sum(&empty).unwrap(), 0.0);
     assert_eq!(parlinalg::norm2(&empty).unwrap(), 0.0);
-    for r in [parlinalg::max(&empty), parlinalg::min(&empty), parlinalg::mean(&empty)] {
+    for r in [
+        parlinalg::max(&empty),
+        parlinalg::min(&empty),
+        parlinalg::mean(&empty),
+    ] {
         assert!(matches!(r, Err(Error::Empty { .. })), "{r:?}");
     }
     assert_eq!(parlinalg::exp(&empty).shape(), &[0, 5]);
-    assert_eq!(parlinalg::sum_axis(&empty, Axis(0)).unwrap(), Array1::<f64>::zeros(5));
+    assert_eq!(
+        parlinalg::sum_axis(&empty, Axis(0)).unwrap(),
+        Array1::<f64>::zeros(5)
+    );
     assert!(parlinalg::max_axis(&empty, Axis(0)).is_err());
 }
 
@@ -160,7 +218,12 @@ fn exact_data<T: Float>(rng: &mut Rng, n: usize, bits: u32) -> (Array1<T>, f64, 
     let (mut exact, mut abs): (i128, f64) = (0, 0.0);
     let mut prev = (0i64, 0i32);
     for i in 0..n {
-        let m = (rng.next_u64() >> (64 - bits)) as i64 * if rng.next_u64() % 2 == 0 { 1 } else { -1 };
+        let m = (rng.next_u64() >> (64 - bits)) as i64
+            * if rng.next_u64().is_multiple_of(2) {
+                1
+            } else {
+                -1
+            };
         let e = (rng.next_u64() % 41) as i32 - 20;
         // Ill-conditioned: every odd value is minus the previous one, give or take 2^10 units
         // of its last place.
@@ -187,7 +250,10 @@ fn accuracy<T: Float>(bits: u32, u: f64) {
         let levels = (n.div_ceil(1024) as f64).log2().ceil();
         let bound = (36.0 + levels) * u * abs;
         let err = (got - exact).abs();
-        assert!(err <= bound, "n {n}: |{got:e} - {exact:e}| = {err:e} > bound {bound:e}");
+        assert!(
+            err <= bound,
+            "n {n}: |{got:e} - {exact:e}| = {err:e} > bound {bound:e}"
+        );
         let cond = abs / exact.abs().max(f64::MIN_POSITIVE);
         assert!(cond > 1e4, "data not ill-conditioned (cond {cond:e})");
     }
@@ -202,22 +268,38 @@ fn sum_meets_its_error_bound_on_ill_conditioned_data() {
 /// Ulp distance between two f64 values (both NaN: 0).
 fn ulps(a: f64, b: f64) -> u64 {
     if a.is_nan() || b.is_nan() {
-        return if a.is_nan() && b.is_nan() { 0 } else { u64::MAX };
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            u64::MAX
+        };
     }
     let key = |x: f64| {
         let i = x.to_bits() as i64;
-        if i < 0 { i64::MIN - i } else { i }
+        if i < 0 {
+            i64::MIN - i
+        } else {
+            i
+        }
     };
     key(a).abs_diff(key(b))
 }
 
 fn ulps32(a: f32, b: f32) -> u64 {
     if a.is_nan() || b.is_nan() {
-        return if a.is_nan() && b.is_nan() { 0 } else { u64::MAX };
+        return if a.is_nan() && b.is_nan() {
+            0
+        } else {
+            u64::MAX
+        };
     }
     let key = |x: f32| {
         let i = x.to_bits() as i32;
-        if i < 0 { i32::MIN - i } else { i }
+        if i < 0 {
+            i32::MIN - i
+        } else {
+            i
+        }
     };
     u64::from(key(a).abs_diff(key(b)))
 }
@@ -262,10 +344,24 @@ fn ulp_sweeps_simd_and_portable() {
                 .collect();
             let got = parlinalg::unary_at_level(level, op, &xs).unwrap();
             let r = reference(op);
-            let worst = xs.iter().zip(&got).map(|(&x, &y)| (ulps(y, r(x)), x)).max_by_key(|p| p.0).unwrap();
-            assert!(worst.0 <= bound, "{op} f64 at {level:?}: {} ulp at {:e}", worst.0, worst.1);
+            let worst = xs
+                .iter()
+                .zip(&got)
+                .map(|(&x, &y)| (ulps(y, r(x)), x))
+                .max_by_key(|p| p.0)
+                .unwrap();
+            assert!(
+                worst.0 <= bound,
+                "{op} f64 at {level:?}: {} ulp at {:e}",
+                worst.0,
+                worst.1
+            );
             // f32: against the f64 function rounded to f32 (within the f32 range).
-            let xs32: Vec<f32> = xs.iter().map(|&x| x as f32).filter(|x| x.is_finite()).collect();
+            let xs32: Vec<f32> = xs
+                .iter()
+                .map(|&x| x as f32)
+                .filter(|x| x.is_finite())
+                .collect();
             let got = parlinalg::unary_at_level(level, op, &xs32).unwrap();
             let worst = xs32
                 .iter()
@@ -273,7 +369,12 @@ fn ulp_sweeps_simd_and_portable() {
                 .map(|(&x, &y)| (ulps32(y, r(x as f64) as f32), x))
                 .max_by_key(|p| p.0)
                 .unwrap();
-            assert!(worst.0 <= bound, "{op} f32 at {level:?}: {} ulp at {:e}", worst.0, worst.1);
+            assert!(
+                worst.0 <= bound,
+                "{op} f32 at {level:?}: {} ulp at {:e}",
+                worst.0,
+                worst.1
+            );
         }
     }
 }
@@ -282,7 +383,8 @@ fn ulp_sweeps_simd_and_portable() {
 fn public_functions_use_the_detected_level() {
     let mut rng = Rng::new(5);
     let x: Array1<f64> = rng.vector(10_000);
-    let want = parlinalg::unary_at_level(parlinalg::simd_level(), "tanh", x.as_slice().unwrap()).unwrap();
+    let want =
+        parlinalg::unary_at_level(parlinalg::simd_level(), "tanh", x.as_slice().unwrap()).unwrap();
     assert_eq!(parlinalg::tanh(&x).to_vec(), want);
     assert!(parlinalg::unary_at_level(SimdLevel::Portable, "nope", &[1.0f32]).is_err());
 }

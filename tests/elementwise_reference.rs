@@ -68,7 +68,10 @@ fn check_unary<T: Float + ReadableElement>(case: &Case) {
     }
     // The same values as a matrix, through every matrix layout (when the length factors).
     let n = x.len();
-    if let Some(rows) = (2..=n / 2).rev().find(|r| n % r == 0 && n / r >= 2) {
+    if let Some(rows) = (2..=n / 2)
+        .rev()
+        .find(|r| n.is_multiple_of(*r) && n / r >= 2)
+    {
         let m = Array2::from_shape_vec((rows, n / rows), x.to_vec()).unwrap();
         let w = Array2::from_shape_vec((rows, n / rows), want.to_vec()).unwrap();
         for l in matrix_layouts(&m) {
@@ -95,7 +98,11 @@ fn check_unary<T: Float + ReadableElement>(case: &Case) {
 #[test]
 fn unary_cases_every_layout() {
     let all = cases(&["exp", "ln", "sqrt", "tanh", "sigmoid"]);
-    assert!(all.len() >= 20, "expected the 20+ unary cases, got {}", all.len());
+    assert!(
+        all.len() >= 20,
+        "expected the 20+ unary cases, got {}",
+        all.len()
+    );
     for case in all {
         if case.is_f32() {
             check_unary::<f32>(&case)
@@ -105,7 +112,11 @@ fn unary_cases_every_layout() {
     }
 }
 
-fn binary_new<T: Float>(op: &str, a: &ArrayView2<'_, T>, b: &ndarray::ArrayViewD<'_, T>) -> ndarray::ArrayD<T> {
+fn binary_new<T: Float>(
+    op: &str,
+    a: &ArrayView2<'_, T>,
+    b: &ndarray::ArrayViewD<'_, T>,
+) -> ndarray::ArrayD<T> {
     let a = a.view().into_dyn();
     match op {
         "add" => parlinalg::add(&a, b),
@@ -117,7 +128,12 @@ fn binary_new<T: Float>(op: &str, a: &ArrayView2<'_, T>, b: &ndarray::ArrayViewD
     .unwrap()
 }
 
-fn binary_into<T: Float>(op: &str, a: &ArrayView2<'_, T>, b: &ndarray::ArrayViewD<'_, T>, out: &mut Array2<T>) {
+fn binary_into<T: Float>(
+    op: &str,
+    a: &ArrayView2<'_, T>,
+    b: &ndarray::ArrayViewD<'_, T>,
+    out: &mut Array2<T>,
+) {
     match op {
         "add" => parlinalg::add_into(a, b, out),
         "sub" => parlinalg::sub_into(a, b, out),
@@ -139,7 +155,13 @@ fn check_binary<T: Float + ReadableElement>(case: &Case) {
         let mut check = |vb: ndarray::ArrayViewD<'_, T>, bname: &str| {
             let ctx = format!("{} a:{} b:{bname}", case.name, la.name);
             let got = binary_new(&case.op, &va, &vb);
-            assert_all_close(got.view(), want.view().into_dyn(), case.rtol, case.atol, &ctx);
+            assert_all_close(
+                got.view(),
+                want.view().into_dyn(),
+                case.rtol,
+                case.atol,
+                &ctx,
+            );
             for f_order in [false, true] {
                 let mut out = Array2::from_elem(a.raw_dim().set_f(f_order), T::nan());
                 binary_into(&case.op, &va, &vb, &mut out);
@@ -227,7 +249,10 @@ fn check_single<T: Float + ReadableElement>(case: &Case) {
         check_scalar(case, &case.op, got, want, l.name);
         // The same data as a 2-D matrix through every matrix layout, when it factors.
         let n = x.len();
-        if let Some(r) = (2..=n / 2).rev().find(|r| n % r == 0 && n / r >= 2) {
+        if let Some(r) = (2..=n / 2)
+            .rev()
+            .find(|r| n.is_multiple_of(*r) && n / r >= 2)
+        {
             let m = Array2::from_shape_vec((r, n / r), x.to_vec()).unwrap();
             for lm in matrix_layouts(&m) {
                 let got = match case.op.as_str() {

@@ -354,17 +354,19 @@ macro_rules! impl_scalar {
                 fn unary(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]) {
                     #[cfg(target_arch = "x86_64")]
                     if level == SimdLevel::Avx512 {
-                        // SAFETY (all four): `SimdLevel::Avx512` exists only once
-                        // `is_x86_feature_detected!` confirmed the features these functions
-                        // enable.
-                        match op {
-                            Unary::Exp => return unsafe { super::avx512::$aexp(src, dst) },
-                            Unary::Ln => return unsafe { super::avx512::$aln(src, dst) },
-                            Unary::Tanh => return unsafe { super::avx512::$atanh(src, dst) },
-                            Unary::Sigmoid => {
-                                return unsafe { super::avx512::$asigmoid(src, dst) }
-                            }
-                            _ => {}
+                        type Kernel<T> = unsafe fn(&[T], &mut [MaybeUninit<T>]);
+                        let kernel: Option<Kernel<Self>> = match op {
+                            Unary::Exp => Some(super::avx512::$aexp),
+                            Unary::Ln => Some(super::avx512::$aln),
+                            Unary::Tanh => Some(super::avx512::$atanh),
+                            Unary::Sigmoid => Some(super::avx512::$asigmoid),
+                            Unary::Sqrt => None,
+                        };
+                        if let Some(kernel) = kernel {
+                            // SAFETY: `SimdLevel::Avx512` exists only once
+                            // `is_x86_feature_detected!` confirmed the features the kernel
+                            // enables.
+                            return unsafe { kernel(src, dst) };
                         }
                     }
                     match op {

@@ -79,12 +79,10 @@ fn max_err32(level: SimdLevel, op: Unary, xs: &[f32], reference: fn(f64) -> f64)
     f32::unary(level, op, xs, &mut out);
     xs.iter()
         .zip(&out)
-        // SAFETY: the kernel wrote every element of `out`.
         .map(|(&x, y)| {
-            (
-                ulps32(unsafe { y.assume_init() }, reference(x as f64) as f32),
-                x,
-            )
+            // SAFETY: the kernel wrote every element of `out`.
+            let y = unsafe { y.assume_init() };
+            (ulps32(y, reference(x as f64) as f32), x)
         })
         .max_by_key(|p| p.0)
         .unwrap()
