@@ -23,7 +23,7 @@ use ndarray::{ArrayView, ArrayViewMut, Zip};
 
 use crate::par::{
     as_uninit_mut, for_each_chunk, uninit_array, worth_splitting, PAR_MIN_ARITHMETIC,
-    PAR_MIN_TRANSCENDENTAL,
+    PAR_MIN_TRANSCENDENTAL, STREAM_MIN_BYTES,
 };
 use crate::simd::{simd_level, Binary, Rhs, SimdLevel, Unary};
 use crate::{Error, Float, Result};
@@ -68,10 +68,21 @@ fn is_f_contiguous<T, S: Data<Elem = T>, D: Dimension>(a: &ArrayBase<S, D>) -> b
     a.ndim() > 1 && a.view().reversed_axes().is_standard_layout()
 }
 
+/// Whether an output of `len` elements is written with streaming stores.
+fn streams<T>(len: usize) -> bool {
+    len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
+}
+
 /// `op` over contiguous `src` into `dst` of the same length, in parallel chunks.
 fn unary_flat<T: Float>(level: SimdLevel, op: Unary, src: &[T], dst: &mut [MaybeUninit<T>]) {
+    let stream = streams::<T>(dst.len());
     for_each_chunk(dst, par_min_unary(op), |off, chunk| {
-        T::unary(level, op, &src[off..off + chunk.len()], chunk)
+        let src = &src[off..off + chunk.len()];
+        if stream {
+            T::unary_stream(level, op, src, chunk)
+        } else {
+            T::unary(level, op, src, chunk)
+        }
     });
 }
 
@@ -468,9 +479,14 @@ fn binary_views<T: Float, O: Slot<T>, E: Dimension>(
             b.as_slice_memory_order(),
             dst.as_slice_memory_order_mut(),
         ) {
+            let stream = streams::<T>(d.len());
             return for_each_chunk(O::as_uninit(d), PAR_MIN_ARITHMETIC, |off, c| {
                 let r = off..off + c.len();
-                T::binary(level, op, &x[r.clone()], Rhs::Slice(&y[r]), c)
+                if stream {
+                    T::binary_stream(level, op, &x[r.clone()], &y[r], c)
+                } else {
+                    T::binary(level, op, &x[r.clone()], Rhs::Slice(&y[r]), c)
+                }
             });
         }
     }

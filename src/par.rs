@@ -25,6 +25,12 @@ pub(crate) const PAR_MIN_ARITHMETIC: usize = 1 << 17;
 /// Below this many elements a reduction runs serially.
 pub(crate) const PAR_MIN_REDUCE: usize = 1 << 17;
 
+/// Outputs at least this large are written with non-temporal (streaming) stores where the
+/// SIMD level has them: they are larger than the last-level cache (32 MiB on the Zen 4 we
+/// measured on), so caching them only costs a read of every output line before it is written.
+/// Measured on 10⁷ f64, 2 threads: `add_into` 1.15 → 0.78 ns per element, `add` 1.75 → 1.52.
+pub(crate) const STREAM_MIN_BYTES: usize = 32 << 20;
+
 /// Results at least this large are backed by transparent huge pages when the kernel allows
 /// (`madvise(MADV_HUGEPAGE)`), as numpy does from 4 MiB: one page fault per 2 MiB instead
 /// of 512.

@@ -388,3 +388,23 @@ fn public_functions_use_the_detected_level() {
     assert_eq!(parlinalg::tanh(&x).to_vec(), want);
     assert!(parlinalg::unary_at_level(SimdLevel::Portable, "nope", &[1.0f32]).is_err());
 }
+
+#[test]
+fn outputs_beyond_the_streaming_threshold() {
+    // 5·10⁶ f64 = 40 MB: written with non-temporal stores on AVX-512, normal stores elsewhere.
+    let n = 5_000_001;
+    let x = Array1::from_shape_fn(n, |i| (i % 2000) as f64 * 0.01 - 10.0);
+    let y = Array1::from_shape_fn(n, |i| (i % 777) as f64 + 0.5);
+    for threads in [1, 2] {
+        let p = pool(threads);
+        let e = p.install(|| parlinalg::exp(&x));
+        let s = p.install(|| parlinalg::add(&x, &y)).unwrap();
+        let mut out = Array1::zeros(n);
+        p.install(|| parlinalg::div_into(&x, &y, &mut out)).unwrap();
+        for i in (0..n).step_by(997).chain([1, 2, 3, n - 2, n - 1]) {
+            assert!((e[i] / x[i].exp() - 1.0).abs() < 1e-15, "exp at {i}");
+            assert_eq!(s[i], x[i] + y[i], "add at {i}");
+            assert_eq!(out[i], x[i] / y[i], "div at {i}");
+        }
+    }
+}

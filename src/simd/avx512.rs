@@ -7,6 +7,10 @@
 //! `tanh|x| = −m / (2 + m)` with `m = expm1(−2|x|)`, accurate down to tiny `x`.
 //!
 //! Same accuracy bounds as `math.rs` (checked by the same ulp sweeps at this level).
+//!
+//! Each map also has a `_stream` variant with non-temporal stores, for outputs far larger than
+//! the last-level cache: the output lines are not read before being written (no
+//! read-for-ownership), a quarter less memory traffic for `a + b`.
 
 // Coefficients are written as fitted or as published (fdlibm); the compiler rounds them to
 // the nearest float, which is what the error analysis assumes.
@@ -15,6 +19,13 @@
 
 use std::arch::x86_64::*;
 use std::mem::MaybeUninit;
+
+use super::{Binary, Unary};
+
+/// A unary kernel of this module: callable only once AVX-512 is detected.
+pub(super) type UnaryKernel<T> = unsafe fn(&[T], &mut [MaybeUninit<T>]);
+/// A binary (slice, slice) kernel of this module.
+pub(super) type BinaryKernel<T> = unsafe fn(&[T], &[T], &mut [MaybeUninit<T>]);
 
 /// Round to nearest, no exceptions (for `vrndscale`).
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
@@ -243,7 +254,46 @@ fn ln32(x: __m512) -> __m512 {
 }
 
 macro_rules! map_f64 {
-    ($($name:ident => $f:ident),*) => {$(
+    ($($name:ident, $stream:ident => $f:ident),*) => {$(
+        /// The kernel over a slice with non-temporal (streaming) stores for the aligned body:
+        /// no read-for-ownership of the output, which bypasses the caches. For outputs much
+        /// larger than the last-level cache.
+        #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+        pub(super) fn $stream(src: &[f64], dst: &mut [MaybeUninit<f64>]) {
+            assert_eq!(src.len(), dst.len(), "kernel slices differ in length");
+            let n = src.len();
+            let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast::<f64>());
+            // Elements before the first 64-byte boundary of dst (f64 is 8-byte aligned).
+            let head = ((64 - (d as usize) % 64) % 64 / 8).min(n);
+            let mut i = 0;
+            if head > 0 {
+                let mask: __mmask8 = (1u8 << head) - 1;
+                // SAFETY: the `head` ≤ n masked lanes are in bounds; the others are not
+                // accessed.
+                unsafe {
+                    let v = _mm512_maskz_loadu_pd(mask, s);
+                    _mm512_mask_storeu_pd(d, mask, $f(v));
+                }
+                i = head;
+            }
+            while i + 8 <= n {
+                // SAFETY: i + 8 ≤ n: in bounds; d + i is 64-byte aligned (after the head),
+                // as _mm512_stream_pd requires.
+                unsafe { _mm512_stream_pd(d.add(i), $f(_mm512_loadu_pd(s.add(i)))) };
+                i += 8;
+            }
+            if i < n {
+                let mask: __mmask8 = (1u8 << (n - i)) - 1;
+                // SAFETY: the n − i masked lanes are in bounds; the others are not accessed.
+                unsafe {
+                    let v = _mm512_maskz_loadu_pd(mask, s.add(i));
+                    _mm512_mask_storeu_pd(d.add(i), mask, $f(v));
+                }
+            }
+            // Streaming stores are weakly ordered: fence them before anyone else reads dst.
+            _mm_sfence();
+        }
+
         /// The kernel over a slice: full vectors, then one masked vector for the tail.
         #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
         pub(super) fn $name(src: &[f64], dst: &mut [MaybeUninit<f64>]) {
@@ -270,7 +320,41 @@ macro_rules! map_f64 {
 }
 
 macro_rules! map_f32 {
-    ($($name:ident => $f:ident),*) => {$(
+    ($($name:ident, $stream:ident => $f:ident),*) => {$(
+        /// The kernel with non-temporal stores for the aligned body (see `map_f64`).
+        #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+        pub(super) fn $stream(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
+            assert_eq!(src.len(), dst.len(), "kernel slices differ in length");
+            let n = src.len();
+            let (s, d) = (src.as_ptr(), dst.as_mut_ptr().cast::<f32>());
+            let head = ((64 - (d as usize) % 64) % 64 / 4).min(n);
+            let mut i = 0;
+            if head > 0 {
+                let mask: __mmask16 = (1u16 << head) - 1;
+                // SAFETY: the `head` ≤ n masked lanes are in bounds; the others are not
+                // accessed.
+                unsafe {
+                    let v = _mm512_maskz_loadu_ps(mask, s);
+                    _mm512_mask_storeu_ps(d, mask, $f(v));
+                }
+                i = head;
+            }
+            while i + 16 <= n {
+                // SAFETY: i + 16 ≤ n: in bounds; d + i is 64-byte aligned after the head.
+                unsafe { _mm512_stream_ps(d.add(i), $f(_mm512_loadu_ps(s.add(i)))) };
+                i += 16;
+            }
+            if i < n {
+                let mask: __mmask16 = (1u16 << (n - i)) - 1;
+                // SAFETY: the n − i masked lanes are in bounds; the others are not accessed.
+                unsafe {
+                    let v = _mm512_maskz_loadu_ps(mask, s.add(i));
+                    _mm512_mask_storeu_ps(d.add(i), mask, $f(v));
+                }
+            }
+            _mm_sfence();
+        }
+
         /// The kernel over a slice: full vectors, then one masked vector for the tail.
         #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
         pub(super) fn $name(src: &[f32], dst: &mut [MaybeUninit<f32>]) {
@@ -296,5 +380,128 @@ macro_rules! map_f32 {
     )*};
 }
 
-map_f64!(exp_f64 => exp64, ln_f64 => ln64, tanh_f64 => tanh64, sigmoid_f64 => sigmoid64);
-map_f32!(exp_f32 => exp32, ln_f32 => ln32, tanh_f32 => tanh32, sigmoid_f32 => sigmoid32);
+/// `√x` (the IEEE instruction), for the streaming variant.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn sqrt64(x: __m512d) -> __m512d {
+    _mm512_sqrt_pd(x)
+}
+
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn sqrt32(x: __m512) -> __m512 {
+    _mm512_sqrt_ps(x)
+}
+
+map_f64!(
+    exp_f64, exp_f64_stream => exp64,
+    ln_f64, ln_f64_stream => ln64,
+    sqrt_f64, sqrt_f64_stream => sqrt64,
+    tanh_f64, tanh_f64_stream => tanh64,
+    sigmoid_f64, sigmoid_f64_stream => sigmoid64
+);
+map_f32!(
+    exp_f32, exp_f32_stream => exp32,
+    ln_f32, ln_f32_stream => ln32,
+    sqrt_f32, sqrt_f32_stream => sqrt32,
+    tanh_f32, tanh_f32_stream => tanh32,
+    sigmoid_f32, sigmoid_f32_stream => sigmoid32
+);
+
+/// `dst[i] = a[i] op b[i]` with streaming stores for the aligned body.
+macro_rules! binary_stream {
+    ($($name:ident: $t:ty, $lanes:literal, $mask:ty, $load:ident, $mload:ident, $mstore:ident,
+       $stream:ident, $op:ident);* $(;)?) => {$(
+        #[target_feature(enable = "avx512f,avx512dq,avx512bw,avx512vl,avx2,fma")]
+        pub(super) fn $name(a: &[$t], b: &[$t], dst: &mut [MaybeUninit<$t>]) {
+            assert!(a.len() == dst.len() && b.len() == dst.len(), "kernel slices differ");
+            let n = dst.len();
+            let (pa, pb, d) = (a.as_ptr(), b.as_ptr(), dst.as_mut_ptr().cast::<$t>());
+            let size = std::mem::size_of::<$t>();
+            let head = ((64 - (d as usize) % 64) % 64 / size).min(n);
+            let mut i = 0;
+            if head > 0 {
+                let mask: $mask = ((1u32 << head) - 1) as $mask;
+                // SAFETY: the `head` ≤ n masked lanes are in bounds; others not accessed.
+                unsafe { $mstore(d, mask, $op($mload(mask, pa), $mload(mask, pb))) };
+                i = head;
+            }
+            while i + $lanes <= n {
+                // SAFETY: in bounds (i + lanes ≤ n); d + i is 64-byte aligned after the head.
+                unsafe { $stream(d.add(i), $op($load(pa.add(i)), $load(pb.add(i)))) };
+                i += $lanes;
+            }
+            if i < n {
+                let mask: $mask = ((1u32 << (n - i)) - 1) as $mask;
+                // SAFETY: the n − i masked lanes are in bounds; others not accessed.
+                unsafe {
+                    $mstore(d.add(i), mask, $op($mload(mask, pa.add(i)), $mload(mask, pb.add(i))))
+                };
+            }
+            _mm_sfence();
+        }
+    )*};
+}
+
+binary_stream! {
+    add_f64_stream: f64, 8, __mmask8, _mm512_loadu_pd, _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd, _mm512_stream_pd, _mm512_add_pd;
+    sub_f64_stream: f64, 8, __mmask8, _mm512_loadu_pd, _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd, _mm512_stream_pd, _mm512_sub_pd;
+    mul_f64_stream: f64, 8, __mmask8, _mm512_loadu_pd, _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd, _mm512_stream_pd, _mm512_mul_pd;
+    div_f64_stream: f64, 8, __mmask8, _mm512_loadu_pd, _mm512_maskz_loadu_pd,
+        _mm512_mask_storeu_pd, _mm512_stream_pd, _mm512_div_pd;
+    add_f32_stream: f32, 16, __mmask16, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_mask_storeu_ps, _mm512_stream_ps, _mm512_add_ps;
+    sub_f32_stream: f32, 16, __mmask16, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_mask_storeu_ps, _mm512_stream_ps, _mm512_sub_ps;
+    mul_f32_stream: f32, 16, __mmask16, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_mask_storeu_ps, _mm512_stream_ps, _mm512_mul_ps;
+    div_f32_stream: f32, 16, __mmask16, _mm512_loadu_ps, _mm512_maskz_loadu_ps,
+        _mm512_mask_storeu_ps, _mm512_stream_ps, _mm512_div_ps;
+}
+
+macro_rules! tables {
+    ($($t:ty: $unary:ident, $binary:ident,
+       [$exp:ident $exps:ident, $ln:ident $lns:ident, $sqrt:ident $sqrts:ident,
+        $tanh:ident $tanhs:ident, $sig:ident $sigs:ident],
+       [$add:ident, $sub:ident, $mul:ident, $div:ident]);*) => {$(
+        /// The AVX-512 kernel for `op`, with streaming stores or not.
+        pub(super) fn $unary(op: Unary, stream: bool) -> UnaryKernel<$t> {
+            match (op, stream) {
+                (Unary::Exp, false) => $exp,
+                (Unary::Exp, true) => $exps,
+                (Unary::Ln, false) => $ln,
+                (Unary::Ln, true) => $lns,
+                (Unary::Sqrt, false) => $sqrt,
+                (Unary::Sqrt, true) => $sqrts,
+                (Unary::Tanh, false) => $tanh,
+                (Unary::Tanh, true) => $tanhs,
+                (Unary::Sigmoid, false) => $sig,
+                (Unary::Sigmoid, true) => $sigs,
+            }
+        }
+
+        /// The streaming AVX-512 kernel for `a op b`.
+        pub(super) fn $binary(op: Binary) -> BinaryKernel<$t> {
+            match op {
+                Binary::Add => $add,
+                Binary::Sub => $sub,
+                Binary::Mul => $mul,
+                Binary::Div => $div,
+            }
+        }
+    )*};
+}
+
+tables! {
+    f64: unary_f64, binary_stream_f64,
+        [exp_f64 exp_f64_stream, ln_f64 ln_f64_stream, sqrt_f64 sqrt_f64_stream,
+         tanh_f64 tanh_f64_stream, sigmoid_f64 sigmoid_f64_stream],
+        [add_f64_stream, sub_f64_stream, mul_f64_stream, div_f64_stream];
+    f32: unary_f32, binary_stream_f32,
+        [exp_f32 exp_f32_stream, ln_f32 ln_f32_stream, sqrt_f32 sqrt_f32_stream,
+         tanh_f32 tanh_f32_stream, sigmoid_f32 sigmoid_f32_stream],
+        [add_f32_stream, sub_f32_stream, mul_f32_stream, div_f32_stream]
+}

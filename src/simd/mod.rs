@@ -143,6 +143,17 @@ pub const LANES: usize = 32;
 pub trait SimdScalar: Copy + Send + Sync + 'static {
     /// `dst[i] = op(src[i])` for all `i` (`src.len() == dst.len()`), at `level`.
     fn unary(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]);
+    /// As [`SimdScalar::unary`], with non-temporal stores where the level has them (for
+    /// outputs far larger than the caches); the same values.
+    fn unary_stream(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]);
+    /// `dst[i] = a[i] op b[i]` with non-temporal stores where the level has them.
+    fn binary_stream(
+        level: SimdLevel,
+        op: Binary,
+        a: &[Self],
+        b: &[Self],
+        dst: &mut [MaybeUninit<Self>],
+    );
     /// `dst[i] = a[i] op b[i]` (or `a[i] op b` for a scalar `b`).
     fn binary(
         level: SimdLevel,
@@ -291,7 +302,7 @@ macro_rules! kernels {
 
 macro_rules! impl_scalar {
     ($t:ty, $m:ident, $exp:ident, $ln:ident, $sqrt:ident, $tanh:ident, $sigmoid:ident,
-     avx512: $aexp:ident, $aln:ident, $atanh:ident, $asigmoid:ident) => {
+     avx512: $aunary:ident, $abinary:ident) => {
         mod $m {
             use super::math::{$exp, $ln, $sigmoid, $sqrt, $tanh};
             use super::*;
@@ -354,20 +365,10 @@ macro_rules! impl_scalar {
                 fn unary(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]) {
                     #[cfg(target_arch = "x86_64")]
                     if level == SimdLevel::Avx512 {
-                        type Kernel<T> = unsafe fn(&[T], &mut [MaybeUninit<T>]);
-                        let kernel: Option<Kernel<Self>> = match op {
-                            Unary::Exp => Some(super::avx512::$aexp),
-                            Unary::Ln => Some(super::avx512::$aln),
-                            Unary::Tanh => Some(super::avx512::$atanh),
-                            Unary::Sigmoid => Some(super::avx512::$asigmoid),
-                            Unary::Sqrt => None,
-                        };
-                        if let Some(kernel) = kernel {
-                            // SAFETY: `SimdLevel::Avx512` exists only once
-                            // `is_x86_feature_detected!` confirmed the features the kernel
-                            // enables.
-                            return unsafe { kernel(src, dst) };
-                        }
+                        let kernel = super::avx512::$aunary(op, false);
+                        // SAFETY: `SimdLevel::Avx512` exists only once
+                        // `is_x86_feature_detected!` confirmed the features the kernel enables.
+                        return unsafe { kernel(src, dst) };
                     }
                     match op {
                         Unary::Exp => exp(level, src, dst),
@@ -376,6 +377,35 @@ macro_rules! impl_scalar {
                         Unary::Tanh => tanh(level, src, dst),
                         Unary::Sigmoid => sigmoid(level, src, dst),
                     }
+                }
+                fn unary_stream(
+                    level: SimdLevel,
+                    op: Unary,
+                    src: &[Self],
+                    dst: &mut [MaybeUninit<Self>],
+                ) {
+                    #[cfg(target_arch = "x86_64")]
+                    if level == SimdLevel::Avx512 {
+                        let kernel = super::avx512::$aunary(op, true);
+                        // SAFETY: as in `unary`.
+                        return unsafe { kernel(src, dst) };
+                    }
+                    Self::unary(level, op, src, dst)
+                }
+                fn binary_stream(
+                    level: SimdLevel,
+                    op: Binary,
+                    a: &[Self],
+                    b: &[Self],
+                    dst: &mut [MaybeUninit<Self>],
+                ) {
+                    #[cfg(target_arch = "x86_64")]
+                    if level == SimdLevel::Avx512 {
+                        let kernel = super::avx512::$abinary(op);
+                        // SAFETY: as in `unary`.
+                        return unsafe { kernel(a, b, dst) };
+                    }
+                    Self::binary(level, op, a, Rhs::Slice(b), dst)
                 }
                 fn binary(
                     level: SimdLevel,
@@ -437,10 +467,8 @@ impl_scalar!(
     sqrt_f64,
     tanh_f64,
     sigmoid_f64,
-    avx512: exp_f64,
-    ln_f64,
-    tanh_f64,
-    sigmoid_f64
+    avx512: unary_f64,
+    binary_stream_f64
 );
 impl_scalar!(
     f32,
@@ -450,10 +478,8 @@ impl_scalar!(
     sqrt_f32,
     tanh_f32,
     sigmoid_f32,
-    avx512: exp_f32,
-    ln_f32,
-    tanh_f32,
-    sigmoid_f32
+    avx512: unary_f32,
+    binary_stream_f32
 );
 
 #[cfg(test)]

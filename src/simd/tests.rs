@@ -308,3 +308,56 @@ fn binary_kernels_every_level() {
         }
     }
 }
+
+#[test]
+fn streaming_kernels_match_at_every_offset() {
+    let xs: Vec<f64> = (0..300).map(|i| i as f64 * 0.37 - 50.0).collect();
+    let ys: Vec<f64> = (0..300).map(|i| i as f64 * 0.11 + 1.0).collect();
+    let xs32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
+    let ys32: Vec<f32> = ys.iter().map(|&v| v as f32).collect();
+    for level in SimdLevel::available() {
+        // Offsets and lengths that misalign the output every way, and shorter than a vector.
+        for (off, len) in [(0, 300), (1, 299), (3, 5), (7, 200), (0, 0), (5, 17)] {
+            let mut a = vec![MaybeUninit::uninit(); 300];
+            let mut b = vec![MaybeUninit::uninit(); 300];
+            for op in [
+                Unary::Exp,
+                Unary::Ln,
+                Unary::Sqrt,
+                Unary::Tanh,
+                Unary::Sigmoid,
+            ] {
+                let src = &ys[off..off + len];
+                f64::unary(level, op, src, &mut a[off..off + len]);
+                f64::unary_stream(level, op, src, &mut b[off..off + len]);
+                for i in off..off + len {
+                    // SAFETY: both kernels wrote these elements.
+                    let (p, q) = unsafe { (a[i].assume_init(), b[i].assume_init()) };
+                    assert_eq!(p.to_bits(), q.to_bits(), "{op:?} {level:?} at {i}");
+                }
+            }
+            for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+                let (x, y) = (&xs[off..off + len], &ys[off..off + len]);
+                f64::binary(level, op, x, Rhs::Slice(y), &mut a[off..off + len]);
+                f64::binary_stream(level, op, x, y, &mut b[off..off + len]);
+                for i in off..off + len {
+                    // SAFETY: both kernels wrote these elements.
+                    let (p, q) = unsafe { (a[i].assume_init(), b[i].assume_init()) };
+                    assert_eq!(p.to_bits(), q.to_bits(), "{op:?} {level:?} at {i}");
+                }
+                let mut c = vec![MaybeUninit::uninit(); 300];
+                let mut d = vec![MaybeUninit::uninit(); 300];
+                let (x, y) = (&xs32[off..off + len], &ys32[off..off + len]);
+                f32::binary(level, op, x, Rhs::Slice(y), &mut c[off..off + len]);
+                f32::binary_stream(level, op, x, y, &mut d[off..off + len]);
+                f32::unary_stream(level, Unary::Exp, x, &mut d[off..off + len]);
+                f32::unary(level, Unary::Exp, x, &mut c[off..off + len]);
+                for i in off..off + len {
+                    // SAFETY: both kernels wrote these elements.
+                    let (p, q) = unsafe { (c[i].assume_init(), d[i].assume_init()) };
+                    assert_eq!(p.to_bits(), q.to_bits(), "{op:?} f32 {level:?} at {i}");
+                }
+            }
+        }
+    }
+}
