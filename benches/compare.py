@@ -51,11 +51,11 @@ def main():
         for row in numpy["rows"]:
             op, dt = row["op"], row["dtype"].replace("float", "f")
             form_new = "red" if row["out_ns"] is None else "new"
-            rust_new = criterion_median(target, f"{op}_{dt}_{form_new}", args.threads) / args.n
+            rust_new = criterion_median(target, f"{op}_{form_new}_{dt}", args.threads) / args.n
             rust_into = None
             if row["out_ns"] is not None:
-                rust_into = criterion_median(target, f"{op}_{dt}_into", args.threads) / args.n
-            triad = criterion_median(target, f"triad_{dt}_into", args.threads) / args.n
+                rust_into = criterion_median(target, f"{op}_into_{dt}", args.threads) / args.n
+            triad = criterion_median(target, f"triad_into_{dt}", args.threads) / args.n
             rows[(op, dt)] = dict(np_new=row["new_ns"], np_out=row["out_ns"], rs_new=rust_new,
                                   rs_into=rust_into, triad=triad)
         rounds.append(rows)

@@ -6,7 +6,7 @@
 //! PARLINALG_BENCH_THREADS=2 PARLINALG_BENCH_N=1000000 cargo bench --bench elementwise -- exp
 //! ```
 //!
-//! Bench ids are `ew/<op>_<dtype>_<form>/t<threads>` (form: `new` array, `into` a
+//! Bench ids are `ew/<op>_<form>_<dtype>/t<threads>` (form: `new` array, `into` a
 //! preallocated output, `red` for reductions); `benches/compare.py` reads criterion's medians
 //! and sets them beside `benches/numpy_elementwise.py`.
 
