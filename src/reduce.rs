@@ -5,7 +5,7 @@
 //! The elements (in memory order for contiguous arrays, logical order otherwise) are cut into
 //! leaves of 1024. A leaf is added by 32 running accumulators (accumulator `j` takes elements
 //! `j, j + 32, ...`), which are then combined pairwise. Leaves are combined by a binary tree
-//! whose split points depend only on the number of leaves (`mid = lo + (hi − lo) / 2`); rayon
+//! whose split points depend only on the number of leaves (`mid = len / 2`); rayon
 //! runs the two halves of a node on two threads when the node is large, but every node
 //! computes the same value however the work is scheduled. So results are bit-identical for any
 //! pool size, and for every SIMD level (no fused multiply-add, no reassociation).
@@ -26,22 +26,19 @@ use std::mem::MaybeUninit;
 use ndarray::{Array, ArrayBase, ArrayView1, Axis, Data, Dimension, RemoveAxis, Zip};
 
 use crate::par::{worth_splitting, PAR_MIN_REDUCE};
-use crate::simd::{simd_level, SimdLevel, LEAF};
+use rayon::prelude::*;
+
+use crate::simd::{simd_level, Fold, LEAF};
 use crate::{Error, Float, Result};
 
-/// Where the leaves of a reduction come from.
-enum Leaves<'a, T> {
-    /// A contiguous slice cut into leaves of [`LEAF`].
-    Slice(&'a [T]),
-    /// Values already reduced per leaf (non-contiguous input, gathered serially).
-    Values(Vec<T>),
-}
-
-/// Folds the leaves of `x` with `leaf` and combines them with `combine` along the fixed
-/// tree. `x` must not be empty.
+/// Folds the leaves of `x` (see [`Fold`]) and combines them with `combine` along the fixed
+/// tree. `x` must not be empty. Leaf values are computed in parallel runs of whole leaves
+/// (contiguous input) or serially through a gather buffer (other layouts); either way leaf `i`
+/// holds the same elements in the same order, so the result does not depend on the pool.
 fn reduce<T, S, D>(
     x: &ArrayBase<S, D>,
-    leaf: impl Fn(SimdLevel, &[T]) -> T + Sync,
+    fold: Fold,
+    scale: T,
     combine: impl Fn(T, T) -> T + Sync,
 ) -> T
 where
@@ -51,65 +48,67 @@ where
 {
     debug_assert!(!x.is_empty());
     let level = simd_level();
-    let leaves = match x.as_slice_memory_order() {
-        Some(s) => Leaves::Slice(s),
+    let n = x.len();
+    let mut leaves = vec![T::zero(); n.div_ceil(LEAF)];
+    match x.as_slice_memory_order() {
+        Some(s) if worth_splitting(n, PAR_MIN_REDUCE) => {
+            // About four runs per thread; each run is whole leaves.
+            let per = leaves
+                .len()
+                .div_ceil(4 * rayon::current_num_threads())
+                .max(1);
+            leaves.par_chunks_mut(per).enumerate().for_each(|(k, out)| {
+                let lo = k * per * LEAF;
+                let hi = (lo + out.len() * LEAF).min(n);
+                T::fold_leaves(level, fold, scale, &s[lo..hi], out)
+            });
+        }
+        Some(s) => T::fold_leaves(level, fold, scale, s, &mut leaves),
         None => {
             let mut buf = Vec::with_capacity(LEAF);
-            let mut vals = Vec::with_capacity(x.len().div_ceil(LEAF));
+            let mut i = 0;
             for &v in x.iter() {
                 buf.push(v);
                 if buf.len() == LEAF {
-                    vals.push(leaf(level, &buf));
+                    T::fold_leaves(level, fold, scale, &buf, &mut leaves[i..i + 1]);
                     buf.clear();
+                    i += 1;
                 }
             }
             if !buf.is_empty() {
-                vals.push(leaf(level, &buf));
+                T::fold_leaves(level, fold, scale, &buf, &mut leaves[i..i + 1]);
             }
-            Leaves::Values(vals)
         }
-    };
-    let n = x.len();
-    let count = n.div_ceil(LEAF);
-    let one = |i: usize| match &leaves {
-        Leaves::Slice(s) => leaf(level, &s[i * LEAF..((i + 1) * LEAF).min(n)]),
-        Leaves::Values(v) => v[i],
-    };
-    let split = matches!(leaves, Leaves::Slice(_)) && worth_splitting(n, PAR_MIN_REDUCE);
-    tree(0, count, split, &one, &combine)
+    }
+    tree(&leaves, &combine)
 }
 
-/// The fixed binary tree over leaves `lo..hi`.
-fn tree<T: Send>(
-    lo: usize,
-    hi: usize,
-    split: bool,
-    leaf: &(impl Fn(usize) -> T + Sync),
-    combine: &(impl Fn(T, T) -> T + Sync),
-) -> T {
-    if hi - lo == 1 {
-        return leaf(lo);
+/// The fixed binary tree over leaf values: split at `mid = len / 2`, whatever the pool;
+/// halves run on two threads when large.
+fn tree<T: Copy + Send + Sync>(v: &[T], combine: &(impl Fn(T, T) -> T + Sync)) -> T {
+    match v {
+        [a] => *a,
+        [a, b] => combine(*a, *b),
+        _ => {
+            let (l, r) = v.split_at(v.len() / 2);
+            let (a, b) = if v.len() >= TREE_PAR_MIN {
+                rayon::join(|| tree(l, combine), || tree(r, combine))
+            } else {
+                (tree(l, combine), tree(r, combine))
+            };
+            combine(a, b)
+        }
     }
-    let mid = lo + (hi - lo) / 2;
-    let (a, b) = if split && (hi - lo) * LEAF >= PAR_MIN_REDUCE {
-        rayon::join(
-            || tree(lo, mid, split, leaf, combine),
-            || tree(mid, hi, split, leaf, combine),
-        )
-    } else {
-        (
-            tree(lo, mid, split, leaf, combine),
-            tree(mid, hi, split, leaf, combine),
-        )
-    };
-    combine(a, b)
 }
+
+/// Leaf values above which the two halves of a tree node are combined on two threads.
+const TREE_PAR_MIN: usize = 1 << 14;
 
 fn sum_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
     if x.is_empty() {
         return T::zero();
     }
-    reduce(x, T::sum_leaf, |a, b| a + b)
+    reduce(x, Fold::Sum, T::zero(), |a, b| a + b)
 }
 
 fn max_nan<T: Float>(a: T, b: T) -> T {
@@ -129,18 +128,18 @@ fn min_nan<T: Float>(a: T, b: T) -> T {
 }
 
 fn max_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
-    reduce(x, T::max_leaf, max_nan)
+    reduce(x, Fold::Max, T::zero(), max_nan)
 }
 
 fn min_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
-    reduce(x, T::min_leaf, min_nan)
+    reduce(x, Fold::Min, T::zero(), min_nan)
 }
 
 fn norm2_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
     if x.is_empty() {
         return T::zero();
     }
-    let ss = reduce(x, T::sumsq_leaf, |a, b| a + b);
+    let ss = reduce(x, Fold::SumSq, T::zero(), |a, b| a + b);
     // Fast path: no square overflowed, and none that underflowed can matter (the sum is far
     // above the subnormal range, so each lost square is below u·sum/n).
     if ss.is_nan() || (ss.is_finite() && ss >= T::min_positive_value() / T::epsilon()) {
@@ -148,15 +147,11 @@ fn norm2_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T
     }
     // Scaled pass, as LAPACK's nrm2: Σ(x/amax)² lies in [1, n], no overflow, no underflow
     // that matters.
-    let amax = reduce(x, T::amax_leaf, max_nan);
+    let amax = reduce(x, Fold::AbsMax, T::zero(), max_nan);
     if amax.is_nan() || amax == T::zero() || amax.is_infinite() {
         return amax;
     }
-    let scaled = reduce(
-        x,
-        |level, s| T::scaled_sumsq_leaf(level, s, amax),
-        |a, b| a + b,
-    );
+    let scaled = reduce(x, Fold::ScaledSumSq, amax, |a, b| a + b);
     amax * scaled.sqrt()
 }
 
@@ -178,8 +173,8 @@ fn nonempty<T, S: Data<Elem = T>, D: Dimension>(
 ///
 /// Order: the elements (memory order when contiguous, logical order otherwise) are cut into
 /// leaves of 1024; a leaf is added by 32 running accumulators (element `i` to accumulator
-/// `i mod 32`) combined pairwise; leaves are combined by a binary tree split at
-/// `lo + (hi − lo)/2`, independent of the pool, so the result is bit-identical on any number
+/// `i mod 32`) combined pairwise; leaves are combined by a binary tree split at half the
+/// leaves, independent of the pool, so the result is bit-identical on any number
 /// of threads and at any SIMD level. Error bound, with `u` the unit roundoff (2⁻⁵³ for f64,
 /// 2⁻²⁴ for f32), to first order: `|ŝ − Σxᵢ| ≤ (36 + ⌈log₂⌈n/1024⌉⌉)·u·Σ|xᵢ|` (50·u·Σ|xᵢ|
 /// at n = 10⁷, against (n − 1)·u·Σ|xᵢ| for a running sum). Tested against an exact

@@ -139,6 +139,23 @@ pub const LEAF: usize = 1024;
 /// Independent accumulators of a reduction leaf.
 pub const LANES: usize = 32;
 
+/// What a reduction leaf computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fold {
+    /// `Σx` (0 for nothing).
+    Sum,
+    /// `Σx²`.
+    SumSq,
+    /// `Σ(x/scale)²`.
+    ScaledSumSq,
+    /// The largest element, NaN when any is NaN (`-inf` for nothing).
+    Max,
+    /// The smallest element, NaN when any is NaN (`+inf` for nothing).
+    Min,
+    /// The largest `|x|`, NaN when any is NaN (0 for nothing).
+    AbsMax,
+}
+
 /// Per-type kernels (f32 and f64). Sealed: the module is private.
 pub trait SimdScalar: Copy + Send + Sync + 'static {
     /// `dst[i] = op(src[i])` for all `i` (`src.len() == dst.len()`), at `level`.
@@ -170,18 +187,11 @@ pub trait SimdScalar: Copy + Send + Sync + 'static {
         b: &[Self],
         dst: &mut [MaybeUninit<Self>],
     );
-    /// Sum of at most [`LEAF`] elements, in the fixed order described at [`LEAF`].
-    fn sum_leaf(level: SimdLevel, x: &[Self]) -> Self;
-    /// Sum of squares of at most [`LEAF`] elements (same order as [`SimdScalar::sum_leaf`]).
-    fn sumsq_leaf(level: SimdLevel, x: &[Self]) -> Self;
-    /// Sum of `(x / scale)²` over at most [`LEAF`] elements.
-    fn scaled_sumsq_leaf(level: SimdLevel, x: &[Self], scale: Self) -> Self;
-    /// Largest element, NaN when any is NaN; `-inf` for an empty slice.
-    fn max_leaf(level: SimdLevel, x: &[Self]) -> Self;
-    /// Smallest element, NaN when any is NaN; `+inf` for an empty slice.
-    fn min_leaf(level: SimdLevel, x: &[Self]) -> Self;
-    /// Largest absolute value, NaN when any is NaN; 0 for an empty slice.
-    fn amax_leaf(level: SimdLevel, x: &[Self]) -> Self;
+    /// Folds every leaf of `x` (consecutive runs of [`LEAF`] elements, the last one shorter)
+    /// into `out[i]`, in the fixed order described at [`LEAF`]; `out.len()` must be
+    /// `x.len().div_ceil(LEAF)`. One call per run of leaves keeps the per-leaf cost to a few
+    /// instructions. `scale` is used by [`Fold::ScaledSumSq`] only.
+    fn fold_leaves(level: SimdLevel, fold: Fold, scale: Self, x: &[Self], out: &mut [Self]);
 }
 
 /// Writes `f(src[i])` into `dst[i]`.
@@ -241,6 +251,15 @@ fn leaf_fold<T: Copy>(
         width /= 2;
     }
     acc[0]
+}
+
+/// `out[i] = leaf(i-th run of LEAF elements of x)`.
+#[inline(always)]
+fn fold_each<T: Copy>(x: &[T], out: &mut [T], leaf: impl Fn(&[T]) -> T) {
+    assert_eq!(out.len(), x.len().div_ceil(LEAF), "one output per leaf");
+    for (o, c) in out.iter_mut().zip(x.chunks(LEAF)) {
+        *o = leaf(c);
+    }
 }
 
 /// `a` when `a > b` or `a` is NaN, else `b`: a max that keeps NaN once it has seen one.
@@ -341,23 +360,25 @@ macro_rules! impl_scalar {
                 fn rdiv(b: &[$t], a: $t, dst: &mut [MaybeUninit<$t>]) -> () {
                     map2(b, Rhs::Scalar(a), dst, |y, x| x / y)
                 }
-                fn sum_leaf(x: &[$t]) -> $t {
-                    leaf_fold(x, 0.0, |a, v| a + v, |a, b| a + b)
+                fn sum_leaves(x: &[$t], out: &mut [$t]) -> () {
+                    fold_each(x, out, |c| leaf_fold(c, 0.0, |a, v| a + v, |a, b| a + b))
                 }
-                fn sumsq_leaf(x: &[$t]) -> $t {
-                    leaf_fold(x, 0.0, |a, v| a + v * v, |a, b| a + b)
+                fn sumsq_leaves(x: &[$t], out: &mut [$t]) -> () {
+                    fold_each(x, out, |c| leaf_fold(c, 0.0, |a, v| a + v * v, |a, b| a + b))
                 }
-                fn scaled_sumsq_leaf(x: &[$t], scale: $t) -> $t {
-                    leaf_fold(x, 0.0, |a, v| { let s = v / scale; a + s * s }, |a, b| a + b)
+                fn scaled_sumsq_leaves(x: &[$t], scale: $t, out: &mut [$t]) -> () {
+                    fold_each(x, out, |c| {
+                        leaf_fold(c, 0.0, |a, v| { let s = v / scale; a + s * s }, |a, b| a + b)
+                    })
                 }
-                fn max_leaf(x: &[$t]) -> $t {
-                    leaf_fold(x, <$t>::NEG_INFINITY, max_nan, max_nan)
+                fn max_leaves(x: &[$t], out: &mut [$t]) -> () {
+                    fold_each(x, out, |c| leaf_fold(c, <$t>::NEG_INFINITY, max_nan, max_nan))
                 }
-                fn min_leaf(x: &[$t]) -> $t {
-                    leaf_fold(x, <$t>::INFINITY, min_nan, min_nan)
+                fn min_leaves(x: &[$t], out: &mut [$t]) -> () {
+                    fold_each(x, out, |c| leaf_fold(c, <$t>::INFINITY, min_nan, min_nan))
                 }
-                fn amax_leaf(x: &[$t]) -> $t {
-                    leaf_fold(x, 0.0, |a, v| max_nan(a, v.abs()), max_nan)
+                fn amax_leaves(x: &[$t], out: &mut [$t]) -> () {
+                    fold_each(x, out, |c| leaf_fold(c, 0.0, |a, v| max_nan(a, v.abs()), max_nan))
                 }
             }
 
@@ -436,23 +457,21 @@ macro_rules! impl_scalar {
                         Binary::Div => rdiv(level, b, a, dst),
                     }
                 }
-                fn sum_leaf(level: SimdLevel, x: &[Self]) -> Self {
-                    sum_leaf(level, x)
-                }
-                fn sumsq_leaf(level: SimdLevel, x: &[Self]) -> Self {
-                    sumsq_leaf(level, x)
-                }
-                fn scaled_sumsq_leaf(level: SimdLevel, x: &[Self], scale: Self) -> Self {
-                    scaled_sumsq_leaf(level, x, scale)
-                }
-                fn max_leaf(level: SimdLevel, x: &[Self]) -> Self {
-                    max_leaf(level, x)
-                }
-                fn min_leaf(level: SimdLevel, x: &[Self]) -> Self {
-                    min_leaf(level, x)
-                }
-                fn amax_leaf(level: SimdLevel, x: &[Self]) -> Self {
-                    amax_leaf(level, x)
+                fn fold_leaves(
+                    level: SimdLevel,
+                    fold: Fold,
+                    scale: Self,
+                    x: &[Self],
+                    out: &mut [Self],
+                ) {
+                    match fold {
+                        Fold::Sum => sum_leaves(level, x, out),
+                        Fold::SumSq => sumsq_leaves(level, x, out),
+                        Fold::ScaledSumSq => scaled_sumsq_leaves(level, x, scale, out),
+                        Fold::Max => max_leaves(level, x, out),
+                        Fold::Min => min_leaves(level, x, out),
+                        Fold::AbsMax => amax_leaves(level, x, out),
+                    }
                 }
             }
         }

@@ -220,6 +220,27 @@ fn special_values_every_level() {
     }
 }
 
+/// One leaf (at most LEAF elements) folded at `level`.
+fn leaf<T: SimdScalar + num_traits::Float>(level: SimdLevel, fold: Fold, x: &[T]) -> T {
+    let mut out = [T::zero()];
+    T::fold_leaves(level, fold, T::one(), x, &mut out);
+    out[0]
+}
+
+#[test]
+fn many_leaves_in_one_call_match_one_at_a_time() {
+    let x: Vec<f32> = (0..5000).map(|i| (i as f32 * 0.7).sin()).collect();
+    for level in SimdLevel::available() {
+        for fold in [Fold::Sum, Fold::SumSq, Fold::Max, Fold::Min, Fold::AbsMax] {
+            let mut out = vec![0.0f32; 5];
+            f32::fold_leaves(level, fold, 1.0, &x, &mut out);
+            for (i, c) in x.chunks(LEAF).enumerate() {
+                assert_eq!(out[i].to_bits(), leaf(level, fold, c).to_bits());
+            }
+        }
+    }
+}
+
 #[test]
 fn leaves_agree_bit_for_bit_across_levels() {
     let mut s = 0x1234_5678_u64;
@@ -231,9 +252,9 @@ fn leaves_agree_bit_for_bit_across_levels() {
             (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
         })
         .collect();
-    for len in [0, 1, 31, 32, 33, 1000, LEAF] {
+    for len in [1, 31, 32, 33, 1000, LEAF] {
         let x = &xs[..len];
-        let want = f64::sum_leaf(SimdLevel::Portable, x);
+        let want = leaf(SimdLevel::Portable, Fold::Sum, x);
         // The documented order: LANES running sums, combined pairwise.
         let mut acc = [0.0; LANES];
         for (i, v) in x.iter().enumerate() {
@@ -248,15 +269,15 @@ fn leaves_agree_bit_for_bit_across_levels() {
         }
         assert_eq!(want.to_bits(), acc[0].to_bits(), "len {len}");
         for level in SimdLevel::available() {
-            assert_eq!(f64::sum_leaf(level, x).to_bits(), want.to_bits());
+            assert_eq!(leaf(level, Fold::Sum, x).to_bits(), want.to_bits());
             assert_eq!(
-                f64::sumsq_leaf(level, x).to_bits(),
-                f64::sumsq_leaf(SimdLevel::Portable, x).to_bits()
+                leaf(level, Fold::SumSq, x).to_bits(),
+                leaf(SimdLevel::Portable, Fold::SumSq, x).to_bits()
             );
             let xs32: Vec<f32> = x.iter().map(|&v| v as f32).collect();
             assert_eq!(
-                f32::sum_leaf(level, &xs32).to_bits(),
-                f32::sum_leaf(SimdLevel::Portable, &xs32).to_bits()
+                leaf(level, Fold::Sum, &xs32).to_bits(),
+                leaf(SimdLevel::Portable, Fold::Sum, &xs32).to_bits()
             );
         }
     }
@@ -266,14 +287,13 @@ fn leaves_agree_bit_for_bit_across_levels() {
 fn max_min_leaves_propagate_nan() {
     for level in SimdLevel::available() {
         let mut x: Vec<f64> = (0..100).map(f64::from).collect();
-        assert_eq!(f64::max_leaf(level, &x), 99.0);
-        assert_eq!(f64::min_leaf(level, &x), 0.0);
-        assert_eq!(f64::amax_leaf(level, &x), 99.0);
+        assert_eq!(leaf(level, Fold::Max, &x), 99.0);
+        assert_eq!(leaf(level, Fold::Min, &x), 0.0);
+        assert_eq!(leaf(level, Fold::AbsMax, &x), 99.0);
         x[37] = f64::NAN;
-        assert!(f64::max_leaf(level, &x).is_nan());
-        assert!(f64::min_leaf(level, &x).is_nan());
-        assert!(f64::amax_leaf(level, &x).is_nan());
-        assert_eq!(f64::max_leaf(level, &[]), f64::NEG_INFINITY);
+        assert!(leaf(level, Fold::Max, &x).is_nan());
+        assert!(leaf(level, Fold::Min, &x).is_nan());
+        assert!(leaf(level, Fold::AbsMax, &x).is_nan());
     }
 }
 
