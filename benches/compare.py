@@ -38,7 +38,9 @@ def main():
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     env = dict(os.environ, PARLINALG_BENCH_THREADS=str(args.threads), PARLINALG_BENCH_N=str(args.n))
     rounds = []
+    loads = []
     for r in range(args.rounds):
+        loads.append(open("/proc/loadavg").read().split()[0])
         with tempfile.NamedTemporaryFile(suffix=".json") as tmp:
             subprocess.run([sys.executable, os.path.join(HERE, "numpy_elementwise.py"),
                             "--n", str(args.n), "--repeats", "9", "--json", tmp.name],
@@ -69,6 +71,8 @@ def main():
         f"n = {args.n}, parlinalg on {args.threads} threads, numpy single-threaded; "
         f"ns per element (median of {args.rounds} rounds); ratio = numpy / parlinalg, "
         "computed per round, median shown.",
+        f"1-minute load average at the start of each round: {', '.join(loads)} "
+        f"(the machine is shared; {os.cpu_count()} CPUs).",
         "",
         "| op | dtype | numpy new | parlinalg new | ratio new | numpy out= | parlinalg into "
         "| ratio into | into vs triad bandwidth |",
