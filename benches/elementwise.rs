@@ -153,7 +153,11 @@ fn bench_type<T: Float>(c: &mut Criterion, dtype: &str, n: usize, threads: &[usi
 }
 
 fn benches(c: &mut Criterion) {
-    let n = env_usize_list("PARLINALG_BENCH_N", &[10_000_000])[0];
+    // `cargo test --all-targets` runs each bench once without `--bench`: a small n keeps that
+    // smoke test fast.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let default_n = if measuring { 10_000_000 } else { 100_000 };
+    let n = env_usize_list("PARLINALG_BENCH_N", &[default_n])[0];
     let threads = env_usize_list("PARLINALG_BENCH_THREADS", &[1, 2]);
     eprintln!(
         "n = {n}, threads {threads:?}, SIMD level {:?}",

@@ -123,6 +123,20 @@ pub enum Error {
         minor: usize,
     },
 
+    /// The matrix is singular to working precision: no pivot is exactly zero, but LAPACK's
+    /// estimate of the reciprocal condition number is below the machine epsilon of the element
+    /// type, so a solution or inverse would have no correct digit (MATLAB warns at the same
+    /// threshold; numpy returns the numbers).
+    #[error("{routine}: matrix is singular to working precision (estimated reciprocal condition number {rcond:e} < machine epsilon {epsilon:e})")]
+    IllConditioned {
+        /// The LAPACK routine that estimated it.
+        routine: &'static str,
+        /// The estimated reciprocal condition number (1-norm).
+        rcond: f64,
+        /// The machine epsilon it was compared with.
+        epsilon: f64,
+    },
+
     /// A LAPACK routine reported an error or failed to converge.
     #[error("{routine}: LAPACK returned info = {info} ({why})")]
     Lapack {

@@ -23,7 +23,7 @@ pub const CORETYPE_VAR: &str = "OPENBLAS_CORETYPE";
 pub const REEXEC_MARKER_VAR: &str = "PARLINALG_KERNEL_REEXEC";
 
 /// Instruction-set families of OpenBLAS x86-64 kernels, lowest to highest.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum IsaLevel {
     /// SSE3 at most: the generic `Prescott` kernel and older ones.
     Sse3,
@@ -55,7 +55,7 @@ impl fmt::Display for IsaLevel {
 
 /// The CPU features that decide which OpenBLAS kernel can run. Fields are public so that
 /// tests (and curious users) can describe any CPU.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 #[allow(missing_docs)] // each field is the CPUID feature of the same name
 pub struct CpuFeatures {
     /// `true` on x86-64; on other architectures the check says "unknown".
@@ -158,7 +158,7 @@ pub fn kernel_isa_level(corename: &str) -> Option<IsaLevel> {
 }
 
 /// What [`check_kernel`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum KernelFinding {
     /// The running kernel uses the best instruction set the CPU supports.
@@ -412,7 +412,7 @@ impl fmt::Display for KernelSelection {
 /// [`KernelSelection::CannotFix`].
 ///
 /// ```no_run
-/// // First thing in `main`:
+/// // First thing in main:
 /// let selection = parlinalg::kernel::ensure_best_kernel();
 /// println!("{selection}");
 /// // ... the program, now on the right kernel
@@ -420,38 +420,64 @@ impl fmt::Display for KernelSelection {
 pub fn ensure_best_kernel() -> KernelSelection {
     let lib = BlasLibrary::query();
     let finding = check_kernel(&lib.corename, lib.dynamic_arch, &CpuFeatures::detect());
-    let running = lib.corename.clone();
-    let marker = std::env::var(REEXEC_MARKER_VAR).ok();
-    match std::env::var(CORETYPE_VAR) {
-        Ok(value) if marker.as_deref() == Some(value.as_str()) => {
-            return if finding.is_suboptimal() {
-                KernelSelection::CannotFix { finding }
-            } else {
-                KernelSelection::Reexecuted { value, running }
-            };
+    let decision = decide(
+        finding,
+        lib.corename,
+        std::env::var(CORETYPE_VAR).ok(),
+        std::env::var(REEXEC_MARKER_VAR).ok(),
+    );
+    match decision {
+        Decision::Keep(selection) => selection,
+        Decision::Reexec { value, finding } => {
+            reexec_with(value);
+            // Only reached when exec failed.
+            KernelSelection::CannotFix { finding }
         }
-        Ok(value) => {
-            return KernelSelection::UserChoice {
-                value,
-                running,
-                finding,
+    }
+}
+
+/// What [`ensure_best_kernel`] should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Decision {
+    Keep(KernelSelection),
+    Reexec {
+        value: &'static str,
+        finding: KernelFinding,
+    },
+}
+
+/// The pure part of [`ensure_best_kernel`]: from the finding, the running kernel, and the values
+/// of `OPENBLAS_CORETYPE` and of our marker variable.
+fn decide(
+    finding: KernelFinding,
+    running: String,
+    coretype: Option<String>,
+    marker: Option<String>,
+) -> Decision {
+    let keep = Decision::Keep;
+    match (coretype, marker) {
+        // We set it in a previous exec: say so, unless it did not help.
+        (Some(value), Some(marker)) if value == marker => {
+            if finding.is_suboptimal() {
+                keep(KernelSelection::CannotFix { finding })
+            } else {
+                keep(KernelSelection::Reexecuted { value, running })
             }
         }
-        Err(_) => {}
+        // The user's own choice is kept, with the check's opinion of it.
+        (Some(value), _) => keep(KernelSelection::UserChoice {
+            value,
+            running,
+            finding,
+        }),
+        // The variable vanished after our exec: never loop.
+        (None, Some(_)) => keep(KernelSelection::CannotFix { finding }),
+        (None, None) => match (&finding, finding.recommended()) {
+            (_, Some(value)) => Decision::Reexec { value, finding },
+            (KernelFinding::Best { .. }, None) => keep(KernelSelection::AlreadyBest { running }),
+            (_, None) => keep(KernelSelection::CannotFix { finding }),
+        },
     }
-    let Some(recommended) = finding.recommended() else {
-        return if finding.is_suboptimal() || matches!(finding, KernelFinding::AboveCpu { .. }) {
-            KernelSelection::CannotFix { finding }
-        } else {
-            KernelSelection::AlreadyBest { running }
-        };
-    };
-    if marker.is_some() {
-        // We already re-executed once and the variable vanished: do not loop.
-        return KernelSelection::CannotFix { finding };
-    }
-    reexec_with(recommended);
-    KernelSelection::CannotFix { finding }
 }
 
 /// Replaces this process with the same program and `OPENBLAS_CORETYPE=value`. Returns only if
@@ -650,6 +676,84 @@ mod tests {
             check_kernel("Haswell", true, &CpuFeatures::default()),
             KernelFinding::Unknown { .. }
         ));
+    }
+
+    fn fallback() -> KernelFinding {
+        check_kernel("Prescott", true, &cpu(IsaLevel::Avx512))
+    }
+
+    fn best() -> KernelFinding {
+        check_kernel("SkylakeX", true, &cpu(IsaLevel::Avx512))
+    }
+
+    #[test]
+    fn a_fallback_with_nothing_set_re_executes_with_the_recommendation() {
+        let d = decide(fallback(), "Prescott".into(), None, None);
+        assert!(
+            matches!(
+                d,
+                Decision::Reexec {
+                    value: "SkylakeX",
+                    ..
+                }
+            ),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn the_users_variable_is_kept() {
+        let d = decide(fallback(), "Prescott".into(), Some("Prescott".into()), None);
+        match d {
+            Decision::Keep(KernelSelection::UserChoice { value, finding, .. }) => {
+                assert_eq!(value, "Prescott");
+                assert!(finding.is_suboptimal());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_re_executed_child_reports_and_never_loops() {
+        let v = Some("SkylakeX".to_owned());
+        let d = decide(best(), "SkylakeX".into(), v.clone(), v.clone());
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::Reexecuted { .. })),
+            "{d:?}"
+        );
+        // The exec did not help (e.g. the library ignored the variable): report, do not loop.
+        let d = decide(fallback(), "Prescott".into(), v.clone(), v.clone());
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
+            "{d:?}"
+        );
+        // The variable was removed between execs: do not loop either.
+        let d = decide(fallback(), "Prescott".into(), None, v);
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn nothing_to_fix_or_nothing_fixable_means_no_exec() {
+        let d = decide(best(), "SkylakeX".into(), None, None);
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::AlreadyBest { .. })),
+            "{d:?}"
+        );
+        let fixed = check_kernel("Haswell", false, &cpu(IsaLevel::Avx512));
+        let d = decide(fixed, "Haswell".into(), None, None);
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
+            "{d:?}"
+        );
+        let unknown = check_kernel("Haswell", true, &CpuFeatures::default());
+        let d = decide(unknown, "Haswell".into(), None, None);
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -30,6 +30,42 @@
 //! # Ok::<(), parlinalg::Error>(())
 //! ```
 //!
+//! ## LAPACK level
+//!
+//! [`solve`], [`inv`], [`det`], [`cholesky`], [`eigvalsh`], [`singular_values`] and [`lstsq`]
+//! run in the LAPACK inside the same OpenBLAS (through ndarray-linalg), so under the same BLAS
+//! thread settings as the products. They take any layout, copy the input once into a
+//! column-major buffer, and return new C-order arrays:
+//!
+//! | function | f32 | f64 |
+//! |---|---|---|
+//! | [`solve`] (`b` 1-D or 2-D) | `sgetrf`, `sgecon`, `sgetrs` | `dgetrf`, `dgecon`, `dgetrs` |
+//! | [`inv`] | `sgetrf`, `sgecon`, `sgetri` | `dgetrf`, `dgecon`, `dgetri` |
+//! | [`det`] | `sgetrf` | `dgetrf` |
+//! | [`cholesky`] (lower factor) | `spotrf` | `dpotrf` |
+//! | [`eigvalsh`] (ascending) | `ssyev` | `dsyev` |
+//! | [`singular_values`] (descending) | `sgesdd` | `dgesdd` |
+//! | [`lstsq`] (minimum norm) | `sgesdd`, `cblas_sgemv` | `dgesdd`, `cblas_dgemv` |
+//!
+//! Errors are values: [`Error::Singular`] (which pivot), [`Error::IllConditioned`] (singular to
+//! working precision), [`Error::NotPositiveDefinite`] (which minor), [`Error::NotSquare`],
+//! [`Error::ShapeMismatch`] (both shapes), [`Error::NonFinite`] (NaN or infinity, checked before
+//! LAPACK sees it). Empty inputs have numpy's answers: `det` of `0 × 0` is 1, the others
+//! return empty arrays (`lstsq` zeros of length `n`). [`cholesky`] and [`eigvalsh`] read only
+//! the lower triangle.
+//!
+//! ```
+//! use parlinalg::ndarray::array;
+//!
+//! let a = array![[4.0_f64, 2.0], [2.0, 3.0]];
+//! let x = parlinalg::solve(&a, &array![2.0, 1.0])?;
+//! assert!((x[0] - 0.5).abs() < 1e-12 && x[1].abs() < 1e-12);
+//! assert!((parlinalg::det(&a)? - 8.0).abs() < 1e-12);
+//! let singular = parlinalg::solve(&array![[1.0, 2.0], [2.0, 4.0]], &array![1.0, 1.0]);
+//! assert!(matches!(singular, Err(parlinalg::Error::Singular { pivot: 1, .. })));
+//! # Ok::<(), parlinalg::Error>(())
+//! ```
+//!
 //! ## Elementwise and reductions
 //!
 //! Everything that is not a matrix product runs in Rust, on the current rayon pool (the
@@ -88,10 +124,17 @@ use openblas_src as _;
 
 pub use ndarray;
 
+/// The README's Rust examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+mod alloc;
 mod blas;
 mod elementwise;
 mod error;
 pub mod kernel;
+mod lapack;
 mod par;
 mod reduce;
 mod scalar;
@@ -99,13 +142,16 @@ mod simd;
 pub mod threads;
 
 pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};
-pub use blas::{dot, matmul, matvec};
+pub use blas::{dot, matmul, matmul_batch, matmul_batch_with, matmul_into, matvec};
 pub use elementwise::{
     add, add_into, div, div_into, exp, exp_inplace, exp_into, ln, ln_inplace, ln_into, mul,
     mul_into, sigmoid, sigmoid_inplace, sigmoid_into, sqrt, sqrt_inplace, sqrt_into, sub, sub_into,
     tanh, tanh_inplace, tanh_into,
 };
 pub use error::{Error, Result};
+pub use lapack::{
+    cholesky, det, eigvalsh, inv, lstsq, singular_values, solve, SolveRhs, LSTSQ_MAX_MIN_DIM,
+};
 pub use reduce::{max, max_axis, mean, mean_axis, min, min_axis, norm2, norm2_axis, sum, sum_axis};
 pub use scalar::Float;
 pub use simd::{simd_level, unary_at_level, SimdLevel};

@@ -38,11 +38,6 @@ pub(crate) const PAR_MIN_REDUCE: usize = 1 << 17;
 /// (f32 `exp` 0.72 → 0.66, f64 `add` 2.1 → 1.6 on a loaded machine), so fresh outputs stream too.
 pub(crate) const STREAM_MIN_BYTES: usize = 32 << 20;
 
-/// Results at least this large are backed by transparent huge pages when the kernel allows
-/// (`madvise(MADV_HUGEPAGE)`), as numpy does from 4 MiB: one page fault per 2 MiB instead
-/// of 512.
-const HUGE_PAGE_MIN_BYTES: usize = 4 << 20;
-
 /// Size of a transparent huge page on x86-64 Linux; parallel chunks of large outputs start on
 /// multiples of it, so that no two threads fault in the same huge page.
 const HUGE_PAGE: usize = 2 << 20;
@@ -56,7 +51,7 @@ pub(crate) fn worth_splitting(len: usize, min_len: usize) -> bool {
 }
 
 /// A new array of `shape` (C order, or F order when `f_order`), uninitialised, allocated
-/// fallibly; large ones are advised to use huge pages. Its pages are not touched here: the
+/// fallibly; large ones are advised to use huge pages (as numpy does from 4 MiB). Its pages are not touched here: the
 /// threads that fill the array fault them in, each its own chunk (first touch).
 pub(crate) fn uninit_array<T, D: Dimension>(
     op: &'static str,
@@ -68,40 +63,16 @@ pub(crate) fn uninit_array<T, D: Dimension>(
         shape: shape.slice().to_vec(),
     };
     let len = shape.size_checked().ok_or_else(too_large)?;
-    let bytes = len
-        .checked_mul(std::mem::size_of::<T>())
+    len.checked_mul(std::mem::size_of::<T>())
         .filter(|&b| b <= isize::MAX as usize)
         .ok_or_else(too_large)?;
-    let mut v: Vec<MaybeUninit<T>> = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| too_large())?;
-    // SAFETY: the capacity is at least `len` (reserved above) and `MaybeUninit<T>` needs no
-    // initialisation.
+    // Fallible, and advised to use huge pages when large (`crate::alloc`).
+    let mut v = crate::alloc::uninit_buffer::<MaybeUninit<T>>(op, len)?;
+    // SAFETY: the capacity is at least `len` and `MaybeUninit<T>` needs no initialisation.
     unsafe { v.set_len(len) };
-    if bytes >= HUGE_PAGE_MIN_BYTES {
-        advise_huge_pages(v.as_mut_ptr().cast(), bytes);
-    }
     let shape = shape.set_f(f_order);
     Ok(Array::from_shape_vec(shape, v).expect("the vector holds exactly the shape's elements"))
 }
-
-/// Asks the kernel to back the 2 MiB-aligned interior of `[ptr, ptr + bytes)` with huge pages.
-/// Best effort: an error (no THP support, or `never`) changes nothing.
-#[cfg(target_os = "linux")]
-fn advise_huge_pages(ptr: *mut u8, bytes: usize) {
-    let start = (ptr as usize).next_multiple_of(HUGE_PAGE);
-    let end = (ptr as usize + bytes) / HUGE_PAGE * HUGE_PAGE;
-    if end > start {
-        // SAFETY: [start, end) lies inside the allocation this function was given (rounded
-        // inwards to page boundaries); MADV_HUGEPAGE only changes how future faults are served
-        // and never the contents or validity of the memory.
-        unsafe {
-            libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE);
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_ptr: *mut u8, _bytes: usize) {}
 
 /// Calls `f(offset, chunk)` over pieces of `dst` that together cover it once, in parallel on
 /// the current pool when `dst` has at least `min_len` elements. Split points fall on page (or,

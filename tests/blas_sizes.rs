@@ -107,13 +107,73 @@ fn results_do_not_depend_on_the_blas_thread_count() {
     let a: Array2<f64> = rng.matrix(300, 280);
     let b: Array2<f64> = rng.matrix(280, 310);
     let (want, bound) = naive_matmul(&a.view(), &b.view());
-    let before = parlinalg::threads::blas_threads();
     for threads in [1, 2] {
-        parlinalg::threads::set_blas_threads(threads).unwrap();
-        let got = parlinalg::matmul(&a, &b).unwrap();
+        let got = parlinalg::threads::with_blas_threads(threads, || parlinalg::matmul(&a, &b))
+            .unwrap()
+            .unwrap();
         for ((i, j), g) in got.indexed_iter() {
             assert!((g - want[[i, j]]).abs() <= 280.0 * f64::EPSILON * bound[[i, j]]);
         }
     }
-    parlinalg::threads::set_blas_threads(before).unwrap();
+}
+
+/// `matmul_into` writes the same product into every output layout, touches nothing outside
+/// the output view, and rejects a wrongly shaped output.
+#[test]
+fn matmul_into_every_output_layout() {
+    use ndarray::{s, ShapeBuilder};
+    let mut rng = Rng::new(11);
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 5, 2),
+        (17, 1, 9),
+        (64, 65, 63),
+        (130, 257, 129),
+        (4, 0, 3),
+    ] {
+        let a: Array2<f64> = rng.matrix(m, k);
+        let b: Array2<f64> = rng.matrix(k, n);
+        let want = parlinalg::matmul(&a, &b).unwrap();
+        let sentinel = -7.0;
+        let check = |out: ndarray::ArrayView2<'_, f64>, name: &str| {
+            for ((i, j), g) in out.indexed_iter() {
+                assert!(
+                    (g - want[[i, j]]).abs() <= 1e-12 * (1.0 + want[[i, j]].abs()),
+                    "{name} {m}x{k}x{n}"
+                );
+            }
+        };
+        let mut c = Array2::from_elem((m, n), sentinel);
+        parlinalg::matmul_into(&a, &b, &mut c).unwrap();
+        check(c.view(), "c_order");
+        let mut f = Array2::from_elem((m, n).f(), sentinel);
+        parlinalg::matmul_into(&a, &b, &mut f).unwrap();
+        check(f.view(), "f_order");
+        for f_order in [false, true] {
+            let shape = (m + 3, n + 4);
+            let mut big = if f_order {
+                Array2::from_elem(shape.f(), sentinel)
+            } else {
+                Array2::from_elem(shape, sentinel)
+            };
+            parlinalg::matmul_into(&a, &b, &mut big.slice_mut(s![1..m + 1, 2..n + 2])).unwrap();
+            check(big.slice(s![1..m + 1, 2..n + 2]), "sub_block");
+            let outside = big.iter().filter(|&&v| v == sentinel).count();
+            assert_eq!(
+                outside,
+                (m + 3) * (n + 4) - m * n,
+                "wrote outside the block"
+            );
+        }
+        let mut big = Array2::from_elem((2 * m, 2 * n), sentinel);
+        parlinalg::matmul_into(&a, &b, &mut big.slice_mut(s![..;2, ..;2])).unwrap();
+        check(big.slice(s![..;2, ..;2]), "both_strided");
+        let mut rev = Array2::from_elem((m, n), sentinel);
+        parlinalg::matmul_into(&a, &b, &mut rev.slice_mut(s![..;-1, ..])).unwrap();
+        check(rev.slice(s![..;-1, ..]), "reversed_rows");
+    }
+    let a = Array2::<f32>::zeros((2, 3));
+    let mut wrong = Array2::<f32>::zeros((2, 4));
+    let err = parlinalg::matmul_into(&a, &Array2::zeros((3, 3)), &mut wrong).unwrap_err();
+    assert!(err.to_string().contains("(2, 3) and (2, 4)"), "{err}");
 }

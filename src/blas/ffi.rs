@@ -109,6 +109,17 @@ pub struct MatArg<T> {
     pub ld: c_int,
 }
 
+impl<T> MatArg<T> {
+    /// The same storage read as the transpose: `op(A)ᵀ`.
+    pub fn transposed(self) -> Self {
+        let trans = match self.trans {
+            Transpose::NoTrans => Transpose::Trans,
+            Transpose::Trans => Transpose::NoTrans,
+        };
+        MatArg { trans, ..self }
+    }
+}
+
 /// A strided vector operand.
 #[derive(Debug, Clone, Copy)]
 pub struct VecArg<T> {
@@ -118,7 +129,8 @@ pub struct VecArg<T> {
     pub inc: c_int,
 }
 
-/// Per-type dispatch to the `s` / `d` routines. Implemented for `f32` and `f64` only.
+/// Per-type dispatch to the `s` / `d` routines. Implemented for `f32` and `f64` only. The
+/// method names carry a `cblas_` prefix so they never collide with users' own traits.
 ///
 /// The trait is public inside a private module, so users can name neither it nor its methods:
 /// it seals [`crate::Float`].
@@ -132,7 +144,7 @@ pub trait BlasScalar: Copy + Send + Sync + 'static {
     /// writes of `m` rows of `ldc ≥ n` elements. `c` need not be initialised (beta = 0: BLAS
     /// does not read it) and must not overlap `a` or `b`.
     #[doc(hidden)]
-    unsafe fn gemm(
+    unsafe fn cblas_gemm(
         m: c_int,
         n: c_int,
         k: c_int,
@@ -151,20 +163,20 @@ pub trait BlasScalar: Copy + Send + Sync + 'static {
     /// writes of `len(op(A) rows)` contiguous elements, need not be initialised, and does not
     /// overlap the inputs.
     #[doc(hidden)]
-    unsafe fn gemv(rows: c_int, cols: c_int, a: MatArg<Self>, x: VecArg<Self>, y: *mut Self);
+    unsafe fn cblas_gemv(rows: c_int, cols: c_int, a: MatArg<Self>, x: VecArg<Self>, y: *mut Self);
 
     /// `Σ x[i]·y[i]` via `cblas_?dot`.
     ///
     /// # Safety
     /// `n ≥ 0`; `x` and `y` are readable at `n` positions spaced by their `inc ≥ 1`.
     #[doc(hidden)]
-    unsafe fn dot(n: c_int, x: VecArg<Self>, y: VecArg<Self>) -> Self;
+    unsafe fn cblas_dot(n: c_int, x: VecArg<Self>, y: VecArg<Self>) -> Self;
 }
 
 macro_rules! impl_blas_scalar {
     ($t:ty, $gemm:ident, $gemv:ident, $dot:ident) => {
         impl BlasScalar for $t {
-            unsafe fn gemm(
+            unsafe fn cblas_gemm(
                 m: c_int,
                 n: c_int,
                 k: c_int,
@@ -196,7 +208,7 @@ macro_rules! impl_blas_scalar {
                 }
             }
 
-            unsafe fn gemv(
+            unsafe fn cblas_gemv(
                 rows: c_int,
                 cols: c_int,
                 a: MatArg<Self>,
@@ -223,7 +235,7 @@ macro_rules! impl_blas_scalar {
                 }
             }
 
-            unsafe fn dot(n: c_int, x: VecArg<Self>, y: VecArg<Self>) -> Self {
+            unsafe fn cblas_dot(n: c_int, x: VecArg<Self>, y: VecArg<Self>) -> Self {
                 // SAFETY: the caller guarantees both vectors are readable at n strided positions.
                 unsafe { $dot(n, x.ptr, x.inc, y.ptr, y.inc) }
             }

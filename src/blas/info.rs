@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use super::ffi;
 
 /// How the loaded OpenBLAS runs its own threads (`openblas_get_parallel`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum ThreadingLayer {
     /// Built without threading: every call runs on the calling thread.
@@ -52,7 +52,7 @@ impl fmt::Display for ThreadingLayer {
 /// assert!(lib.config.contains("OpenBLAS"));
 /// println!("{lib}");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BlasLibrary {
     /// File the OpenBLAS symbols were loaded from (via `dladdr`), when the loader can say.
     pub path: Option<PathBuf>,

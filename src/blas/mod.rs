@@ -11,19 +11,24 @@
 //! axes, negative strides, broadcast axes) are copied once into a C-order buffer first. The
 //! result is a new C-order array, written by BLAS directly (no zero-fill first).
 
+mod batch;
 mod ffi;
 pub(crate) mod info;
 mod layout;
 
+pub use batch::{matmul_batch, matmul_batch_with};
+
 pub use ffi::BlasScalar;
-pub(crate) use ffi::{get_num_threads, set_num_threads};
+pub(crate) use ffi::{get_num_threads, get_parallel, set_num_threads};
 
 use std::ffi::c_int;
 
-use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, Ix1, Ix2};
+use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, DataMut, Ix1, Ix2};
 
+use crate::alloc::{filled, uninit_buffer};
+use crate::threads::{blas_call, CallSize};
 use crate::{Error, Float, Result};
-use ffi::{MatArg, VecArg};
+use ffi::{MatArg, Transpose, VecArg};
 use layout::{matrix_layout, vector_inc, MatrixLayout};
 
 /// Matrix product `a · b` of an `m × k` and a `k × n` matrix, in `cblas_?gemm`.
@@ -53,32 +58,176 @@ where
     SB: Data<Elem = T>,
 {
     const OP: &str = "matmul";
+    let dims = product_dims(OP, a, b)?;
+    let (m, n, k) = dims.usize();
+    let len = element_count(OP, &[m, n])?;
+    if len == 0 || k == 0 {
+        let zeros = filled(OP, len, T::zero())?;
+        return Ok(Array2::from_shape_vec((m, n), zeros).expect("shape matches length"));
+    }
+    // The result first: when it cannot be allocated, nothing is copied.
+    let mut c = uninit_buffer::<T>(OP, len)?;
+    // SAFETY: `c` has capacity m·n: m rows of ldc = n, freshly allocated, overlapping nothing.
+    unsafe { gemm_into_ptr(OP, a, b, dims, c.as_mut_ptr(), dims.n)? };
+    // SAFETY: gemm with beta = 0 wrote all m·n elements of `c`.
+    unsafe { c.set_len(len) };
+    Ok(Array2::from_shape_vec((m, n), c).expect("shape matches length"))
+}
+
+/// Matrix product `a · b` written into `out` (numpy's `out=`), in `cblas_?gemm`: no
+/// allocation when `out` is C order, F order, or a sub-block of either.
+///
+/// `out` is overwritten, never read. Other layouts of `out` (steps on both axes, negative
+/// strides) get the product through a temporary.
+///
+/// # Errors
+/// As [`matmul`], plus [`Error::ShapeMismatch`] when `out` is not `m × n`.
+///
+/// # Example
+/// ```
+/// use parlinalg::ndarray::{array, Array2};
+///
+/// let a = array![[1.0, 2.0], [3.0, 4.0]];
+/// let mut c = Array2::zeros((2, 2));
+/// for _ in 0..3 {
+///     parlinalg::matmul_into(&a, &a, &mut c)?; // reuses c's memory
+/// }
+/// assert_eq!(c, array![[7.0, 10.0], [15.0, 22.0]]);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn matmul_into<T, SA, SB, SC>(
+    a: &ArrayBase<SA, Ix2>,
+    b: &ArrayBase<SB, Ix2>,
+    out: &mut ArrayBase<SC, Ix2>,
+) -> Result<()>
+where
+    T: Float,
+    SA: Data<Elem = T>,
+    SB: Data<Elem = T>,
+    SC: DataMut<Elem = T>,
+{
+    const OP: &str = "matmul_into";
+    let dims = product_dims(OP, a, b)?;
+    let (m, n, k) = dims.usize();
+    if out.dim() != (m, n) {
+        return Err(Error::shape(
+            OP,
+            &[m, n],
+            out.shape(),
+            format!(
+                "the product is {m}×{n} but out is {}×{}",
+                out.nrows(),
+                out.ncols()
+            ),
+        ));
+    }
+    if m == 0 || n == 0 {
+        return Ok(());
+    }
+    if k == 0 {
+        out.fill(T::zero());
+        return Ok(());
+    }
+    let strides = out.strides();
+    let layout = matrix_layout(m, n, strides[0], strides[1])
+        .and_then(|l| Some((l.trans, c_int::try_from(l.ld).ok()?)));
+    let Some((trans, ldc)) = layout else {
+        out.assign(&matmul(a, b)?);
+        return Ok(());
+    };
+    let c = out.as_mut_ptr();
+    match trans {
+        // SAFETY: `out` is an m × n row-major block with ldc ≥ n (checked by `matrix_layout`),
+        // exclusively borrowed, so it overlaps neither input.
+        Transpose::NoTrans => unsafe { gemm_into_ptr(OP, a, b, dims, c, ldc)? },
+        // `out` is column-major: write its transpose, an n × m row-major block, as bᵀ·aᵀ.
+        // SAFETY: as above; `out` stored row-major is n × m with ldc ≥ m.
+        Transpose::Trans => unsafe {
+            gemm_into_ptr(OP, &b.t(), &a.t(), dims.transposed(), c, ldc)?
+        },
+    }
+    Ok(())
+}
+
+/// `m, n, k` of `a · b` as BLAS integers.
+#[derive(Debug, Clone, Copy)]
+struct ProductDims {
+    m: c_int,
+    n: c_int,
+    k: c_int,
+}
+
+impl ProductDims {
+    /// The dimensions of (a·b)ᵀ = bᵀ·aᵀ.
+    fn transposed(self) -> Self {
+        ProductDims {
+            m: self.n,
+            n: self.m,
+            k: self.k,
+        }
+    }
+
+    /// Checks `m, n, k` against the BLAS integer.
+    fn new(op: &'static str, m: usize, n: usize, k: usize) -> Result<Self> {
+        Ok(ProductDims {
+            m: blas_int(op, m)?,
+            n: blas_int(op, n)?,
+            k: blas_int(op, k)?,
+        })
+    }
+
+    fn usize(self) -> (usize, usize, usize) {
+        let back = |d: c_int| usize::try_from(d).expect("converted from a usize");
+        (back(self.m), back(self.n), back(self.k))
+    }
+}
+
+/// Writes `a · b` (`dims`, all ≥ 1) into the row-major block at `c` with leading dimension
+/// `ldc`, through `cblas_?gemm` under the thread controller.
+///
+/// # Safety
+/// `c` is valid for writes of `dims.m` rows of `ldc ≥ dims.n` elements and overlaps neither
+/// input; `a` is `dims.m × dims.k` and `b` is `dims.k × dims.n`, all dimensions ≥ 1.
+unsafe fn gemm_into_ptr<T, SA, SB>(
+    op: &'static str,
+    a: &ArrayBase<SA, Ix2>,
+    b: &ArrayBase<SB, Ix2>,
+    dims: ProductDims,
+    c: *mut T,
+    ldc: c_int,
+) -> Result<()>
+where
+    T: Float,
+    SA: Data<Elem = T>,
+    SB: Data<Elem = T>,
+{
+    let a = MatrixOperand::new(op, a)?;
+    let b = MatrixOperand::new(op, b)?;
+    let (m, n, k) = dims.usize();
+    blas_call(CallSize::Gemm { m, n, k }, || {
+        // SAFETY: each operand's layout was checked by `matrix_layout` against its own shape
+        // and strides (ld ≥ stored width, unit inner stride) and borrows live data for the
+        // call; the dimensions are ≥ 1 and `c` is valid per this function's contract.
+        unsafe { T::cblas_gemm(dims.m, dims.n, dims.k, a.arg(), b.arg(), c, ldc) }
+    })
+}
+
+/// Checks that `a · b` is defined and its dimensions fit the BLAS integer.
+fn product_dims<T, SA: Data<Elem = T>, SB: Data<Elem = T>>(
+    op: &'static str,
+    a: &ArrayBase<SA, Ix2>,
+    b: &ArrayBase<SB, Ix2>,
+) -> Result<ProductDims> {
     let ((m, k), (kb, n)) = (a.dim(), b.dim());
     if k != kb {
         return Err(Error::shape(
-            OP,
+            op,
             a.shape(),
             b.shape(),
             format!("a has {k} columns but b has {kb} rows"),
         ));
     }
-    let (mi, ni, ki) = (blas_int(OP, m)?, blas_int(OP, n)?, blas_int(OP, k)?);
-    let len = element_count(OP, &[m, n])?;
-    if len == 0 || k == 0 {
-        return Ok(Array2::from_shape_vec((m, n), zeros(OP, len)?).expect("shape matches length"));
-    }
-    // The result first: when it cannot be allocated, nothing else is.
-    let mut c = uninit_buffer::<T>(OP, len)?;
-    let a = MatrixOperand::new(OP, a)?;
-    let b = MatrixOperand::new(OP, b)?;
-    // SAFETY: m, n, k ≥ 1 (checked above) and fit c_int; each operand's layout was checked by
-    // `matrix_layout` against its own shape and strides (ld ≥ stored width, unit inner stride)
-    // and borrows live data for the call; `c` has capacity m·n = m rows of ldc = n, freshly
-    // allocated so it overlaps nothing.
-    unsafe { T::gemm(mi, ni, ki, a.arg(), b.arg(), c.as_mut_ptr(), ni) };
-    // SAFETY: gemm with beta = 0 wrote all m·n elements of `c`.
-    unsafe { c.set_len(len) };
-    Ok(Array2::from_shape_vec((m, n), c).expect("shape matches length"))
+    ProductDims::new(op, m, n, k)
 }
 
 /// Matrix–vector product `a · x` of an `m × k` matrix and a length-`k` vector, in
@@ -116,17 +265,20 @@ where
     blas_int(OP, m)?;
     blas_int(OP, k)?;
     if m == 0 || k == 0 {
-        return Ok(Array1::from_vec(zeros(OP, m)?));
+        return Ok(Array1::from_vec(filled(OP, m, T::zero())?));
     }
     let mut y = uninit_buffer::<T>(OP, m)?;
     let a = MatrixOperand::new(OP, a)?;
     let x = VectorOperand::new(OP, x)?;
     let (stored_rows, stored_cols) = a.layout.stored_dims(m, k);
     let (rows, cols) = (blas_int(OP, stored_rows)?, blas_int(OP, stored_cols)?);
-    // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
-    // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by `vector_inc`),
-    // and `y` has capacity m, freshly allocated.
-    unsafe { T::gemv(rows, cols, a.arg(), x.arg(), y.as_mut_ptr()) };
+    let y_ptr = y.as_mut_ptr();
+    blas_call(CallSize::Gemv { m, n: k }, || {
+        // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
+        // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by
+        // `vector_inc`), and `y` has capacity m, freshly allocated.
+        unsafe { T::cblas_gemv(rows, cols, a.arg(), x.arg(), y_ptr) }
+    })?;
     // SAFETY: gemv with beta = 0 wrote all m elements of `y`.
     unsafe { y.set_len(m) };
     Ok(Array1::from_vec(y))
@@ -169,9 +321,11 @@ where
     }
     let x = VectorOperand::new(OP, x)?;
     let y = VectorOperand::new(OP, y)?;
-    // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
-    // `vector_inc`), borrowed for the duration of the call.
-    Ok(unsafe { T::dot(n, x.arg(), y.arg()) })
+    blas_call(CallSize::Dot { n: x.data.len() }, || {
+        // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
+        // `vector_inc`), borrowed for the duration of the call.
+        unsafe { T::cblas_dot(n, x.arg(), y.arg()) }
+    })
 }
 
 /// A matrix operand BLAS can read in place: the caller's view when its layout fits, else a
@@ -259,17 +413,6 @@ fn element_count(op: &'static str, dims: &[usize]) -> Result<usize> {
         })
 }
 
-/// An empty vector with capacity for exactly `len` elements, or [`Error::Allocation`] when the
-/// allocator refuses (instead of aborting the process).
-fn uninit_buffer<T>(op: &'static str, len: usize) -> Result<Vec<T>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| Error::Allocation {
-        op,
-        shape: vec![len],
-    })?;
-    Ok(v)
-}
-
 /// The elements of `a` in logical (C) order, allocated fallibly.
 fn c_order_copy<T: Float, S: Data<Elem = T>, D: ndarray::Dimension>(
     op: &'static str,
@@ -277,12 +420,5 @@ fn c_order_copy<T: Float, S: Data<Elem = T>, D: ndarray::Dimension>(
 ) -> Result<Vec<T>> {
     let mut v = uninit_buffer(op, a.len())?;
     v.extend(a.iter().copied());
-    Ok(v)
-}
-
-/// `len` zeros, allocated fallibly.
-fn zeros<T: Float>(op: &'static str, len: usize) -> Result<Vec<T>> {
-    let mut v = uninit_buffer(op, len)?;
-    v.resize(len, T::zero());
     Ok(v)
 }

@@ -1,7 +1,59 @@
-//! How many threads BLAS and the outer pool run.
+//! How many threads BLAS and the outer pool run: decided, scoped, explained.
 //!
-//! OpenBLAS's thread count is process-wide in its pthreads build (the one Debian and Ubuntu
-//! ship) and per calling thread in its OpenMP build.
+//! Two kinds of threads share the cores: OpenBLAS's own, inside each call (**BLAS threads**,
+//! N), and parlinalg's rayon pool around the calls (**outer threads**, K). Each setting is
+//! resolved once, highest precedence first, and keeps its [`Source`]:
+//!
+//! | setting | 1. code | 2. parlinalg env | 3. standard env | 4. default |
+//! |---|---|---|---|---|
+//! | BLAS threads | [`set_blas_threads`], [`blas_threads_scope`], [`Plan`] | `PARLINALG_BLAS_THREADS` | `OPENBLAS_NUM_THREADS`, `GOTO_NUM_THREADS`, `OMP_NUM_THREADS` | `auto` |
+//! | outer threads | [`set_outer_threads`], [`Plan`] | `PARLINALG_OUTER_THREADS` | `RAYON_NUM_THREADS` | [`Cores::detect`] |
+//!
+//! A variable holding junk (`abc`, `-1`, `0` where zero means nothing, `1e9`, an empty string, a
+//! count above the maximum) is an [`crate::Error::InvalidEnv`] naming it,
+//! returned by every function that needs the thread settings (all BLAS and LAPACK calls
+//! included) — never a silent fallback.
+//!
+//! **`auto`** (the default for BLAS threads) never oversubscribes and knows the backend: a
+//! caller alone gets every usable core; while several application threads make calls that
+//! OpenBLAS would thread, each call runs single-threaded (pthreads OpenBLAS would otherwise
+//! make them queue on one lock) or, with OpenMP OpenBLAS, gets cores / callers threads.
+//!
+//! **Scopes** ([`blas_threads_scope`], [`with_blas_threads`], [`Plan::enter`], [`Plan::run`])
+//! nest LIFO within a thread; across threads, overlapping scopes give the smallest of each
+//! thread's innermost request, and the baseline is back when the last one closes, in any order.
+//!
+//! **Plans** run K outer × N BLAS threads; [`plan_for_batch`] is the default policy's choice,
+//! used by [`matmul_batch`](crate::matmul_batch). [`report`] says what runs and what is wrong.
+//! parlinalg counts concurrent BLAS callers; when they ask for more threads than cores it logs
+//! one warning through the `log` crate (it never prints).
+
+mod control;
+mod cores;
+mod env;
+mod plan;
+mod policy;
+mod report;
+mod scope;
+
+pub use control::OVERLAP_WINDOW;
+pub use cores::Cores;
+pub use env::{
+    BlasThreads, Setting, Source, BLAS_THREADS_VAR, OUTER_THREADS_VAR, RAYON_VAR,
+    STANDARD_BLAS_VARS,
+};
+pub use plan::{Plan, PlanGuard};
+pub use policy::{
+    last_batch_decision, plan_for_batch, BatchDecision, PlanChoice, INNER_HALF_EFFICIENCY_FLOPS,
+    SERIAL_BELOW_FLOPS,
+};
+pub use report::{loaded_blas_libraries, report, Report, UsageReport, Warning};
+pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
+
+pub(crate) use control::{blas_call, CallSize};
+#[allow(unused_imports)] // the elementwise level lands next
+pub(crate) use plan::in_outer_pool;
+pub(crate) use policy::record_batch_decision;
 
 use crate::blas::info::BlasLibrary;
 use crate::{Error, Result};
@@ -9,7 +61,21 @@ use crate::{Error, Result};
 /// parlinalg's own ceiling on any thread count, whatever the library allows.
 pub const MAX_THREADS: usize = 4096;
 
-/// The BLAS thread count now in force (`openblas_get_num_threads`).
+/// Reads and validates the thread environment now (it is otherwise read on first use), and
+/// applies it to OpenBLAS.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] for the first variable that holds junk.
+///
+/// ```
+/// parlinalg::threads::init()?;
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn init() -> Result<()> {
+    control::control().map(|_| ())
+}
+
+/// The BLAS thread count in force now (`openblas_get_num_threads`).
 ///
 /// ```
 /// assert!(parlinalg::threads::blas_threads() >= 1);
@@ -21,31 +87,76 @@ pub fn blas_threads() -> usize {
 /// The largest BLAS thread count the loaded OpenBLAS accepts: its compiled `MAX_THREADS`
 /// (capped at [`MAX_THREADS`]).
 pub fn blas_max_threads() -> usize {
-    BlasLibrary::query()
-        .max_threads
-        .map_or(MAX_THREADS, |m| m.clamp(1, MAX_THREADS))
+    match control::control() {
+        Ok(c) => c.max_blas,
+        Err(_) => BlasLibrary::query()
+            .max_threads
+            .map_or(MAX_THREADS, |m| m.clamp(1, MAX_THREADS)),
+    }
 }
 
-/// Sets the BLAS thread count (`openblas_set_num_threads`).
+/// Fixes the BLAS thread count from code (the baseline; open scopes still apply on top, and
+/// the baseline takes over when they close).
 ///
 /// # Errors
 /// [`Error::InvalidThreadCount`] for 0 or a count above [`blas_max_threads`] (OpenBLAS would
-/// silently clamp it).
+/// silently clamp it); [`Error::InvalidEnv`] if the environment holds junk.
 ///
 /// ```
-/// let before = parlinalg::threads::blas_threads();
-/// parlinalg::threads::set_blas_threads(1)?;
-/// assert_eq!(parlinalg::threads::blas_threads(), 1);
-/// parlinalg::threads::set_blas_threads(before)?;
-/// assert!(parlinalg::threads::set_blas_threads(0).is_err());
+/// use parlinalg::threads::{blas_threads, set_blas_threads, set_blas_threads_auto};
+///
+/// set_blas_threads(1)?;
+/// assert_eq!(blas_threads(), 1);
+/// assert!(set_blas_threads(0).is_err());
+/// set_blas_threads_auto()?;
 /// # Ok::<(), parlinalg::Error>(())
 /// ```
 pub fn set_blas_threads(n: usize) -> Result<()> {
-    let max = blas_max_threads();
-    check_thread_count("BLAS threads", n, max)?;
-    let n = std::ffi::c_int::try_from(n).expect("n <= MAX_THREADS fits c_int");
-    crate::blas::set_num_threads(n);
+    let control = control::control()?;
+    check_thread_count("BLAS threads", n, control.max_blas)?;
+    control.set_baseline(BlasThreads::Fixed(n));
     Ok(())
+}
+
+/// Returns BLAS threads to the `auto` policy (from code).
+///
+/// # Errors
+/// [`Error::InvalidEnv`] if the environment holds junk.
+pub fn set_blas_threads_auto() -> Result<()> {
+    control::control()?.set_baseline(BlasThreads::Auto);
+    Ok(())
+}
+
+/// The BLAS thread policy in force (outside scopes) and where it came from.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] if the environment holds junk.
+pub fn blas_threads_setting() -> Result<Setting<BlasThreads>> {
+    Ok(control::control()?.baseline())
+}
+
+/// Sets the outer thread count (the size of parlinalg's rayon pool) from code.
+///
+/// # Errors
+/// [`Error::InvalidThreadCount`] for 0 or above [`MAX_THREADS`]; [`Error::InvalidEnv`].
+///
+/// ```
+/// parlinalg::threads::set_outer_threads(2)?;
+/// assert_eq!(parlinalg::threads::outer_threads()?.value, 2);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn set_outer_threads(n: usize) -> Result<()> {
+    check_thread_count("outer threads", n, MAX_THREADS)?;
+    control::control()?.set_outer(n);
+    Ok(())
+}
+
+/// The outer thread count and where it came from.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] if the environment holds junk.
+pub fn outer_threads() -> Result<Setting<usize>> {
+    Ok(control::control()?.outer())
 }
 
 /// `Ok` when `1 ≤ n ≤ max`.

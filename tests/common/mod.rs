@@ -205,10 +205,7 @@ pub fn matrix_layouts<T: Float>(a: &Array2<T>) -> Vec<MatrixLayout<T>> {
             backing: embed((r + 3, c + 5), false, &|big| {
                 big.slice_mut(s![1..r + 1, 2..c + 2]).assign(a)
             }),
-            view: |b| {
-                let (r, c) = b.dim();
-                b.slice(s![1..r - 2, 2..c - 3])
-            },
+            view: |b| b.slice(s![1..b.nrows() - 2, 2..b.ncols() - 3]),
         },
         MatrixLayout {
             name: "row_strided_c",
@@ -310,4 +307,16 @@ pub fn naive_matmul<T: Float>(
         }
     }
     (c, bound)
+}
+
+impl Rng {
+    /// A uniformly random permutation of `0..n` (Fisher–Yates).
+    pub fn permutation(&mut self, n: usize) -> Vec<usize> {
+        let mut p: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            let j = (self.next_u64() % (i as u64 + 1)) as usize;
+            p.swap(i, j);
+        }
+        p
+    }
 }

@@ -1,0 +1,152 @@
+//! `parlinalg::matmul` / `matmul_into` against a direct `cblas_?gemm` on the same buffers,
+//! f32 and f64, n = 4 … 2048, with 1 and 2 BLAS threads (set explicitly before each group).
+//!
+//! ```text
+//! cargo bench --bench matmul                 # everything (~10 min on 2 cores)
+//! cargo bench --bench matmul -- 'f64/t1'     # a filter
+//! ```
+//! The direct calls go through `cblas-sys`, an independent declaration of the same symbols.
+
+use std::time::Duration;
+
+use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use parlinalg::ndarray::Array2;
+
+const SIZES: &[usize] = &[4, 16, 64, 256, 1024, 2048];
+
+/// Direct `cblas_?gemm` of two C-order n×n matrices into `c`.
+trait DirectGemm: parlinalg::Float {
+    fn gemm(n: usize, a: &[Self], b: &[Self], c: &mut [Self]);
+}
+
+impl DirectGemm for f64 {
+    fn gemm(n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
+        let n = i32::try_from(n).unwrap();
+        assert!(
+            a.len() >= (n * n) as usize
+                && b.len() >= (n * n) as usize
+                && c.len() >= (n * n) as usize
+        );
+        // SAFETY: the three buffers hold n·n elements (asserted), C order with ld = n.
+        unsafe {
+            cblas_dgemm(
+                CBLAS_LAYOUT::CblasRowMajor,
+                CBLAS_TRANSPOSE::CblasNoTrans,
+                CBLAS_TRANSPOSE::CblasNoTrans,
+                n,
+                n,
+                n,
+                1.0,
+                a.as_ptr(),
+                n,
+                b.as_ptr(),
+                n,
+                0.0,
+                c.as_mut_ptr(),
+                n,
+            )
+        }
+    }
+}
+
+impl DirectGemm for f32 {
+    fn gemm(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+        let n = i32::try_from(n).unwrap();
+        assert!(
+            a.len() >= (n * n) as usize
+                && b.len() >= (n * n) as usize
+                && c.len() >= (n * n) as usize
+        );
+        // SAFETY: the three buffers hold n·n elements (asserted), C order with ld = n.
+        unsafe {
+            cblas_sgemm(
+                CBLAS_LAYOUT::CblasRowMajor,
+                CBLAS_TRANSPOSE::CblasNoTrans,
+                CBLAS_TRANSPOSE::CblasNoTrans,
+                n,
+                n,
+                n,
+                1.0,
+                a.as_ptr(),
+                n,
+                b.as_ptr(),
+                n,
+                0.0,
+                c.as_mut_ptr(),
+                n,
+            )
+        }
+    }
+}
+
+fn matrix<T: parlinalg::Float>(n: usize, seed: u64) -> Array2<T> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    Array2::from_shape_simple_fn((n, n), || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        T::from((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5).unwrap()
+    })
+}
+
+fn bench_type<T: DirectGemm>(c: &mut Criterion, name: &str) {
+    for threads in [1usize, 2] {
+        parlinalg::threads::set_blas_threads(threads).expect("valid thread count");
+        let mut group = c.benchmark_group(format!("{name}/t{threads}"));
+        group.warm_up_time(Duration::from_millis(300));
+        group.measurement_time(Duration::from_secs(2));
+        for &n in SIZES {
+            if n >= 256 {
+                group.sampling_mode(SamplingMode::Flat).sample_size(10);
+            } else {
+                group.sampling_mode(SamplingMode::Auto).sample_size(50);
+            }
+            group.throughput(Throughput::Elements(2 * (n as u64).pow(3)));
+            let a = matrix::<T>(n, 1);
+            let b = matrix::<T>(n, 2);
+            let (sa, sb) = (a.as_slice().unwrap(), b.as_slice().unwrap());
+            group.bench_with_input(BenchmarkId::new("parlinalg_matmul", n), &n, |bench, _| {
+                bench.iter(|| parlinalg::matmul(&a, &b).unwrap())
+            });
+            group.bench_with_input(
+                BenchmarkId::new("cblas_fresh_output", n),
+                &n,
+                |bench, &n| {
+                    bench.iter(|| {
+                        let mut out = vec![T::zero(); n * n];
+                        T::gemm(n, sa, sb, &mut out);
+                        out
+                    })
+                },
+            );
+            let mut out = Array2::<T>::zeros((n, n));
+            group.bench_with_input(
+                BenchmarkId::new("parlinalg_matmul_into", n),
+                &n,
+                |bench, _| bench.iter(|| parlinalg::matmul_into(&a, &b, &mut out).unwrap()),
+            );
+            let mut raw = vec![T::zero(); n * n];
+            group.bench_with_input(
+                BenchmarkId::new("cblas_same_buffers", n),
+                &n,
+                |bench, &n| bench.iter(|| T::gemm(n, sa, sb, &mut raw)),
+            );
+        }
+        group.finish();
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    bench_type::<f64>(c, "f64");
+    bench_type::<f32>(c, "f32");
+}
+
+fn main() {
+    // Benchmarks on a generic fallback kernel measure nothing: fix it first (see the README).
+    let selection = parlinalg::kernel::ensure_best_kernel();
+    eprintln!("{selection}");
+    let mut c = Criterion::default().configure_from_args();
+    benches(&mut c);
+    c.final_summary();
+}

@@ -1,0 +1,298 @@
+//! The thread layer, measured: the default policy against every static (K outer, N BLAS) pair
+//! for `matmul_batch`, a small product's latency beside large ones, and the cost of a scope.
+//!
+//! ```text
+//! cargo bench --bench threads                 # all three (~5 min on 2 cores)
+//! cargo bench --bench threads -- policy       # one part: policy | latency | scope
+//! cargo bench --bench threads -- policy --sizes 64,256 --rounds 5 --seconds 0.5
+//! ```
+//! Cells run interleaved, in rotating order, round after round; tables quote medians over
+//! rounds. Under `cargo test` (no `--bench` argument) a tiny smoke run proves the bench works.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parlinalg::ndarray::{Array2, Array3};
+use parlinalg::threads::{blas_threads_scope, set_blas_threads, set_blas_threads_auto, Plan};
+
+struct Opts {
+    parts: Vec<String>,
+    sizes: Vec<usize>,
+    rounds: usize,
+    seconds: f64,
+    samples: usize,
+}
+
+fn opts() -> Opts {
+    let mut args = std::env::args().skip(1);
+    let mut o = Opts {
+        parts: vec![],
+        sizes: vec![16, 64, 256, 1024],
+        rounds: 3,
+        seconds: 1.0,
+        samples: 400,
+    };
+    let mut bench = false;
+    while let Some(a) = args.next() {
+        let mut value = || args.next().expect("a value after the flag");
+        match a.as_str() {
+            "--bench" => bench = true,
+            "--sizes" => {
+                o.sizes = value()
+                    .split(',')
+                    .map(|s| s.parse().expect("size"))
+                    .collect()
+            }
+            "--rounds" => o.rounds = value().parse().expect("rounds"),
+            "--seconds" => o.seconds = value().parse().expect("seconds"),
+            "--samples" => o.samples = value().parse().expect("samples"),
+            "policy" | "latency" | "scope" => o.parts.push(a),
+            _ => {}
+        }
+    }
+    if !bench {
+        // cargo test: smoke run
+        o = Opts {
+            parts: vec!["policy".into(), "latency".into(), "scope".into()],
+            sizes: vec![16],
+            rounds: 1,
+            seconds: 0.02,
+            samples: 10,
+        };
+    }
+    if o.parts.is_empty() {
+        o.parts = vec!["policy".into(), "latency".into(), "scope".into()];
+    }
+    o
+}
+
+fn matrix(n: usize, seed: u64) -> Array2<f64> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    Array2::from_shape_simple_fn((n, n), || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    })
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i]
+}
+
+/// The default policy against every static pair with K·N ≤ 4 × cores.
+fn policy(o: &Opts) {
+    let cores = parlinalg::threads::Cores::detect().count;
+    let mut pairs = vec![];
+    for k in [1, 2, 4, 8] {
+        for n in [1, 2, 4, 8] {
+            if k * n <= 4 * cores {
+                pairs.push((k, n));
+            }
+        }
+    }
+    println!("\n## matmul_batch: default policy vs every static (K outer × N BLAS) pair\n");
+    println!(
+        "f64, {cores} cores, batches of ~{}s of serial work per measurement (a batch of at most \
+         64 MB is repeated to fill it), median of {} interleaved rounds. Speedup over serial (1×1).\n",
+        o.seconds, o.rounds
+    );
+    print!("| n | batch × calls | policy's plan |");
+    for (k, n) in &pairs {
+        print!(" {k}×{n} |");
+    }
+    println!(" best static | policy | policy / best |");
+    print!("|---:|---:|---|");
+    for _ in &pairs {
+        print!("---:|");
+    }
+    println!("---|---:|---:|");
+    for &n in &o.sizes {
+        // One product's serial time, then a batch that fits 64 MB, repeated to ~seconds.
+        let a1 = matrix(n, 1);
+        let t1 = {
+            let _s = blas_threads_scope(1).unwrap();
+            let reps = (2e7 / (2.0 * (n as f64).powi(3))).clamp(3.0, 1e5) as usize;
+            let t = Instant::now();
+            for _ in 0..reps {
+                black_box(parlinalg::matmul(&a1, &a1).unwrap());
+            }
+            t.elapsed().as_secs_f64() / reps as f64
+        };
+        let per_product_bytes = 3 * n * n * 8;
+        let fits = ((64 << 20) / per_product_bytes).max(2 * cores);
+        let batch = ((o.seconds / t1) as usize).clamp(2 * cores, fits);
+        let calls = ((o.seconds / (t1 * batch as f64)).ceil() as usize).max(1);
+        let a = Array3::from_shape_fn((batch, n, n), |(b, i, j)| a1[[i, j]] + b as f64 * 1e-3);
+        let b = a.clone();
+        let choice = parlinalg::threads::plan_for_batch(batch, n, n, n).unwrap();
+        // configs: every static pair, then the policy
+        let mut times: Vec<Vec<f64>> = vec![vec![]; pairs.len() + 1];
+        for round in 0..o.rounds {
+            for step in 0..=pairs.len() {
+                let c = (step + round) % (pairs.len() + 1);
+                let t = Instant::now();
+                for _ in 0..calls {
+                    let out = if c == pairs.len() {
+                        parlinalg::matmul_batch(&a, &b)
+                    } else {
+                        let (k, nb) = pairs[c];
+                        parlinalg::matmul_batch_with(&a, &b, &Plan::new(k, nb).unwrap())
+                    };
+                    black_box(out.unwrap());
+                }
+                times[c].push(t.elapsed().as_secs_f64() / calls as f64);
+            }
+        }
+        let med: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
+        let serial = med[pairs.iter().position(|&p| p == (1, 1)).unwrap()];
+        let (best_i, best) = med[..pairs.len()]
+            .iter()
+            .copied()
+            .enumerate()
+            .min_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap();
+        print!("| {n} | {batch} × {calls} | {} |", choice.plan);
+        for m in &med[..pairs.len()] {
+            print!(" {:.2} |", serial / m);
+        }
+        let policy = med[pairs.len()];
+        println!(
+            " {}×{} ({:.2}) | {:.2} | {:.1}% |",
+            pairs[best_i].0,
+            pairs[best_i].1,
+            serial / best,
+            serial / policy,
+            100.0 * policy / best
+        );
+    }
+}
+
+/// p50 / p99 / max latency of a 256×256 product alone, and beside a thread running large
+/// products, under a fixed BLAS count of all cores (OpenBLAS's own default) and under auto.
+fn latency(o: &Opts) {
+    let cores = parlinalg::threads::Cores::detect().count;
+    let small = matrix(256, 3);
+    let big = matrix(if o.samples > 50 { 1536 } else { 256 }, 4);
+    let measure = |samples: usize| -> Vec<f64> {
+        (0..samples)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(parlinalg::matmul(&small, &small).unwrap());
+                let dt = t.elapsed().as_secs_f64() * 1e3;
+                std::thread::sleep(Duration::from_micros(200));
+                dt
+            })
+            .collect()
+    };
+    println!("\n## Latency of a 256×256 f64 product (ms), alone and beside a thread running {0}×{0} products\n", big.nrows());
+    println!("{cores} cores, {} samples each, 0.2 ms apart.\n", o.samples);
+    println!("| BLAS threads | load | p50 | p99 | max | p99 / p99 alone |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for (label, fixed) in [
+        (format!("fixed {cores} (OpenBLAS's default)"), true),
+        ("auto (parlinalg's default)".to_owned(), false),
+    ] {
+        if fixed {
+            set_blas_threads(cores).unwrap();
+        } else {
+            set_blas_threads_auto().unwrap();
+        }
+        let mut alone = measure(o.samples);
+        let stop = AtomicBool::new(false);
+        let mut loaded = std::thread::scope(|s| {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(parlinalg::matmul(&big, &big).unwrap());
+                }
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            let v = measure(o.samples);
+            stop.store(true, Ordering::Relaxed);
+            v
+        });
+        let p99_alone = percentile(&mut alone, 0.99);
+        for (load, v) in [
+            ("alone", &mut alone),
+            ("beside large products", &mut loaded),
+        ] {
+            let p99 = percentile(v, 0.99);
+            println!(
+                "| {label} | {load} | {:.3} | {:.3} | {:.3} | {:.2}× |",
+                percentile(v, 0.5),
+                p99,
+                v.iter().cloned().fold(0.0, f64::max),
+                p99 / p99_alone
+            );
+        }
+    }
+    set_blas_threads_auto().unwrap();
+}
+
+/// A named closure to time.
+type Case<'a> = (&'static str, Box<dyn Fn() + 'a>);
+
+/// Entering and leaving a scope that changes nothing, and one that changes the count.
+fn scope(o: &Opts) {
+    let iters = if o.samples > 50 { 1_000_000 } else { 1000 };
+    let now = parlinalg::threads::blas_threads();
+    let other = if now == 1 { 2 } else { 1 };
+    println!(
+        "\n## Cost of a scope (ns per enter + leave, median of {} rounds of {iters})\n",
+        o.rounds.max(3)
+    );
+    println!("| scope | ns |");
+    println!("|---|---:|");
+    let cases: [Case<'_>; 4] = [
+        (
+            "blas_threads_scope(current): changes nothing",
+            Box::new(|| drop(black_box(blas_threads_scope(now).unwrap()))),
+        ),
+        (
+            "with_blas_threads(current, ..)",
+            Box::new(|| {
+                black_box(parlinalg::threads::with_blas_threads(now, || 1).unwrap());
+            }),
+        ),
+        (
+            "Plan::new(1, current).enter()",
+            Box::new(|| drop(black_box(Plan::new(1, now).unwrap().enter().unwrap()))),
+        ),
+        (
+            "blas_threads_scope(other): sets and restores OpenBLAS",
+            Box::new(|| drop(black_box(blas_threads_scope(other).unwrap()))),
+        ),
+    ];
+    for (name, f) in cases.iter() {
+        let mut per = vec![];
+        for _ in 0..o.rounds.max(3) {
+            let t = Instant::now();
+            for _ in 0..iters {
+                f();
+            }
+            per.push(t.elapsed().as_secs_f64() * 1e9 / iters as f64);
+        }
+        println!("| {name} | {:.0} |", median(&mut per));
+    }
+}
+
+fn main() {
+    let selection = parlinalg::kernel::ensure_best_kernel();
+    let o = opts();
+    println!("{selection}; {}", parlinalg::blas_library().config);
+    for part in &o.parts {
+        match part.as_str() {
+            "policy" => policy(&o),
+            "latency" => latency(&o),
+            _ => scope(&o),
+        }
+    }
+}

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""The classic table in Python: serial vs threads vs processes.
+
+g: np.exp over an array, repeated; f: a Python loop calling math.exp per element, repeated;
+h: a batch of n x n matrix products (np.matmul), each worker taking a block of them. Processes
+are started with multiprocessing's "spawn" (never fork with a live BLAS pool) and share the
+arrays through a file in /dev/shm mapped with numpy.memmap. BLAS threads come from
+OPENBLAS_NUM_THREADS, set before numpy loads (the parlinalg report runs this script once per
+BLAS thread count). Prints one JSON object per line: first the versions, then one per row.
+
+    OPENBLAS_NUM_THREADS=1 python3 classic.py --workers 2 --elements 10000000 --g-reps 20
+"""
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+
+def share(reps, workers, w):
+    return reps // workers + (1 if w < reps % workers else 0)
+
+
+def run_g(x, out, reps):
+    y = None
+    for _ in range(reps):
+        y = np.exp(x)
+    if y is not None:
+        out[:] = y
+
+
+def run_f(x, out, reps):
+    xs = x.tolist()
+    ys = None
+    for _ in range(reps):
+        ys = [math.exp(v) for v in xs]
+    if ys is not None:
+        out[:] = ys
+
+
+def run_h(a, b, c, lo, hi):
+    for i in range(lo, hi):
+        np.matmul(a[i], b[i], out=c[i])
+
+
+def blocks(batch, workers):
+    lo = 0
+    for w in range(workers):
+        hi = lo + share(batch, workers, w)
+        yield lo, hi
+        lo = hi
+
+
+def worker(spec):
+    """A process's share, on arrays mapped from the shared file."""
+    kind, path, shapes, w, workers, reps = spec
+    arrays = open_arrays(path, shapes, "r+")
+    if kind == "h":
+        a, b, c = arrays
+        lo, hi = list(blocks(a.shape[0], workers))[w]
+        run_h(a, b, c, lo, hi)
+    else:
+        x, outs = arrays[0], arrays[1:]
+        (run_g if kind == "g" else run_f)(x, outs[w], reps)
+    for arr in arrays:
+        arr.flush() if hasattr(arr, "flush") else None
+
+
+def open_arrays(path, shapes, mode):
+    arrays, offset = [], 0
+    for shape in shapes:
+        arr = np.memmap(path, dtype=np.float64, mode=mode, offset=offset, shape=tuple(shape))
+        arrays.append(arr)
+        offset += int(np.prod(shape)) * 8
+    return arrays
+
+
+def shared_file(shapes):
+    size = sum(int(np.prod(s)) * 8 for s in shapes)
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    fd, path = tempfile.mkstemp(prefix="parlinalg-classic-", dir=folder)
+    os.ftruncate(fd, size)
+    os.close(fd)
+    return path
+
+
+def row(kind, how, outer, blas, seconds, extra=None):
+    r = {"workload": kind, "how": how, "outer": outer, "blas": blas, "seconds": seconds}
+    r.update(extra or {})
+    print(json.dumps(r), flush=True)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--elements", type=int, default=10_000_000)
+    p.add_argument("--g-reps", type=int, default=20)
+    p.add_argument("--f-reps", type=int, default=6)
+    p.add_argument("--h-batch", type=int, default=8)
+    p.add_argument("--h-size", type=int, default=1024)
+    p.add_argument("--only-h", action="store_true", help="only the matrix products")
+    args = p.parse_args()
+    blas = int(os.environ.get("OPENBLAS_NUM_THREADS", "0") or 0)
+    c = args.workers
+    print(json.dumps({"python": sys.version.split()[0], "numpy": np.__version__}), flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    rng = np.random.default_rng(0)
+
+    kinds = [] if args.only_h else [("g", args.g_reps), ("f", args.f_reps)]
+    for kind, reps in kinds:
+        x = rng.uniform(-1.0, 1.0, args.elements)
+        fn = run_g if kind == "g" else run_f
+        out = np.empty_like(x)
+        t = time.perf_counter()
+        fn(x, out, reps)
+        row(kind, "serial", 1, blas, time.perf_counter() - t)
+        outs = [np.empty_like(x) for _ in range(c)]
+        t = time.perf_counter()
+        with ThreadPoolExecutor(c) as pool:
+            list(pool.map(lambda w: fn(x, outs[w], share(reps, c, w)), range(c)))
+        row(kind, "threads", c, blas, time.perf_counter() - t)
+        del outs
+        shapes = [x.shape] + [x.shape] * c
+        t = time.perf_counter()
+        path = shared_file(shapes)
+        try:
+            arrays = open_arrays(path, shapes, "r+")
+            arrays[0][:] = x
+            arrays[0].flush()
+            setup = time.perf_counter() - t
+            t = time.perf_counter()
+            with ctx.Pool(c) as pool:
+                pool.map(worker, [(kind, path, shapes, w, c, share(reps, c, w)) for w in range(c)])
+            seconds = time.perf_counter() - t
+            for w in range(c):
+                if share(reps, c, w) and not np.allclose(arrays[1 + w][::9973], np.exp(x[::9973])):
+                    raise SystemExit(f"process {w} wrote wrong results")
+            del arrays
+        finally:
+            os.unlink(path)
+        row(kind, "processes", c, blas, seconds, {"setup_s": setup})
+
+    n, batch = args.h_size, args.h_batch
+    a = rng.standard_normal((batch, n, n))
+    b = rng.standard_normal((batch, n, n))
+    a[0] @ b[0]  # BLAS threads started
+    cc = np.empty_like(a)
+    t = time.perf_counter()
+    run_h(a, b, cc, 0, batch)
+    row("h", "serial", 1, blas, time.perf_counter() - t)
+    t = time.perf_counter()
+    with ThreadPoolExecutor(c) as pool:
+        list(pool.map(lambda lh: run_h(a, b, cc, *lh), blocks(batch, c)))
+    row("h", "threads", c, blas, time.perf_counter() - t)
+    shapes = [a.shape, b.shape, a.shape]
+    t = time.perf_counter()
+    path = shared_file(shapes)
+    try:
+        arrays = open_arrays(path, shapes, "r+")
+        arrays[0][:] = a
+        arrays[1][:] = b
+        arrays[0].flush()
+        arrays[1].flush()
+        setup = time.perf_counter() - t
+        t = time.perf_counter()
+        with ctx.Pool(c) as pool:
+            pool.map(worker, [("h", path, shapes, w, c, 0) for w in range(c)])
+        seconds = time.perf_counter() - t
+        if not np.allclose(arrays[2][-1], a[-1] @ b[-1]):
+            raise SystemExit("processes wrote wrong products")
+        del arrays
+    finally:
+        os.unlink(path)
+    row("h", "processes", c, blas, seconds, {"setup_s": setup})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+//! Command line: the flags, the three run lengths (`--quick`, default, `--full`), and the
+//! settings they resolve to. A bad flag is clap's usage error: a clear message, exit code 2.
+
+use std::path::PathBuf;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+/// Where Debian's `libopenblas0-openmp` puts the OpenMP build of OpenBLAS.
+pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
+
+/// Threads, processes or BLAS threads? parlinalg measures the answer on this machine.
+///
+/// Runs, with a progress bar on stderr: the classic table (serial vs C threads vs C processes
+/// for exp over an array, a scalar exp loop and a batch of matrix products; numpy's version
+/// beside it when python3 and numpy are installed), matmul throughput against numpy, the grid
+/// of K outer × N BLAS threads for small to large products, a small product's latency beside
+/// large ones, and the grid again under the OpenMP build of OpenBLAS when it is installed.
+/// Markdown tables go to stdout; report.md, report.json, CSV files and PNG/SVG plots go to the
+/// output folder.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "report", version, about, long_about = None)]
+pub struct Args {
+    /// A short run: under a minute on 2 cores (smaller arrays, shorter cells).
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+    /// A long run: the classic sizes (100 × g, 10 × f over 10⁷ elements), longer cells, more
+    /// samples.
+    #[arg(long)]
+    pub full: bool,
+    /// Output folder for report.md, report.json, the CSV files and the plots.
+    #[arg(long, value_name = "DIR", default_value = "report-out")]
+    pub out: PathBuf,
+    /// Sections to run, comma separated (default: all).
+    #[arg(long, value_delimiter = ',', value_name = "SECTION")]
+    pub only: Option<Vec<Section>>,
+    /// Sections to leave out, comma separated.
+    #[arg(long, value_delimiter = ',', value_name = "SECTION")]
+    pub skip: Vec<Section>,
+
+    /// Grid: sizes n of the batched n×n products, comma separated [default: 64,256,1024].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub sizes: Option<Vec<u32>>,
+    /// Grid: size of the one large single product; 0 leaves it out [default: 1536 quick,
+    /// 2048, 4096 full].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=16384))]
+    pub large: Option<u32>,
+    /// Grid: the largest K·N (outer × BLAS threads) tried [default: 4 × cores].
+    #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_threads: Option<u32>,
+    /// Grid: seconds of serial work per cell and round.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub cell_seconds: Option<f64>,
+    /// Grid and matmul vs numpy: rounds per cell (cells interleaved, medians quoted).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub rounds: Option<u32>,
+
+    /// Classic table: C, the threads and the processes compared with serial [default: cores].
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub workers: Option<u32>,
+    /// Classic table: elements of the exp workloads [default: 10⁷; 2·10⁶ quick].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
+    pub elements: Option<u64>,
+    /// Classic table: repetitions of g, exp over the whole array [default: 20; 100 full].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub g_reps: Option<u32>,
+    /// Classic table: repetitions of f, the scalar exp loop [default: 6; 10 full].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub f_reps: Option<u32>,
+    /// Classic table: products in h's batch [default: 8].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub h_batch: Option<u32>,
+    /// Classic table: size n of h's n×n products [default: 1024; 512 quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8192))]
+    pub h_size: Option<u32>,
+
+    /// Latency: samples of the small product per condition.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(5..=100_000))]
+    pub samples: Option<u32>,
+
+    /// matmul vs numpy: sizes n, comma separated [default: 256,1024,2048; 256,1024 quick].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=16384))]
+    pub numpy_sizes: Option<Vec<u32>>,
+    /// matmul vs numpy: BLAS thread counts, comma separated [default: 1 and the cores].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub threads: Option<Vec<u32>>,
+
+    /// Leave out everything that needs python3 and numpy.
+    #[arg(long, alias = "no-python")]
+    pub no_numpy: bool,
+    /// Python interpreter with numpy.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+    /// Folder holding the OpenMP build's libopenblas.so.0.
+    #[arg(long, value_name = "DIR", default_value = DEBIAN_OPENMP_DIR)]
+    pub openmp_dir: PathBuf,
+    /// No progress bar on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Internal: run as a worker process of the classic table (JSON spec).
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub worker: Option<String>,
+    /// Internal: run the grid as a child process (JSON spec), print the result as JSON.
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub grid_child: Option<String>,
+}
+
+/// The report's sections.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Section {
+    /// Serial vs threads vs processes (and numpy's version).
+    Classic,
+    /// matmul throughput against numpy.
+    Numpy,
+    /// K outer × N BLAS threads.
+    Grid,
+    /// A small product's latency beside large ones.
+    Latency,
+    /// The grid under the OpenMP build of OpenBLAS.
+    Openmp,
+}
+
+/// The run length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// `--quick`.
+    Quick,
+    /// No flag.
+    Default,
+    /// `--full`.
+    Full,
+}
+
+/// Everything a run needs, resolved from the flags and the machine.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Settings {
+    pub mode: Mode,
+    pub cores: usize,
+    pub sections: Vec<Section>,
+    pub out: PathBuf,
+    pub progress: bool,
+    pub numpy: bool,
+    pub python: String,
+    pub openmp_dir: PathBuf,
+    pub classic: ClassicSettings,
+    pub grid: GridSettings,
+    pub latency: LatencySettings,
+    pub versus: VersusSettings,
+}
+
+/// The classic table's workloads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClassicSettings {
+    pub workers: usize,
+    pub elements: usize,
+    pub g_reps: usize,
+    pub f_reps: usize,
+    pub h_batch: usize,
+    pub h_size: usize,
+    /// BLAS thread counts tried for h.
+    pub h_blas: Vec<usize>,
+}
+
+/// The inner vs outer grid.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GridSettings {
+    pub sizes: Vec<usize>,
+    /// The large single product (`None`: left out).
+    pub large: Option<usize>,
+    pub max_threads: usize,
+    pub cell_seconds: f64,
+    pub rounds: usize,
+}
+
+/// The latency measurement.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LatencySettings {
+    pub small: usize,
+    pub large: usize,
+    pub samples: usize,
+    /// Longest time spent on one condition, seconds (samples stop early past it).
+    pub max_seconds: f64,
+}
+
+/// matmul vs numpy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VersusSettings {
+    pub sizes: Vec<usize>,
+    pub threads: Vec<usize>,
+    pub rounds: usize,
+}
+
+impl Settings {
+    /// Resolves the flags for a machine with `cores` usable cores.
+    ///
+    /// # Errors
+    /// A clap error (exit code 2) for combinations no single flag can reject.
+    pub fn resolve(args: &Args, cores: usize) -> Result<Settings, clap::Error> {
+        let mode = if args.quick {
+            Mode::Quick
+        } else if args.full {
+            Mode::Full
+        } else {
+            Mode::Default
+        };
+        let cores = cores.max(1);
+        let mut sections = args.only.clone().unwrap_or_else(|| {
+            vec![
+                Section::Classic,
+                Section::Numpy,
+                Section::Grid,
+                Section::Latency,
+                Section::Openmp,
+            ]
+        });
+        sections.retain(|s| !args.skip.contains(s));
+        sections.dedup();
+        if args.no_numpy {
+            sections.retain(|s| *s != Section::Numpy);
+        }
+        if sections.is_empty() {
+            return Err(usage_error(
+                ErrorKind::ArgumentConflict,
+                "--only and --skip leave no section to run",
+            ));
+        }
+        let workers = args.workers.map_or(cores, |w| w as usize);
+        let mut h_blas: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
+            .take_while(|&n| n < cores)
+            .chain([cores])
+            .collect();
+        h_blas.dedup();
+
+        let max_threads = args.max_threads.map_or(4 * cores, |t| t as usize);
+        let sizes = args
+            .sizes
+            .as_ref()
+            .map_or_else(|| vec![64, 256, 1024], |s| to_usize(s));
+        let large = match args.large {
+            Some(0) => None,
+            Some(n) => Some(n as usize),
+            None => Some(pick(mode, 1536, 2048, 4096)),
+        };
+        let versus_threads = args.threads.as_ref().map_or_else(
+            || {
+                let mut t = vec![1, cores];
+                t.dedup();
+                t
+            },
+            |t| to_usize(t),
+        );
+        Ok(Settings {
+            mode,
+            cores,
+            sections,
+            out: args.out.clone(),
+            progress: !args.no_progress,
+            numpy: !args.no_numpy,
+            python: args.python.clone(),
+            openmp_dir: args.openmp_dir.clone(),
+            classic: ClassicSettings {
+                workers,
+                elements: args
+                    .elements
+                    .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
+                        e as usize
+                    }),
+                g_reps: args.g_reps.map_or(pick(mode, 8, 20, 100), |r| r as usize),
+                f_reps: args.f_reps.map_or(pick(mode, 4, 6, 10), |r| r as usize),
+                h_batch: args.h_batch.map_or(pick(mode, 8, 8, 16), |b| b as usize),
+                h_size: args
+                    .h_size
+                    .map_or(pick(mode, 512, 1024, 1024), |n| n as usize),
+                h_blas,
+            },
+            grid: GridSettings {
+                sizes,
+                large,
+                max_threads,
+                cell_seconds: args.cell_seconds.unwrap_or(pick(mode, 0.04, 0.25, 1.0)),
+                rounds: args.rounds.map_or(pick(mode, 1, 3, 3), |r| r as usize),
+            },
+            latency: LatencySettings {
+                small: 256,
+                large: pick(mode, 1024, 1536, 2048),
+                samples: args
+                    .samples
+                    .map_or(pick(mode, 60, 300, 1000), |s| s as usize),
+                max_seconds: pick(mode, 4.0, 12.0, 60.0),
+            },
+            versus: VersusSettings {
+                sizes: args.numpy_sizes.as_ref().map_or_else(
+                    || {
+                        pick(
+                            mode,
+                            vec![256, 1024],
+                            vec![256, 1024, 2048],
+                            vec![256, 1024, 2048],
+                        )
+                    },
+                    |s| to_usize(s),
+                ),
+                threads: versus_threads,
+                rounds: args.rounds.map_or(pick(mode, 2, 3, 5), |r| r as usize),
+            },
+        })
+    }
+
+    /// Whether `section` runs.
+    pub fn runs(&self, section: Section) -> bool {
+        self.sections.contains(&section)
+    }
+}
+
+/// The value for the run length.
+fn pick<T>(mode: Mode, quick: T, default: T, full: T) -> T {
+    match mode {
+        Mode::Quick => quick,
+        Mode::Default => default,
+        Mode::Full => full,
+    }
+}
+
+fn to_usize(v: &[u32]) -> Vec<usize> {
+    v.iter().map(|&x| x as usize).collect()
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if v.is_finite() && v > 0.0 && v <= 600.0 {
+        Ok(v)
+    } else {
+        Err(format!("{s} is outside (0, 600] seconds"))
+    }
+}
+
+/// A usage error in clap's format (exit code 2).
+pub fn usage_error(kind: ErrorKind, msg: impl std::fmt::Display) -> clap::Error {
+    Args::command().error(kind, msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("report").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn bad_flags_are_usage_errors_with_exit_code_2() {
+        for bad in [
+            &["--frobnicate"][..],
+            &["--sizes", "64,abc"],
+            &["--sizes", "0"],
+            &["--workers", "0"],
+            &["--quick", "--full"],
+            &["--cell-seconds", "-1"],
+            &["--only", "everything"],
+            &["--rounds"],
+        ] {
+            let err = parse(bad).expect_err(&format!("{bad:?} must be rejected"));
+            assert_eq!(err.exit_code(), 2, "{bad:?}: {err}");
+            let text = err.to_string();
+            assert!(text.starts_with("error:"), "{bad:?}: {text}");
+        }
+        let args = parse(&["--only", "grid", "--skip", "grid"]).unwrap();
+        let err = Settings::resolve(&args, 2).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("no section"), "{err}");
+    }
+
+    #[test]
+    fn help_and_version_exit_0() {
+        for flag in ["--help", "--version"] {
+            let err = parse(&[flag]).unwrap_err();
+            assert_eq!(err.exit_code(), 0);
+        }
+        let help = Args::command().render_long_help().to_string();
+        for flag in [
+            "--quick",
+            "--full",
+            "--out",
+            "--sizes",
+            "--workers",
+            "--threads",
+        ] {
+            assert!(help.contains(flag), "{flag} missing from --help");
+        }
+        assert!(!help.contains("--worker "), "the worker flag is hidden");
+    }
+
+    #[test]
+    fn modes_resolve_to_their_budgets() {
+        let quick = Settings::resolve(&parse(&["--quick"]).unwrap(), 2).unwrap();
+        let default = Settings::resolve(&parse(&[]).unwrap(), 2).unwrap();
+        let full = Settings::resolve(&parse(&["--full"]).unwrap(), 2).unwrap();
+        assert_eq!(quick.mode, Mode::Quick);
+        assert!(quick.grid.cell_seconds < default.grid.cell_seconds);
+        assert!(default.grid.cell_seconds < full.grid.cell_seconds);
+        assert_eq!(default.classic.elements, 10_000_000);
+        assert_eq!((full.classic.g_reps, full.classic.f_reps), (100, 10));
+        assert_eq!(default.grid.sizes, vec![64, 256, 1024]);
+        assert_eq!(default.grid.max_threads, 8);
+        assert_eq!(default.classic.h_blas, vec![1, 2]);
+        assert_eq!(default.versus.threads, vec![1, 2]);
+        assert!(default.versus.sizes.contains(&2048));
+        let c8 = Settings::resolve(&parse(&[]).unwrap(), 8).unwrap();
+        assert_eq!(c8.classic.h_blas, vec![1, 2, 4, 8]);
+        let some =
+            Settings::resolve(&parse(&["--skip", "openmp", "--no-numpy"]).unwrap(), 2).unwrap();
+        assert!(!some.runs(Section::Openmp) && !some.runs(Section::Numpy));
+        assert!(some.runs(Section::Grid));
+        let no_large = Settings::resolve(&parse(&["--large", "0"]).unwrap(), 2).unwrap();
+        assert_eq!(no_large.grid.large, None);
+    }
+}

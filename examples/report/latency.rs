@@ -1,0 +1,208 @@
+//! Section 3, latency under a mixed load: a small product's p50 / p99 / max alone and beside a
+//! thread running large products, under a fixed BLAS count of all cores (what OpenBLAS's
+//! pthreads build does by default) and under parlinalg's `auto`.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parlinalg::threads::{
+    blas_threads_setting, set_blas_threads, set_blas_threads_auto, BlasThreads,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::cli::LatencySettings;
+use crate::progress::Progress;
+use crate::stats::{self, percentile};
+
+/// One condition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencyRow {
+    /// `fixed N` or `auto`.
+    pub blas: String,
+    /// Beside a thread running large products.
+    pub loaded: bool,
+    pub samples: usize,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// The section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySection {
+    pub settings: LatencySettings,
+    pub cores: usize,
+    pub rows: Vec<LatencyRow>,
+    pub conclusion: String,
+}
+
+/// Estimated seconds, for the progress bar.
+pub fn estimate(s: &LatencySettings) -> f64 {
+    4.0 * (s.samples as f64 * 1.5e-3).min(s.max_seconds) + 1.0
+}
+
+/// Measures the four conditions; the BLAS thread setting is restored afterwards.
+///
+/// # Errors
+/// parlinalg's errors, as text.
+pub fn measure(
+    s: &LatencySettings,
+    cores: usize,
+    progress: &mut Progress,
+) -> Result<LatencySection, String> {
+    let before = blas_threads_setting().map_err(|e| e.to_string())?;
+    let result = measure_all(s, cores, progress);
+    match before.value {
+        BlasThreads::Fixed(n) => set_blas_threads(n),
+        BlasThreads::Auto => set_blas_threads_auto(),
+    }
+    .map_err(|e| e.to_string())?;
+    let rows = result?;
+    let conclusion = conclude(s, cores, &rows);
+    Ok(LatencySection {
+        settings: s.clone(),
+        cores,
+        rows,
+        conclusion,
+    })
+}
+
+fn measure_all(
+    s: &LatencySettings,
+    cores: usize,
+    progress: &mut Progress,
+) -> Result<Vec<LatencyRow>, String> {
+    let small = stats::matrix(s.small, 3);
+    let big = stats::matrix(s.large, 4);
+    let cap = Duration::from_secs_f64(s.max_seconds);
+    let measure = |samples: usize| -> Vec<f64> {
+        let start = Instant::now();
+        let mut v = Vec::with_capacity(samples);
+        while v.len() < samples && (v.len() < 5 || start.elapsed() < cap) {
+            let t = Instant::now();
+            black_box(parlinalg::matmul(&small, &small).expect("square"));
+            v.push(t.elapsed().as_secs_f64() * 1e3);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        v
+    };
+    let mut rows = Vec::new();
+    for fixed in [true, false] {
+        let label = if fixed {
+            set_blas_threads(cores).map_err(|e| e.to_string())?;
+            format!("fixed {cores}")
+        } else {
+            set_blas_threads_auto().map_err(|e| e.to_string())?;
+            "auto".to_owned()
+        };
+        progress.label(format!("latency: {label}, alone"));
+        let _ = parlinalg::matmul(&small, &small);
+        let alone = measure(s.samples);
+        progress.advance((s.samples as f64 * 1.5e-3).min(s.max_seconds));
+        progress.label(format!(
+            "latency: {label}, beside {0}×{0} products",
+            s.large
+        ));
+        let stop = AtomicBool::new(false);
+        let loaded = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    black_box(parlinalg::matmul(&big, &big).expect("square"));
+                }
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            let v = measure(s.samples);
+            stop.store(true, Ordering::Relaxed);
+            v
+        });
+        progress.advance((s.samples as f64 * 1.5e-3).min(s.max_seconds) * 3.0);
+        for (is_loaded, mut v) in [(false, alone), (true, loaded)] {
+            rows.push(LatencyRow {
+                blas: label.clone(),
+                loaded: is_loaded,
+                samples: v.len(),
+                p50_ms: percentile(&mut v, 0.5),
+                p99_ms: percentile(&mut v, 0.99),
+                max_ms: percentile(&mut v, 1.0),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// The section's sentence, from the numbers.
+pub fn conclude(s: &LatencySettings, cores: usize, rows: &[LatencyRow]) -> String {
+    let get = |blas: &str, loaded: bool| rows.iter().find(|r| r.blas == blas && r.loaded == loaded);
+    let fixed = format!("fixed {cores}");
+    match (
+        get(&fixed, false),
+        get(&fixed, true),
+        get("auto", false),
+        get("auto", true),
+    ) {
+        (Some(fa), Some(fl), Some(aa), Some(al)) => {
+            let (rf, ra) = (fl.p99_ms / fa.p99_ms, al.p99_ms / aa.p99_ms);
+            let better = if al.p99_ms < fl.p99_ms {
+                format!(
+                    "auto kept it {:.1}× lower than the fixed count",
+                    fl.p99_ms / al.p99_ms
+                )
+            } else {
+                format!(
+                    "auto did not help ({:.1}× the fixed count's)",
+                    al.p99_ms / fl.p99_ms
+                )
+            };
+            format!(
+                "Beside a thread running {0}×{0} products, a {1}×{1} product's p99 latency went \
+                 from {2:.2} to {3:.2} ms ({rf:.1}×) with BLAS threads fixed at {cores} and from \
+                 {4:.2} to {5:.2} ms ({ra:.1}×) under auto, so {better}.",
+                s.large, s.small, fa.p99_ms, fl.p99_ms, aa.p99_ms, al.p99_ms
+            )
+        }
+        _ => "Latency was not measured under every condition.".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(blas: &str, loaded: bool, p99: f64) -> LatencyRow {
+        LatencyRow {
+            blas: blas.into(),
+            loaded,
+            samples: 10,
+            p50_ms: p99 / 2.0,
+            p99_ms: p99,
+            max_ms: p99 * 2.0,
+        }
+    }
+
+    #[test]
+    fn the_sentence_compares_the_p99s() {
+        let s = LatencySettings {
+            small: 256,
+            large: 1536,
+            samples: 10,
+            max_seconds: 1.0,
+        };
+        let rows = [
+            row("fixed 2", false, 1.0),
+            row("fixed 2", true, 80.0),
+            row("auto", false, 1.0),
+            row("auto", true, 2.0),
+        ];
+        let c = conclude(&s, 2, &rows);
+        assert!(c.contains("from 1.00 to 80.00 ms (80.0×)"), "{c}");
+        assert!(c.contains("auto kept it 40.0× lower"), "{c}");
+        let rows = [
+            row("fixed 2", false, 1.0),
+            row("fixed 2", true, 2.0),
+            row("auto", false, 1.0),
+            row("auto", true, 3.0),
+        ];
+        assert!(conclude(&s, 2, &rows).contains("auto did not help"));
+    }
+}

@@ -1,0 +1,212 @@
+//! Section 4, the grid under the OpenMP build of OpenBLAS: the report re-executes itself with
+//! `LD_LIBRARY_PATH` pointing at the OpenMP `libopenblas.so.0` (Debian's `libopenblas0-openmp`),
+//! the child checks that it really loaded an OpenMP build, runs the grid and sends it back as
+//! JSON on stdout (with its progress). Without that library the report says how to get it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use parlinalg::ThreadingLayer;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::{GridSettings, DEBIAN_OPENMP_DIR};
+use crate::grid::{self, GridSection};
+use crate::processes::{self_command, SelfRole};
+use crate::progress::Progress;
+
+/// Environment variable that carries the child's spec when the child is a test binary.
+pub const CHILD_ENV: &str = "PARLINALG_REPORT_GRID_CHILD";
+
+/// What came of the OpenMP grid.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum OpenMpOutcome {
+    /// It ran under the library in `dir`.
+    Ran { dir: PathBuf, grid: GridSection },
+    /// The library is not there: how to get it.
+    NotInstalled { how: String },
+    /// It is there but the child failed.
+    Failed { why: String },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ChildSpec {
+    grid: GridSettings,
+    cores: usize,
+}
+
+/// Whether `dir` holds an OpenBLAS to switch to.
+pub fn installed(dir: &Path) -> bool {
+    dir.join("libopenblas.so.0").is_file()
+}
+
+/// Runs the grid in a child under the OpenMP OpenBLAS of `dir`.
+pub fn run(dir: &Path, s: &GridSettings, cores: usize, progress: &mut Progress) -> OpenMpOutcome {
+    if !installed(dir) {
+        return OpenMpOutcome::NotInstalled {
+            how: format!(
+                "no libopenblas.so.0 in {}: on Debian or Ubuntu `apt-get install \
+                 libopenblas0-openmp` puts the OpenMP build in {DEBIAN_OPENMP_DIR} (the \
+                 pthreads build stays the default); elsewhere pass --openmp-dir DIR",
+                dir.display()
+            ),
+        };
+    }
+    let spec = serde_json::to_string(&ChildSpec {
+        grid: s.clone(),
+        cores,
+    })
+    .expect("specs serialise");
+    let path = match std::env::var_os("LD_LIBRARY_PATH") {
+        Some(old) if !old.is_empty() => {
+            let mut p = dir.as_os_str().to_owned();
+            p.push(":");
+            p.push(old);
+            p
+        }
+        _ => dir.as_os_str().to_owned(),
+    };
+    let mut cmd = self_command(SelfRole::GridChild, &spec);
+    cmd.env("LD_LIBRARY_PATH", path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return OpenMpOutcome::Failed {
+                why: format!("cannot start the child: {e}"),
+            }
+        }
+    };
+    let stdout = child.stdout.take().expect("piped");
+    let mut result = None;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(w) = line.strip_prefix("@@progress ") {
+            progress.advance(w.trim().parse().unwrap_or(0.0));
+        } else if let Some(l) = line.strip_prefix("@@label ") {
+            progress.label(format!("OpenMP {l}"));
+        } else if let Some(json) = line.strip_prefix("@@result ") {
+            result = Some(serde_json::from_str::<GridSection>(json));
+        }
+    }
+    let output = match child.wait_with_output() {
+        Ok(o) => o,
+        Err(e) => return OpenMpOutcome::Failed { why: e.to_string() },
+    };
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    match result {
+        Some(Ok(grid)) if output.status.success() => OpenMpOutcome::Ran {
+            dir: dir.to_owned(),
+            grid,
+        },
+        Some(Err(e)) => OpenMpOutcome::Failed {
+            why: format!("unreadable result from the child: {e}"),
+        },
+        _ => OpenMpOutcome::Failed {
+            why: format!(
+                "the child ({}) said: {}",
+                output.status,
+                stderr
+                    .lines()
+                    .rfind(|l| !l.trim().is_empty())
+                    .unwrap_or("nothing")
+            ),
+        },
+    }
+}
+
+/// The child's life: check the library, run the grid, print the result.
+///
+/// # Errors
+/// The library is not an OpenMP build, or the grid failed.
+pub fn child_main(spec_json: &str) -> Result<(), String> {
+    let spec: ChildSpec =
+        serde_json::from_str(spec_json).map_err(|e| format!("bad grid-child spec: {e}"))?;
+    let lib = parlinalg::blas_library();
+    if lib.threading != ThreadingLayer::OpenMp {
+        return Err(format!(
+            "the child loaded {} with {} threading, not the OpenMP build: LD_LIBRARY_PATH did \
+             not take effect",
+            lib.path
+                .as_ref()
+                .map_or("an unknown OpenBLAS".to_owned(), |p| p
+                    .display()
+                    .to_string()),
+            lib.threading
+        ));
+    }
+    let mut progress = Progress::relay();
+    let grid = grid::measure(&spec.grid, spec.cores, &mut progress)?;
+    println!(
+        "@@result {}",
+        serde_json::to_string(&grid).expect("the grid serialises")
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plays the grid child when the parent test set the spec variable.
+    #[test]
+    fn grid_child_entry() {
+        if let Ok(spec) = std::env::var(CHILD_ENV) {
+            if let Err(e) = child_main(&spec) {
+                eprintln!("grid child: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+
+    #[test]
+    fn a_missing_library_says_how_to_get_it() {
+        let s = GridSettings {
+            sizes: vec![8],
+            large: None,
+            max_threads: 2,
+            cell_seconds: 0.001,
+            rounds: 1,
+        };
+        let out = run(
+            Path::new("/nonexistent"),
+            &s,
+            2,
+            &mut Progress::new(1.0, true),
+        );
+        match out {
+            OpenMpOutcome::NotInstalled { how } => {
+                assert!(how.contains("apt-get install libopenblas0-openmp"), "{how}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// With the OpenMP build present (Debian's path or PARLINALG_TEST_OPENMP_DIR), a tiny grid
+    /// runs under it in a child.
+    #[test]
+    fn the_grid_runs_under_openmp_when_installed() {
+        let dir = std::env::var_os("PARLINALG_TEST_OPENMP_DIR")
+            .map_or_else(|| PathBuf::from(DEBIAN_OPENMP_DIR), PathBuf::from);
+        if !installed(&dir) {
+            eprintln!("skipped: no OpenMP OpenBLAS in {}", dir.display());
+            return;
+        }
+        let s = GridSettings {
+            sizes: vec![16],
+            large: None,
+            max_threads: 4,
+            cell_seconds: 0.001,
+            rounds: 1,
+        };
+        match run(&dir, &s, 2, &mut Progress::new(1.0, true)) {
+            OpenMpOutcome::Ran { grid, .. } => {
+                assert_eq!(grid.threading, "openmp");
+                assert_eq!(grid.sizes.len(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,604 @@
+//! The report's data (one serde type for all of it) and its renderings: Markdown for stdout and
+//! report.md, JSON, and one CSV file per table.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::classic::{self, ClassicRow, ClassicSection, How};
+use crate::cli::Settings;
+use crate::grid::GridSection;
+use crate::latency::LatencySection;
+use crate::openmp::OpenMpOutcome;
+use crate::python::PythonClassic;
+use crate::versus::VersusSection;
+use crate::workloads::Workload;
+
+/// Everything the run measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportData {
+    pub parlinalg: String,
+    /// The command line.
+    pub command: Vec<String>,
+    pub settings: Settings,
+    pub header: Header,
+    pub classic: Option<ClassicSection>,
+    pub versus: Option<VersusSection>,
+    pub grid: Option<GridSection>,
+    pub latency: Option<LatencySection>,
+    pub openmp: Option<OpenMpOutcome>,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+}
+
+/// The report's header: what runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// What `ensure_best_kernel` did.
+    pub kernel: String,
+    /// `parlinalg::threads::report()`, as text.
+    pub thread_report: String,
+    /// The same, as JSON.
+    pub thread_report_json: serde_json::Value,
+    pub cores: usize,
+}
+
+/// `1.23 s`, `45.6 ms`, `0.81 ms`.
+pub fn fmt_s(s: f64) -> String {
+    if s >= 10.0 {
+        format!("{s:.1} s")
+    } else if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 0.01 {
+        format!("{:.0} ms", s * 1e3)
+    } else {
+        format!("{:.2} ms", s * 1e3)
+    }
+}
+
+fn mb(bytes: usize) -> String {
+    format!("{:.0} MB", bytes as f64 / 1e6)
+}
+
+/// The header section.
+pub fn header_md(h: &Header, settings: &Settings) -> String {
+    format!(
+        "# parlinalg report: threads, processes or BLAS threads?\n\n\
+         Every figure below was measured in this run ({:?} workload, {} cores usable).\n\n\
+         {}\n\n```text\n{}```\n\n",
+        settings.mode, h.cores, h.kernel, h.thread_report
+    )
+}
+
+fn cell(rows: &[ClassicRow], w: Workload, how: How, blas: usize) -> String {
+    classic::find(rows, w, how, blas).map_or_else(
+        || "—".to_owned(),
+        |r| format!("{} ({:.2}×)", fmt_s(r.seconds), r.speedup),
+    )
+}
+
+/// The classic section: the main table, h with every BLAS choice, and sharing costs.
+pub fn classic_md(c: &ClassicSection) -> String {
+    let s = &c.settings;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## 1. The classic table: serial, {0} threads or {0} processes?\n",
+        s.workers
+    );
+    let _ = writeln!(
+        md,
+        "g: exp over {} elements at once (`array_exp`), {}×; f: a scalar loop calling `f64::exp` \
+         per element over the same array, {}×; h: {} products of {}×{} f64 matrices. Threads \
+         and processes split the repetitions (g, f) or the products (h); processes are this \
+         program re-executed, sharing inputs and outputs through one memfd segment; their time \
+         runs from the first spawn to the last exit (writing the inputs into the segment is \
+         listed apart, below). Time (speedup over serial).\n",
+        s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size
+    );
+    let py_rows: &[ClassicRow] = match &c.python {
+        PythonClassic::Ran { rows, .. } => rows,
+        PythonClassic::Skipped { .. } => &[],
+    };
+    let with_py = !py_rows.is_empty();
+    if with_py {
+        md.push_str("| | Rust g | Rust f | Rust h | numpy g | Python f | numpy h |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    } else {
+        md.push_str("| | Rust g | Rust f | Rust h |\n|---|---:|---:|---:|\n");
+    }
+    for (how, label) in [
+        (How::Serial, "serial".to_owned()),
+        (How::Threads, format!("{} threads", s.workers)),
+        (How::Processes, format!("{} processes", s.workers)),
+    ] {
+        let _ = write!(md, "| {label} |");
+        for w in [Workload::G, Workload::F, Workload::H] {
+            let _ = write!(md, " {} |", cell(&c.rust, w, how, 1));
+        }
+        if with_py {
+            for w in [Workload::G, Workload::F, Workload::H] {
+                let _ = write!(md, " {} |", cell(py_rows, w, how, 1));
+            }
+        }
+        md.push('\n');
+    }
+    match &c.python {
+        PythonClassic::Ran { python, numpy, .. } => {
+            let _ = writeln!(
+                md,
+                "\nPython {python} with numpy {numpy}: the same workloads (`np.exp`, a list \
+                 comprehension over `math.exp`, `np.matmul`), threads from a \
+                 `ThreadPoolExecutor`, processes from `multiprocessing` (spawn) sharing a \
+                 `/dev/shm` file; `classic.py` in the output folder reruns it."
+            );
+        }
+        PythonClassic::Skipped { why } => {
+            let _ = writeln!(md, "\nPython's version was not run: {why}.");
+        }
+    }
+    let _ = writeln!(md, "\n{}\n", c.conclusion);
+
+    let _ = writeln!(md, "### h with every BLAS-threads choice\n");
+    if with_py {
+        md.push_str("| outer × BLAS threads | Rust | numpy |\n|---|---:|---:|\n");
+    } else {
+        md.push_str("| outer × BLAS threads | Rust |\n|---|---:|\n");
+    }
+    for &blas in &s.h_blas {
+        for (how, outer) in [
+            (How::Serial, 1),
+            (How::Threads, s.workers),
+            (How::Processes, s.workers),
+        ] {
+            let what = match how {
+                How::Serial => "thread",
+                How::Threads => "threads",
+                How::Processes => "processes",
+            };
+            let _ = write!(
+                md,
+                "| {outer} {what} × {blas} | {} |",
+                cell(&c.rust, Workload::H, how, blas)
+            );
+            if with_py {
+                let _ = write!(md, " {} |", cell(py_rows, Workload::H, how, blas));
+            }
+            md.push('\n');
+        }
+    }
+    let _ = writeln!(md, "\n{}\n", c.h_conclusion);
+
+    let _ = writeln!(md, "### What sharing memory with the processes cost\n");
+    md.push_str(
+        "Setup: create the memfd segment, map it and write the inputs once (before the row's \
+         clock starts). Spawn: from the first spawn until every worker has mapped the segment \
+         and waits. Exit: from the last worker's end of compute until all are reaped.\n\n\
+         | row | segment | setup | spawn | compute | exit | spawn + exit |\n\
+         |---|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &c.rust {
+        if let Some(sh) = &r.sharing {
+            let _ = writeln!(
+                md,
+                "| {} × {} BLAS | {} | {} | {} | {} | {} | {:.1}% |",
+                r.workload.name(),
+                r.blas,
+                mb(sh.bytes),
+                fmt_s(sh.setup_s),
+                fmt_s(sh.spawn_s),
+                fmt_s(sh.compute_s),
+                fmt_s(sh.exit_s),
+                100.0 * classic::overhead_fraction(sh)
+            );
+        }
+    }
+    let _ = writeln!(md, "\n{}\n", c.sharing_conclusion);
+    md
+}
+
+/// matmul vs numpy.
+pub fn versus_md(v: &VersusSection) -> String {
+    let mut md = format!(
+        "## matmul throughput against numpy\n\nf64, n×n · n×n, GFLOP/s, median of {} A/B rounds \
+         (parlinalg then numpy in a fresh process, alternating). numpy: {}. ndarray `.dot` is \
+         ndarray without a BLAS backend.\n\n\
+         | n | BLAS threads | parlinalg | numpy | parlinalg / numpy | ndarray `.dot` |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+        v.rounds,
+        match &v.numpy {
+            Ok(info) => info.clone(),
+            Err(why) => why.clone(),
+        }
+    );
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "—".to_owned(), f);
+    for r in &v.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {} | {} | {} |",
+            r.n,
+            r.threads,
+            r.parlinalg_gflops,
+            opt(r.numpy_gflops, &|g| format!("{g:.1}")),
+            opt(r.ratio, &|x| format!("{:.0}%", x * 100.0)),
+            opt(r.ndarray_gflops, &|g| format!("{g:.1}")),
+        );
+    }
+    let _ = writeln!(md, "\n{}\n", v.conclusion);
+    md
+}
+
+/// A grid section (`title` says which library).
+pub fn grid_md(g: &GridSection, title: &str) -> String {
+    let mut md = format!(
+        "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for every \
+         pair with K·N ≤ {}, and the default policy through `matmul_batch`; median of {} \
+         interleaved round(s) of about {} s of serial work each. OpenBLAS: {}.\n\n\
+         | n | batch × calls | serial | best K×N | best speedup | policy's K×N | policy speedup | policy / best time | worst oversubscribed | its time / best |\n\
+         |---|---:|---:|---|---:|---|---:|---:|---|---:|\n",
+        g.settings.max_threads, g.settings.rounds, g.settings.cell_seconds, g.library
+    );
+    for s in &g.sizes {
+        let serial = s
+            .cells
+            .iter()
+            .find(|c| (c.outer, c.blas) == (1, 1))
+            .map_or(f64::NAN, |c| c.seconds);
+        let (worst, ratio) = s.worst_oversubscribed.as_ref().map_or_else(
+            || ("—".to_owned(), "—".to_owned()),
+            |(c, r)| (format!("{}×{}", c.outer, c.blas), format!("{r:.2}×")),
+        );
+        let _ = writeln!(
+            md,
+            "| {}{} | {} × {} | {} | {}×{} | {:.2}× | {}×{} | {:.2}× | {:.3} | {worst} | {ratio} |",
+            s.n,
+            if s.single { " (single)" } else { "" },
+            s.batch,
+            s.calls,
+            fmt_s(serial),
+            s.best.outer,
+            s.best.blas,
+            s.best.speedup,
+            s.policy.cell.outer,
+            s.policy.cell.blas,
+            s.policy.cell.speedup,
+            s.policy.vs_best
+        );
+    }
+    md.push_str(
+        "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads):\n\n",
+    );
+    for s in &g.sizes {
+        let mut ks: Vec<usize> = s.cells.iter().map(|c| c.outer).collect();
+        let mut ns: Vec<usize> = s.cells.iter().map(|c| c.blas).collect();
+        ks.sort_unstable();
+        ks.dedup();
+        ns.sort_unstable();
+        ns.dedup();
+        let _ = write!(
+            md,
+            "| n = {}{} |",
+            s.n,
+            if s.single { " (single)" } else { "" }
+        );
+        for n in &ns {
+            let _ = write!(md, " N = {n} |");
+        }
+        let _ = write!(md, "\n|---|{}\n", "---:|".repeat(ns.len()));
+        for k in &ks {
+            let _ = write!(md, "| K = {k} |");
+            for n in &ns {
+                match s.cells.iter().find(|c| (c.outer, c.blas) == (*k, *n)) {
+                    Some(c) => {
+                        let _ = write!(md, " {:.2} |", c.speedup);
+                    }
+                    None => md.push_str(" |"),
+                }
+            }
+            md.push('\n');
+        }
+        let _ = writeln!(
+            md,
+            "\nPolicy for n = {}: {}×{}, {}.\n",
+            s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
+        );
+    }
+    let _ = writeln!(md, "{}\n", g.conclusion);
+    md
+}
+
+/// The latency section.
+pub fn latency_md(l: &LatencySection) -> String {
+    let mut md = format!(
+        "## 3. Latency under a mixed load\n\nA {0}×{0} f64 product, timed alone and beside a \
+         thread running {1}×{1} products, with BLAS threads fixed at {2} (what the pthreads \
+         OpenBLAS does by default) and under parlinalg's `auto`; milliseconds, up to {3} \
+         samples 0.2 ms apart.\n\n\
+         | BLAS threads | load | samples | p50 | p99 | max |\n|---|---|---:|---:|---:|---:|\n",
+        l.settings.small, l.settings.large, l.cores, l.settings.samples
+    );
+    for r in &l.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.3} | {:.3} | {:.3} |",
+            r.blas,
+            if r.loaded {
+                "beside large products"
+            } else {
+                "alone"
+            },
+            r.samples,
+            r.p50_ms,
+            r.p99_ms,
+            r.max_ms
+        );
+    }
+    let _ = writeln!(md, "\n{}\n", l.conclusion);
+    md
+}
+
+/// The OpenMP section.
+pub fn openmp_md(o: &OpenMpOutcome) -> String {
+    match o {
+        OpenMpOutcome::Ran { dir, grid } => {
+            let mut md = grid_md(grid, "4. The grid again under the OpenMP build of OpenBLAS");
+            let _ = writeln!(
+                md,
+                "The child ran with `LD_LIBRARY_PATH={}` and checked that OpenBLAS reports OpenMP \
+                 threading: each calling thread gets its own team, so K callers × N threads really \
+                 run at once (true oversubscription), where the pthreads build serialises them.\n",
+                dir.display()
+            );
+            md
+        }
+        OpenMpOutcome::NotInstalled { how } => {
+            format!("## 4. The grid under the OpenMP build of OpenBLAS\n\nNot run: {how}.\n\n")
+        }
+        OpenMpOutcome::Failed { why } => {
+            format!("## 4. The grid under the OpenMP build of OpenBLAS\n\nFailed: {why}.\n\n")
+        }
+    }
+}
+
+/// The whole report as Markdown.
+pub fn markdown(d: &ReportData) -> String {
+    let mut md = header_md(&d.header, &d.settings);
+    if let Some(c) = &d.classic {
+        md.push_str(&classic_md(c));
+    }
+    if let Some(v) = &d.versus {
+        md.push_str(&versus_md(v));
+    }
+    if let Some(g) = &d.grid {
+        md.push_str(&grid_md(
+            g,
+            "2. The inner vs outer grid: K outer × N BLAS threads",
+        ));
+    }
+    if let Some(l) = &d.latency {
+        md.push_str(&latency_md(l));
+    }
+    if let Some(o) = &d.openmp {
+        md.push_str(&openmp_md(o));
+    }
+    md
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
+fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut out = header.join(",") + "\n";
+    for r in rows {
+        out += &r.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
+        out.push('\n');
+    }
+    out
+}
+
+/// The CSV files: (file name, contents).
+pub fn csv_files(d: &ReportData) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    if let Some(c) = &d.classic {
+        let mut rows = Vec::new();
+        let py: &[ClassicRow] = match &c.python {
+            PythonClassic::Ran { rows, .. } => rows,
+            PythonClassic::Skipped { .. } => &[],
+        };
+        for (lang, list) in [("rust", &c.rust[..]), ("python", py)] {
+            for r in list {
+                let sh = r.sharing.as_ref();
+                let f = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+                rows.push(vec![
+                    lang.to_owned(),
+                    r.workload.name().to_owned(),
+                    r.how.name().to_owned(),
+                    r.outer.to_string(),
+                    r.blas.to_string(),
+                    r.seconds.to_string(),
+                    r.speedup.to_string(),
+                    sh.map_or(String::new(), |s| s.bytes.to_string()),
+                    f(sh.map(|s| s.setup_s)),
+                    f(sh.map(|s| s.spawn_s)),
+                    f(sh.map(|s| s.compute_s)),
+                    f(sh.map(|s| s.exit_s)),
+                ]);
+            }
+        }
+        files.push((
+            "classic.csv".into(),
+            csv(
+                &[
+                    "language",
+                    "workload",
+                    "how",
+                    "outer",
+                    "blas",
+                    "seconds",
+                    "speedup",
+                    "segment_bytes",
+                    "setup_s",
+                    "spawn_s",
+                    "compute_s",
+                    "exit_s",
+                ],
+                &rows,
+            ),
+        ));
+    }
+    if let Some(v) = &d.versus {
+        let f = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
+        let rows: Vec<Vec<String>> = v
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.n.to_string(),
+                    r.threads.to_string(),
+                    r.parlinalg_gflops.to_string(),
+                    f(r.numpy_gflops),
+                    f(r.ratio),
+                    f(r.ndarray_gflops),
+                ]
+            })
+            .collect();
+        files.push((
+            "matmul_vs_numpy.csv".into(),
+            csv(
+                &[
+                    "n",
+                    "blas_threads",
+                    "parlinalg_gflops",
+                    "numpy_gflops",
+                    "ratio",
+                    "ndarray_gflops",
+                ],
+                &rows,
+            ),
+        ));
+    }
+    let mut grid_rows = Vec::new();
+    let grids = [
+        d.grid.as_ref(),
+        match &d.openmp {
+            Some(OpenMpOutcome::Ran { grid, .. }) => Some(grid),
+            _ => None,
+        },
+    ];
+    for g in grids.into_iter().flatten() {
+        for s in &g.sizes {
+            let policy = std::iter::once(("policy", &s.policy.cell));
+            for (kind, c) in s.cells.iter().map(|c| ("pair", c)).chain(policy) {
+                grid_rows.push(vec![
+                    g.threading.clone(),
+                    s.n.to_string(),
+                    s.single.to_string(),
+                    s.batch.to_string(),
+                    kind.to_owned(),
+                    c.outer.to_string(),
+                    c.blas.to_string(),
+                    c.seconds.to_string(),
+                    c.gflops.to_string(),
+                    c.speedup.to_string(),
+                ]);
+            }
+        }
+    }
+    if !grid_rows.is_empty() {
+        files.push((
+            "grid.csv".into(),
+            csv(
+                &[
+                    "threading",
+                    "n",
+                    "single",
+                    "batch",
+                    "kind",
+                    "outer",
+                    "blas",
+                    "seconds",
+                    "gflops",
+                    "speedup",
+                ],
+                &grid_rows,
+            ),
+        ));
+    }
+    if let Some(l) = &d.latency {
+        let rows: Vec<Vec<String>> = l
+            .rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.blas.clone(),
+                    r.loaded.to_string(),
+                    r.samples.to_string(),
+                    r.p50_ms.to_string(),
+                    r.p99_ms.to_string(),
+                    r.max_ms.to_string(),
+                ]
+            })
+            .collect();
+        files.push((
+            "latency.csv".into(),
+            csv(
+                &["blas", "loaded", "samples", "p50_ms", "p99_ms", "max_ms"],
+                &rows,
+            ),
+        ));
+    }
+    files
+}
+
+/// Writes report.md, report.json and the CSV files into `dir`; returns the paths.
+///
+/// # Errors
+/// I/O errors, as text.
+pub fn write_files(dir: &Path, d: &ReportData) -> Result<Vec<PathBuf>, String> {
+    let mut written = Vec::new();
+    let mut put = |name: &str, contents: &str| -> Result<(), String> {
+        let p = dir.join(name);
+        std::fs::write(&p, contents).map_err(|e| format!("{}: {e}", p.display()))?;
+        written.push(p);
+        Ok(())
+    };
+    put("report.md", &markdown(d))?;
+    put(
+        "report.json",
+        &serde_json::to_string_pretty(d).map_err(|e| e.to_string())?,
+    )?;
+    for (name, contents) in csv_files(d) {
+        put(&name, &contents)?;
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(
+            csv(&["x", "y"], &[vec!["1".into(), "2".into()]]),
+            "x,y\n1,2\n"
+        );
+    }
+
+    #[test]
+    fn seconds_read_well() {
+        assert_eq!(fmt_s(12.34), "12.3 s");
+        assert_eq!(fmt_s(1.234), "1.23 s");
+        assert_eq!(fmt_s(0.1234), "123 ms");
+        assert_eq!(fmt_s(0.001234), "1.23 ms");
+    }
+}

@@ -1,0 +1,678 @@
+//! Processes for the classic table: the report spawns itself (`current_exe()` with a hidden
+//! `--worker` flag), never forks from a process with a live BLAS pool, and shares inputs and
+//! outputs through one shared-memory segment instead of copies or pipes.
+//!
+//! **How**: the parent creates an anonymous segment with `memfd_create` (no file name, freed
+//! when the last process lets go), sizes it with `ftruncate`, maps it `MAP_SHARED` and writes
+//! the inputs once. The descriptor is created without close-on-exec, so each worker inherits
+//! it and maps the same pages; its spec (JSON on the command line) says where its input and
+//! output regions are. The segment's first page is a header of atomics: a ready counter, a go
+//! flag and each worker's CLOCK_MONOTONIC timestamps, so the parent separates what the sharing
+//! costs (setup, spawn, exit) from the compute.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::process::{Child, Command, Stdio};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::stats::monotonic_ns;
+use crate::workloads::{self, Workload};
+
+/// Workers one segment's header has room for.
+pub const MAX_WORKERS: usize = 64;
+/// Bytes before the first data region: the header, rounded to a page.
+const DATA_START: usize = 4096;
+
+/// Environment variable that carries a worker's spec when the worker is a test binary.
+const WORKER_ENV: &str = "PARLINALG_REPORT_WORKER";
+
+/// One worker's timestamps and status, in the header.
+#[repr(C)]
+struct Slot {
+    ready_ns: AtomicU64,
+    start_ns: AtomicU64,
+    end_ns: AtomicU64,
+    /// 0 running, 1 done, 2 failed.
+    status: AtomicU64,
+}
+
+/// The segment's first bytes.
+#[repr(C)]
+struct Header {
+    ready: AtomicU64,
+    /// 0 wait, 1 go, 2 abort.
+    go: AtomicU64,
+    slots: [Slot; MAX_WORKERS],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() <= DATA_START);
+
+/// A shared-memory segment mapped into this process.
+pub struct SharedMemory {
+    fd: OwnedFd,
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl SharedMemory {
+    /// A new zero-filled segment of `len` bytes whose descriptor spawned processes inherit.
+    pub fn create(len: usize) -> io::Result<SharedMemory> {
+        // SAFETY: the name is a NUL-terminated literal; flags 0 (no MFD_CLOEXEC) is valid and
+        // makes the descriptor survive exec, which is how workers get it.
+        let raw = unsafe { libc::memfd_create(c"parlinalg-report".as_ptr(), 0) };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor memfd_create just returned; nothing else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let size = libc::off_t::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment too large"))?;
+        // SAFETY: ftruncate on a descriptor we own; it only sets the file's size (zero-filled).
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Self::map(fd, len)
+    }
+
+    /// Maps the segment a parent passed down as descriptor `fd`, checking its size.
+    pub fn open_inherited(fd: RawFd, len: usize) -> io::Result<SharedMemory> {
+        // SAFETY: fstat on any integer is sound: a bad descriptor gives EBADF, checked below.
+        let mut st = unsafe { std::mem::zeroed::<libc::stat>() };
+        // SAFETY: `st` is a valid stat buffer for the call to fill.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if usize::try_from(st.st_size).ok() != Some(len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("descriptor {fd} holds {} bytes, not {len}", st.st_size),
+            ));
+        }
+        // SAFETY: the parent gave this worker the descriptor for its own use; the worker
+        // never uses `fd` elsewhere, so taking ownership closes it exactly once.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Self::map(fd, len)
+    }
+
+    fn map(fd: OwnedFd, len: usize) -> io::Result<SharedMemory> {
+        if len < DATA_START {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "segment smaller than its header",
+            ));
+        }
+        // SAFETY: a fresh shared mapping of `len` bytes of a file at least that large; the
+        // kernel picks the address, and failure is MAP_FAILED, checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap never maps address 0");
+        Ok(SharedMemory { fd, ptr, len })
+    }
+
+    /// The descriptor, for a worker's spec.
+    pub fn raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is page-aligned, at least DATA_START ≥ size_of::<Header>() bytes,
+        // zero-filled at creation (all-zero atomics are valid), and lives as long as `self`;
+        // every process touches the header only through atomics.
+        unsafe { &*self.ptr.as_ptr().cast::<Header>() }
+    }
+
+    /// The f64 elements of `region`, read-only.
+    ///
+    /// Only call while no other process writes the region (before spawning or after reaping
+    /// the workers, or in a worker for its input).
+    pub fn f64s(&self, region: Region) -> &[f64] {
+        self.check(region);
+        // SAFETY: `check` proved the region lies inside the mapping past the header and is
+        // 8-byte aligned; zero-filled bytes are valid f64s; no process writes it meanwhile
+        // (the caller's contract above), and the slice borrows `self`.
+        unsafe {
+            std::slice::from_raw_parts(self.ptr.as_ptr().add(region.offset).cast(), region.len)
+        }
+    }
+
+    /// The f64 elements of `region`, writable.
+    ///
+    /// Only call while no other process reads or writes the region.
+    pub fn f64s_mut(&mut self, region: Region) -> &mut [f64] {
+        self.check(region);
+        // SAFETY: as in `f64s`, and `&mut self` makes this the only slice into the mapping in
+        // this process; other processes stay off the region (the caller's contract above).
+        unsafe {
+            std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(region.offset).cast(), region.len)
+        }
+    }
+
+    /// A worker's inputs and its output at once (no two may overlap).
+    pub fn views<const N: usize>(
+        &mut self,
+        inputs: [Region; N],
+        output: Region,
+    ) -> ([&[f64]; N], &mut [f64]) {
+        for (i, r) in inputs.iter().enumerate() {
+            self.check(*r);
+            assert!(r.disjoint(output), "input {i} overlaps the output");
+        }
+        self.check(output);
+        let base = self.ptr.as_ptr();
+        // SAFETY: every region is inside the mapping and aligned (checked above), and the
+        // output overlaps no input, so the mutable slice aliases none of the shared ones
+        // (inputs may overlap each other: they are only read); all borrow `self` mutably, so
+        // no other slice into the mapping exists in this process meanwhile.
+        unsafe {
+            (
+                inputs.map(|r| {
+                    std::slice::from_raw_parts(base.add(r.offset).cast::<f64>().cast_const(), r.len)
+                }),
+                std::slice::from_raw_parts_mut(base.add(output.offset).cast(), output.len),
+            )
+        }
+    }
+
+    fn check(&self, r: Region) {
+        assert!(
+            r.offset >= DATA_START && r.offset.is_multiple_of(8) && r.end() <= self.len,
+            "region {r:?} outside the {} bytes of the segment",
+            self.len
+        );
+    }
+}
+
+impl Drop for SharedMemory {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are exactly what mmap returned and was given; no slice into
+        // the mapping outlives `self` (they all borrow it).
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// f64 elements at a byte offset of the segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Region {
+    pub offset: usize,
+    pub len: usize,
+}
+
+impl Region {
+    fn end(self) -> usize {
+        self.offset + self.len * 8
+    }
+
+    fn disjoint(self, other: Region) -> bool {
+        self.end() <= other.offset || other.end() <= self.offset
+    }
+}
+
+/// Lays out regions one after another, each page-aligned, after the header.
+struct Layout {
+    next: usize,
+}
+
+impl Layout {
+    fn new() -> Self {
+        Layout { next: DATA_START }
+    }
+
+    fn add(&mut self, len: usize) -> Region {
+        let r = Region {
+            offset: self.next,
+            len,
+        };
+        self.next = r.end().div_ceil(4096) * 4096;
+        r
+    }
+}
+
+/// What one worker does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub workload: Workload,
+    pub fd: RawFd,
+    pub segment_len: usize,
+    pub rank: usize,
+    pub workers: usize,
+    /// g, f: this worker's repetitions; h: its products.
+    pub reps: usize,
+    /// g, f: the input x (shared by all); h: this worker's block of a.
+    pub input: Region,
+    /// h: this worker's block of b.
+    pub input_b: Option<Region>,
+    /// g, f: this worker's output slot; h: its block of c.
+    pub output: Region,
+    /// h: the products' size.
+    pub n: usize,
+    /// BLAS threads in this worker.
+    pub blas: usize,
+    /// The parent's process id: a worker whose parent died stops waiting.
+    pub parent: u32,
+}
+
+/// A process row's job: the workload and its inputs in the parent.
+pub enum Job<'a> {
+    /// g or f over `x`, `reps` repetitions split among the workers.
+    Exp {
+        workload: Workload,
+        x: &'a [f64],
+        reps: usize,
+    },
+    /// h: `a` and `b` are batches of n×n products (C order, one after another); the workers
+    /// take contiguous blocks of products.
+    Products {
+        a: &'a [f64],
+        b: &'a [f64],
+        n: usize,
+        blas: usize,
+    },
+}
+
+/// What a process row cost, split.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sharing {
+    /// Bytes in the segment.
+    pub bytes: usize,
+    /// Creating, sizing and mapping the segment and writing the inputs into it.
+    pub setup_s: f64,
+    /// From the first spawn until every worker has mapped the segment and waits.
+    pub spawn_s: f64,
+    /// From "go" until the last worker finished its share.
+    pub compute_s: f64,
+    /// From then until every worker has exited and been reaped.
+    pub exit_s: f64,
+}
+
+impl Sharing {
+    /// The row's time as the parent sees it once the inputs are shared: spawn + compute + exit.
+    pub fn total_s(&self) -> f64 {
+        self.spawn_s + self.compute_s + self.exit_s
+    }
+}
+
+/// Each worker's regions: (reps or products, input, input b, output).
+type Assignment = (usize, Region, Option<Region>, Region);
+
+/// Runs `job` in `workers` processes and checks their outputs.
+///
+/// # Errors
+/// A worker that could not start, failed or wrote wrong results; I/O errors of the segment.
+pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
+    assert!((1..=MAX_WORKERS).contains(&workers));
+    let t_setup = Instant::now();
+    let mut layout = Layout::new();
+    let (workload, n, blas, assignments): (Workload, usize, usize, Vec<Assignment>) = match job {
+        Job::Exp { workload, x, reps } => {
+            let input = layout.add(x.len());
+            let assignments = (0..workers)
+                .map(|w| {
+                    (
+                        workloads::share(*reps, workers, w),
+                        input,
+                        None,
+                        layout.add(x.len()),
+                    )
+                })
+                .collect();
+            (*workload, 0, 1, assignments)
+        }
+        Job::Products { a, b, n, blas } => {
+            let nn = n * n;
+            let batch = a.len() / nn.max(1);
+            let (ra, rb, rc) = (
+                layout.add(a.len()),
+                layout.add(b.len()),
+                layout.add(a.len()),
+            );
+            let mut first = 0;
+            let assignments = (0..workers)
+                .map(|w| {
+                    let count = workloads::share(batch, workers, w);
+                    let block = |r: Region| Region {
+                        offset: r.offset + first * nn * 8,
+                        len: count * nn,
+                    };
+                    let asg = (count, block(ra), Some(block(rb)), block(rc));
+                    first += count;
+                    asg
+                })
+                .collect();
+            (Workload::H, *n, *blas, assignments)
+        }
+    };
+    let mut shm = SharedMemory::create(layout.next).map_err(|e| format!("memfd segment: {e}"))?;
+    // The outputs' pages allocated now (setup), not by the first write of a worker's compute.
+    for &(_, _, _, output) in &assignments {
+        shm.f64s_mut(output).fill(0.0);
+    }
+    // The inputs, written once: every worker reads them in place.
+    match job {
+        Job::Exp { x, .. } => shm.f64s_mut(assignments[0].1).copy_from_slice(x),
+        Job::Products { a, b, .. } => {
+            let whole = |first: &Assignment, len: usize, b: bool| Region {
+                offset: if b {
+                    first.2.expect("h has b").offset
+                } else {
+                    first.1.offset
+                },
+                len,
+            };
+            shm.f64s_mut(whole(&assignments[0], a.len(), false))
+                .copy_from_slice(a);
+            shm.f64s_mut(whole(&assignments[0], b.len(), true))
+                .copy_from_slice(b);
+        }
+    }
+    let setup_s = t_setup.elapsed().as_secs_f64();
+
+    let t_spawn = Instant::now();
+    let mut children = Vec::with_capacity(workers);
+    for (rank, &(reps, input, input_b, output)) in assignments.iter().enumerate() {
+        let spec = WorkerSpec {
+            workload,
+            fd: shm.raw_fd(),
+            segment_len: layout.next,
+            rank,
+            workers,
+            reps,
+            input,
+            input_b,
+            output,
+            n,
+            blas,
+            parent: std::process::id(),
+        };
+        let json = serde_json::to_string(&spec).expect("specs serialise");
+        match self_command(SelfRole::Worker, &json).spawn() {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                abort(&shm, &mut children);
+                return Err(format!("cannot start worker {rank}: {e}"));
+            }
+        }
+    }
+    let header = shm.header();
+    while header.ready.load(Ordering::Acquire) < workers as u64 {
+        if let Some(why) = dead_child(&mut children) {
+            abort(&shm, &mut children);
+            return Err(format!("a worker exited before it was ready: {why}"));
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let spawn_s = t_spawn.elapsed().as_secs_f64();
+    let go_ns = monotonic_ns();
+    header.go.store(1, Ordering::Release);
+    let mut failures = Vec::new();
+    for (rank, mut child) in children.into_iter().enumerate() {
+        match child.wait() {
+            Ok(s) if s.success() => {}
+            Ok(s) => failures.push(format!("worker {rank}: {s}")),
+            Err(e) => failures.push(format!("worker {rank}: {e}")),
+        }
+    }
+    let reaped_ns = monotonic_ns();
+    let slots = &header.slots[..workers];
+    for (rank, slot) in slots.iter().enumerate() {
+        if slot.status.load(Ordering::Acquire) != 1 {
+            failures.push(format!("worker {rank} did not finish its share"));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(failures.join("; "));
+    }
+    let last_end = slots
+        .iter()
+        .map(|s| s.end_ns.load(Ordering::Acquire))
+        .max()
+        .unwrap_or(go_ns)
+        .max(go_ns);
+    let sharing = Sharing {
+        bytes: layout.next,
+        setup_s,
+        spawn_s,
+        compute_s: (last_end - go_ns) as f64 * 1e-9,
+        exit_s: reaped_ns.saturating_sub(last_end) as f64 * 1e-9,
+    };
+    // The workers are gone: the parent alone reads the segment now.
+    for (w, &(count, input, input_b, output)) in assignments.iter().enumerate() {
+        if count == 0 {
+            continue;
+        }
+        let checked = match input_b {
+            None => workloads::check_exp(shm.f64s(input), shm.f64s(output)),
+            Some(b) => workloads::check_products(shm.f64s(input), shm.f64s(b), shm.f64s(output), n),
+        };
+        checked.map_err(|e| format!("worker {w}: {e}"))?;
+    }
+    Ok(sharing)
+}
+
+fn dead_child(children: &mut [Child]) -> Option<String> {
+    children
+        .iter_mut()
+        .find_map(|c| c.try_wait().ok().flatten().map(|s| s.to_string()))
+}
+
+fn abort(shm: &SharedMemory, children: &mut Vec<Child>) {
+    shm.header().go.store(2, Ordering::Release);
+    for mut c in children.drain(..) {
+        let _ = c.wait();
+    }
+}
+
+/// Which part of the report a re-executed child plays.
+#[derive(Debug, Clone, Copy)]
+pub enum SelfRole {
+    /// A worker of the classic table.
+    Worker,
+    /// The grid in a child (under another OpenBLAS).
+    GridChild,
+}
+
+/// A command that runs this program again in `role` with `spec`.
+///
+/// In the report binary that is `report --worker SPEC`. Under `cargo test` the current
+/// executable is the test harness: it is asked to run only the test that plays the role, and
+/// the spec travels in an environment variable.
+pub fn self_command(role: SelfRole, spec: &str) -> Command {
+    let exe = std::env::current_exe().expect("the running executable's path");
+    let mut cmd = Command::new(exe);
+    if cfg!(test) {
+        let (test, var) = match role {
+            SelfRole::Worker => ("processes::tests::worker_entry", WORKER_ENV),
+            SelfRole::GridChild => ("openmp::tests::grid_child_entry", crate::openmp::CHILD_ENV),
+        };
+        cmd.args([test, "--exact", "--nocapture", "--test-threads", "1", "-q"])
+            .env(var, spec);
+    } else {
+        let flag = match role {
+            SelfRole::Worker => "--worker",
+            SelfRole::GridChild => "--grid-child",
+        };
+        cmd.arg(flag).arg(spec);
+    }
+    if matches!(role, SelfRole::Worker) {
+        cmd.stdout(Stdio::null()).stdin(Stdio::null());
+    }
+    cmd
+}
+
+/// A worker's whole life: map the segment, say ready, wait for go, compute, record.
+///
+/// # Errors
+/// A bad spec or segment, or the workload's error.
+pub fn worker_main(spec_json: &str) -> Result<(), String> {
+    let spec: WorkerSpec =
+        serde_json::from_str(spec_json).map_err(|e| format!("bad worker spec: {e}"))?;
+    if spec.rank >= spec.workers.min(MAX_WORKERS) {
+        return Err(format!("rank {} of {} workers", spec.rank, spec.workers));
+    }
+    let mut shm = SharedMemory::open_inherited(spec.fd, spec.segment_len)
+        .map_err(|e| format!("cannot map the shared segment: {e}"))?;
+    // One outer thread (g's exp runs serially inside it), `blas` BLAS threads.
+    let plan = parlinalg::threads::Plan::new(1, spec.blas).map_err(|e| e.to_string())?;
+    // Getting ready (counted as spawn, not compute): this process's page tables for its own
+    // regions, and OpenBLAS's buffers and threads started by a first small product.
+    let inputs: Vec<Region> = std::iter::once(spec.input).chain(spec.input_b).collect();
+    for r in inputs {
+        let pages: f64 = shm.f64s(r).iter().step_by(512).sum();
+        std::hint::black_box(pages);
+    }
+    for v in shm.f64s_mut(spec.output).iter_mut().step_by(512) {
+        *v = 0.0;
+    }
+    if spec.workload == Workload::H {
+        let m = parlinalg::ndarray::Array2::<f64>::ones((256, 256));
+        plan.run(|| parlinalg::matmul(&m, &m))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+    }
+    {
+        let h = shm.header();
+        let slot = &h.slots[spec.rank];
+        slot.ready_ns.store(monotonic_ns(), Ordering::Release);
+        h.ready.fetch_add(1, Ordering::AcqRel);
+        loop {
+            match h.go.load(Ordering::Acquire) {
+                // SAFETY: getppid has no preconditions and cannot fail.
+                0 if u32::try_from(unsafe { libc::getppid() }).ok() != Some(spec.parent) => {
+                    return Err("the parent exited before saying go".into())
+                }
+                0 => std::thread::sleep(Duration::from_micros(50)),
+                1 => break,
+                _ => return Err("aborted by the parent".into()),
+            }
+        }
+    }
+    let start = monotonic_ns();
+    let (reps, n) = (spec.reps, spec.n);
+    let result = match (spec.workload, spec.input_b) {
+        (Workload::G | Workload::F, None) => {
+            let ([x], out) = shm.views([spec.input], spec.output);
+            let g = spec.workload == Workload::G;
+            plan.run(|| {
+                if g {
+                    workloads::run_g(x, out, reps)
+                } else {
+                    workloads::run_f(x, out, reps)
+                }
+            })
+            .map_err(|e| e.to_string())
+        }
+        (Workload::H, Some(b)) => {
+            let ([a, b], c) = shm.views([spec.input, b], spec.output);
+            plan.run(|| workloads::run_h(a, b, c, n))
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()))
+        }
+        (w, b) => Err(format!("workload {w:?} with input b {b:?}")),
+    };
+    let end = monotonic_ns();
+    let slot = &shm.header().slots[spec.rank];
+    slot.start_ns.store(start, Ordering::Release);
+    slot.end_ns.store(end, Ordering::Release);
+    slot.status
+        .store(if result.is_ok() { 1 } else { 2 }, Ordering::Release);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Plays a worker when the parent test set the spec variable; passes trivially otherwise.
+    #[test]
+    fn worker_entry() {
+        if let Ok(spec) = std::env::var(WORKER_ENV) {
+            if let Err(e) = worker_main(&spec) {
+                eprintln!("worker: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+
+    #[test]
+    fn regions_are_page_aligned_and_disjoint() {
+        let mut l = Layout::new();
+        let a = l.add(10);
+        let b = l.add(513);
+        let c = l.add(1);
+        assert_eq!(a.offset, DATA_START);
+        assert!(a.disjoint(b) && b.disjoint(c) && a.disjoint(c));
+        assert!(!a.disjoint(a));
+        assert_eq!(b.offset % 4096, 0);
+        assert_eq!(c.offset, b.offset + 8192);
+    }
+
+    #[test]
+    fn a_segment_reads_back_what_was_written() {
+        let mut shm = SharedMemory::create(2 * DATA_START).unwrap();
+        let r = Region {
+            offset: DATA_START,
+            len: 4,
+        };
+        shm.f64s_mut(r).copy_from_slice(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(shm.f64s(r), &[1.0, 2.0, 3.0, 4.0]);
+        assert!(SharedMemory::open_inherited(shm.raw_fd(), 12345).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn regions_past_the_end_are_refused() {
+        let shm = SharedMemory::create(DATA_START).unwrap();
+        shm.f64s(Region {
+            offset: DATA_START,
+            len: 1,
+        });
+    }
+
+    #[test]
+    fn processes_share_inputs_and_outputs() {
+        let mut x = vec![0.0; 10_000];
+        crate::stats::fill_exp_input(&mut x, 5);
+        for workload in [Workload::G, Workload::F] {
+            let s = run(
+                &Job::Exp {
+                    workload,
+                    x: &x,
+                    reps: 3,
+                },
+                2,
+            )
+            .unwrap();
+            assert!(s.bytes >= 3 * 80_000);
+            for t in [s.setup_s, s.spawn_s, s.compute_s, s.exit_s] {
+                assert!(t.is_finite() && t >= 0.0, "{s:?}");
+            }
+        }
+        let (batch, n) = (3, 16);
+        let a = crate::stats::batch(batch, n, 1);
+        let b = crate::stats::batch(batch, n, 2);
+        run(
+            &Job::Products {
+                a: a.as_slice().unwrap(),
+                b: b.as_slice().unwrap(),
+                n,
+                blas: 1,
+            },
+            2,
+        )
+        .unwrap();
+    }
+}

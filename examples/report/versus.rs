@@ -1,0 +1,242 @@
+//! matmul throughput of parlinalg against numpy, alternating the two (A/B) round after round,
+//! with 1 and C BLAS threads; ndarray's own `.dot` (no BLAS) for scale.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use parlinalg::threads::with_blas_threads;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::VersusSettings;
+use crate::progress::Progress;
+use crate::stats::{self, gflops, median};
+
+const NUMPY_SCRIPT: &str = include_str!("../../benches/numpy_matmul.py");
+
+/// One (size, BLAS threads) cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersusRow {
+    pub n: usize,
+    pub threads: usize,
+    /// parlinalg's median GFLOP/s.
+    pub parlinalg_gflops: f64,
+    /// numpy's median GFLOP/s.
+    pub numpy_gflops: Option<f64>,
+    /// Median of the per-round ratios parlinalg / numpy.
+    pub ratio: Option<f64>,
+    /// ndarray's `.dot` (n ≤ 1024 only: it is slow).
+    pub ndarray_gflops: Option<f64>,
+}
+
+/// The section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersusSection {
+    /// numpy's version and kernel, or why it is missing.
+    pub numpy: Result<String, String>,
+    pub rounds: usize,
+    pub rows: Vec<VersusRow>,
+    pub conclusion: String,
+}
+
+/// Estimated seconds, for the progress bar.
+pub fn estimate(s: &VersusSettings) -> f64 {
+    (s.sizes.len() * s.threads.len()) as f64 * (s.rounds as f64 * 1.2 + 0.4)
+}
+
+/// Measures every cell.
+///
+/// # Errors
+/// parlinalg's errors, as text.
+pub fn measure(
+    s: &VersusSettings,
+    python: Option<&str>,
+    progress: &mut Progress,
+) -> Result<VersusSection, String> {
+    let numpy = match python {
+        None => Err("skipped (--no-numpy)".to_owned()),
+        Some(py) => probe_numpy(py)
+            .ok_or_else(|| format!("not found ({py} with numpy); `pip install numpy` to compare")),
+    };
+    let mut rows = Vec::new();
+    for &n in &s.sizes {
+        let a = stats::matrix(n, 1);
+        let b = stats::matrix(n, 2);
+        for &t in &s.threads {
+            progress.label(format!("matmul vs numpy: n = {n}, {t} BLAS threads"));
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            let mut ratios = Vec::new();
+            for _ in 0..s.rounds {
+                let g = with_blas_threads(t, || {
+                    gflops(
+                        n,
+                        1,
+                        time_median(|| drop(parlinalg::matmul(&a, &b))).as_secs_f64(),
+                    )
+                })
+                .map_err(|e| e.to_string())?;
+                ours.push(g);
+                if let (Ok(_), Some(py)) = (&numpy, python) {
+                    if let Some(gn) = numpy_gflops(py, n, t) {
+                        theirs.push(gn);
+                        ratios.push(g / gn);
+                    }
+                }
+                progress.advance(1.2);
+            }
+            let nd =
+                (n <= 1024).then(|| gflops(n, 1, time_median(|| drop(a.dot(&b))).as_secs_f64()));
+            rows.push(VersusRow {
+                n,
+                threads: t,
+                parlinalg_gflops: median(&mut ours),
+                numpy_gflops: (!theirs.is_empty()).then(|| median(&mut theirs)),
+                ratio: (!ratios.is_empty()).then(|| median(&mut ratios)),
+                ndarray_gflops: nd,
+            });
+            progress.advance(0.4);
+        }
+    }
+    let conclusion = conclude(&rows, &numpy);
+    Ok(VersusSection {
+        numpy,
+        rounds: s.rounds,
+        rows,
+        conclusion,
+    })
+}
+
+/// The section's sentence.
+pub fn conclude(rows: &[VersusRow], numpy: &Result<String, String>) -> String {
+    let with_ratio: Vec<&VersusRow> = rows.iter().filter(|r| r.ratio.is_some()).collect();
+    if with_ratio.is_empty() {
+        let best = rows
+            .iter()
+            .max_by(|a, b| a.parlinalg_gflops.total_cmp(&b.parlinalg_gflops));
+        return match (best, numpy) {
+            (Some(b), Err(why)) => format!(
+                "parlinalg's matmul peaked at {:.1} GFLOP/s (n = {}, {} BLAS thread{}); numpy {why}.",
+                b.parlinalg_gflops,
+                b.n,
+                b.threads,
+                if b.threads == 1 { "" } else { "s" }
+            ),
+            _ => "Nothing was measured.".into(),
+        };
+    }
+    let ratio = |r: &&VersusRow| r.ratio.unwrap_or(f64::NAN);
+    let lo = with_ratio
+        .iter()
+        .min_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+        .expect("some");
+    let hi = with_ratio
+        .iter()
+        .max_by(|a, b| ratio(a).total_cmp(&ratio(b)))
+        .expect("some");
+    let largest = with_ratio.iter().map(|r| r.n).max().expect("some");
+    let at_largest: Vec<String> = with_ratio
+        .iter()
+        .filter(|r| r.n == largest)
+        .map(|r| {
+            format!(
+                "{:.0}% with {} BLAS thread{}",
+                100.0 * ratio(r),
+                r.threads,
+                if r.threads == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    format!(
+        "parlinalg's matmul ran at {:.0}% to {:.0}% of numpy's throughput measured in the same \
+         run (n = {largest}: {}).",
+        100.0 * ratio(lo),
+        100.0 * ratio(hi),
+        at_largest.join(", ")
+    )
+}
+
+/// Median wall time of `f` over at least 3 calls and 0.3 s, after one warm-up call.
+fn time_median(mut f: impl FnMut()) -> Duration {
+    f();
+    let mut times = Vec::new();
+    let start = Instant::now();
+    while times.len() < 3 || start.elapsed() < Duration::from_millis(300) {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Duration::from_secs_f64(median(&mut times))
+}
+
+/// numpy's version and OpenBLAS kernel, or `None` when python3 or numpy is missing.
+pub fn probe_numpy(python: &str) -> Option<String> {
+    let out = Command::new(python)
+        .args(["-c", NUMPY_SCRIPT, "--sizes", "8", "--min-time", "0"])
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let line = String::from_utf8(out.stdout).ok()?;
+    let v: serde_json::Value = serde_json::from_str(line.lines().next()?).ok()?;
+    Some(format!(
+        "numpy {} with OpenBLAS {} on kernel {}",
+        v["numpy"].as_str()?,
+        v["openblas"].as_str()?,
+        v["kernel"].as_str()?
+    ))
+}
+
+/// numpy's median GFLOP/s for one size with `threads` BLAS threads, in a fresh process.
+fn numpy_gflops(python: &str, n: usize, threads: usize) -> Option<f64> {
+    let out = Command::new(python)
+        .args([
+            "-c",
+            NUMPY_SCRIPT,
+            "--sizes",
+            &n.to_string(),
+            "--min-time",
+            "0.3",
+        ])
+        .env("OPENBLAS_NUM_THREADS", threads.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let v: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
+    v["gflops"].as_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: usize, threads: usize, ratio: Option<f64>) -> VersusRow {
+        VersusRow {
+            n,
+            threads,
+            parlinalg_gflops: 10.0 * threads as f64,
+            numpy_gflops: ratio.map(|r| 10.0 * threads as f64 / r),
+            ratio,
+            ndarray_gflops: None,
+        }
+    }
+
+    #[test]
+    fn the_sentence_quotes_the_range_and_the_largest_size() {
+        let rows = [
+            row(256, 1, Some(0.9)),
+            row(2048, 1, Some(1.01)),
+            row(2048, 2, Some(0.97)),
+        ];
+        let s = conclude(&rows, &Ok("numpy".into()));
+        assert!(s.contains("90% to 101%"), "{s}");
+        assert!(
+            s.contains("n = 2048: 101% with 1 BLAS thread, 97% with 2 BLAS threads"),
+            "{s}"
+        );
+        let s = conclude(&[row(256, 2, None)], &Err("not found".into()));
+        assert!(
+            s.contains("20.0 GFLOP/s") && s.contains("numpy not found"),
+            "{s}"
+        );
+    }
+}

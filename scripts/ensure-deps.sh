@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Makes sure what parlinalg needs to build is on this machine: the Rust toolchain (checked
+# only), pkg-config and the system OpenBLAS. Installs the last two with apt-get on
+# Debian/Ubuntu (with sudo when not root); elsewhere, says exactly what to install.
+set -euo pipefail
+
+say() { printf 'parlinalg: %s\n' "$*" >&2; }
+
+if ! command -v cargo >/dev/null 2>&1; then
+  say "cargo is missing: install the Rust toolchain from https://rustup.rs, then run this again."
+  exit 1
+fi
+
+have_openblas() {
+  command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openblas
+}
+
+if have_openblas; then
+  exit 0
+fi
+
+packages="libopenblas-dev pkg-config"
+if command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    say "OpenBLAS is missing and this user cannot install packages: as root run"
+    say "    apt-get install -y $packages"
+    exit 1
+  fi
+  say "installing $packages (OpenBLAS from the system's packages)"
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq $packages >/dev/null
+  if have_openblas; then
+    say "OpenBLAS $(pkg-config --modversion openblas) installed"
+    exit 0
+  fi
+fi
+
+say "could not find or install the system OpenBLAS. Install it, then run this again:"
+say "    Debian/Ubuntu: apt-get install $packages"
+say "    Fedora:        dnf install openblas-devel pkgconf"
+say "    Arch:          pacman -S openblas pkgconf"
+say "Or point PKG_CONFIG_PATH at an openblas.pc, or set PARLINALG_OPENBLAS_LIB_DIR."
+exit 1

@@ -1,0 +1,152 @@
+//! Batches of products: `batch × m × k` times `batch × k × n`, split between outer and BLAS
+//! threads by the default policy or by a given plan.
+
+use std::mem::MaybeUninit;
+
+use ndarray::{Array3, ArrayBase, Axis, Data, Ix3};
+use rayon::prelude::*;
+
+use super::{element_count, gemm_into_ptr, ProductDims};
+use crate::alloc::{filled, uninit_buffer};
+use crate::threads::{plan_for_batch, with_blas_threads, BatchDecision, Plan};
+use crate::{Error, Float, Result};
+
+/// Products of a batch of matrices, `out[i] = a[i] · b[i]`, split between outer threads and
+/// BLAS threads by the default policy ([`threads::plan_for_batch`](crate::threads::plan_for_batch)).
+///
+/// `a` is `batch × m × k`, `b` is `batch × k × n`; as in numpy, a batch of 1 on either side is
+/// broadcast against the other. Each product lands in `cblas_?gemm`. The policy's choice is
+/// recorded: [`threads::last_batch_decision`](crate::threads::last_batch_decision) and the
+/// report show it.
+///
+/// # Errors
+/// [`Error::ShapeMismatch`] (batch sizes or inner dimensions), [`Error::DimensionTooLarge`],
+/// [`Error::Allocation`], [`Error::InvalidEnv`].
+///
+/// ```
+/// use parlinalg::ndarray::Array3;
+///
+/// let a = Array3::<f64>::ones((8, 3, 4));
+/// let b = Array3::<f64>::ones((8, 4, 2));
+/// let c = parlinalg::matmul_batch(&a, &b)?;
+/// assert_eq!(c.dim(), (8, 3, 2));
+/// assert!(c.iter().all(|&x| x == 4.0));
+/// println!("{:?}", parlinalg::threads::last_batch_decision());
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn matmul_batch<T, SA, SB>(a: &ArrayBase<SA, Ix3>, b: &ArrayBase<SB, Ix3>) -> Result<Array3<T>>
+where
+    T: Float,
+    SA: Data<Elem = T> + Sync,
+    SB: Data<Elem = T> + Sync,
+{
+    let (batch, dims) = batch_dims("matmul_batch", a, b)?;
+    let (m, n, k) = dims.usize();
+    let choice = plan_for_batch(batch, m, k, n)?;
+    let plan = choice.plan;
+    crate::threads::record_batch_decision(BatchDecision {
+        batch,
+        m,
+        k,
+        n,
+        choice,
+    });
+    matmul_batch_with(a, b, &plan)
+}
+
+/// [`matmul_batch`] under a given plan: K outer threads each computing whole products with N
+/// BLAS threads (K = 1: one product after another, each on N BLAS threads).
+///
+/// # Errors
+/// As [`matmul_batch`].
+///
+/// ```
+/// use parlinalg::{ndarray::Array3, threads::Plan};
+///
+/// let a = Array3::<f32>::ones((4, 16, 16));
+/// let inner = parlinalg::matmul_batch_with(&a, &a, &Plan::new(1, 2)?)?;
+/// let outer = parlinalg::matmul_batch_with(&a, &a, &Plan::new(2, 1)?)?;
+/// assert_eq!(inner, outer);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn matmul_batch_with<T, SA, SB>(
+    a: &ArrayBase<SA, Ix3>,
+    b: &ArrayBase<SB, Ix3>,
+    plan: &Plan,
+) -> Result<Array3<T>>
+where
+    T: Float,
+    SA: Data<Elem = T> + Sync,
+    SB: Data<Elem = T> + Sync,
+{
+    const OP: &str = "matmul_batch";
+    let (batch, dims) = batch_dims(OP, a, b)?;
+    let (m, n, k) = dims.usize();
+    let len = element_count(OP, &[batch, m, n])?;
+    if len == 0 || k == 0 {
+        let zeros = filled(OP, len, T::zero())?;
+        return Ok(Array3::from_shape_vec((batch, m, n), zeros).expect("shape matches length"));
+    }
+    let mut out = uninit_buffer::<T>(OP, len)?;
+    let per_product = m * n;
+    let pick = |x: usize, i: usize| if x == 1 { 0 } else { i };
+    let (batch_a, batch_b) = (a.len_of(Axis(0)), b.len_of(Axis(0)));
+    let product = |(i, chunk): (usize, &mut [MaybeUninit<T>])| -> Result<()> {
+        let ai = a.index_axis(Axis(0), pick(batch_a, i));
+        let bi = b.index_axis(Axis(0), pick(batch_b, i));
+        // SAFETY: `chunk` is this product's own m·n elements of the output (chunks of one
+        // exclusive borrow never overlap), i.e. m rows of ldc = n; the inputs are separate
+        // arrays, and every dimension is ≥ 1 (checked above).
+        unsafe { gemm_into_ptr(OP, &ai, &bi, dims, chunk.as_mut_ptr().cast::<T>(), dims.n) }
+    };
+    let slots = &mut out.spare_capacity_mut()[..len];
+    if plan.outer_threads() == 1 {
+        with_blas_threads(plan.blas_threads(), || {
+            slots
+                .chunks_mut(per_product)
+                .enumerate()
+                .try_for_each(product)
+        })??;
+    } else {
+        plan.run(|| {
+            slots
+                .par_chunks_mut(per_product)
+                .enumerate()
+                .try_for_each(product)
+        })??;
+    }
+    // SAFETY: every product returned Ok, so gemm (beta = 0) wrote all `len` elements.
+    unsafe { out.set_len(len) };
+    Ok(Array3::from_shape_vec((batch, m, n), out).expect("shape matches length"))
+}
+
+/// The batch size (after broadcasting a batch of 1) and the per-product dimensions.
+fn batch_dims<T, SA: Data<Elem = T>, SB: Data<Elem = T>>(
+    op: &'static str,
+    a: &ArrayBase<SA, Ix3>,
+    b: &ArrayBase<SB, Ix3>,
+) -> Result<(usize, ProductDims)> {
+    let ((ba, m, k), (bb, kb, n)) = (a.dim(), b.dim());
+    let batch = match (ba, bb) {
+        (x, y) if x == y => x,
+        (1, y) => y,
+        (x, 1) => x,
+        _ => {
+            return Err(Error::shape(
+                op,
+                a.shape(),
+                b.shape(),
+                format!("batch sizes {ba} and {bb} differ (and neither is 1)"),
+            ))
+        }
+    };
+    if k != kb {
+        return Err(Error::shape(
+            op,
+            a.shape(),
+            b.shape(),
+            format!("a's matrices have {k} columns but b's have {kb} rows"),
+        ));
+    }
+    Ok((batch, ProductDims::new(op, m, n, k)?))
+}

@@ -1,0 +1,408 @@
+//! The one owner of OpenBLAS's thread count in this process.
+//!
+//! Every parlinalg BLAS and LAPACK call goes through [`blas_call`], every scope through
+//! [`Control::push_scope`] / [`Control::pop_scope`], every setter through [`Control`]: all under
+//! one mutex, so the count OpenBLAS runs is always derived from one state:
+//!
+//! 1. While scopes are open (on any thread), the count is the smallest of the innermost scope of
+//!    each thread that has one: in OpenBLAS's pthreads build the count is process-wide, and
+//!    the smallest request is the only one that oversubscribes nobody.
+//! 2. Otherwise the baseline: a fixed count (code or environment), or `auto`: every usable core
+//!    for a caller that is alone, one thread per call while several application threads make
+//!    calls big enough for OpenBLAS to thread (pthreads OpenBLAS would make them queue on one
+//!    lock: a 0.3 ms product waited up to 33 s behind another thread's large ones).
+//!
+//! When the last scope closes, the baseline is back, whatever order threads closed theirs in
+//! (the fix for threadpoolctl's issue #205, where the last thread to leave restored a stale
+//! value).
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use super::cores::Cores;
+use super::env::{self, BlasThreads, Setting, Source};
+use crate::blas::info::{BlasLibrary, ThreadingLayer};
+use crate::{Error, Result};
+
+/// After two application threads overlapped in BLAS calls, `auto` keeps BLAS single-threaded
+/// this long, so that a caller arriving between another's short calls does not grab every core
+/// for a long call (measured: without it, p99 latency of a small product beside large ones
+/// follows the large ones).
+pub const OVERLAP_WINDOW: Duration = Duration::from_millis(50);
+
+/// How big a call is, to tell whether OpenBLAS may thread it (OpenBLAS 0.3's own thresholds:
+/// it runs smaller calls on the calling thread, without its lock).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CallSize {
+    /// `?gemm`: OpenBLAS threads when m·n·k ≥ 65536 · GEMM_MULTITHREAD_THRESHOLD (4).
+    Gemm { m: usize, n: usize, k: usize },
+    /// `?gemv`: threads when m·n ≥ 2304 · 4.
+    Gemv { m: usize, n: usize },
+    /// `?dot`: threads when n > 10000.
+    Dot { n: usize },
+    /// A LAPACK routine on an n×n problem: blocked routines call threaded level-3 BLAS.
+    Lapack { n: usize },
+}
+
+impl CallSize {
+    fn may_thread(self) -> bool {
+        match self {
+            CallSize::Gemm { m, n, k } => m.saturating_mul(n).saturating_mul(k) >= 65_536 * 4,
+            CallSize::Gemv { m, n } => m.saturating_mul(n) >= 2_304 * 4,
+            CallSize::Dot { n } => n > 10_000,
+            CallSize::Lapack { n } => n >= 64,
+        }
+    }
+}
+
+/// One open scope.
+#[derive(Debug, Clone, Copy)]
+struct ScopeEntry {
+    id: u64,
+    thread: ThreadId,
+    threads: usize,
+}
+
+/// Statistics of concurrent BLAS use since the process started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Usage {
+    /// BLAS calls made through parlinalg.
+    pub calls: u64,
+    /// Calls that started while another thread was inside a threadable call.
+    pub overlapping_calls: u64,
+    /// Largest number of concurrent callers seen.
+    pub peak_callers: usize,
+    /// Largest sum of threads asked by concurrent callers.
+    pub peak_threads_asked: usize,
+}
+
+#[derive(Debug)]
+struct State {
+    baseline: Setting<BlasThreads>,
+    outer: Setting<usize>,
+    scopes: Vec<ScopeEntry>,
+    next_scope_id: u64,
+    /// Callers inside a call OpenBLAS may thread.
+    active_threaded: usize,
+    last_overlap: Option<Instant>,
+}
+
+/// Counters every call updates without the lock.
+#[derive(Debug, Default)]
+struct Counters {
+    calls: AtomicU64,
+    overlapping_calls: AtomicU64,
+    /// Callers inside a BLAS call now.
+    active: AtomicUsize,
+    /// Threads the active callers asked for, summed.
+    active_asked: AtomicUsize,
+    peak_callers: AtomicUsize,
+    peak_threads_asked: AtomicUsize,
+    warned: AtomicBool,
+}
+
+/// The process-wide controller.
+#[derive(Debug)]
+pub(crate) struct Control {
+    state: Mutex<State>,
+    counters: Counters,
+    pub cores: Cores,
+    pub layer: ThreadingLayer,
+    pub max_blas: usize,
+}
+
+static CONTROL: OnceLock<std::result::Result<Control, Error>> = OnceLock::new();
+
+/// The controller, created on first use from the environment (read once). An invalid variable
+/// makes every call that needs the controller fail with the same [`Error::InvalidEnv`].
+pub(crate) fn control() -> Result<&'static Control> {
+    CONTROL
+        .get_or_init(Control::from_process)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+impl Control {
+    fn from_process() -> Result<Control> {
+        let lib = BlasLibrary::query();
+        let cores = Cores::detect();
+        let max_blas = lib
+            .max_threads
+            .unwrap_or(super::MAX_THREADS)
+            .clamp(1, super::MAX_THREADS);
+        let lookup = |name: &str| std::env::var(name).ok();
+        let settings = env::resolve(&lookup, &cores, max_blas, super::MAX_THREADS)?;
+        let control = Control {
+            state: Mutex::new(State {
+                baseline: settings.blas,
+                outer: settings.outer,
+                scopes: Vec::new(),
+                next_scope_id: 0,
+                active_threaded: 0,
+                last_overlap: None,
+            }),
+            counters: Counters::default(),
+            cores,
+            layer: lib.threading,
+            max_blas,
+        };
+        {
+            let state = control.lock();
+            control.apply(&state, control.solitary_threads(&state));
+        }
+        Ok(control)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the state inconsistent (every update is
+        // a few plain field writes), so a poisoned lock is used as it is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The count for a call that is alone (or made under scopes, which are honoured exactly).
+    fn solitary_threads(&self, s: &State) -> usize {
+        if let Some(n) = scoped_threads(&s.scopes) {
+            return n;
+        }
+        match s.baseline.value {
+            BlasThreads::Fixed(n) => n,
+            BlasThreads::Auto => self.cores.count.min(self.max_blas),
+        }
+    }
+
+    /// Sets OpenBLAS's count when it differs from `n`. Takes the state to prove the lock is
+    /// held. In the OpenMP build the count is per calling thread, and OpenBLAS reports only the
+    /// last one set, so it is always set.
+    fn apply(&self, _locked: &State, n: usize) {
+        let current = usize::try_from(crate::blas::get_num_threads()).ok();
+        let needed = match self.layer {
+            ThreadingLayer::Sequential => false,
+            ThreadingLayer::OpenMp => true,
+            _ => current != Some(n),
+        };
+        if needed {
+            let n = std::ffi::c_int::try_from(n).expect("counts are capped at MAX_THREADS");
+            crate::blas::set_num_threads(n);
+        }
+    }
+
+    /// Registers a caller; returns the threads it asked for. Calls too small for OpenBLAS to
+    /// thread only touch atomic counters; the others take the lock to decide their count.
+    fn enter(&self, size: CallSize) -> usize {
+        let asked = if size.may_thread() {
+            self.enter_threaded()
+        } else {
+            1
+        };
+        let c = &self.counters;
+        c.calls.fetch_add(1, Relaxed);
+        let active = c.active.fetch_add(1, Relaxed) + 1;
+        let asked_now = c.active_asked.fetch_add(asked, Relaxed) + asked;
+        c.peak_callers.fetch_max(active, Relaxed);
+        c.peak_threads_asked.fetch_max(asked_now, Relaxed);
+        if asked_now > self.cores.count && !c.warned.swap(true, Relaxed) {
+            self.warn_oversubscribed(active, asked_now);
+        }
+        asked
+    }
+
+    /// The thread count for a call OpenBLAS may thread, applied under the lock.
+    fn enter_threaded(&self) -> usize {
+        let mut s = self.lock();
+        s.active_threaded += 1;
+        let now = Instant::now();
+        if s.active_threaded > 1 {
+            s.last_overlap = Some(now);
+            self.counters.overlapping_calls.fetch_add(1, Relaxed);
+        }
+        let overlapping = s
+            .last_overlap
+            .is_some_and(|t| now.duration_since(t) < OVERLAP_WINDOW);
+        let n = match (scoped_threads(&s.scopes), s.baseline.value) {
+            (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
+            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
+                // Each OpenMP caller gets its own team: share the cores.
+                (self.cores.count / s.active_threaded).max(1)
+            }
+            (None, BlasThreads::Auto) if overlapping => 1,
+            (None, BlasThreads::Auto) => self.cores.count.min(self.max_blas),
+        };
+        self.apply(&s, n);
+        n
+    }
+
+    #[cold]
+    fn warn_oversubscribed(&self, callers: usize, asked: usize) {
+        log::warn!(
+            "parlinalg: {callers} concurrent BLAS callers asked for {asked} threads on {} cores \
+             (oversubscription {:.1}×); use a plan or the `auto` BLAS threads policy",
+            self.cores.count,
+            asked as f64 / self.cores.count as f64
+        );
+    }
+
+    fn leave(&self, size: CallSize, asked: usize) {
+        if size.may_thread() {
+            self.lock().active_threaded -= 1;
+        }
+        self.counters.active.fetch_sub(1, Relaxed);
+        self.counters.active_asked.fetch_sub(asked, Relaxed);
+    }
+
+    /// Opens a scope of `threads` on the calling thread; returns its id.
+    pub fn push_scope(&self, threads: usize) -> u64 {
+        let mut s = self.lock();
+        let id = s.next_scope_id;
+        s.next_scope_id += 1;
+        s.scopes.push(ScopeEntry {
+            id,
+            thread: std::thread::current().id(),
+            threads,
+        });
+        let n = self.solitary_threads(&s);
+        self.apply(&s, n);
+        id
+    }
+
+    /// Closes scope `id` (in any order) and applies what is left.
+    pub fn pop_scope(&self, id: u64) {
+        let mut s = self.lock();
+        s.scopes.retain(|e| e.id != id);
+        let n = self.solitary_threads(&s);
+        self.apply(&s, n);
+    }
+
+    /// Replaces the baseline (from code).
+    pub fn set_baseline(&self, value: BlasThreads) {
+        let mut s = self.lock();
+        s.baseline = Setting {
+            value,
+            source: Source::Code,
+        };
+        let n = self.solitary_threads(&s);
+        self.apply(&s, n);
+    }
+
+    /// Replaces the outer thread count (from code).
+    pub fn set_outer(&self, n: usize) {
+        self.lock().outer = Setting {
+            value: n,
+            source: Source::Code,
+        };
+    }
+
+    pub fn baseline(&self) -> Setting<BlasThreads> {
+        self.lock().baseline.clone()
+    }
+
+    pub fn outer(&self) -> Setting<usize> {
+        self.lock().outer.clone()
+    }
+
+    /// The scoped count in force, if any scope is open.
+    pub fn scoped(&self) -> Option<usize> {
+        scoped_threads(&self.lock().scopes)
+    }
+
+    pub fn usage(&self) -> Usage {
+        let c = &self.counters;
+        Usage {
+            calls: c.calls.load(Relaxed),
+            overlapping_calls: c.overlapping_calls.load(Relaxed),
+            peak_callers: c.peak_callers.load(Relaxed),
+            peak_threads_asked: c.peak_threads_asked.load(Relaxed),
+        }
+    }
+}
+
+/// The smallest of each thread's innermost scope.
+fn scoped_threads(scopes: &[ScopeEntry]) -> Option<usize> {
+    let mut innermost: Vec<(ThreadId, usize)> = Vec::new();
+    for e in scopes {
+        match innermost.iter_mut().find(|(t, _)| *t == e.thread) {
+            Some(slot) => slot.1 = e.threads,
+            None => innermost.push((e.thread, e.threads)),
+        }
+    }
+    innermost.into_iter().map(|(_, n)| n).min()
+}
+
+/// Runs one BLAS or LAPACK call under the controller: registers the caller, sets the thread
+/// count the policy gives it, and unregisters it afterwards, also if `f` panics.
+///
+/// # Errors
+/// The environment's [`Error::InvalidEnv`], if a thread variable holds junk.
+pub(crate) fn blas_call<R>(size: CallSize, f: impl FnOnce() -> R) -> Result<R> {
+    struct Leave<'a>(&'a Control, CallSize, usize);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            self.0.leave(self.1, self.2);
+        }
+    }
+    let control = control()?;
+    let asked = control.enter(size);
+    let _leave = Leave(control, size, asked);
+    Ok(f())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn innermost_per_thread_then_minimum_across_threads() {
+        let t1 = std::thread::current().id();
+        let t2 = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        let e = |id, thread, threads| ScopeEntry {
+            id,
+            thread,
+            threads,
+        };
+        assert_eq!(scoped_threads(&[]), None);
+        // One thread: the innermost applies, even when larger than the outer one.
+        assert_eq!(scoped_threads(&[e(0, t1, 1), e(1, t1, 4)]), Some(4));
+        // Two threads: the smaller of their innermost scopes.
+        assert_eq!(
+            scoped_threads(&[e(0, t1, 1), e(1, t2, 3), e(2, t1, 4)]),
+            Some(3)
+        );
+        assert_eq!(scoped_threads(&[e(0, t2, 2), e(1, t1, 4)]), Some(2));
+    }
+
+    #[test]
+    fn openblas_thresholds() {
+        assert!(!CallSize::Gemm { m: 4, n: 4, k: 4 }.may_thread());
+        assert!(!CallSize::Gemm {
+            m: 64,
+            n: 64,
+            k: 63
+        }
+        .may_thread());
+        assert!(CallSize::Gemm {
+            m: 64,
+            n: 64,
+            k: 64
+        }
+        .may_thread());
+        assert!(CallSize::Gemm {
+            m: 256,
+            n: 256,
+            k: 256
+        }
+        .may_thread());
+        assert!(!CallSize::Dot { n: 10_000 }.may_thread());
+        assert!(CallSize::Dot { n: 10_001 }.may_thread());
+        assert!(CallSize::Gemv { m: 96, n: 96 }.may_thread());
+        assert!(!CallSize::Gemm {
+            m: usize::MAX,
+            n: 0,
+            k: 5
+        }
+        .may_thread());
+    }
+}

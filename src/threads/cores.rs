@@ -1,0 +1,225 @@
+//! How many cores this process may really use: its CPU affinity mask and its cgroup CPU quota.
+//!
+//! OpenBLAS counts the processors it sees at load and starts that many threads, ignoring a
+//! container's CPU quota: on a 64-core host with a 2-CPU quota it would oversubscribe 32-fold.
+//! parlinalg's defaults start from the smaller of the two limits below.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// The cores this process may use, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cores {
+    /// The usable core count (≥ 1).
+    pub count: usize,
+    /// CPUs in the affinity mask (`sched_getaffinity`), when known.
+    pub affinity: Option<usize>,
+    /// The cgroup CPU quota in whole CPUs (rounded up), when one is set.
+    pub quota: Option<usize>,
+    /// One line saying where `count` comes from.
+    pub why: String,
+}
+
+impl Cores {
+    /// Reads the affinity mask and the cgroup quota of this process.
+    ///
+    /// ```
+    /// let cores = parlinalg::threads::Cores::detect();
+    /// assert!(cores.count >= 1);
+    /// println!("{} cores: {}", cores.count, cores.why);
+    /// ```
+    pub fn detect() -> Cores {
+        let quota = cgroup_quota(Path::new("/proc/self/cgroup"), Path::new("/sys/fs/cgroup"));
+        Cores::combine(affinity_count(), quota)
+    }
+
+    /// The usable count from the two limits. Pure.
+    pub(crate) fn combine(affinity: Option<usize>, quota: Option<usize>) -> Cores {
+        let fallback = || {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        };
+        let (count, why) = match (affinity, quota) {
+            (Some(a), Some(q)) if q < a => {
+                (q, format!("cgroup CPU quota {q} (affinity mask has {a})"))
+            }
+            (Some(a), Some(q)) => (a, format!("{a} in the affinity mask (cgroup quota {q})")),
+            (Some(a), None) => (a, format!("{a} in the affinity mask, no cgroup quota")),
+            (None, Some(q)) => (q, format!("cgroup CPU quota {q}")),
+            (None, None) => {
+                let n = fallback();
+                (n, format!("{n} reported by the OS"))
+            }
+        };
+        Cores {
+            count: count.max(1),
+            affinity,
+            quota,
+            why,
+        }
+    }
+}
+
+/// CPUs in this process's affinity mask.
+#[cfg(target_os = "linux")]
+fn affinity_count() -> Option<usize> {
+    let mut set = std::mem::MaybeUninit::<libc::cpu_set_t>::zeroed();
+    // SAFETY: `set` is a zeroed cpu_set_t we own; sched_getaffinity writes at most
+    // size_of::<cpu_set_t>() bytes into it. pid 0 means the calling thread.
+    let rc = unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr())
+    };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: the call succeeded, so the set is initialised (it was zeroed before anyway).
+    let set = unsafe { set.assume_init() };
+    // SAFETY: CPU_COUNT only reads the set.
+    let n = unsafe { libc::CPU_COUNT(&set) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn affinity_count() -> Option<usize> {
+    None
+}
+
+/// The tightest CPU quota among this process's cgroup and its ancestors (cgroup v2 `cpu.max`,
+/// or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), in whole CPUs rounded up.
+fn cgroup_quota(proc_cgroup: &Path, root: &Path) -> Option<usize> {
+    let membership = std::fs::read_to_string(proc_cgroup).ok()?;
+    let mut best: Option<usize> = None;
+    let mut consider = |q: Option<usize>| {
+        if let Some(q) = q {
+            best = Some(best.map_or(q, |b| b.min(q)));
+        }
+    };
+    for line in membership.lines() {
+        // "0::/user.slice" (v2) or "4:cpu,cpuacct:/docker/abc" (v1)
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next()?, parts.next()?);
+        let rel = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            for dir in ancestors(&root.join(rel), root) {
+                consider(
+                    std::fs::read_to_string(dir.join("cpu.max"))
+                        .ok()
+                        .and_then(|s| parse_cpu_max(&s)),
+                );
+            }
+        } else if controllers.split(',').any(|c| c == "cpu") {
+            for base in ["cpu,cpuacct", "cpu", "cpuacct,cpu"] {
+                for dir in ancestors(&root.join(base).join(rel), &root.join(base)) {
+                    let quota = std::fs::read_to_string(dir.join("cpu.cfs_quota_us")).ok();
+                    let period = std::fs::read_to_string(dir.join("cpu.cfs_period_us")).ok();
+                    if let (Some(q), Some(p)) = (quota, period) {
+                        consider(parse_cfs(&q, &p));
+                    }
+                }
+            }
+        }
+    }
+    best
+}
+
+/// `dir` and its parents up to and including `root`.
+fn ancestors(dir: &Path, root: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| d.starts_with(root))
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// cgroup v2 `cpu.max`: `"max 100000"` (no quota) or `"150000 100000"` (1.5 CPUs → 2).
+pub(crate) fn parse_cpu_max(text: &str) -> Option<usize> {
+    let mut it = text.split_whitespace();
+    let quota = it.next()?;
+    let period: u64 = it.next().and_then(|p| p.parse().ok()).unwrap_or(100_000);
+    if quota == "max" {
+        return None;
+    }
+    cpus(quota.parse().ok()?, period)
+}
+
+/// cgroup v1: quota `-1` means none.
+pub(crate) fn parse_cfs(quota: &str, period: &str) -> Option<usize> {
+    let quota: i64 = quota.trim().parse().ok()?;
+    let period: u64 = period.trim().parse().ok()?;
+    cpus(u64::try_from(quota).ok()?, period)
+}
+
+fn cpus(quota: u64, period: u64) -> Option<usize> {
+    if quota == 0 || period == 0 {
+        return None;
+    }
+    usize::try_from(quota.div_ceil(period)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_max_parsing() {
+        assert_eq!(parse_cpu_max("max 100000\n"), None);
+        assert_eq!(parse_cpu_max("200000 100000\n"), Some(2));
+        assert_eq!(parse_cpu_max("150000 100000"), Some(2));
+        assert_eq!(parse_cpu_max("50000 100000"), Some(1));
+        assert_eq!(parse_cpu_max("garbage"), None);
+        assert_eq!(parse_cpu_max(""), None);
+    }
+
+    #[test]
+    fn cfs_parsing() {
+        assert_eq!(parse_cfs("-1\n", "100000\n"), None);
+        assert_eq!(parse_cfs("400000", "100000"), Some(4));
+        assert_eq!(parse_cfs("x", "100000"), None);
+        assert_eq!(parse_cfs("100000", "0"), None);
+    }
+
+    #[test]
+    fn the_smaller_limit_wins_and_says_so() {
+        let c = Cores::combine(Some(64), Some(2));
+        assert_eq!(c.count, 2);
+        assert!(c.why.contains("quota 2"), "{}", c.why);
+        let c = Cores::combine(Some(2), Some(8));
+        assert_eq!(c.count, 2);
+        assert!(c.why.contains("affinity"), "{}", c.why);
+        assert!(Cores::combine(None, None).count >= 1);
+    }
+
+    #[test]
+    fn cgroup_v2_tree_is_walked_to_the_tightest_quota() {
+        let tmp = std::env::temp_dir().join(format!("parlinalg-cg-{}", std::process::id()));
+        let leaf = tmp.join("sys/fs/cgroup/a/b");
+        std::fs::create_dir_all(&leaf).unwrap();
+        std::fs::write(tmp.join("proc_cgroup"), "0::/a/b\n").unwrap();
+        std::fs::write(leaf.join("cpu.max"), "max 100000\n").unwrap();
+        std::fs::write(tmp.join("sys/fs/cgroup/a/cpu.max"), "300000 100000\n").unwrap();
+        let q = cgroup_quota(&tmp.join("proc_cgroup"), &tmp.join("sys/fs/cgroup"));
+        assert_eq!(q, Some(3));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn cgroup_v1_quota_is_read() {
+        let tmp = std::env::temp_dir().join(format!("parlinalg-cg1-{}", std::process::id()));
+        let dir = tmp.join("sys/fs/cgroup/cpu,cpuacct/docker/x");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(tmp.join("proc_cgroup"), "4:cpu,cpuacct:/docker/x\n").unwrap();
+        std::fs::write(dir.join("cpu.cfs_quota_us"), "150000\n").unwrap();
+        std::fs::write(dir.join("cpu.cfs_period_us"), "100000\n").unwrap();
+        let q = cgroup_quota(&tmp.join("proc_cgroup"), &tmp.join("sys/fs/cgroup"));
+        assert_eq!(q, Some(2));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    #[test]
+    fn this_process_has_at_least_one_core() {
+        let c = Cores::detect();
+        assert!(c.count >= 1);
+        assert!(!c.why.is_empty());
+    }
+}

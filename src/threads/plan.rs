@@ -1,0 +1,219 @@
+//! Plans: K outer threads (a rayon pool) × N BLAS threads, run as a closure or entered as a
+//! guard.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rayon::ThreadPool;
+use serde::Serialize;
+
+use super::check_thread_count;
+use super::control::control;
+use super::scope::{blas_threads_scope, BlasThreadsGuard};
+use crate::{Error, Result};
+
+/// K outer threads and N BLAS threads per call.
+///
+/// ```
+/// use parlinalg::threads::Plan;
+///
+/// // Two outer threads, each making single-threaded BLAS calls.
+/// let plan = Plan::new(2, 1)?;
+/// let total: usize = plan.run(|| {
+///     use rayon::prelude::*;
+///     (0..8).into_par_iter().map(|_| parlinalg::threads::blas_threads()).sum()
+/// })?;
+/// assert_eq!(total, 8);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Plan {
+    outer: usize,
+    blas: usize,
+}
+
+impl Plan {
+    /// A plan of `outer` threads each making BLAS calls of `blas` threads.
+    ///
+    /// # Errors
+    /// [`Error::InvalidThreadCount`] for 0 or absurd counts (beyond
+    /// [`MAX_THREADS`](super::MAX_THREADS) or OpenBLAS's compiled maximum).
+    pub fn new(outer: usize, blas: usize) -> Result<Plan> {
+        check_thread_count("outer threads", outer, super::MAX_THREADS)?;
+        check_thread_count("BLAS threads", blas, super::blas_max_threads())?;
+        Ok(Plan { outer, blas })
+    }
+
+    /// A plan from counts the caller already validated (≥ 1, within the limits).
+    pub(crate) fn from_trusted(outer: usize, blas: usize) -> Plan {
+        debug_assert!(outer >= 1 && blas >= 1);
+        Plan { outer, blas }
+    }
+
+    /// Serial: one outer thread, one BLAS thread.
+    pub fn serial() -> Plan {
+        Plan { outer: 1, blas: 1 }
+    }
+
+    /// K, the outer (rayon) threads.
+    pub fn outer_threads(&self) -> usize {
+        self.outer
+    }
+
+    /// N, the BLAS threads per call.
+    pub fn blas_threads(&self) -> usize {
+        self.blas
+    }
+
+    /// Busy threads the plan asks for at most: K × N.
+    pub fn threads_asked(&self) -> usize {
+        self.outer * self.blas
+    }
+
+    /// Runs `f` inside this plan's rayon pool (so `rayon` parallel iterators and parlinalg's
+    /// own parallel operations inside use K threads), with N BLAS threads per call. Restores the
+    /// previous BLAS count afterwards, also on panic (the panic is resumed).
+    ///
+    /// # Errors
+    /// As [`blas_threads_scope`](super::blas_threads_scope), and
+    /// [`Error::Config`] if the pool cannot be built.
+    pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        let pool = pool(self.outer)?;
+        let _blas = blas_threads_scope(self.blas)?;
+        Ok(pool.install(f))
+    }
+
+    /// Enters the plan on this thread until the guard drops: BLAS calls use N threads, and
+    /// parlinalg's parallel operations started from this thread run on K threads. (Your own
+    /// rayon code runs in K threads only inside [`Plan::run`].)
+    ///
+    /// # Errors
+    /// As [`Plan::run`].
+    ///
+    /// ```
+    /// let _plan = parlinalg::threads::Plan::new(1, 1)?.enter()?;
+    /// assert_eq!(parlinalg::threads::blas_threads(), 1);
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
+    pub fn enter(&self) -> Result<PlanGuard> {
+        let pool = pool(self.outer)?;
+        let blas = blas_threads_scope(self.blas)?;
+        OUTER_OVERRIDE.with(|o| o.borrow_mut().push(pool));
+        Ok(PlanGuard { _blas: blas })
+    }
+}
+
+impl std::fmt::Display for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} outer × {} BLAS", self.outer, self.blas)
+    }
+}
+
+/// An entered [`Plan`]; dropping it leaves the plan (LIFO with other plans of this thread).
+#[must_use = "the plan is left as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct PlanGuard {
+    _blas: BlasThreadsGuard,
+}
+
+impl Drop for PlanGuard {
+    fn drop(&mut self) {
+        OUTER_OVERRIDE.with(|o| o.borrow_mut().pop());
+    }
+}
+
+thread_local! {
+    /// Pools of the plans entered on this thread, innermost last.
+    static OUTER_OVERRIDE: RefCell<Vec<Arc<ThreadPool>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The cached rayon pool of `threads` threads (built once per size, kept for the process).
+pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
+    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
+    let mut pools = POOLS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = pools.get(&threads) {
+        return Ok(Arc::clone(p));
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(move |i| format!("parlinalg-{threads}-{i}"))
+        .build()
+        .map_err(|e| Error::Config(format!("cannot build a pool of {threads} threads: {e}")))?;
+    let built = Arc::new(built);
+    pools.insert(threads, Arc::clone(&built));
+    Ok(built)
+}
+
+/// Runs `f` where parlinalg's parallel operations belong: in the current rayon pool when
+/// called from one (a plan's, or the user's own), else in the pool of the innermost plan
+/// entered on this thread, else in the outer pool of the configured size.
+///
+/// With an invalid thread environment (reported by every function that returns `Result`),
+/// `f` runs in rayon's global pool.
+#[allow(dead_code)] // the elementwise level lands next
+pub(crate) fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        return f();
+    }
+    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().last().cloned()) {
+        return p.install(f);
+    }
+    match control().and_then(|c| pool(c.outer().value)) {
+        Ok(p) => p.install(f),
+        Err(_) => f(),
+    }
+}
+
+/// The outer thread count parlinalg's parallel operations would use if started here.
+pub(crate) fn current_outer_threads() -> Result<usize> {
+    if rayon::current_thread_index().is_some() {
+        return Ok(rayon::current_num_threads());
+    }
+    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().last().cloned()) {
+        return Ok(p.current_num_threads());
+    }
+    Ok(control()?.outer().value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plans_validate_their_counts() {
+        assert!(Plan::new(0, 1).is_err());
+        assert!(Plan::new(1, 0).is_err());
+        assert!(Plan::new(super::super::MAX_THREADS + 1, 1).is_err());
+        assert!(Plan::new(1, 100_000).is_err());
+        let p = Plan::new(3, 2).unwrap();
+        assert_eq!(
+            (p.outer_threads(), p.blas_threads(), p.threads_asked()),
+            (3, 2, 6)
+        );
+        assert_eq!(p.to_string(), "3 outer × 2 BLAS");
+    }
+
+    #[test]
+    fn run_uses_k_threads_and_pools_are_cached() {
+        let p = Plan::new(3, 1).unwrap();
+        assert_eq!(p.run(rayon::current_num_threads).unwrap(), 3);
+        assert!(Arc::ptr_eq(&pool(3).unwrap(), &pool(3).unwrap()));
+    }
+
+    #[test]
+    fn entered_plans_route_parlinalg_work_lifo() {
+        let outer = Plan::new(2, 1).unwrap().enter().unwrap();
+        assert_eq!(in_outer_pool(rayon::current_num_threads), 2);
+        {
+            let _inner = Plan::new(3, 1).unwrap().enter().unwrap();
+            assert_eq!(in_outer_pool(rayon::current_num_threads), 3);
+            assert_eq!(current_outer_threads().unwrap(), 3);
+        }
+        assert_eq!(in_outer_pool(rayon::current_num_threads), 2);
+        drop(outer);
+    }
+}

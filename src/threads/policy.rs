@@ -1,0 +1,338 @@
+//! The default policy: how to split a batch of products between outer threads (K) and BLAS
+//! threads (N), knowing the backend.
+//!
+//! - **OpenMP OpenBLAS**: every calling thread gets its own team, so K callers × N threads run
+//!   at once; joblib's rule K·N ≤ cores is right: K = min(batch, cores), N = cores / K.
+//! - **pthreads OpenBLAS** (Debian's and Ubuntu's): one pool, and concurrent multithreaded
+//!   calls queue on one lock; K > 1 with N > 1 serialises and leaves cores idle. So either
+//!   outer (K = cores, N = 1) or inner (K = 1, N = cores), by a cost model: outer wastes cores
+//!   when the batch does not divide evenly, inner wastes them on products too small to split.
+//! - **sequential OpenBLAS**: only outer threads help.
+//!
+//! Tiny batches run serially (rayon's fork/join costs more than they do), and a batch started
+//! from inside a parallel region runs serially on its thread (never multiply someone else's K).
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use super::control::control;
+use super::env::{BlasThreads, Source};
+use super::plan::Plan;
+use crate::blas::info::ThreadingLayer;
+use crate::Result;
+
+/// Below this many floating-point operations for the whole batch, run serially. Measured on
+/// 2 cores: a rayon fork/join round trip costs ~5–10 µs, 1 MFLOP takes ~20 µs on one core.
+pub const SERIAL_BELOW_FLOPS: f64 = 1.0e6;
+
+/// Product size (flops) at which splitting one product over BLAS threads reaches half of its
+/// ideal efficiency in the cost model, eff(f) = f / (f + this). Calibrated so that a 256³
+/// product reaches the ~80% measured for 2 threads (1.63× on 2 cores).
+pub const INNER_HALF_EFFICIENCY_FLOPS: f64 = 8.0e6;
+
+/// What the policy decided for a batch, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanChoice {
+    /// The plan.
+    pub plan: Plan,
+    /// Why, in one sentence.
+    pub reason: String,
+}
+
+impl std::fmt::Display for PlanChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.plan, self.reason)
+    }
+}
+
+/// A batch decision with its problem, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BatchDecision {
+    /// Products in the batch.
+    pub batch: usize,
+    /// Each product is m×k times k×n.
+    pub m: usize,
+    /// Inner dimension.
+    pub k: usize,
+    /// Columns of the result.
+    pub n: usize,
+    /// The choice.
+    pub choice: PlanChoice,
+}
+
+static LAST_BATCH: Mutex<Option<BatchDecision>> = Mutex::new(None);
+
+/// The last decision [`matmul_batch`](crate::matmul_batch) made in this process.
+pub fn last_batch_decision() -> Option<BatchDecision> {
+    LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+pub(crate) fn record_batch_decision(d: BatchDecision) {
+    *LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+}
+
+/// What the policy needs to know about the process. Pure data, so the policy is testable.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyInput {
+    pub cores: usize,
+    pub outer_limit: usize,
+    pub layer: ThreadingLayer,
+    /// BLAS threads the user fixed (scope, code or environment), with where it came from.
+    pub fixed_blas: Option<(usize, String)>,
+    /// Called from inside a rayon pool.
+    pub nested: bool,
+}
+
+/// The plan [`matmul_batch`](crate::matmul_batch) would use for `batch` products of
+/// `m×k · k×n` here and now.
+///
+/// # Errors
+/// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if a thread variable holds junk.
+///
+/// ```
+/// let choice = parlinalg::threads::plan_for_batch(64, 256, 256, 256)?;
+/// println!("{choice}");
+/// assert!(choice.plan.threads_asked() <= parlinalg::threads::Cores::detect().count);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn plan_for_batch(batch: usize, m: usize, k: usize, n: usize) -> Result<PlanChoice> {
+    let c = control()?;
+    let fixed_blas = match (c.scoped(), c.baseline()) {
+        (Some(s), _) => Some((s, "a scope".to_owned())),
+        (None, b) => match b.value {
+            BlasThreads::Fixed(n) => Some((n, source_text(&b.source))),
+            BlasThreads::Auto => None,
+        },
+    };
+    let input = PolicyInput {
+        cores: c.cores.count,
+        outer_limit: super::plan::current_outer_threads()?,
+        layer: c.layer,
+        fixed_blas,
+        nested: rayon::current_thread_index().is_some(),
+    };
+    Ok(choose_batch_plan(&input, batch, m, k, n))
+}
+
+fn source_text(s: &Source) -> String {
+    match s {
+        Source::Code => "code".into(),
+        Source::Env(name) => name.clone(),
+        Source::Default(why) => why.clone(),
+    }
+}
+
+/// The policy itself. Pure.
+pub(crate) fn choose_batch_plan(
+    input: &PolicyInput,
+    batch: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+) -> PlanChoice {
+    let plan = |outer: usize, blas: usize| Plan::from_trusted(outer.max(1), blas.max(1));
+    let per_product = 2.0 * m as f64 * k as f64 * n as f64;
+    let total = per_product * batch as f64;
+    let cores = input.cores.max(1);
+    let k_max = batch.min(cores).min(input.outer_limit).max(1);
+
+    if input.nested {
+        return PlanChoice {
+            plan: plan(1, 1),
+            reason: "called from inside a parallel region: serial, single-threaded BLAS, so \
+                     the enclosing threads are not multiplied"
+                .into(),
+        };
+    }
+    if total < SERIAL_BELOW_FLOPS {
+        return PlanChoice {
+            plan: plan(1, 1),
+            reason: format!(
+                "{total:.1e} flops in all: cheaper serial than split (threshold {SERIAL_BELOW_FLOPS:.0e})"
+            ),
+        };
+    }
+    if let Some((nb, from)) = &input.fixed_blas {
+        let nb = *nb;
+        let outer = match input.layer {
+            ThreadingLayer::OpenMp => (cores / nb).clamp(1, k_max),
+            _ if nb == 1 => k_max,
+            _ => 1,
+        };
+        return PlanChoice {
+            plan: plan(outer, nb),
+            reason: format!(
+                "BLAS threads fixed at {nb} by {from}; {outer} outer thread(s) keep K·N within {cores} cores{}",
+                if input.layer == ThreadingLayer::Pthreads && nb > 1 {
+                    " (pthreads OpenBLAS serialises concurrent multithreaded calls)"
+                } else {
+                    ""
+                }
+            ),
+        };
+    }
+    match input.layer {
+        ThreadingLayer::OpenMp => {
+            let nb = (cores / k_max).max(1);
+            PlanChoice {
+                plan: plan(k_max, nb),
+                reason: format!(
+                    "OpenMP OpenBLAS gives every caller its own team: {k_max} outer × {nb} BLAS = {} of {cores} cores",
+                    k_max * nb
+                ),
+            }
+        }
+        ThreadingLayer::Sequential => PlanChoice {
+            plan: plan(k_max, 1),
+            reason: "sequential OpenBLAS: only outer threads can help".into(),
+        },
+        _ => {
+            // pthreads (or unknown): outer or inner, never both.
+            let t_outer = batch.div_ceil(k_max) as f64;
+            let eff = if per_product >= 2.0 * 65_536.0 * 4.0 {
+                per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
+            } else {
+                1.0 / cores as f64 // OpenBLAS runs such products on one thread anyway
+            };
+            let t_inner = batch as f64 / (cores as f64 * eff);
+            if k_max == 1 || t_inner < 0.97 * t_outer {
+                PlanChoice {
+                    plan: plan(1, cores),
+                    reason: format!(
+                        "inner: {batch} product(s) one after another on {cores} BLAS threads \
+                         (model: {:.0}% of outer's time; pthreads OpenBLAS would serialise K > 1 × N > 1)",
+                        100.0 * t_inner / t_outer
+                    ),
+                }
+            } else {
+                PlanChoice {
+                    plan: plan(k_max, 1),
+                    reason: format!(
+                        "outer: {k_max} threads each run whole products on 1 BLAS thread \
+                         (model: inner would take {:.0}% of outer's time; pthreads OpenBLAS \
+                         would serialise K > 1 × N > 1)",
+                        100.0 * t_inner / t_outer
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(layer: ThreadingLayer) -> PolicyInput {
+        PolicyInput {
+            cores: 2,
+            outer_limit: 2,
+            layer,
+            fixed_blas: None,
+            nested: false,
+        }
+    }
+
+    fn choose(i: &PolicyInput, batch: usize, n: usize) -> Plan {
+        choose_batch_plan(i, batch, n, n, n).plan
+    }
+
+    #[test]
+    fn never_asks_more_threads_than_cores() {
+        for layer in [
+            ThreadingLayer::Pthreads,
+            ThreadingLayer::OpenMp,
+            ThreadingLayer::Sequential,
+        ] {
+            for cores in [1, 2, 3, 8, 64] {
+                for batch in [1, 2, 3, 7, 100] {
+                    for n in [4, 16, 64, 256, 1024, 4096] {
+                        let i = PolicyInput {
+                            cores,
+                            outer_limit: cores,
+                            ..input(layer)
+                        };
+                        let p = choose(&i, batch, n);
+                        assert!(
+                            p.threads_asked() <= cores,
+                            "{layer:?} {cores} {batch} {n}: {p}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pthreads_never_nests() {
+        let i = input(ThreadingLayer::Pthreads);
+        for batch in [1, 2, 3, 50] {
+            for n in [16, 64, 256, 1024] {
+                let p = choose(&i, batch, n);
+                assert!(p.outer_threads() == 1 || p.blas_threads() == 1, "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn pthreads_big_batches_go_outer_single_products_inner() {
+        let i = input(ThreadingLayer::Pthreads);
+        assert_eq!(choose(&i, 64, 256), Plan::from_trusted(2, 1));
+        assert_eq!(choose(&i, 64, 1024), Plan::from_trusted(2, 1));
+        assert_eq!(choose(&i, 1, 1024), Plan::from_trusted(1, 2));
+        // 3 large products on 2 cores: outer needs 2 rounds, inner 1.5: inner.
+        assert_eq!(choose(&i, 3, 2048), Plan::from_trusted(1, 2));
+        // 3 small products: inner cannot split them: outer.
+        assert_eq!(choose(&i, 3, 60), Plan::from_trusted(2, 1));
+    }
+
+    #[test]
+    fn openmp_divides_the_cores() {
+        let i = PolicyInput {
+            cores: 8,
+            outer_limit: 8,
+            ..input(ThreadingLayer::OpenMp)
+        };
+        assert_eq!(choose(&i, 2, 512), Plan::from_trusted(2, 4));
+        assert_eq!(choose(&i, 100, 512), Plan::from_trusted(8, 1));
+        assert_eq!(choose(&i, 1, 512), Plan::from_trusted(1, 8));
+    }
+
+    #[test]
+    fn tiny_and_nested_batches_are_serial() {
+        let i = input(ThreadingLayer::Pthreads);
+        assert_eq!(choose(&i, 4, 8), Plan::serial());
+        let nested = PolicyInput {
+            nested: true,
+            ..input(ThreadingLayer::Pthreads)
+        };
+        assert_eq!(choose(&nested, 64, 1024), Plan::serial());
+    }
+
+    #[test]
+    fn fixed_blas_threads_are_honoured() {
+        let i = PolicyInput {
+            fixed_blas: Some((2, "OPENBLAS_NUM_THREADS".into())),
+            ..input(ThreadingLayer::Pthreads)
+        };
+        let c = choose_batch_plan(&i, 64, 256, 256, 256);
+        assert_eq!(c.plan, Plan::from_trusted(1, 2));
+        assert!(c.reason.contains("OPENBLAS_NUM_THREADS"), "{}", c.reason);
+        let i = PolicyInput {
+            fixed_blas: Some((1, "code".into())),
+            ..input(ThreadingLayer::Pthreads)
+        };
+        assert_eq!(choose(&i, 64, 256), Plan::from_trusted(2, 1));
+    }
+
+    #[test]
+    fn the_outer_limit_caps_k() {
+        let i = PolicyInput {
+            cores: 8,
+            outer_limit: 3,
+            ..input(ThreadingLayer::Pthreads)
+        };
+        assert_eq!(choose(&i, 100, 60).outer_threads(), 3);
+    }
+}

@@ -1,0 +1,450 @@
+//! The thread report: what runs, how many threads, where each value came from, and what is
+//! wrong. Like `python -m threadpoolctl -i numpy`, for this process.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::control::control;
+use super::cores::Cores;
+use super::env::{relevant_vars, BlasThreads, Setting};
+use super::policy::{last_batch_decision, BatchDecision};
+use crate::blas::info::{BlasLibrary, ThreadingLayer};
+use crate::kernel::{check_kernel, CpuFeatures, KernelFinding};
+use crate::Result;
+
+/// Everything parlinalg knows about threads in this process.
+///
+/// `Display` prints a readable table; `serde::Serialize` gives JSON (e.g. with `serde_json`).
+///
+/// ```
+/// let report = parlinalg::threads::report()?;
+/// println!("{report}");
+/// assert!(report.cores.count >= 1);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// parlinalg's version.
+    pub parlinalg: &'static str,
+    /// The OpenBLAS in use, as it describes itself.
+    pub blas: BlasLibrary,
+    /// Whether its kernel is the best this CPU can run.
+    pub kernel: KernelFinding,
+    /// The CPU features the check used.
+    pub cpu: CpuFeatures,
+    /// Cores this process may use, and why.
+    pub cores: Cores,
+    /// BLAS threads: the policy in force and where it came from.
+    pub blas_threads: Setting<BlasThreads>,
+    /// The count an open scope imposes, if any.
+    pub blas_threads_scoped: Option<usize>,
+    /// What OpenBLAS runs right now (`openblas_get_num_threads`).
+    pub blas_threads_now: usize,
+    /// Outer threads (parlinalg's rayon pool) and where the count came from.
+    pub outer_threads: Setting<usize>,
+    /// The thread variables of the environment, as read (`None`: unset).
+    pub env: Vec<(String, Option<String>)>,
+    /// Concurrent BLAS use seen so far.
+    pub usage: UsageReport,
+    /// The last batch decision of [`matmul_batch`](crate::matmul_batch).
+    pub last_batch: Option<BatchDecision>,
+    /// BLAS-like libraries loaded in this process.
+    pub blas_libraries_loaded: Vec<PathBuf>,
+    /// What is wrong or risky, worst first.
+    pub warnings: Vec<Warning>,
+}
+
+/// Concurrent BLAS use since the process started.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UsageReport {
+    /// BLAS and LAPACK calls made through parlinalg.
+    pub calls: u64,
+    /// Calls that started while another thread was in a call OpenBLAS may thread.
+    pub overlapping_calls: u64,
+    /// Most callers inside BLAS at once.
+    pub peak_callers: usize,
+    /// Most threads asked at once by concurrent callers.
+    pub peak_threads_asked: usize,
+    /// `peak_threads_asked / cores`: above 1 means the cores were oversubscribed.
+    pub peak_oversubscription: f64,
+}
+
+/// Something the report flags.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Warning {
+    /// OpenBLAS runs a lesser kernel than the CPU supports.
+    SuboptimalKernel {
+        /// The kernel check's finding, with the fix.
+        finding: String,
+    },
+    /// This OpenBLAS version has a known concurrency bug.
+    KnownBuggyVersion {
+        /// The version.
+        version: String,
+        /// What goes wrong.
+        problem: String,
+    },
+    /// `openblas_set_num_threads` did not change what OpenBLAS reports.
+    SetNumThreadsIgnored {
+        /// The count that was asked.
+        asked: usize,
+        /// What OpenBLAS reported afterwards.
+        got: usize,
+    },
+    /// Several BLAS libraries are loaded: each has its own thread pool.
+    SeveralBlasLibraries {
+        /// Their paths.
+        paths: Vec<PathBuf>,
+    },
+    /// Concurrent callers asked for more threads than cores.
+    Oversubscribed {
+        /// Peak threads asked / cores.
+        factor: f64,
+    },
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::SuboptimalKernel { finding } => write!(f, "kernel: {finding}"),
+            Warning::KnownBuggyVersion { version, problem } => {
+                write!(f, "OpenBLAS {version}: {problem}")
+            }
+            Warning::SetNumThreadsIgnored { asked, got } => write!(
+                f,
+                "openblas_set_num_threads({asked}) left {got} threads: this OpenBLAS ignores it \
+                 (OpenMP build with OMP_DYNAMIC or a fixed team?); BLAS thread control has no effect"
+            ),
+            Warning::SeveralBlasLibraries { paths } => {
+                write!(f, "{} BLAS libraries loaded, each with its own thread pool:", paths.len())?;
+                for p in paths {
+                    write!(f, " {}", p.display())?;
+                }
+                Ok(())
+            }
+            Warning::Oversubscribed { factor } => write!(
+                f,
+                "concurrent BLAS callers asked for {factor:.1}× the cores; use a plan, or leave \
+                 BLAS threads on auto"
+            ),
+        }
+    }
+}
+
+/// Builds the report now.
+///
+/// It probes `openblas_set_num_threads` inside a scope (restored before returning), and lists
+/// the loaded libraries through the dynamic loader.
+///
+/// # Errors
+/// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if a thread variable holds junk.
+pub fn report() -> Result<Report> {
+    let c = control()?;
+    let blas = BlasLibrary::query();
+    let cpu = CpuFeatures::detect();
+    let kernel = check_kernel(&blas.corename, blas.dynamic_arch, &cpu);
+    let usage = c.usage();
+    let usage = UsageReport {
+        calls: usage.calls,
+        overlapping_calls: usage.overlapping_calls,
+        peak_callers: usage.peak_callers,
+        peak_threads_asked: usage.peak_threads_asked,
+        peak_oversubscription: usage.peak_threads_asked as f64 / c.cores.count as f64,
+    };
+    let libraries = loaded_blas_libraries();
+
+    let mut warnings = Vec::new();
+    if kernel.is_suboptimal() || matches!(kernel, KernelFinding::AboveCpu { .. }) {
+        warnings.push(Warning::SuboptimalKernel {
+            finding: kernel.to_string(),
+        });
+    }
+    if let Some(problem) = blas.version_triple().and_then(known_version_problem) {
+        warnings.push(Warning::KnownBuggyVersion {
+            version: blas.version.clone().unwrap_or_default(),
+            problem: problem.into(),
+        });
+    }
+    if let Some((asked, got)) = probe_set_num_threads(c.max_blas, blas.threading)? {
+        warnings.push(Warning::SetNumThreadsIgnored { asked, got });
+    }
+    if libraries.len() > 1 {
+        warnings.push(Warning::SeveralBlasLibraries {
+            paths: libraries.clone(),
+        });
+    }
+    if usage.peak_oversubscription > 1.0 {
+        warnings.push(Warning::Oversubscribed {
+            factor: usage.peak_oversubscription,
+        });
+    }
+
+    Ok(Report {
+        parlinalg: env!("CARGO_PKG_VERSION"),
+        blas,
+        kernel,
+        cpu,
+        cores: c.cores.clone(),
+        blas_threads: c.baseline(),
+        blas_threads_scoped: c.scoped(),
+        blas_threads_now: super::blas_threads(),
+        outer_threads: c.outer(),
+        env: relevant_vars()
+            .map(|name| (name.to_owned(), std::env::var(name).ok()))
+            .collect(),
+        usage,
+        last_batch: last_batch_decision(),
+        blas_libraries_loaded: libraries,
+        warnings,
+    })
+}
+
+/// OpenBLAS releases with a known problem under concurrent use.
+fn known_version_problem((major, minor, patch): (u32, u32, u32)) -> Option<&'static str> {
+    ((major, minor) == (0, 3) && (28..=30).contains(&patch)).then_some(
+        "GEMM gave wrong results under concurrent calls from several threads in 0.3.28–0.3.30; \
+         upgrade to 0.3.31 or later",
+    )
+}
+
+/// Sets a different count inside a scope and reads it back; `Some((asked, got))` when OpenBLAS
+/// did not take it. The scope restores the count before returning.
+fn probe_set_num_threads(max_blas: usize, layer: ThreadingLayer) -> Result<Option<(usize, usize)>> {
+    if layer == ThreadingLayer::Sequential || max_blas < 2 {
+        return Ok(None);
+    }
+    let now = super::blas_threads();
+    let asked = if now == 1 { 2 } else { 1 };
+    let _scope = super::blas_threads_scope(asked)?;
+    let got = super::blas_threads();
+    Ok((got != asked).then_some((asked, got)))
+}
+
+/// Files of BLAS-like libraries mapped into this process (OpenBLAS, reference BLAS, MKL, BLIS,
+/// FlexiBLAS, numpy's and scipy's bundled OpenBLAS), deduplicated by real path.
+pub fn loaded_blas_libraries() -> Vec<PathBuf> {
+    const PATTERNS: &[&str] = &[
+        "libopenblas",
+        "libblas.so",
+        "libcblas",
+        "libmkl_rt",
+        "libmkl_core",
+        "libblis",
+        "libflexiblas",
+        "libgoto",
+        "libscipy_openblas",
+    ];
+    let mut found: Vec<PathBuf> = loaded_objects()
+        .into_iter()
+        .filter(|p| {
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().to_ascii_lowercase());
+            name.is_some_and(|n| PATTERNS.iter().any(|pat| n.starts_with(pat)))
+        })
+        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Paths of every shared object the dynamic loader has mapped.
+#[cfg(target_os = "linux")]
+fn loaded_objects() -> Vec<PathBuf> {
+    unsafe extern "C" fn collect(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info pointer for the duration of the callback,
+        // and `data` is the &mut Vec passed below, alive for the whole iteration.
+        let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<PathBuf>>()) };
+        if !info.dlpi_name.is_null() {
+            // SAFETY: dlpi_name is non-null and NUL-terminated, owned by the loader.
+            let name = unsafe { CStr::from_ptr(info.dlpi_name) };
+            if !name.to_bytes().is_empty() {
+                out.push(PathBuf::from(name.to_string_lossy().into_owned()));
+            }
+        }
+        0
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    // SAFETY: the callback only reads what the loader passes and writes into `out`, which
+    // outlives the call; returning 0 continues the iteration.
+    unsafe {
+        libc::dl_iterate_phdr(Some(collect), (&mut out as *mut Vec<PathBuf>).cast());
+    }
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+fn loaded_objects() -> Vec<PathBuf> {
+    Vec::new()
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "{k:<16}{v}");
+        let b = &self.blas;
+        writeln!(f, "parlinalg {} thread report", self.parlinalg)?;
+        row(
+            f,
+            "BLAS library",
+            b.path
+                .as_ref()
+                .map_or("unknown".into(), |p| p.display().to_string()),
+        )?;
+        row(f, "version", b.version.clone().unwrap_or("unknown".into()))?;
+        row(f, "build config", b.config.clone())?;
+        row(f, "kernel", self.kernel.to_string())?;
+        let layer_note = match b.threading {
+            ThreadingLayer::Pthreads => {
+                "one process-wide pool; concurrent multithreaded calls queue on one lock"
+            }
+            ThreadingLayer::OpenMp => {
+                "a team per calling thread: K callers × N threads run at once"
+            }
+            ThreadingLayer::Sequential => "no threads: every call runs on its caller",
+            _ => "unknown",
+        };
+        row(f, "threading", format!("{} ({layer_note})", b.threading))?;
+        row(
+            f,
+            "max threads",
+            b.max_threads
+                .map_or("unknown".into(), |m| format!("{m} (compiled)")),
+        )?;
+        row(
+            f,
+            "cores usable",
+            format!("{} ({})", self.cores.count, self.cores.why),
+        )?;
+        let policy = match self.blas_threads.value {
+            BlasThreads::Auto => format!(
+                "auto: {} for a caller alone, 1 while callers overlap",
+                self.cores.count.min(b.max_threads.unwrap_or(usize::MAX))
+            ),
+            BlasThreads::Fixed(n) => format!("{n}"),
+        };
+        row(
+            f,
+            "BLAS threads",
+            format!(
+                "{policy} [{}]; now {}{}",
+                self.blas_threads.source,
+                self.blas_threads_now,
+                self.blas_threads_scoped
+                    .map_or(String::new(), |s| format!(", scoped to {s}"))
+            ),
+        )?;
+        row(
+            f,
+            "outer threads",
+            format!(
+                "{} [{}]",
+                self.outer_threads.value, self.outer_threads.source
+            ),
+        )?;
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+            .collect();
+        row(
+            f,
+            "environment",
+            if env.is_empty() {
+                "no thread variable set".into()
+            } else {
+                env.join(" ")
+            },
+        )?;
+        let u = &self.usage;
+        row(
+            f,
+            "BLAS usage",
+            format!(
+                "{} calls, {} overlapping; peak {} callers asking {} threads ({:.2}× the cores)",
+                u.calls,
+                u.overlapping_calls,
+                u.peak_callers,
+                u.peak_threads_asked,
+                u.peak_oversubscription
+            ),
+        )?;
+        if let Some(d) = &self.last_batch {
+            row(
+                f,
+                "last batch",
+                format!(
+                    "{} × ({}×{} · {}×{}): {}",
+                    d.batch, d.m, d.k, d.k, d.n, d.choice
+                ),
+            )?;
+        }
+        row(
+            f,
+            "BLAS loaded",
+            self.blas_libraries_loaded
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )?;
+        if self.warnings.is_empty() {
+            row(f, "warnings", "none".into())?;
+        } else {
+            for (i, w) in self.warnings.iter().enumerate() {
+                row(f, if i == 0 { "warnings" } else { "" }, format!("- {w}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buggy_versions() {
+        assert!(known_version_problem((0, 3, 28)).is_some());
+        assert!(known_version_problem((0, 3, 30)).is_some());
+        assert!(known_version_problem((0, 3, 21)).is_none());
+        assert!(known_version_problem((0, 3, 31)).is_none());
+    }
+
+    #[test]
+    fn this_process_has_its_openblas_loaded_once() {
+        let libs = loaded_blas_libraries();
+        assert!(
+            libs.iter()
+                .any(|p| p.to_string_lossy().contains("openblas")),
+            "{libs:?}"
+        );
+    }
+
+    #[test]
+    fn the_report_is_complete_and_prints() {
+        let r = report().unwrap();
+        let text = r.to_string();
+        for key in [
+            "BLAS library",
+            "kernel",
+            "threading",
+            "cores usable",
+            "BLAS threads",
+            "outer threads",
+            "warnings",
+        ] {
+            assert!(text.contains(key), "{key} missing in\n{text}");
+        }
+        assert!(r.blas_threads_now >= 1);
+    }
+}
