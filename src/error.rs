@@ -74,6 +74,17 @@ pub enum Error {
         op: &'static str,
     },
 
+    /// An axis argument names an axis the array does not have.
+    #[error("{op}: axis {axis} is out of bounds for an array of {ndim} dimensions")]
+    AxisOutOfBounds {
+        /// The operation that was asked for.
+        op: &'static str,
+        /// The axis that was asked for.
+        axis: usize,
+        /// How many axes the array has.
+        ndim: usize,
+    },
+
     /// A square matrix was required.
     #[error("{op}: matrix must be square, got shape {}", Shape(shape))]
     NotSquare {

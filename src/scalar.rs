@@ -2,14 +2,16 @@
 
 use crate::blas::BlasScalar;
 use crate::lapack::LapackScalar;
+use crate::simd::SimdScalar;
 
 /// `f32` or `f64`: the element types every parlinalg function takes.
 ///
-/// The trait is sealed: its BLAS and LAPACK dispatch live in supertraits users cannot name or
-/// implement.
+/// The trait is sealed: its BLAS and LAPACK dispatch and its SIMD kernels live in supertraits
+/// users cannot name or implement.
 pub trait Float:
     BlasScalar
     + LapackScalar
+    + SimdScalar
     + ndarray::LinalgScalar
     + num_traits::Float
     + std::fmt::Debug

@@ -190,7 +190,7 @@ impl SharedMemory {
 
     fn check(&self, r: Region) {
         assert!(
-            r.offset >= DATA_START && r.offset % 8 == 0 && r.end() <= self.len,
+            r.offset >= DATA_START && r.offset.is_multiple_of(8) && r.end() <= self.len,
             "region {r:?} outside the {} bytes of the segment",
             self.len
         );

@@ -1,0 +1,171 @@
+//! Elementwise maths and reductions on 10⁷ elements, on explicit rayon pools, with a
+//! STREAM-like triad as the machine's bandwidth yardstick.
+//!
+//! ```text
+//! cargo bench --bench elementwise                       # 1 and 2 threads, n = 10^7
+//! PARLINALG_BENCH_THREADS=2 PARLINALG_BENCH_N=1000000 cargo bench --bench elementwise -- exp
+//! ```
+//!
+//! Bench ids are `ew/<op>_<form>_<dtype>/t<threads>` (form: `new` array, `into` a
+//! preallocated output, `red` for reductions); `benches/compare.py` reads criterion's medians
+//! and sets them beside `benches/numpy_elementwise.py`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use parlinalg::ndarray::Array1;
+use parlinalg::Float;
+use rayon::prelude::*;
+
+fn env_usize_list(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .split(',')
+            .map(|s| s.trim().parse().expect("a list of positive integers"))
+            .collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// An array of `n` elements from `f`, allocated as numpy allocates its data: arrays of 4 MiB
+/// and more ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`), so that inputs and
+/// outputs of both sides sit on the same kind of pages (4 KiB pages alone make a memory-bound
+/// single-thread `sum` ~30% slower here: the prefetchers stop at every page boundary).
+fn numpy_like<T: Float>(n: usize, mut f: impl FnMut() -> T) -> Array1<T> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    let bytes = n * std::mem::size_of::<T>();
+    if bytes >= 4 << 20 {
+        const HUGE: usize = 2 << 20;
+        let base = v.as_mut_ptr() as usize;
+        let start = base.next_multiple_of(HUGE);
+        let end = (base + bytes) / HUGE * HUGE;
+        if end > start {
+            // SAFETY: [start, end) lies inside the allocation of `v` (its capacity); the advice
+            // changes only how the pages will be faulted in.
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
+        }
+    }
+    v.extend((0..n).map(|_| f()));
+    Array1::from_vec(v)
+}
+
+/// Seeded inputs in [-1, 1) (as the numpy script), and |x| + 0.5 for ln and sqrt.
+fn inputs<T: Float>(n: usize, seed: u64) -> (Array1<T>, Array1<T>, Array1<T>) {
+    let mut s = seed;
+    let mut next = || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        T::from((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0).unwrap()
+    };
+    let x = numpy_like(n, &mut next);
+    let y = numpy_like(n, &mut next);
+    let mut xs = x.iter();
+    let pos = numpy_like(n, || xs.next().unwrap().abs() + T::from(0.5).unwrap());
+    (x, y, pos)
+}
+
+fn bench_type<T: Float>(c: &mut Criterion, dtype: &str, n: usize, threads: &[usize]) {
+    let (x, y, pos) = inputs::<T>(n, 20261124);
+    let mut out = numpy_like(n, T::zero);
+    let mut g = c.benchmark_group("ew");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Elements(n as u64));
+    for &t in threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .expect("a pool");
+        let id = |name: &str| BenchmarkId::new(format!("{name}_{dtype}"), format!("t{t}"));
+        type Unary<T> = fn(&Array1<T>) -> Array1<T>;
+        type UnaryInto<T> = fn(&Array1<T>, &mut Array1<T>) -> parlinalg::Result<()>;
+        type Case<'a, T> = (&'a str, Unary<T>, UnaryInto<T>, &'a Array1<T>);
+        let unary: [Case<'_, T>; 5] = [
+            ("exp", parlinalg::exp, parlinalg::exp_into, &x),
+            ("ln", parlinalg::ln, parlinalg::ln_into, &pos),
+            ("sqrt", parlinalg::sqrt, parlinalg::sqrt_into, &pos),
+            ("tanh", parlinalg::tanh, parlinalg::tanh_into, &x),
+            ("sigmoid", parlinalg::sigmoid, parlinalg::sigmoid_into, &x),
+        ];
+        for (name, f, f_into, arg) in unary {
+            g.bench_function(id(&format!("{name}_new")), |b| {
+                pool.install(|| b.iter(|| f(black_box(arg))))
+            });
+            g.bench_function(id(&format!("{name}_into")), |b| {
+                pool.install(|| b.iter(|| f_into(black_box(arg), &mut out).unwrap()))
+            });
+        }
+        type Bin<T> = fn(&Array1<T>, &Array1<T>) -> parlinalg::Result<Array1<T>>;
+        type BinInto<T> = fn(&Array1<T>, &Array1<T>, &mut Array1<T>) -> parlinalg::Result<()>;
+        let binary: [(&str, Bin<T>, BinInto<T>); 4] = [
+            ("add", parlinalg::add, parlinalg::add_into),
+            ("sub", parlinalg::sub, parlinalg::sub_into),
+            ("mul", parlinalg::mul, parlinalg::mul_into),
+            ("div", parlinalg::div, parlinalg::div_into),
+        ];
+        for (name, f, f_into) in binary {
+            g.bench_function(id(&format!("{name}_new")), |b| {
+                pool.install(|| b.iter(|| f(black_box(&x), black_box(&y)).unwrap()))
+            });
+            g.bench_function(id(&format!("{name}_into")), |b| {
+                pool.install(|| b.iter(|| f_into(black_box(&x), black_box(&y), &mut out).unwrap()))
+            });
+        }
+        type Red<T> = fn(&Array1<T>) -> parlinalg::Result<T>;
+        let reductions: [(&str, Red<T>); 3] = [
+            ("sum", parlinalg::sum),
+            ("max", parlinalg::max),
+            ("norm2", parlinalg::norm2),
+        ];
+        for (name, f) in reductions {
+            g.bench_function(id(&format!("{name}_red")), |b| {
+                pool.install(|| b.iter(|| f(black_box(&x)).unwrap()))
+            });
+        }
+        // STREAM triad a = b + s·c on preallocated, already touched arrays: the bandwidth the
+        // `out=` forms are measured against (24 bytes per element, as STREAM counts).
+        let chunk = n.div_ceil(4 * t).max(4096);
+        let s = T::from(3.0).unwrap();
+        g.bench_function(id("triad_into"), |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    let (xs, ys) = (x.as_slice().unwrap(), y.as_slice().unwrap());
+                    out.as_slice_mut()
+                        .unwrap()
+                        .par_chunks_mut(chunk)
+                        .enumerate()
+                        .for_each(|(i, o)| {
+                            let r = i * chunk..i * chunk + o.len();
+                            for ((d, &p), &q) in o.iter_mut().zip(&xs[r.clone()]).zip(&ys[r]) {
+                                *d = p + s * q;
+                            }
+                        })
+                })
+            })
+        });
+    }
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    // `cargo test --all-targets` runs each bench once without `--bench`: a small n keeps that
+    // smoke test fast.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let default_n = if measuring { 10_000_000 } else { 100_000 };
+    let n = env_usize_list("PARLINALG_BENCH_N", &[default_n])[0];
+    let threads = env_usize_list("PARLINALG_BENCH_THREADS", &[1, 2]);
+    eprintln!(
+        "n = {n}, threads {threads:?}, SIMD level {:?}",
+        parlinalg::simd_level()
+    );
+    bench_type::<f32>(c, "f32", n, &threads);
+    bench_type::<f64>(c, "f64", n, &threads);
+}
+
+criterion_group!(elementwise, benches);
+criterion_main!(elementwise);
