@@ -135,7 +135,7 @@ fn unary_views<T: Float, O: Slot<T>, D: Dimension>(
     }
     let zip = Zip::from(dst.rows_mut()).and(src.rows());
     if worth_splitting(src.len(), par_min_unary(op)) {
-        zip.par_for_each(|d, s| unary_row(level, op, s, d));
+        crate::threads::in_outer_pool(|| zip.par_for_each(|d, s| unary_row(level, op, s, d)));
     } else {
         zip.for_each(|d, s| unary_row(level, op, s, d));
     }
@@ -183,7 +183,7 @@ fn unary_inplace<T: Float, S: DataMut<Elem = T>, D: Dimension>(op: Unary, x: &mu
     };
     let zip = Zip::from(x.rows_mut());
     if worth_splitting(len, par_min_unary(op)) {
-        zip.par_for_each(row);
+        crate::threads::in_outer_pool(|| zip.par_for_each(row));
     } else {
         zip.for_each(row);
     }
@@ -492,7 +492,9 @@ fn binary_views<T: Float, O: Slot<T>, E: Dimension>(
     }
     let zip = Zip::from(dst.rows_mut()).and(a.rows()).and(b.rows());
     if worth_splitting(a.len(), PAR_MIN_ARITHMETIC) {
-        zip.par_for_each(|d, x, y| binary_row(level, op, x, y, d));
+        crate::threads::in_outer_pool(|| {
+            zip.par_for_each(|d, x, y| binary_row(level, op, x, y, d))
+        });
     } else {
         zip.for_each(|d, x, y| binary_row(level, op, x, y, d));
     }

@@ -1,8 +1,8 @@
 //! Splitting elementwise work over the caller's rayon pool, and fresh output buffers.
 //!
-//! Nothing here builds a pool: work runs in whatever pool is current (`rayon::join` and
-//! parallel iterators inside the caller's `pool.install(..)`, or rayon's global pool), so the
-//! thread configuration layer decides how many threads elementwise maths gets. Below a size
+//! Nothing here builds a pool: parallel work runs where the thread layer says
+//! ([`crate::threads::in_outer_pool`]): in the current rayon pool when called from one (a plan's,
+//! or the user's own), else in parlinalg's outer pool of the configured size. Below a size
 //! threshold everything runs on the calling thread.
 
 use std::mem::MaybeUninit;
@@ -47,7 +47,7 @@ const PAGE: usize = 4096;
 
 /// Whether `len` elements are worth splitting over the current pool.
 pub(crate) fn worth_splitting(len: usize, min_len: usize) -> bool {
-    len >= min_len && rayon::current_num_threads() > 1
+    len >= min_len && crate::threads::outer_threads_here() > 1
 }
 
 /// A new array of `shape` (C order, or F order when `f_order`), uninitialised, allocated
@@ -88,6 +88,16 @@ where
         f(0, dst);
         return;
     }
+    crate::threads::in_outer_pool(|| split_chunks(dst, &f));
+}
+
+/// The parallel part of [`for_each_chunk`], run inside the outer pool.
+fn split_chunks<T, F>(dst: &mut [T], f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    let n = dst.len();
     let size = std::mem::size_of::<T>().max(1);
     // About four pieces per thread, at least a page, at most a huge page.
     let target = (n / (4 * rayon::current_num_threads())).max(1) * size;
@@ -157,5 +167,38 @@ mod tests {
         // Big enough for the huge-page advice.
         let a = uninit_array::<f32, _>("t", ndarray::Dim([1 << 21]), false).unwrap();
         assert_eq!(a.len(), 1 << 21);
+    }
+}
+
+#[cfg(test)]
+mod outer_pool_tests {
+    use super::*;
+    use crate::threads::Plan;
+
+    /// Elementwise work follows the thread layer: a plan of one outer thread keeps it serial, a
+    /// plan of three splits it over three threads.
+    #[test]
+    fn splitting_follows_the_entered_plan() {
+        let big = PAR_MIN_ARITHMETIC * 4;
+        {
+            let _serial = Plan::new(1, 1).unwrap().enter().unwrap();
+            assert!(!worth_splitting(big, PAR_MIN_ARITHMETIC));
+        }
+        let _three = Plan::new(3, 1).unwrap().enter().unwrap();
+        assert!(worth_splitting(big, PAR_MIN_ARITHMETIC));
+        let mut data = vec![0u32; big];
+        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+        for_each_chunk(&mut data, PAR_MIN_ARITHMETIC, |_, chunk| {
+            chunk.iter_mut().for_each(|v| *v = 1);
+            let name = std::thread::current().name().map(str::to_owned);
+            seen.lock().unwrap().insert(name);
+        });
+        assert!(data.iter().all(|&v| v == 1));
+        let seen = seen.into_inner().unwrap();
+        assert!(
+            seen.iter()
+                .all(|n| n.as_deref().is_some_and(|n| n.starts_with("parlinalg-3-"))),
+            "work ran outside the plan's pool: {seen:?}"
+        );
     }
 }

@@ -51,7 +51,7 @@ where
     let n = x.len();
     let mut leaves = vec![T::zero(); n.div_ceil(LEAF)];
     match x.as_slice_memory_order() {
-        Some(s) if worth_splitting(n, PAR_MIN_REDUCE) => {
+        Some(s) if worth_splitting(n, PAR_MIN_REDUCE) => crate::threads::in_outer_pool(|| {
             // About four runs per thread; each run is whole leaves.
             let per = leaves
                 .len()
@@ -62,7 +62,7 @@ where
                 let hi = (lo + out.len() * LEAF).min(n);
                 T::fold_leaves(level, fold, scale, &s[lo..hi], out)
             });
-        }
+        }),
         Some(s) => T::fold_leaves(level, fold, scale, s, &mut leaves),
         None => {
             let mut buf = Vec::with_capacity(LEAF);
@@ -80,7 +80,11 @@ where
             }
         }
     }
-    tree(&leaves, &combine)
+    if leaves.len() >= TREE_PAR_MIN && worth_splitting(n, PAR_MIN_REDUCE) {
+        crate::threads::in_outer_pool(|| tree(&leaves, &combine))
+    } else {
+        tree(&leaves, &combine)
+    }
 }
 
 /// The fixed binary tree over leaf values: split at `mid = len / 2`, whatever the pool;
@@ -327,7 +331,7 @@ where
         o.write(f(lane));
     };
     if worth_splitting(x.len(), PAR_MIN_REDUCE) {
-        zip.par_for_each(put);
+        crate::threads::in_outer_pool(|| zip.par_for_each(put));
     } else {
         zip.for_each(put);
     }

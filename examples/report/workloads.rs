@@ -6,7 +6,6 @@
 //! - **h**: a batch of n×n matrix products, each worker taking every C-th product.
 
 use parlinalg::ndarray::{Array1, ArrayView1, ArrayView2, ArrayViewMut2};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Which workload.
@@ -31,24 +30,10 @@ impl Workload {
     }
 }
 
-/// g's array-at-once exp: rayon-parallel in the current pool (so one thread inside a plan of
-/// one outer thread, C threads inside a plan of C).
+/// g's array-at-once exp: `parlinalg::exp`, SIMD kernels over rayon in the current pool (so
+/// one thread inside a plan of one outer thread, C threads inside a plan of C).
 pub fn array_exp(x: &ArrayView1<'_, f64>) -> Array1<f64> {
-    stand_in_exp(x) // TODO(merge): parlinalg::exp — replace this line with `parlinalg::exp(x)`
-}
-
-/// Until `parlinalg::exp` lands: `f64::exp` over the contiguous buffer, rayon-parallel into a
-/// new array (ndarray's own `par_mapv_inplace` needs its rayon feature, which is off).
-fn stand_in_exp(x: &ArrayView1<'_, f64>) -> Array1<f64> {
-    let values: Vec<f64> = match x.as_slice() {
-        Some(s) => s
-            .par_iter()
-            .with_min_len(1 << 14)
-            .map(|v| v.exp())
-            .collect(),
-        None => x.iter().map(|v| v.exp()).collect(),
-    };
-    Array1::from_vec(values)
+    parlinalg::exp(x)
 }
 
 /// Runs g `reps` times over `x` and leaves the last result in `out`.

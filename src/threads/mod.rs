@@ -51,8 +51,7 @@ pub use report::{loaded_blas_libraries, report, Report, UsageReport, Warning};
 pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
 
 pub(crate) use control::{blas_call, CallSize};
-#[allow(unused_imports)] // the elementwise level lands next
-pub(crate) use plan::in_outer_pool;
+pub(crate) use plan::{in_outer_pool, outer_threads_here};
 pub(crate) use policy::record_batch_decision;
 
 use crate::blas::info::BlasLibrary;

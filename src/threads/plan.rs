@@ -154,7 +154,6 @@ pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
 ///
 /// With an invalid thread environment (reported by every function that returns `Result`),
 /// `f` runs in rayon's global pool.
-#[allow(dead_code)] // the elementwise level lands next
 pub(crate) fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
@@ -166,6 +165,12 @@ pub(crate) fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         Ok(p) => p.install(f),
         Err(_) => f(),
     }
+}
+
+/// The outer thread count parlinalg's parallel operations would use if started here; with an
+/// invalid thread environment, the current rayon pool's.
+pub(crate) fn outer_threads_here() -> usize {
+    current_outer_threads().unwrap_or_else(|_| rayon::current_num_threads())
 }
 
 /// The outer thread count parlinalg's parallel operations would use if started here.
