@@ -62,7 +62,7 @@ pub struct Args {
     /// Classic table: elements of the exp workloads [default: 10⁷; 2·10⁶ quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub elements: Option<u64>,
-    /// Classic table: repetitions of g, exp over the whole array [default: 20; 100 full].
+    /// Classic table: repetitions of g, exp over the whole array [default: 100; 20 quick; 300 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub g_reps: Option<u32>,
     /// Classic table: repetitions of f, the scalar exp loop [default: 6; 10 full].
@@ -267,7 +267,7 @@ impl Settings {
                     .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
                         e as usize
                     }),
-                g_reps: args.g_reps.map_or(pick(mode, 8, 20, 100), |r| r as usize),
+                g_reps: args.g_reps.map_or(pick(mode, 20, 100, 300), |r| r as usize),
                 f_reps: args.f_reps.map_or(pick(mode, 4, 6, 10), |r| r as usize),
                 h_batch: args.h_batch.map_or(pick(mode, 8, 8, 16), |b| b as usize),
                 h_size: args
@@ -403,7 +403,7 @@ mod tests {
         assert!(quick.grid.cell_seconds < default.grid.cell_seconds);
         assert!(default.grid.cell_seconds < full.grid.cell_seconds);
         assert_eq!(default.classic.elements, 10_000_000);
-        assert_eq!((full.classic.g_reps, full.classic.f_reps), (100, 10));
+        assert_eq!((full.classic.g_reps, full.classic.f_reps), (300, 10));
         assert_eq!(default.grid.sizes, vec![64, 256, 1024]);
         assert_eq!(default.grid.max_threads, 8);
         assert_eq!(default.classic.h_blas, vec![1, 2]);

@@ -89,7 +89,7 @@ pub fn classic_md(c: &ClassicSection) -> String {
     );
     let _ = writeln!(
         md,
-        "g: exp over {} elements at once (`array_exp`), {}×; f: a scalar loop calling `f64::exp` \
+        "g: exp over {} elements at once (`parlinalg::exp_into` a reused buffer), {}×; f: a scalar loop calling `f64::exp` \
          per element over the same array, {}×; h: {} products of {}×{} f64 matrices. Threads \
          and processes split the repetitions (g, f) or the products (h); processes are this \
          program re-executed, sharing inputs and outputs through one memfd segment; their time \
