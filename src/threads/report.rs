@@ -370,7 +370,7 @@ impl fmt::Display for Report {
             f,
             "BLAS usage",
             format!(
-                "{} calls, {} overlapping; peak {} callers asking {} threads ({:.2}× the cores)",
+                "{} threadable calls, {} overlapping; peak {} callers asking {} threads ({:.2}× the cores)",
                 u.calls,
                 u.overlapping_calls,
                 u.peak_callers,
