@@ -11,6 +11,9 @@ use crate::alloc::{filled, uninit_buffer};
 use crate::threads::{plan_for_batch, with_blas_threads, BatchDecision, Plan};
 use crate::{Error, Float, Result};
 
+/// Smallest work (in flops) of one parallel task of a batch: about 40 µs on one core.
+const TASK_MIN_FLOPS: f64 = 2.0e6;
+
 /// Products of a batch of matrices, `out[i] = a[i] · b[i]`, split between outer threads and
 /// BLAS threads by the default policy ([`threads::plan_for_batch`](crate::threads::plan_for_batch)).
 ///
@@ -108,9 +111,14 @@ where
                 .try_for_each(product)
         })??;
     } else {
+        // Tasks of at least TASK_MIN_FLOPS each: rayon's splitting and its threads' sleeping and
+        // waking cost more than a 16×16 product.
+        let flops = 2.0 * m as f64 * n as f64 * k as f64;
+        let min_len = (TASK_MIN_FLOPS / flops).ceil().clamp(1.0, batch as f64) as usize;
         plan.run(|| {
             slots
                 .par_chunks_mut(per_product)
+                .with_min_len(min_len)
                 .enumerate()
                 .try_for_each(product)
         })??;
