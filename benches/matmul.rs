@@ -20,65 +20,38 @@ trait DirectGemm: parlinalg::Float {
     fn gemm(n: usize, a: &[Self], b: &[Self], c: &mut [Self]);
 }
 
-impl DirectGemm for f64 {
-    fn gemm(n: usize, a: &[f64], b: &[f64], c: &mut [f64]) {
-        let n = i32::try_from(n).unwrap();
-        assert!(
-            a.len() >= (n * n) as usize
-                && b.len() >= (n * n) as usize
-                && c.len() >= (n * n) as usize
-        );
-        // SAFETY: the three buffers hold n·n elements (asserted), C order with ld = n.
-        unsafe {
-            cblas_dgemm(
-                CBLAS_LAYOUT::CblasRowMajor,
-                CBLAS_TRANSPOSE::CblasNoTrans,
-                CBLAS_TRANSPOSE::CblasNoTrans,
-                n,
-                n,
-                n,
-                1.0,
-                a.as_ptr(),
-                n,
-                b.as_ptr(),
-                n,
-                0.0,
-                c.as_mut_ptr(),
-                n,
-            )
+macro_rules! direct {
+    ($t:ty, $f:ident) => {
+        impl DirectGemm for $t {
+            fn gemm(n: usize, a: &[$t], b: &[$t], c: &mut [$t]) {
+                let len = n * n;
+                assert!(a.len() >= len && b.len() >= len && c.len() >= len);
+                let n = i32::try_from(n).unwrap();
+                // SAFETY: the three buffers hold n·n elements (asserted), C order with ld = n.
+                unsafe {
+                    $f(
+                        CBLAS_LAYOUT::CblasRowMajor,
+                        CBLAS_TRANSPOSE::CblasNoTrans,
+                        CBLAS_TRANSPOSE::CblasNoTrans,
+                        n,
+                        n,
+                        n,
+                        1.0,
+                        a.as_ptr(),
+                        n,
+                        b.as_ptr(),
+                        n,
+                        0.0,
+                        c.as_mut_ptr(),
+                        n,
+                    )
+                }
+            }
         }
-    }
+    };
 }
-
-impl DirectGemm for f32 {
-    fn gemm(n: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
-        let n = i32::try_from(n).unwrap();
-        assert!(
-            a.len() >= (n * n) as usize
-                && b.len() >= (n * n) as usize
-                && c.len() >= (n * n) as usize
-        );
-        // SAFETY: the three buffers hold n·n elements (asserted), C order with ld = n.
-        unsafe {
-            cblas_sgemm(
-                CBLAS_LAYOUT::CblasRowMajor,
-                CBLAS_TRANSPOSE::CblasNoTrans,
-                CBLAS_TRANSPOSE::CblasNoTrans,
-                n,
-                n,
-                n,
-                1.0,
-                a.as_ptr(),
-                n,
-                b.as_ptr(),
-                n,
-                0.0,
-                c.as_mut_ptr(),
-                n,
-            )
-        }
-    }
-}
+direct!(f64, cblas_dgemm);
+direct!(f32, cblas_sgemm);
 
 fn matrix<T: parlinalg::Float>(n: usize, seed: u64) -> Array2<T> {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
