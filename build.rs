@@ -41,7 +41,8 @@ fn main() {
 fn fail(why: &str) -> ! {
     eprintln!();
     eprintln!("error: parlinalg needs the system OpenBLAS and could not find it.");
-    eprintln!("  {}", why.lines().next().unwrap_or(why));
+    let first = why.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(why);
+    eprintln!("  {first}");
     eprintln!("  On Debian/Ubuntu install it with:");
     eprintln!("      sudo apt-get install libopenblas-dev pkg-config");
     eprintln!("  (Fedora: openblas-devel pkgconf; Arch: openblas pkgconf.)");
