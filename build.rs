@@ -34,15 +34,22 @@ fn main() {
             let version = lib.version;
             println!("cargo:rustc-env=PARLINALG_BUILT_WITH_OPENBLAS={version}");
         }
-        Err(e) => fail(&format!("pkg-config could not find openblas: {e}")),
+        Err(e) => {
+            let e = e.to_string();
+            let first = e
+                .lines()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .unwrap_or("");
+            fail(&format!("pkg-config could not find openblas ({first})"))
+        }
     }
 }
 
 fn fail(why: &str) -> ! {
     eprintln!();
     eprintln!("error: parlinalg needs the system OpenBLAS and could not find it.");
-    let first = why.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or(why);
-    eprintln!("  {first}");
+    eprintln!("  {why}");
     eprintln!("  On Debian/Ubuntu install it with:");
     eprintln!("      sudo apt-get install libopenblas-dev pkg-config");
     eprintln!("  (Fedora: openblas-devel pkgconf; Arch: openblas pkgconf.)");
