@@ -68,8 +68,10 @@
 //!
 //! ## Elementwise and reductions
 //!
-//! Everything that is not a matrix product runs in Rust, on the current rayon pool (the
-//! caller's `pool.install(..)`, or rayon's global pool), serially below a size threshold.
+//! Everything that is not a matrix product runs in Rust on rayon, serially below a size
+//! threshold: in the current rayon pool when called from one (a [`threads::Plan`]'s, or your
+//! own `pool.install(..)`), else in parlinalg's outer pool ([`threads::set_outer_threads`],
+//! `PARLINALG_OUTER_THREADS`, `RAYON_NUM_THREADS`, or the usable cores).
 //!
 //! | family | functions | numpy |
 //! |---|---|---|
