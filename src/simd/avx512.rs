@@ -27,33 +27,14 @@ pub(super) type UnaryKernel<T> = unsafe fn(&[T], &mut [MaybeUninit<T>]);
 /// A binary (slice, slice) kernel of this module.
 pub(super) type BinaryKernel<T> = unsafe fn(&[T], &[T], &mut [MaybeUninit<T>]);
 
+// The same coefficients and ln 2 splits as the portable kernels: one definition each.
+use super::math::{
+    EXP32_Q, EXP64_Q, LG32, LG64, LN2_HI32_EXP, LN2_HI32_LOG, LN2_HI64, LN2_LO32_EXP, LN2_LO32_LOG,
+    LN2_LO64,
+};
+
 /// Round to nearest, no exceptions (for `vrndscale`).
 const NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
-
-/// The coefficients of `math::EXP64_Q`: `e^r = 1 + r + r²·q(r)`.
-const Q64: [f64; 10] = [
-    0.500_000_000_000_000_1,
-    0.166_666_666_666_666_67,
-    0.041_666_666_666_624_16,
-    0.008_333_333_333_330_064,
-    0.001_388_888_891_719_671_9,
-    0.000_198_412_698_630_405_45,
-    0.000_024_801_521_322_368_693,
-    0.000_002_755_726_848_031_002_6,
-    0.000_000_276_200_758_799_833_67,
-    0.000_000_025_100_375_832_561_234,
-];
-const Q32: [f32; 5] = [
-    0.5,
-    0.166_665_77,
-    0.041_666_556,
-    0.008_363_173,
-    0.001_392_617_6,
-];
-const LN2_HI64: f64 = 6.931_471_803_691_238_164_9e-1;
-const LN2_LO64: f64 = 1.908_214_929_270_587_700_02e-10;
-const LN2_HI32: f32 = 6.931_457_5e-1;
-const LN2_LO32: f32 = 1.428_606_8e-6;
 
 /// `r + r²·q(r) ≈ e^r − 1` on `|r| ≤ ln2/2`, and `k` with `x = k·ln2 + r`.
 #[inline]
@@ -63,8 +44,8 @@ fn reduce64(x: __m512d) -> (__m512d, __m512d) {
         _mm512_roundscale_pd::<NEAREST>(_mm512_mul_pd(x, _mm512_set1_pd(std::f64::consts::LOG2_E)));
     let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_HI64), x);
     let r = _mm512_fnmadd_pd(k, _mm512_set1_pd(LN2_LO64), r);
-    let mut q = _mm512_set1_pd(Q64[9]);
-    for &c in Q64[..9].iter().rev() {
+    let mut q = _mm512_set1_pd(EXP64_Q[9]);
+    for &c in EXP64_Q[..9].iter().rev() {
         q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(c));
     }
     (_mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r), k)
@@ -75,10 +56,10 @@ fn reduce64(x: __m512d) -> (__m512d, __m512d) {
 fn reduce32(x: __m512) -> (__m512, __m512) {
     let k =
         _mm512_roundscale_ps::<NEAREST>(_mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)));
-    let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_HI32), x);
-    let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_LO32), r);
-    let mut q = _mm512_set1_ps(Q32[4]);
-    for &c in Q32[..4].iter().rev() {
+    let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_HI32_EXP), x);
+    let r = _mm512_fnmadd_ps(k, _mm512_set1_ps(LN2_LO32_EXP), r);
+    let mut q = _mm512_set1_ps(EXP32_Q[4]);
+    for &c in EXP32_Q[..4].iter().rev() {
         q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(c));
     }
     (_mm512_fmadd_ps(_mm512_mul_ps(r, r), q, r), k)
@@ -165,18 +146,6 @@ fn sigmoid32(x: __m512) -> __m512 {
     _mm512_div_ps(one, _mm512_add_ps(one, e))
 }
 
-/// fdlibm's `log` coefficients (as `math::LG64`).
-const LG64: [f64; 7] = [
-    6.666_666_666_666_735_13e-1,
-    3.999_999_999_940_941_908e-1,
-    2.857_142_874_366_239_149e-1,
-    2.222_219_843_214_978_396e-1,
-    1.818_357_216_161_805_012e-1,
-    1.531_383_769_920_937_332e-1,
-    1.479_819_860_511_658_591e-1,
-];
-const LG32: [f32; 4] = [0.666_666_6, 0.400_009_72, 0.284_987_87, 0.242_790_79];
-
 /// Natural logarithm, 8 lanes: fdlibm's algorithm, with `vgetmantpd`/`vgetexppd` splitting
 /// `x = 2ᵉ·m` (subnormals included) instead of integer bit fiddling.
 #[inline]
@@ -229,8 +198,6 @@ fn ln64(x: __m512d) -> __m512d {
 #[inline]
 #[target_feature(enable = "avx512f,avx512dq")]
 fn ln32(x: __m512) -> __m512 {
-    const LN2_HI: f32 = 6.931_381_2e-1;
-    const LN2_LO: f32 = 9.058_000_6e-6;
     let set = _mm512_set1_ps;
     let m = _mm512_getmant_ps::<_MM_MANT_NORM_1_2, _MM_MANT_SIGN_NAN>(x);
     let e = _mm512_getexp_ps(x);
@@ -245,10 +212,14 @@ fn ln32(x: __m512) -> __m512 {
     let t2 = _mm512_mul_ps(z, _mm512_fmadd_ps(w, set(LG32[2]), set(LG32[0])));
     let r = _mm512_add_ps(t2, t1);
     let hfsq = _mm512_mul_ps(_mm512_mul_ps(set(0.5), f), f);
-    let inner = _mm512_fmadd_ps(s, _mm512_add_ps(hfsq, r), _mm512_mul_ps(e, set(LN2_LO)));
+    let inner = _mm512_fmadd_ps(
+        s,
+        _mm512_add_ps(hfsq, r),
+        _mm512_mul_ps(e, set(LN2_LO32_LOG)),
+    );
     // Special values as in `ln64`.
     _mm512_sub_ps(
-        _mm512_mul_ps(e, set(LN2_HI)),
+        _mm512_mul_ps(e, set(LN2_HI32_LOG)),
         _mm512_sub_ps(_mm512_sub_ps(hfsq, inner), f),
     )
 }

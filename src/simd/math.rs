@@ -45,8 +45,18 @@ fn fma32<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     }
 }
 
+/// ln 2 split so that n·LN2_HI64 is exact for |n| < 2¹¹ (fdlibm's constants).
+pub(super) const LN2_HI64: f64 = 6.931_471_803_691_238_164_9e-1;
+pub(super) const LN2_LO64: f64 = 1.908_214_929_270_587_700_02e-10;
+/// ln 2 split for f32 `exp`: 0x3f317200, n·LN2_HI32_EXP exact for |n| < 2⁹.
+pub(super) const LN2_HI32_EXP: f32 = 6.931_457_5e-1;
+pub(super) const LN2_LO32_EXP: f32 = 1.428_606_8e-6;
+/// ln 2 split for f32 `log` (fdlibm's `logf`): 0x3f317180 and 0x3717f7d1.
+pub(super) const LN2_HI32_LOG: f32 = 6.931_381_2e-1;
+pub(super) const LN2_LO32_LOG: f32 = 9.058_000_6e-6;
+
 /// Coefficients of `q` in `e^r = 1 + r + r²·q(r)` on `|r| ≤ ln2/2` (Chebyshev fit, degree 9).
-const EXP64_Q: [f64; 10] = [
+pub(super) const EXP64_Q: [f64; 10] = [
     0.500_000_000_000_000_1,
     0.166_666_666_666_666_67,
     0.041_666_666_666_624_16,
@@ -64,16 +74,13 @@ const EXP64_Q: [f64; 10] = [
 pub(crate) fn exp_f64<const FMA: bool>(x: f64) -> f64 {
     // 1.5·2⁵²: adding it rounds to an integer, held in the low mantissa bits.
     const MAGIC: f64 = 6_755_399_441_055_744.0;
-    // ln 2 split so that n·LN2_HI is exact for |n| < 2¹¹ (fdlibm's constants).
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     // Beyond these, the result is +inf or 0 anyway; clamping keeps 2ⁿ representable as two
     // factors. NaN fails both comparisons and passes through.
     let x = x.clamp(-746.0, 710.0);
     let z = fma64::<FMA>(x, std::f64::consts::LOG2_E, MAGIC);
     let nf = z - MAGIC;
-    let r = fma64::<FMA>(nf, -LN2_HI, x);
-    let r = fma64::<FMA>(nf, -LN2_LO, r);
+    let r = fma64::<FMA>(nf, -LN2_HI64, x);
+    let r = fma64::<FMA>(nf, -LN2_LO64, r);
     let mut q = EXP64_Q[9];
     for &c in EXP64_Q[..9].iter().rev() {
         q = fma64::<FMA>(q, r, c);
@@ -91,7 +98,7 @@ pub(crate) fn exp_f64<const FMA: bool>(x: f64) -> f64 {
 }
 
 /// Coefficients of `q` in `e^r = 1 + r + r²·q(r)` on `|r| ≤ ln2/2` (Chebyshev fit, degree 4).
-const EXP32_Q: [f32; 5] = [
+pub(super) const EXP32_Q: [f32; 5] = [
     0.5,
     0.166_665_77,
     0.041_666_556,
@@ -103,13 +110,11 @@ const EXP32_Q: [f32; 5] = [
 #[inline(always)]
 pub(crate) fn exp_f32<const FMA: bool>(x: f32) -> f32 {
     const MAGIC: f32 = 12_582_912.0; // 1.5·2²³
-    const LN2_HI: f32 = 6.931_457_5e-1; // 0x3f317200, n·LN2_HI exact for |n| < 2⁹
-    const LN2_LO: f32 = 1.428_606_8e-6;
     let x = x.clamp(-104.0, 89.0);
     let z = fma32::<FMA>(x, std::f32::consts::LOG2_E, MAGIC);
     let nf = z - MAGIC;
-    let r = fma32::<FMA>(nf, -LN2_HI, x);
-    let r = fma32::<FMA>(nf, -LN2_LO, r);
+    let r = fma32::<FMA>(nf, -LN2_HI32_EXP, x);
+    let r = fma32::<FMA>(nf, -LN2_LO32_EXP, r);
     let mut q = EXP32_Q[4];
     for &c in EXP32_Q[..4].iter().rev() {
         q = fma32::<FMA>(q, r, c);
@@ -125,7 +130,7 @@ pub(crate) fn exp_f32<const FMA: bool>(x: f32) -> f32 {
 }
 
 /// fdlibm's `log` polynomial: `log(1+f) = f - f²/2 + s·(f²/2 + R(s²))`, `s = f/(2+f)`.
-const LG64: [f64; 7] = [
+pub(super) const LG64: [f64; 7] = [
     6.666_666_666_666_735_13e-1,
     3.999_999_999_940_941_908e-1,
     2.857_142_874_366_239_149e-1,
@@ -138,8 +143,6 @@ const LG64: [f64; 7] = [
 /// Natural logarithm of one f64 lane (≤ 2 ulp; fdlibm's algorithm, branch-free).
 #[inline(always)]
 pub(crate) fn ln_f64<const FMA: bool>(x: f64) -> f64 {
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
     const TWO54: f64 = 18_014_398_509_481_984.0;
     const EXP_MAGIC: u64 = 0x4330_0000_0000_0000; // 2⁵², whose low mantissa bits hold an int
                                                   // Subnormals are scaled into the normal range first.
@@ -165,7 +168,7 @@ pub(crate) fn ln_f64<const FMA: bool>(x: f64) -> f64 {
     );
     let r = t2 + t1;
     let hfsq = 0.5 * f * f;
-    let y = e * LN2_HI - ((hfsq - fma64::<FMA>(s, hfsq + r, e * LN2_LO)) - f);
+    let y = e * LN2_HI64 - ((hfsq - fma64::<FMA>(s, hfsq + r, e * LN2_LO64)) - f);
     // NaN and negatives give NaN (-0.0 is not < 0: ln(-0) = -inf, as IEEE wants).
     if x < 0.0 || x.is_nan() {
         f64::NAN
@@ -179,13 +182,11 @@ pub(crate) fn ln_f64<const FMA: bool>(x: f64) -> f64 {
 }
 
 /// fdlibm's `logf` polynomial.
-const LG32: [f32; 4] = [0.666_666_6, 0.400_009_72, 0.284_987_87, 0.242_790_79];
+pub(super) const LG32: [f32; 4] = [0.666_666_6, 0.400_009_72, 0.284_987_87, 0.242_790_79];
 
 /// Natural logarithm of one f32 lane (≤ 2 ulp; fdlibm's `logf`, branch-free).
 #[inline(always)]
 pub(crate) fn ln_f32<const FMA: bool>(x: f32) -> f32 {
-    const LN2_HI: f32 = 6.931_381_2e-1; // 0x3f317180
-    const LN2_LO: f32 = 9.058_000_6e-6; // 0x3717f7d1
     const TWO25: f32 = 33_554_432.0;
     const EXP_MAGIC: u32 = 0x4b00_0000; // 2²³
     let sub = x < f32::MIN_POSITIVE;
@@ -205,7 +206,7 @@ pub(crate) fn ln_f32<const FMA: bool>(x: f32) -> f32 {
     let t2 = z * fma32::<FMA>(w, LG32[2], LG32[0]);
     let r = t2 + t1;
     let hfsq = 0.5 * f * f;
-    let y = e * LN2_HI - ((hfsq - fma32::<FMA>(s, hfsq + r, e * LN2_LO)) - f);
+    let y = e * LN2_HI32_LOG - ((hfsq - fma32::<FMA>(s, hfsq + r, e * LN2_LO32_LOG)) - f);
     if x < 0.0 || x.is_nan() {
         f32::NAN
     } else if x == 0.0 {
