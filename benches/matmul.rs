@@ -9,59 +9,13 @@
 
 use std::time::Duration;
 
-use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use parlinalg::ndarray::Array2;
+use support::{matrix, DirectGemm};
+
+mod support;
 
 const SIZES: &[usize] = &[4, 16, 64, 256, 1024, 2048];
-
-/// Direct `cblas_?gemm` of two C-order n×n matrices into `c`.
-trait DirectGemm: parlinalg::Float {
-    fn gemm(n: usize, a: &[Self], b: &[Self], c: &mut [Self]);
-}
-
-macro_rules! direct {
-    ($t:ty, $f:ident) => {
-        impl DirectGemm for $t {
-            fn gemm(n: usize, a: &[$t], b: &[$t], c: &mut [$t]) {
-                let len = n * n;
-                assert!(a.len() >= len && b.len() >= len && c.len() >= len);
-                let n = i32::try_from(n).unwrap();
-                // SAFETY: the three buffers hold n·n elements (asserted), C order with ld = n.
-                unsafe {
-                    $f(
-                        CBLAS_LAYOUT::CblasRowMajor,
-                        CBLAS_TRANSPOSE::CblasNoTrans,
-                        CBLAS_TRANSPOSE::CblasNoTrans,
-                        n,
-                        n,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        n,
-                        b.as_ptr(),
-                        n,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n,
-                    )
-                }
-            }
-        }
-    };
-}
-direct!(f64, cblas_dgemm);
-direct!(f32, cblas_sgemm);
-
-fn matrix<T: parlinalg::Float>(n: usize, seed: u64) -> Array2<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    Array2::from_shape_simple_fn((n, n), || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        T::from((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5).unwrap()
-    })
-}
 
 fn bench_type<T: DirectGemm>(c: &mut Criterion, name: &str) {
     for threads in [1usize, 2] {

@@ -13,46 +13,10 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use parlinalg::ndarray::Array2;
+use support::{matrix, DirectGemm};
 
-trait DirectGemm: parlinalg::Float {
-    const NAME: &'static str;
-    fn gemm(n: i32, a: &[Self], b: &[Self], c: &mut [Self]);
-}
-
-macro_rules! direct {
-    ($t:ty, $name:literal, $f:ident) => {
-        impl DirectGemm for $t {
-            const NAME: &'static str = $name;
-            fn gemm(n: i32, a: &[$t], b: &[$t], c: &mut [$t]) {
-                let len = (n as usize) * (n as usize);
-                assert!(a.len() >= len && b.len() >= len && c.len() >= len);
-                // SAFETY: all three buffers hold n·n elements (asserted), C order, ld = n.
-                unsafe {
-                    $f(
-                        CBLAS_LAYOUT::CblasRowMajor,
-                        CBLAS_TRANSPOSE::CblasNoTrans,
-                        CBLAS_TRANSPOSE::CblasNoTrans,
-                        n,
-                        n,
-                        n,
-                        1.0,
-                        a.as_ptr(),
-                        n,
-                        b.as_ptr(),
-                        n,
-                        0.0,
-                        c.as_mut_ptr(),
-                        n,
-                    )
-                }
-            }
-        }
-    };
-}
-direct!(f64, "f64", cblas_dgemm);
-direct!(f32, "f32", cblas_sgemm);
+mod support;
 
 struct Opts {
     sizes: Vec<usize>,
@@ -98,16 +62,6 @@ fn opts() -> Opts {
     }
 }
 
-fn matrix<T: parlinalg::Float>(n: usize, seed: u64) -> Array2<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    Array2::from_shape_simple_fn((n, n), || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        T::from((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5).unwrap()
-    })
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -127,7 +81,6 @@ fn run<T: DirectGemm>(n: usize, threads: usize, rounds: Option<usize>) {
     let a = matrix::<T>(n, 1);
     let b = matrix::<T>(n, 2);
     let (sa, sb) = (a.as_slice().unwrap(), b.as_slice().unwrap());
-    let ni = n as i32;
     let mut out = Array2::<T>::zeros((n, n));
     let mut raw = vec![T::zero(); n * n];
     // Batch so that one timing covers ≥ ~1 ms (5·10⁷ flops); rounds so that a cell takes a
@@ -151,11 +104,11 @@ fn run<T: DirectGemm>(n: usize, threads: usize, rounds: Option<usize>) {
                 }),
                 1 => per_call(batch, || {
                     let mut c = vec![T::zero(); n * n];
-                    T::gemm(ni, sa, sb, &mut c);
+                    T::gemm(n, sa, sb, &mut c);
                     black_box(c);
                 }),
                 2 => per_call(batch, || parlinalg::matmul_into(&a, &b, &mut out).unwrap()),
-                _ => per_call(batch, || T::gemm(ni, sa, sb, black_box(&mut raw))),
+                _ => per_call(batch, || T::gemm(n, sa, sb, black_box(&mut raw))),
             };
         }
         if round > 0 {

@@ -13,7 +13,10 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use parlinalg::ndarray::{Array2, Array3};
+use parlinalg::ndarray::Array3;
+use support::matrix;
+
+mod support;
 use parlinalg::threads::{blas_threads_scope, set_blas_threads, set_blas_threads_auto, Plan};
 
 struct Opts {
@@ -67,16 +70,6 @@ fn opts() -> Opts {
     o
 }
 
-fn matrix(n: usize, seed: u64) -> Array2<f64> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    Array2::from_shape_simple_fn((n, n), || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    })
-}
-
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -117,7 +110,7 @@ fn policy(o: &Opts) {
     println!("---|---:|---:|");
     for &n in &o.sizes {
         // One product's serial time, then a batch that fits 64 MB, repeated to ~seconds.
-        let a1 = matrix(n, 1);
+        let a1 = matrix::<f64>(n, 1);
         let t1 = {
             let _s = blas_threads_scope(1).unwrap();
             let reps = (2e7 / (2.0 * (n as f64).powi(3))).clamp(3.0, 1e5) as usize;
@@ -180,8 +173,8 @@ fn policy(o: &Opts) {
 /// products, under a fixed BLAS count of all cores (OpenBLAS's own default) and under auto.
 fn latency(o: &Opts) {
     let cores = parlinalg::threads::Cores::detect().count;
-    let small = matrix(256, 3);
-    let big = matrix(if o.samples > 50 { 1536 } else { 256 }, 4);
+    let small = matrix::<f64>(256, 3);
+    let big = matrix::<f64>(if o.samples > 50 { 1536 } else { 256 }, 4);
     let measure = |samples: usize| -> Vec<f64> {
         (0..samples)
             .map(|_| {
