@@ -1,9 +1,10 @@
 //! The thread layer, measured: the default policy against every static (K outer, N BLAS) pair
-//! for `matmul_batch`, a small product's latency beside large ones, and the cost of a scope.
+//! for `matmul_batch`, where small batches stop paying for outer threads, a small product's
+//! latency beside large ones, and the cost of a scope.
 //!
 //! ```text
-//! cargo bench --bench threads                 # all three (~5 min on 2 cores)
-//! cargo bench --bench threads -- policy       # one part: policy | latency | scope
+//! cargo bench --bench threads                 # all four (~5 min on 2 cores)
+//! cargo bench --bench threads -- policy       # one part: policy | threshold | latency | scope
 //! cargo bench --bench threads -- policy --sizes 64,256 --rounds 5 --seconds 0.5
 //! ```
 //! Cells run interleaved, in rotating order, round after round; tables quote medians over
@@ -50,14 +51,16 @@ fn opts() -> Opts {
             "--rounds" => o.rounds = value().parse().expect("rounds"),
             "--seconds" => o.seconds = value().parse().expect("seconds"),
             "--samples" => o.samples = value().parse().expect("samples"),
-            "policy" | "latency" | "scope" => o.parts.push(a),
+            "policy" | "threshold" | "latency" | "scope" => o.parts.push(a),
             _ => {}
         }
     }
     if !bench {
         // cargo test: smoke run
         o = Opts {
-            parts: vec!["policy".into(), "latency".into(), "scope".into()],
+            parts: ["policy", "threshold", "latency", "scope"]
+                .map(String::from)
+                .to_vec(),
             sizes: vec![16],
             rounds: 1,
             seconds: 0.02,
@@ -65,7 +68,9 @@ fn opts() -> Opts {
         };
     }
     if o.parts.is_empty() {
-        o.parts = vec!["policy".into(), "latency".into(), "scope".into()];
+        o.parts = ["policy", "threshold", "latency", "scope"]
+            .map(String::from)
+            .to_vec();
     }
     o
 }
@@ -165,6 +170,51 @@ fn policy(o: &Opts) {
             serial / best,
             serial / policy,
             100.0 * policy / best
+        );
+    }
+}
+
+/// Small batches of 16×16 products around `SERIAL_BELOW_FLOPS`: serial against all cores as
+/// outer threads, and what the policy picks.
+fn threshold(o: &Opts) {
+    let cores = parlinalg::threads::Cores::detect().count;
+    let n = 16;
+    let per_product = 2.0 * (n as f64).powi(3);
+    println!("\n## Small batches of {n}×{n} f64 products: serial against {cores} outer threads\n");
+    println!(
+        "Median of {} interleaved rounds of ~{:.2} s each; the policy runs serially below \
+         SERIAL_BELOW_FLOPS = {:.0e}.\n",
+        o.rounds.max(5),
+        o.seconds / 4.0,
+        parlinalg::threads::SERIAL_BELOW_FLOPS
+    );
+    println!("| MFLOP in all | batch | serial µs | {cores} outer µs | speedup | policy |");
+    println!("|---:|---:|---:|---:|---:|---|");
+    let outer = Plan::new(cores, 1).unwrap();
+    for mflop in [1.0, 2.0, 3.0, 4.5, 6.0, 8.0, 16.0] {
+        let batch = (mflop * 1e6 / per_product).round() as usize;
+        let a = Array3::from_shape_fn((batch, n, n), |(b, i, j)| {
+            ((b + 3 * i + 7 * j) % 13) as f64 - 6.0
+        });
+        let calls = ((o.seconds / 4.0) / (batch as f64 * 300e-9)).max(3.0) as usize;
+        let mut times = [vec![], vec![]];
+        for round in 0..o.rounds.max(5) {
+            for step in 0..2 {
+                let c = (step + round) % 2;
+                let plan = if c == 0 { Plan::serial() } else { outer };
+                let t = Instant::now();
+                for _ in 0..calls {
+                    black_box(parlinalg::matmul_batch_with(&a, &a, &plan).unwrap());
+                }
+                times[c].push(t.elapsed().as_secs_f64() * 1e6 / calls as f64);
+            }
+        }
+        let [serial, split] = times.map(|mut t| median(&mut t));
+        let choice = parlinalg::threads::plan_for_batch(batch, n, n, n).unwrap();
+        println!(
+            "| {mflop} | {batch} | {serial:.1} | {split:.1} | {:.2}× | {} |",
+            serial / split,
+            choice.plan
         );
     }
 }
@@ -284,6 +334,7 @@ fn main() {
     for part in &o.parts {
         match part.as_str() {
             "policy" => policy(&o),
+            "threshold" => threshold(&o),
             "latency" => latency(&o),
             _ => scope(&o),
         }

@@ -48,6 +48,9 @@ fn every_plan_gives_the_same_products() {
         (7, 17, 9, 13),
         (5, 64, 64, 64),
         (3, 130, 70, 90),
+        // Several outer tasks, the last one shorter (1003 = 4 × 251 − 1; 61 = 3 × 21 − 2).
+        (1003, 16, 16, 16),
+        (61, 50, 40, 30),
     ] {
         let a: Array3<f64> = batch_of(&mut rng, batch, m, k);
         let b: Array3<f64> = batch_of(&mut rng, batch, k, n);

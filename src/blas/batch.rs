@@ -8,11 +8,8 @@ use rayon::prelude::*;
 
 use super::{element_count, gemm_into_ptr, ProductDims};
 use crate::alloc::{filled, uninit_buffer};
-use crate::threads::{plan_for_batch, with_blas_threads, BatchDecision, Plan};
+use crate::threads::{batch_task_len, plan_for_batch, with_blas_threads, BatchDecision, Plan};
 use crate::{Error, Float, Result};
-
-/// Smallest work (in flops) of one parallel task of a batch: about 40 µs on one core.
-const TASK_MIN_FLOPS: f64 = 2.0e6;
 
 /// Products of a batch of matrices, `out[i] = a[i] · b[i]`, split between outer threads and
 /// BLAS threads by the default policy ([`threads::plan_for_batch`](crate::threads::plan_for_batch)).
@@ -111,16 +108,21 @@ where
                 .try_for_each(product)
         })??;
     } else {
-        // Tasks of at least TASK_MIN_FLOPS each: rayon's splitting and its threads' sleeping and
-        // waking cost more than a 16×16 product.
-        let flops = 2.0 * m as f64 * n as f64 * k as f64;
-        let min_len = (TASK_MIN_FLOPS / flops).ceil().clamp(1.0, batch as f64) as usize;
+        // Even tasks of consecutive products, each at least BATCH_TASK_FLOPS, one rayon job
+        // each: rayon's adaptive split alone would leave about a quarter of the batch per piece
+        // on 2 threads, and one thread idle while the other finishes its last piece.
+        let task_len = batch_task_len(batch, 2.0 * m as f64 * n as f64 * k as f64);
         plan.run(|| {
             slots
-                .par_chunks_mut(per_product)
-                .with_min_len(min_len)
+                .par_chunks_mut(per_product * task_len)
+                .with_max_len(1)
                 .enumerate()
-                .try_for_each(product)
+                .try_for_each(|(task, products)| {
+                    products
+                        .chunks_mut(per_product)
+                        .enumerate()
+                        .try_for_each(|(j, slot)| product((task * task_len + j, slot)))
+                })
         })??;
     }
     // SAFETY: every product returned Ok, so gemm (beta = 0) wrote all `len` elements.

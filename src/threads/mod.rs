@@ -44,15 +44,15 @@ pub use env::{
 };
 pub use plan::{Plan, PlanGuard};
 pub use policy::{
-    last_batch_decision, plan_for_batch, BatchDecision, PlanChoice, INNER_HALF_EFFICIENCY_FLOPS,
-    SERIAL_BELOW_FLOPS,
+    last_batch_decision, plan_for_batch, BatchDecision, PlanChoice, BATCH_TASK_FLOPS,
+    INNER_HALF_EFFICIENCY_FLOPS, SERIAL_BELOW_FLOPS,
 };
 pub use report::{loaded_blas_libraries, report, Report, UsageReport, Warning};
 pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
 
 pub(crate) use control::{blas_call, CallSize};
 pub(crate) use plan::{in_outer_pool, outer_threads_here};
-pub(crate) use policy::record_batch_decision;
+pub(crate) use policy::{batch_task_len, record_batch_decision};
 
 use crate::blas::info::BlasLibrary;
 use crate::{Error, Result};

@@ -22,9 +22,27 @@ use super::plan::Plan;
 use crate::blas::info::ThreadingLayer;
 use crate::Result;
 
-/// Below this many floating-point operations for the whole batch, run serially. Measured on
-/// 2 cores: a rayon fork/join round trip costs ~5–10 µs, 1 MFLOP takes ~20 µs on one core.
-pub const SERIAL_BELOW_FLOPS: f64 = 1.0e6;
+/// Work (floating-point operations) of one outer task of a batch, at least: consecutive
+/// products are grouped into even tasks of about this much, ~60 µs on one core. Smaller tasks would cost
+/// more in rayon's splitting than a 16×16 product does; larger ones leave one thread idle
+/// while another finishes its last task.
+pub const BATCH_TASK_FLOPS: f64 = 2.0e6;
+
+/// Below this many floating-point operations for the whole batch, run serially: two tasks of
+/// [`BATCH_TASK_FLOPS`], less cannot be split. Measured on 2 cores
+/// (`cargo bench --bench threads -- threshold`): handing a batch to the pool and waiting for
+/// it costs 15–35 µs on a 2-vCPU virtual machine; batches of 16³ products totalling 2 MFLOP
+/// (60 µs serial) ran at 0.62× serial speed on 2 outer threads, 4 MFLOP at 1.47×.
+pub const SERIAL_BELOW_FLOPS: f64 = 2.0 * BATCH_TASK_FLOPS;
+
+/// Products per outer task for `batch` products of `flops_per_product` each: the batch cut
+/// into as many even tasks of at least [`BATCH_TASK_FLOPS`] as it holds (at least one).
+pub(crate) fn batch_task_len(batch: usize, flops_per_product: f64) -> usize {
+    let tasks = (batch as f64 * flops_per_product / BATCH_TASK_FLOPS)
+        .floor()
+        .clamp(1.0, batch.max(1) as f64) as usize;
+    batch.max(1).div_ceil(tasks)
+}
 
 /// Product size (flops) at which splitting one product over BLAS threads reaches half of its
 /// ideal efficiency in the cost model, eff(f) = f / (f + this). Calibrated so that a 256³
@@ -135,7 +153,9 @@ pub(crate) fn choose_batch_plan(
     let per_product = 2.0 * m as f64 * k as f64 * n as f64;
     let total = per_product * batch as f64;
     let cores = input.cores.max(1);
-    let k_max = batch.min(cores).min(input.outer_limit).max(1);
+    let task_len = batch_task_len(batch, per_product);
+    let tasks = batch.div_ceil(task_len);
+    let k_max = tasks.min(cores).min(input.outer_limit).max(1);
 
     if input.nested {
         return PlanChoice {
@@ -189,7 +209,7 @@ pub(crate) fn choose_batch_plan(
         },
         _ => {
             // pthreads (or unknown): outer or inner, never both.
-            let t_outer = batch.div_ceil(k_max) as f64;
+            let t_outer = (tasks.div_ceil(k_max) * task_len) as f64;
             let eff = if per_product >= 2.0 * 65_536.0 * 4.0 {
                 per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
             } else {
@@ -283,8 +303,10 @@ mod tests {
         assert_eq!(choose(&i, 1, 1024), Plan::from_trusted(1, 2));
         // 3 large products on 2 cores: outer needs 2 rounds, inner 1.5: inner.
         assert_eq!(choose(&i, 3, 2048), Plan::from_trusted(1, 2));
-        // 3 small products: inner cannot split them: outer.
-        assert_eq!(choose(&i, 3, 60), Plan::from_trusted(2, 1));
+        // 3 small products: inner cannot split them well: outer.
+        assert_eq!(choose(&i, 3, 100), Plan::from_trusted(2, 1));
+        // Many tiny products: grouped into tasks of ~BATCH_TASK_FLOPS, outer.
+        assert_eq!(choose(&i, 10_922, 16), Plan::from_trusted(2, 1));
     }
 
     #[test]
@@ -303,6 +325,9 @@ mod tests {
     fn tiny_and_nested_batches_are_serial() {
         let i = input(ThreadingLayer::Pthreads);
         assert_eq!(choose(&i, 4, 8), Plan::serial());
+        // 250 products of 16³: 2 MFLOP in all, one task: serial (measured 0.62× on 2 threads).
+        assert_eq!(choose(&i, 250, 16), Plan::serial());
+        assert_eq!(choose(&i, 500, 16), Plan::from_trusted(2, 1));
         let nested = PolicyInput {
             nested: true,
             ..input(ThreadingLayer::Pthreads)
@@ -327,12 +352,40 @@ mod tests {
     }
 
     #[test]
+    fn batches_cut_into_tasks_of_at_least_the_task_work() {
+        for batch in [1, 2, 3, 10, 61, 500, 1003, 10_922, 1 << 20] {
+            for per_product in [8.0, 8192.0, 1.2e5, 7.0e5, 2.0e6, 3.3e7, 2.0e9] {
+                let len = batch_task_len(batch, per_product);
+                assert!((1..=batch).contains(&len), "{batch} {per_product}: {len}");
+                let tasks = batch.div_ceil(len);
+                let total = batch as f64 * per_product;
+                if tasks > 1 {
+                    // Full tasks do at least the task work, and there are no more of them
+                    // than the batch holds (the last one may be shorter).
+                    assert!(
+                        len as f64 * per_product >= BATCH_TASK_FLOPS,
+                        "{batch} {per_product}"
+                    );
+                    assert!(
+                        tasks as f64 <= total / BATCH_TASK_FLOPS,
+                        "{batch} {per_product}"
+                    );
+                } else {
+                    assert_eq!(len, batch);
+                }
+            }
+        }
+        assert_eq!(batch_task_len(1003, 8192.0), 251);
+        assert_eq!(batch_task_len(250, 8192.0), 250);
+    }
+
+    #[test]
     fn the_outer_limit_caps_k() {
         let i = PolicyInput {
             cores: 8,
             outer_limit: 3,
             ..input(ThreadingLayer::Pthreads)
         };
-        assert_eq!(choose(&i, 100, 60).outer_threads(), 3);
+        assert_eq!(choose(&i, 100, 100).outer_threads(), 3);
     }
 }
