@@ -1,5 +1,6 @@
-//! Elementwise maths and reductions on 10⁷ elements, on explicit rayon pools, with a
-//! STREAM-like triad as the machine's bandwidth yardstick.
+//! Elementwise maths and reductions on 10⁷ elements, on explicit rayon pools, with the
+//! machine's yardsticks: a STREAM-like triad, the fastest read of one array, and the cheapest
+//! fresh array.
 //!
 //! ```text
 //! cargo bench --bench elementwise                       # 1 and 2 threads, n = 10^7
@@ -32,7 +33,15 @@ fn env_usize_list(name: &str, default: &[usize]) -> Vec<usize> {
 /// and more ask for transparent huge pages (`madvise(MADV_HUGEPAGE)`), so that inputs and
 /// outputs of both sides sit on the same kind of pages (4 KiB pages alone make a memory-bound
 /// single-thread `sum` ~30% slower here: the prefetchers stop at every page boundary).
-fn numpy_like<T: Float>(n: usize, mut f: impl FnMut() -> T) -> Array1<T> {
+fn numpy_like<T: Float>(n: usize, f: impl FnMut() -> T) -> Array1<T> {
+    let mut v = huge_page_vec::<T>(n);
+    v.extend(std::iter::repeat_with(f).take(n));
+    Array1::from_vec(v)
+}
+
+/// An empty vector with room for `n` elements, advised to use huge pages from 4 MiB as numpy
+/// does (and as parlinalg's own outputs are).
+fn huge_page_vec<T>(n: usize) -> Vec<T> {
     let mut v: Vec<T> = Vec::with_capacity(n);
     let bytes = n * std::mem::size_of::<T>();
     if bytes >= 4 << 20 {
@@ -46,8 +55,7 @@ fn numpy_like<T: Float>(n: usize, mut f: impl FnMut() -> T) -> Array1<T> {
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };
         }
     }
-    v.extend((0..n).map(|_| f()));
-    Array1::from_vec(v)
+    v
 }
 
 /// Seeded inputs in [-1, 1) (as the numpy script), and |x| + 0.5 for ln and sqrt.
@@ -145,6 +153,54 @@ fn bench_type<T: Float>(c: &mut Criterion, dtype: &str, n: usize, threads: &[usi
                                 *d = p + s * q;
                             }
                         })
+                })
+            })
+        });
+        // Two more yardsticks, the floors under the targets. `read_red`: a plain read of x (an
+        // unordered sum into 32 lanes, no tree), as fast as a reduction can read it. `fresh_new`:
+        // the cheapest new array made from x (a copy of x into a fresh, huge-page-advised buffer,
+        // each huge page written by one thread, then freed, as the new-array forms are).
+        let read_chunk = n.div_ceil(4 * t).max(4096);
+        g.bench_function(id("read_red"), |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    x.as_slice()
+                        .unwrap()
+                        .par_chunks(read_chunk)
+                        .map(|c| {
+                            let mut acc = [T::zero(); 32];
+                            let mut it = c.chunks_exact(32);
+                            for v in &mut it {
+                                for (a, &e) in acc.iter_mut().zip(v) {
+                                    *a = *a + e;
+                                }
+                            }
+                            it.remainder()
+                                .iter()
+                                .chain(&acc)
+                                .fold(T::zero(), |s, &a| s + a)
+                        })
+                        .reduce(T::zero, |a, b| a + b)
+                })
+            })
+        });
+        let page_chunk = (2 << 20) / std::mem::size_of::<T>();
+        g.bench_function(id("fresh_new"), |b| {
+            pool.install(|| {
+                b.iter(|| {
+                    let mut v = huge_page_vec::<T>(n);
+                    let src = x.as_slice().unwrap();
+                    v.spare_capacity_mut()
+                        .par_chunks_mut(page_chunk)
+                        .enumerate()
+                        .for_each(|(i, c)| {
+                            for (e, &s) in c.iter_mut().zip(&src[i * page_chunk..]) {
+                                e.write(s);
+                            }
+                        });
+                    // SAFETY: every element of the capacity was written just above.
+                    unsafe { v.set_len(n) };
+                    v
                 })
             })
         });
