@@ -35,7 +35,9 @@ pub(crate) const PAR_MIN_REDUCE: usize = 1 << 17;
 /// measured on), so caching them only costs a read of every output line before it is written.
 /// Measured on 10⁷ f64, 2 threads: `add_into` 1.15 → 0.78 ns per element, `add` 1.75 → 1.52;
 /// in an alternating A/B of the new-array forms (fresh pages) streaming was as fast or faster
-/// (f32 `exp` 0.72 → 0.66, f64 `add` 2.1 → 1.6 on a loaded machine), so fresh outputs stream too.
+/// (f32 `exp` 0.72 → 0.66, f64 `add` 2.1 → 1.6 on a loaded machine), so fresh outputs stream too
+/// at that level. The AVX2 level streams through a staging buffer (`simd/stream.rs`), into
+/// existing outputs only (`elementwise::streams` says why).
 pub(crate) const STREAM_MIN_BYTES: usize = 32 << 20;
 
 /// Size of a transparent huge page on x86-64 Linux; parallel chunks of large outputs start on

@@ -391,7 +391,9 @@ fn public_functions_use_the_detected_level() {
 
 #[test]
 fn outputs_beyond_the_streaming_threshold() {
-    // 5·10⁶ f64 = 40 MB: written with non-temporal stores on AVX-512, normal stores elsewhere.
+    // 5·10⁶ f64 = 40 MB: existing outputs are written with non-temporal stores on AVX-512
+    // and AVX2 (through the staging buffer), new arrays on AVX-512; normal stores elsewhere.
+    // Every element is checked: a block the staging copy missed would hold stale values.
     let n = 5_000_001;
     let x = Array1::from_shape_fn(n, |i| (i % 2000) as f64 * 0.01 - 10.0);
     let y = Array1::from_shape_fn(n, |i| (i % 777) as f64 + 0.5);
@@ -399,12 +401,21 @@ fn outputs_beyond_the_streaming_threshold() {
         let p = pool(threads);
         let e = p.install(|| parlinalg::exp(&x));
         let s = p.install(|| parlinalg::add(&x, &y)).unwrap();
-        let mut out = Array1::zeros(n);
+        let mut out = Array1::from_elem(n, f64::NAN);
         p.install(|| parlinalg::div_into(&x, &y, &mut out)).unwrap();
-        for i in (0..n).step_by(997).chain([1, 2, 3, n - 2, n - 1]) {
-            assert!((e[i] / x[i].exp() - 1.0).abs() < 1e-15, "exp at {i}");
+        let mut e_into = Array1::from_elem(n, f64::NAN);
+        p.install(|| parlinalg::exp_into(&x, &mut e_into)).unwrap();
+        let serial =
+            parlinalg::unary_at_level(parlinalg::simd_level(), "exp", x.as_slice().unwrap())
+                .unwrap();
+        for i in 0..n {
             assert_eq!(s[i], x[i] + y[i], "add at {i}");
             assert_eq!(out[i], x[i] / y[i], "div at {i}");
+            assert_eq!(e[i].to_bits(), serial[i].to_bits(), "exp at {i}");
+            assert_eq!(e_into[i].to_bits(), serial[i].to_bits(), "exp_into at {i}");
+        }
+        for i in (0..n).step_by(997).chain([1, 2, 3, n - 2, n - 1]) {
+            assert!((e[i] / x[i].exp() - 1.0).abs() < 1e-15, "exp at {i}");
         }
     }
 }

@@ -11,6 +11,8 @@
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod math;
+#[cfg(target_arch = "x86_64")]
+mod stream;
 
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
@@ -160,8 +162,9 @@ pub enum Fold {
 pub trait SimdScalar: Copy + Send + Sync + 'static {
     /// `dst[i] = op(src[i])` for all `i` (`src.len() == dst.len()`), at `level`.
     fn unary(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]);
-    /// As [`SimdScalar::unary`], with non-temporal stores where the level has them (for
-    /// outputs far larger than the caches); the same values.
+    /// As [`SimdScalar::unary`], with non-temporal stores where the level has them (AVX-512
+    /// directly, AVX2 through a staging buffer: `stream.rs`), for outputs far larger than the
+    /// caches; the same values.
     fn unary_stream(level: SimdLevel, op: Unary, src: &[Self], dst: &mut [MaybeUninit<Self>]);
     /// `dst[i] = a[i] op b[i]` with non-temporal stores where the level has them.
     fn binary_stream(
@@ -411,6 +414,17 @@ macro_rules! impl_scalar {
                         // SAFETY: as in `unary`.
                         return unsafe { kernel(src, dst) };
                     }
+                    #[cfg(target_arch = "x86_64")]
+                    if level == SimdLevel::Avx2Fma {
+                        assert_eq!(src.len(), dst.len(), "kernel slices differ in length");
+                        // SAFETY: `SimdLevel::Avx2Fma` exists only once AVX2 (hence AVX) was
+                        // detected; `unary` writes every element of each piece.
+                        return unsafe {
+                            super::stream::staged(dst, |off, piece| {
+                                Self::unary(level, op, &src[off..off + piece.len()], piece)
+                            })
+                        };
+                    }
                     Self::unary(level, op, src, dst)
                 }
                 fn binary_stream(
@@ -425,6 +439,20 @@ macro_rules! impl_scalar {
                         let kernel = super::avx512::$abinary(op);
                         // SAFETY: as in `unary`.
                         return unsafe { kernel(a, b, dst) };
+                    }
+                    #[cfg(target_arch = "x86_64")]
+                    if level == SimdLevel::Avx2Fma {
+                        assert!(
+                            a.len() == dst.len() && b.len() == dst.len(),
+                            "kernel slices differ in length"
+                        );
+                        // SAFETY: as in `unary_stream`; `binary` writes every element.
+                        return unsafe {
+                            super::stream::staged(dst, |off, piece| {
+                                let r = off..off + piece.len();
+                                Self::binary(level, op, &a[r.clone()], Rhs::Slice(&b[r]), piece)
+                            })
+                        };
                     }
                     Self::binary(level, op, a, Rhs::Slice(b), dst)
                 }

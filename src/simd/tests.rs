@@ -329,54 +329,93 @@ fn binary_kernels_every_level() {
     }
 }
 
+/// Bit-for-bit equality of two outputs the kernels wrote.
+fn assert_same_bits<T: Copy + Into<f64> + std::fmt::Debug>(
+    a: &[MaybeUninit<T>],
+    b: &[MaybeUninit<T>],
+    what: &str,
+) {
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        // SAFETY: both kernels wrote every element of these slices.
+        let (p, q) = unsafe { (p.assume_init(), q.assume_init()) };
+        assert!(
+            p.into().to_bits() == q.into().to_bits(),
+            "{what} at {i}: {p:?} vs {q:?}"
+        );
+    }
+}
+
 #[test]
 fn streaming_kernels_match_at_every_offset() {
-    let xs: Vec<f64> = (0..300).map(|i| i as f64 * 0.37 - 50.0).collect();
-    let ys: Vec<f64> = (0..300).map(|i| i as f64 * 0.11 + 1.0).collect();
+    // Long enough for several staging blocks (4 KiB: 512 f64, 1024 f32) plus a tail.
+    const N: usize = 3000;
+    let xs: Vec<f64> = (0..N).map(|i| (i % 300) as f64 * 0.37 - 50.0).collect();
+    let ys: Vec<f64> = (0..N).map(|i| (i % 300) as f64 * 0.11 + 1.0).collect();
     let xs32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
     let ys32: Vec<f32> = ys.iter().map(|&v| v as f32).collect();
+    let unary = [
+        Unary::Exp,
+        Unary::Ln,
+        Unary::Sqrt,
+        Unary::Tanh,
+        Unary::Sigmoid,
+    ];
+    let binary = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div];
     for level in SimdLevel::available() {
-        // Offsets and lengths that misalign the output every way, and shorter than a vector.
-        for (off, len) in [(0, 300), (1, 299), (3, 5), (7, 200), (0, 0), (5, 17)] {
-            let mut a = vec![MaybeUninit::uninit(); 300];
-            let mut b = vec![MaybeUninit::uninit(); 300];
-            for op in [
-                Unary::Exp,
-                Unary::Ln,
-                Unary::Sqrt,
-                Unary::Tanh,
-                Unary::Sigmoid,
-            ] {
-                let src = &ys[off..off + len];
-                f64::unary(level, op, src, &mut a[off..off + len]);
-                f64::unary_stream(level, op, src, &mut b[off..off + len]);
-                for i in off..off + len {
-                    // SAFETY: both kernels wrote these elements.
-                    let (p, q) = unsafe { (a[i].assume_init(), b[i].assume_init()) };
-                    assert_eq!(p.to_bits(), q.to_bits(), "{op:?} {level:?} at {i}");
-                }
+        // Offsets and lengths that misalign the output every way, shorter than a vector,
+        // shorter than a staging block, exactly whole blocks after the head, and several
+        // blocks with a tail.
+        for (off, len) in [
+            (0, 300),
+            (1, 299),
+            (3, 5),
+            (7, 200),
+            (0, 0),
+            (5, 17),
+            (0, 1024),
+            (0, 2048),
+            (1, N - 1),
+            (9, 2500),
+            (0, N),
+        ] {
+            let r = off..off + len;
+            let mut a = vec![MaybeUninit::uninit(); N];
+            let mut b = vec![MaybeUninit::uninit(); N];
+            let mut c = vec![MaybeUninit::uninit(); N];
+            let mut d = vec![MaybeUninit::uninit(); N];
+            for op in unary {
+                f64::unary(level, op, &ys[r.clone()], &mut a[r.clone()]);
+                f64::unary_stream(level, op, &ys[r.clone()], &mut b[r.clone()]);
+                assert_same_bits(
+                    &a[r.clone()],
+                    &b[r.clone()],
+                    &format!("{op:?} f64 {level:?}"),
+                );
+                f32::unary(level, op, &ys32[r.clone()], &mut c[r.clone()]);
+                f32::unary_stream(level, op, &ys32[r.clone()], &mut d[r.clone()]);
+                assert_same_bits(
+                    &c[r.clone()],
+                    &d[r.clone()],
+                    &format!("{op:?} f32 {level:?}"),
+                );
             }
-            for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
-                let (x, y) = (&xs[off..off + len], &ys[off..off + len]);
-                f64::binary(level, op, x, Rhs::Slice(y), &mut a[off..off + len]);
-                f64::binary_stream(level, op, x, y, &mut b[off..off + len]);
-                for i in off..off + len {
-                    // SAFETY: both kernels wrote these elements.
-                    let (p, q) = unsafe { (a[i].assume_init(), b[i].assume_init()) };
-                    assert_eq!(p.to_bits(), q.to_bits(), "{op:?} {level:?} at {i}");
-                }
-                let mut c = vec![MaybeUninit::uninit(); 300];
-                let mut d = vec![MaybeUninit::uninit(); 300];
-                let (x, y) = (&xs32[off..off + len], &ys32[off..off + len]);
-                f32::binary(level, op, x, Rhs::Slice(y), &mut c[off..off + len]);
-                f32::binary_stream(level, op, x, y, &mut d[off..off + len]);
-                f32::unary_stream(level, Unary::Exp, x, &mut d[off..off + len]);
-                f32::unary(level, Unary::Exp, x, &mut c[off..off + len]);
-                for i in off..off + len {
-                    // SAFETY: both kernels wrote these elements.
-                    let (p, q) = unsafe { (c[i].assume_init(), d[i].assume_init()) };
-                    assert_eq!(p.to_bits(), q.to_bits(), "{op:?} f32 {level:?} at {i}");
-                }
+            for op in binary {
+                let (x, y) = (&xs[r.clone()], &ys[r.clone()]);
+                f64::binary(level, op, x, Rhs::Slice(y), &mut a[r.clone()]);
+                f64::binary_stream(level, op, x, y, &mut b[r.clone()]);
+                assert_same_bits(
+                    &a[r.clone()],
+                    &b[r.clone()],
+                    &format!("{op:?} f64 {level:?}"),
+                );
+                let (x, y) = (&xs32[r.clone()], &ys32[r.clone()]);
+                f32::binary(level, op, x, Rhs::Slice(y), &mut c[r.clone()]);
+                f32::binary_stream(level, op, x, y, &mut d[r.clone()]);
+                assert_same_bits(
+                    &c[r.clone()],
+                    &d[r.clone()],
+                    &format!("{op:?} f32 {level:?}"),
+                );
             }
         }
     }
