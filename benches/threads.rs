@@ -7,8 +7,9 @@
 //! cargo bench --bench threads -- policy       # one part: policy | threshold | latency | scope
 //! cargo bench --bench threads -- policy --sizes 64,256 --rounds 5 --seconds 0.5
 //! ```
-//! Cells run interleaved, in rotating order, round after round; tables quote medians over
-//! rounds. Under `cargo test` (no `--bench` argument) a tiny smoke run proves the bench works.
+//! Cells run interleaved round after round (the policy table in a new random order each
+//! round, the threshold table alternating), each after a short pause so that the previous
+//! cell's spinning threads are asleep; tables quote medians over rounds. Under `cargo test` (no `--bench` argument) a tiny smoke run proves the bench works.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,6 +87,20 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
+/// Idle time before each timed cell of the policy table: longer than rayon's and OpenBLAS's
+/// workers spin before they sleep, so that the previous cell's threads are asleep.
+const CELL_PAUSE: Duration = Duration::from_millis(20);
+
+/// Fisher–Yates shuffle with a small xorshift generator: a reproducible order per seed.
+fn shuffle(v: &mut [usize], seed: &mut u64) {
+    for i in (1..v.len()).rev() {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        v.swap(i, (*seed % (i as u64 + 1)) as usize);
+    }
+}
+
 /// The default policy against every static pair with K·N ≤ 4 × cores.
 fn policy(o: &Opts) {
     let cores = parlinalg::threads::Cores::detect().count;
@@ -100,19 +115,22 @@ fn policy(o: &Opts) {
     println!("\n## matmul_batch: default policy vs every static (K outer × N BLAS) pair\n");
     println!(
         "f64, {cores} cores, batches of ~{}s of serial work per measurement (a batch of at most \
-         64 MB is repeated to fill it), median of {} interleaved rounds. Speedup over serial (1×1).\n",
+         64 MB is repeated to fill it), median of {} rounds, each running every cell once in a new random order, 20 ms apart. Speedup over serial (1×1). \
+         \"policy / best\": the policy's median time over the fastest static cell's. \"held out\": \
+         the best pair picked on the even rounds, then the median over the odd rounds of the \
+         policy's time over that pair's in the same round (no winner's curse).\n",
         o.seconds, o.rounds
     );
     print!("| n | batch × calls | policy's plan |");
     for (k, n) in &pairs {
         print!(" {k}×{n} |");
     }
-    println!(" best static | policy | policy / best |");
+    println!(" best static | policy | policy / best | held out |");
     print!("|---:|---:|---|");
     for _ in &pairs {
         print!("---:|");
     }
-    println!("---|---:|---:|");
+    println!("---|---:|---:|---|");
     for &n in &o.sizes {
         // One product's serial time, then a batch that fits 64 MB, repeated to ~seconds.
         let a1 = matrix::<f64>(n, 1);
@@ -134,9 +152,15 @@ fn policy(o: &Opts) {
         let choice = parlinalg::threads::plan_for_batch(batch, n, n, n).unwrap();
         // configs: every static pair, then the policy
         let mut times: Vec<Vec<f64>> = vec![vec![]; pairs.len() + 1];
-        for round in 0..o.rounds {
-            for step in 0..=pairs.len() {
-                let c = (step + round) % (pairs.len() + 1);
+        let mut order: Vec<usize> = (0..=pairs.len()).collect();
+        let mut seed = 0x5EED_u64 + n as u64;
+        for _ in 0..o.rounds {
+            // A new random order every round, and a pause before every cell: a cell must not
+            // always follow the same one, whose threads (rayon's and OpenBLAS's spin before
+            // they sleep) would still be taking cores when it starts.
+            shuffle(&mut order, &mut seed);
+            for &c in &order {
+                std::thread::sleep(CELL_PAUSE);
                 let t = Instant::now();
                 for _ in 0..calls {
                     let out = if c == pairs.len() {
@@ -150,6 +174,7 @@ fn policy(o: &Opts) {
                 times[c].push(t.elapsed().as_secs_f64() / calls as f64);
             }
         }
+        let held_out = held_out_ratio(&times, pairs.len());
         let med: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
         let serial = med[pairs.iter().position(|&p| p == (1, 1)).unwrap()];
         let (best_i, best) = med[..pairs.len()]
@@ -163,8 +188,14 @@ fn policy(o: &Opts) {
             print!(" {:.2} |", serial / m);
         }
         let policy = med[pairs.len()];
+        let held_out = match held_out {
+            Some((pick, ratio)) => {
+                format!("{}×{}: {:.1}%", pairs[pick].0, pairs[pick].1, 100.0 * ratio)
+            }
+            None => "—".into(),
+        };
         println!(
-            " {}×{} ({:.2}) | {:.2} | {:.1}% |",
+            " {}×{} ({:.2}) | {:.2} | {:.1}% | {held_out} |",
             pairs[best_i].0,
             pairs[best_i].1,
             serial / best,
@@ -172,6 +203,30 @@ fn policy(o: &Opts) {
             100.0 * policy / best
         );
     }
+}
+
+/// The policy's time over the best static pair's without the winner's curse: the best pair is
+/// picked on the even rounds (by median time), and the ratio is the median over the odd rounds
+/// of (policy's time / that pair's time in the same round). Picking the fastest of many noisy
+/// cells and scoring it on the same samples favours whichever cell was luckiest; scoring it on
+/// other rounds does not. `times[c][r]` is config `c`'s time in round `r`, the policy last.
+/// `None` with fewer than 2 rounds.
+fn held_out_ratio(times: &[Vec<f64>], statics: usize) -> Option<(usize, f64)> {
+    let rounds = times[0].len();
+    if rounds < 2 {
+        return None;
+    }
+    let pick = (0..statics)
+        .min_by(|&x, &y| {
+            let m = |c: usize| median(&mut times[c].iter().step_by(2).copied().collect::<Vec<_>>());
+            m(x).total_cmp(&m(y))
+        })
+        .expect("at least one static pair");
+    let mut ratios: Vec<f64> = (1..rounds)
+        .step_by(2)
+        .map(|r| times[statics][r] / times[pick][r])
+        .collect();
+    Some((pick, median(&mut ratios)))
 }
 
 /// Small batches of 16×16 products around `SERIAL_BELOW_FLOPS`: serial against all cores as
@@ -202,6 +257,7 @@ fn threshold(o: &Opts) {
             for step in 0..2 {
                 let c = (step + round) % 2;
                 let plan = if c == 0 { Plan::serial() } else { outer };
+                std::thread::sleep(CELL_PAUSE);
                 let t = Instant::now();
                 for _ in 0..calls {
                     black_box(parlinalg::matmul_batch_with(&a, &a, &plan).unwrap());
