@@ -329,18 +329,66 @@ fn binary_kernels_every_level() {
     }
 }
 
-/// Bit-for-bit equality of two outputs the kernels wrote.
-fn assert_same_bits<T: Copy + Into<f64> + std::fmt::Debug>(
-    a: &[MaybeUninit<T>],
-    b: &[MaybeUninit<T>],
+/// Runs `plain` and `stream` (two kernels writing the same output) into fresh buffers of
+/// `len` elements placed `off` elements into an allocation (so the output is misaligned every
+/// way), and checks that they wrote the same bits.
+fn same_bits<T: Copy + Into<f64> + std::fmt::Debug>(
+    off: usize,
+    len: usize,
+    plain: impl Fn(&mut [MaybeUninit<T>]),
+    stream: impl Fn(&mut [MaybeUninit<T>]),
     what: &str,
 ) {
-    for (i, (p, q)) in a.iter().zip(b).enumerate() {
-        // SAFETY: both kernels wrote every element of these slices.
+    let (mut a, mut b) = (
+        vec![MaybeUninit::uninit(); off + len],
+        vec![MaybeUninit::uninit(); off + len],
+    );
+    plain(&mut a[off..]);
+    stream(&mut b[off..]);
+    for (i, (p, q)) in a[off..].iter().zip(&b[off..]).enumerate() {
+        // SAFETY: both kernels wrote every element of their output.
         let (p, q) = unsafe { (p.assume_init(), q.assume_init()) };
         assert!(
             p.into().to_bits() == q.into().to_bits(),
             "{what} at {i}: {p:?} vs {q:?}"
+        );
+    }
+}
+
+/// The streaming variants of every unary and binary kernel against the plain ones, for `T`.
+fn streaming_matches_plain<T: SimdScalar + Into<f64> + std::fmt::Debug>(
+    level: SimdLevel,
+    xs: &[T],
+    ys: &[T],
+    off: usize,
+    len: usize,
+) {
+    let (x, y) = (&xs[off..off + len], &ys[off..off + len]);
+    let t = std::any::type_name::<T>();
+    for op in [
+        Unary::Exp,
+        Unary::Ln,
+        Unary::Sqrt,
+        Unary::Tanh,
+        Unary::Sigmoid,
+    ] {
+        let what = format!("{op:?} {t} {level:?} off {off} len {len}");
+        same_bits(
+            off,
+            len,
+            |d| T::unary(level, op, y, d),
+            |d| T::unary_stream(level, op, y, d),
+            &what,
+        );
+    }
+    for op in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+        let what = format!("{op:?} {t} {level:?} off {off} len {len}");
+        same_bits(
+            off,
+            len,
+            |d| T::binary(level, op, x, Rhs::Slice(y), d),
+            |d| T::binary_stream(level, op, x, y, d),
+            &what,
         );
     }
 }
@@ -353,14 +401,6 @@ fn streaming_kernels_match_at_every_offset() {
     let ys: Vec<f64> = (0..N).map(|i| (i % 300) as f64 * 0.11 + 1.0).collect();
     let xs32: Vec<f32> = xs.iter().map(|&v| v as f32).collect();
     let ys32: Vec<f32> = ys.iter().map(|&v| v as f32).collect();
-    let unary = [
-        Unary::Exp,
-        Unary::Ln,
-        Unary::Sqrt,
-        Unary::Tanh,
-        Unary::Sigmoid,
-    ];
-    let binary = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div];
     for level in SimdLevel::available() {
         // Offsets and lengths that misalign the output every way, shorter than a vector,
         // shorter than a staging block, exactly whole blocks after the head, and several
@@ -378,45 +418,8 @@ fn streaming_kernels_match_at_every_offset() {
             (9, 2500),
             (0, N),
         ] {
-            let r = off..off + len;
-            let mut a = vec![MaybeUninit::uninit(); N];
-            let mut b = vec![MaybeUninit::uninit(); N];
-            let mut c = vec![MaybeUninit::uninit(); N];
-            let mut d = vec![MaybeUninit::uninit(); N];
-            for op in unary {
-                f64::unary(level, op, &ys[r.clone()], &mut a[r.clone()]);
-                f64::unary_stream(level, op, &ys[r.clone()], &mut b[r.clone()]);
-                assert_same_bits(
-                    &a[r.clone()],
-                    &b[r.clone()],
-                    &format!("{op:?} f64 {level:?}"),
-                );
-                f32::unary(level, op, &ys32[r.clone()], &mut c[r.clone()]);
-                f32::unary_stream(level, op, &ys32[r.clone()], &mut d[r.clone()]);
-                assert_same_bits(
-                    &c[r.clone()],
-                    &d[r.clone()],
-                    &format!("{op:?} f32 {level:?}"),
-                );
-            }
-            for op in binary {
-                let (x, y) = (&xs[r.clone()], &ys[r.clone()]);
-                f64::binary(level, op, x, Rhs::Slice(y), &mut a[r.clone()]);
-                f64::binary_stream(level, op, x, y, &mut b[r.clone()]);
-                assert_same_bits(
-                    &a[r.clone()],
-                    &b[r.clone()],
-                    &format!("{op:?} f64 {level:?}"),
-                );
-                let (x, y) = (&xs32[r.clone()], &ys32[r.clone()]);
-                f32::binary(level, op, x, Rhs::Slice(y), &mut c[r.clone()]);
-                f32::binary_stream(level, op, x, y, &mut d[r.clone()]);
-                assert_same_bits(
-                    &c[r.clone()],
-                    &d[r.clone()],
-                    &format!("{op:?} f32 {level:?}"),
-                );
-            }
+            streaming_matches_plain(level, &xs, &ys, off, len);
+            streaming_matches_plain(level, &xs32, &ys32, off, len);
         }
     }
 }
