@@ -9,7 +9,9 @@
 //! ```
 //! Cells run interleaved round after round (the policy table in a new random order each
 //! round, the threshold table alternating), each after a short pause so that the previous
-//! cell's spinning threads are asleep; tables quote medians over rounds. Under `cargo test` (no `--bench` argument) a tiny smoke run proves the bench works.
+//! cell's spinning threads are asleep. The policy table scores cells by their lower quartile
+//! over rounds (medians beside it), the other tables quote medians. Under `cargo test` (no
+//! `--bench` argument) a tiny smoke run proves the bench works.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,7 +183,7 @@ fn policy(o: &Opts) {
         }
         // This VM's noise only ever adds time, in bursts of seconds that slow whatever cell
         // runs then (seen: cells of the very same plan with medians 10–20% apart over 30
-        // rounds, while their fast runs agreed within 3%). So every cell is scored by its lower
+        // rounds, while their fast runs agreed within 4%). So every cell is scored by its lower
         // quartile over the rounds, the time it takes when nothing else interferes; medians
         // are shown beside it.
         let q1 = |v: &[f64]| percentile(&mut v.to_vec(), 0.25);
@@ -244,8 +246,9 @@ fn held_out_ratio(
     let rounds = |c: usize, parity: usize| -> Vec<f64> {
         times[c].iter().skip(parity).step_by(2).copied().collect()
     };
+    let picking: Vec<f64> = (0..statics).map(|c| score(&rounds(c, 0))).collect();
     let pick = (0..statics)
-        .min_by(|&x, &y| score(&rounds(x, 0)).total_cmp(&score(&rounds(y, 0))))
+        .min_by(|&x, &y| picking[x].total_cmp(&picking[y]))
         .expect("at least one static pair");
     Some((pick, score(&rounds(statics, 1)) / score(&rounds(pick, 1))))
 }

@@ -2,7 +2,7 @@
 //!
 //! An output far larger than the last-level cache is cheaper to write with non-temporal stores:
 //! the CPU does not read each output line before overwriting it (no read-for-ownership), which
-//! removes a third of the memory traffic of `a + b`. The AVX-512 kernels (`avx512.rs`) store
+//! removes a quarter of the memory traffic of `a + b`. The AVX-512 kernels (`avx512.rs`) store
 //! their vectors that way directly. The AVX2 kernels are compiled from the portable scalar code
 //! (`math.rs` and the closures of `mod.rs`), so instead of rewriting each of them with
 //! intrinsics, [`staged`] runs the unchanged kernel over blocks of [`STAGE_BYTES`] into a buffer
@@ -22,7 +22,7 @@ use std::mem::{size_of, MaybeUninit};
 /// Bytes computed per step into the staging buffer: small enough to stay in L1 (32 KiB and
 /// more on every AVX2 CPU) beside the inputs' lines, large enough that the per-block kernel
 /// call costs nothing measurable.
-pub(super) const STAGE_BYTES: usize = 4096;
+const STAGE_BYTES: usize = 4096;
 
 /// The staging buffer, aligned for 32-byte loads and to whole cache lines.
 #[repr(C, align(64))]
