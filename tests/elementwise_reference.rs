@@ -144,7 +144,31 @@ fn binary_into<T: Float>(
     .unwrap()
 }
 
+/// A case whose `a` is not 2-D (numpy broadcasting across more dimensions): checked as stored
+/// and through a reversed-axes view of the same data.
+fn check_binary_nd<T: Float + ReadableElement>(case: &Case) {
+    let a = case.load::<T>("a");
+    let b = case.load::<T>("b");
+    let want = case.load::<T>("expected");
+    let a_f = a.t().as_standard_layout().into_owned();
+    for (name, va) in [("c_order", a.view()), ("f_order", a_f.t())] {
+        let got = match case.op.as_str() {
+            "add" => parlinalg::add(&va, &b),
+            "sub" => parlinalg::sub(&va, &b),
+            "mul" => parlinalg::mul(&va, &b),
+            "div" => parlinalg::div(&va, &b),
+            other => panic!("unknown binary op {other}"),
+        }
+        .unwrap();
+        let ctx = format!("{} a:{name}", case.name);
+        assert_all_close(got.view(), want.view(), case.rtol, case.atol, &ctx);
+    }
+}
+
 fn check_binary<T: Float + ReadableElement>(case: &Case) {
+    if case.load::<T>("a").ndim() != 2 {
+        return check_binary_nd::<T>(case);
+    }
     let a = case.load2::<T>("a");
     let b = case.load::<T>("b");
     let want = case.load2::<T>("expected");
@@ -233,6 +257,25 @@ fn check_reductions<T: Float + ReadableElement>(case: &Case) {
 }
 
 fn check_single<T: Float + ReadableElement>(case: &Case) {
+    let xd = case.load::<T>("x");
+    if xd.ndim() != 1 {
+        // Any other dimension: as stored and through its transpose (a reduction over every
+        // element does not depend on the order).
+        let want = case.load0::<T>("expected");
+        for (name, v) in [("c_order", xd.view()), ("transposed", xd.t())] {
+            let got = match case.op.as_str() {
+                "sum" => parlinalg::sum(&v),
+                "mean" => parlinalg::mean(&v),
+                "max" => parlinalg::max(&v),
+                "min" => parlinalg::min(&v),
+                "norm2" => parlinalg::norm2(&v),
+                other => panic!("unknown reduction {other}"),
+            }
+            .unwrap();
+            check_scalar(case, &case.op, got, want, name);
+        }
+        return;
+    }
     let x = case.load1::<T>("x");
     let want = case.load0::<T>("expected");
     for l in vector_layouts(&x) {

@@ -8,7 +8,7 @@ use ndarray::{s, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, Sha
 use ndarray_npy::ReadableElement;
 use parlinalg::Float;
 
-/// One case of `../shared/reference/manifest.json`.
+/// One case of `tests/reference/manifest.json`.
 #[derive(Debug, Clone)]
 pub struct Case {
     pub name: String,
@@ -22,11 +22,11 @@ pub struct Case {
 }
 
 /// The reference folder: `PARLINALG_REFERENCE_DIR` when set (to run held-out cases from the
-/// same generator), else `../shared/reference` relative to the project root.
+/// same generator), else `tests/reference`, made by `tests/reference/generate.py`.
 pub fn reference_dir() -> PathBuf {
     match std::env::var_os("PARLINALG_REFERENCE_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference"),
     }
 }
 
