@@ -148,9 +148,12 @@ fn run<T: DirectGemm>(n: usize, threads: usize, rounds: Option<usize>) {
 }
 
 fn main() {
-    let selection = parlinalg::kernel::ensure_best_kernel();
+    let selection = parlinalg::kernel::kernel_selection();
     let o = opts();
-    println!("{selection}; {}", parlinalg::blas_library().config);
+    println!(
+        "OpenBLAS kernel: {selection}; {}",
+        parlinalg::blas_library().config
+    );
     println!();
     println!("| type | n | BLAS threads | matmul ns | cblas fresh ns | matmul_into ns | cblas same ns | matmul vs cblas fresh | matmul_into vs cblas same | matmul vs cblas same |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");

@@ -408,9 +408,12 @@ fn scope(o: &Opts) {
 }
 
 fn main() {
-    let selection = parlinalg::kernel::ensure_best_kernel();
+    let selection = parlinalg::kernel::kernel_selection();
     let o = opts();
-    println!("{selection}; {}", parlinalg::blas_library().config);
+    println!(
+        "OpenBLAS kernel: {selection}; {}",
+        parlinalg::blas_library().config
+    );
     for part in &o.parts {
         match part.as_str() {
             "policy" => policy(&o),

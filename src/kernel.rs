@@ -3,24 +3,24 @@
 //! A `DYNAMIC_ARCH` OpenBLAS holds kernels for many CPUs and picks one when it loads. A build
 //! older than the CPU does not recognise it and falls back to a generic kernel: Debian's 0.3.21
 //! on a recent Xeon runs `Prescott` (SSE3) and its dgemm is 4.6× slower than with `SkylakeX`.
-//! OpenBLAS reads `OPENBLAS_CORETYPE` only at load, before `main`, so the fix is an environment
-//! variable set before the process starts.
+//! OpenBLAS reads `OPENBLAS_CORETYPE` when it selects its kernel table: at load, and again when a
+//! `DYNAMIC_ARCH` build is asked to re-select it (`gotoblas_dynamic_init`).
 //!
 //! [`check_kernel`] compares the running kernel with the best instruction set the CPU and the OS
 //! support (from CPUID) and returns a [`KernelFinding`] with the exact fix; it never recommends
-//! a kernel that needs an instruction the CPU lacks. [`ensure_best_kernel`] is the opt-in
-//! helper that re-executes the current program once with the variable set.
+//! a kernel that needs an instruction the CPU lacks. Every program that links parlinalg applies
+//! that fix in-process before `main` ([`kernel_selection`] says what happened), so a user's
+//! program runs the right kernel without any variable set.
 
 use std::fmt;
+use std::sync::OnceLock;
 
+use crate::blas::ffi::DynamicArch;
 use crate::blas::info::BlasLibrary;
+use crate::{Error, Result};
 
 /// The environment variable OpenBLAS reads at load to force a core kernel.
 pub const CORETYPE_VAR: &str = "OPENBLAS_CORETYPE";
-
-/// Set by [`ensure_best_kernel`] in the re-executed child, so that it does not loop and can say
-/// what happened. Holds the kernel name that was forced.
-pub const REEXEC_MARKER_VAR: &str = "PARLINALG_KERNEL_REEXEC";
 
 /// Instruction-set families of OpenBLAS x86-64 kernels, lowest to highest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -338,16 +338,86 @@ pub fn check_loaded_kernel() -> KernelFinding {
     check_kernel(&lib.corename, lib.dynamic_arch, &CpuFeatures::detect())
 }
 
-/// What [`ensure_best_kernel`] did, for the program to print.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// parlinalg's variable for the in-process kernel switch: `auto` (the default: switch away from
+/// a generic fallback unless `OPENBLAS_CORETYPE` is set), `off` (never switch), or `force`
+/// (switch away from a fallback even when `OPENBLAS_CORETYPE` chose it: for tests and benches
+/// that start a child on a given kernel).
+pub const SWITCH_VAR: &str = "PARLINALG_KERNEL_SWITCH";
+
+/// What [`SWITCH_VAR`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SwitchMode {
+    /// Switch away from a generic fallback unless the user set `OPENBLAS_CORETYPE`.
+    Auto,
+    /// Never switch.
+    Off,
+    /// Switch away from a fallback even when `OPENBLAS_CORETYPE` chose it.
+    Force,
+}
+
+/// Parses a value of [`SWITCH_VAR`] (`None`: unset, which is `auto`). ASCII case and surrounding
+/// ASCII spaces are ignored.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] for anything but `auto`, `off` or `force` (or a value that is not
+/// UTF-8), naming the variable and the value.
+///
+/// ```
+/// use parlinalg::kernel::{parse_switch_mode, SwitchMode};
+/// use std::ffi::OsStr;
+///
+/// assert_eq!(parse_switch_mode(None)?, SwitchMode::Auto);
+/// assert_eq!(parse_switch_mode(Some(OsStr::new(" OFF ")))?, SwitchMode::Off);
+/// assert!(parse_switch_mode(Some(OsStr::new("yes"))).is_err());
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
+pub fn parse_switch_mode(raw: Option<&std::ffi::OsStr>) -> Result<SwitchMode> {
+    let Some(raw) = raw else {
+        return Ok(SwitchMode::Auto);
+    };
+    let invalid = |why: &str| Error::InvalidEnv {
+        name: SWITCH_VAR.into(),
+        value: raw.to_string_lossy().into_owned(),
+        why: why.into(),
+    };
+    let text = raw.to_str().ok_or_else(|| invalid("not UTF-8"))?;
+    match text
+        .trim_matches(|c: char| c.is_ascii_whitespace())
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "auto" => Ok(SwitchMode::Auto),
+        "off" => Ok(SwitchMode::Off),
+        "force" => Ok(SwitchMode::Force),
+        _ => Err(invalid("expected auto, off or force")),
+    }
+}
+
+/// What parlinalg did about OpenBLAS's core kernel when the process loaded: see
+/// [`kernel_selection`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum KernelSelection {
-    /// OpenBLAS picked a good kernel by itself; nothing to do.
+    /// OpenBLAS picked the best kernel family for this CPU by itself; nothing to do.
     AlreadyBest {
         /// The running kernel.
         running: String,
     },
-    /// The user set `OPENBLAS_CORETYPE`; it is kept as it is.
+    /// OpenBLAS picked a generic fallback and parlinalg switched it in-process, before `main`.
+    Switched {
+        /// The kernel OpenBLAS picked at load.
+        from: String,
+        /// The kernel running now.
+        to: String,
+        /// The OpenBLAS version, for the message.
+        version: Option<String>,
+        /// `true` when the switch overrode an `OPENBLAS_CORETYPE` (under `force`).
+        forced: bool,
+    },
+    /// The user set `OPENBLAS_CORETYPE`; it is kept.
     UserChoice {
         /// The value the user set.
         value: String,
@@ -356,26 +426,64 @@ pub enum KernelSelection {
         /// The check's finding for that kernel.
         finding: KernelFinding,
     },
-    /// This process was re-executed with `OPENBLAS_CORETYPE` set by [`ensure_best_kernel`].
-    Reexecuted {
-        /// The value that was set.
-        value: String,
-        /// The running kernel.
-        running: String,
-    },
-    /// The kernel is not the best, but re-executing cannot fix it (fixed build, unknown CPU, or
-    /// the re-execution itself did not take).
-    CannotFix {
-        /// The check's finding.
+    /// The switch is turned off (`PARLINALG_KERNEL_SWITCH=off`).
+    Disabled {
+        /// The check's finding for the running kernel.
         finding: KernelFinding,
     },
+    /// The kernel is below what the CPU supports (or the check cannot say) and could not be
+    /// switched.
+    NotSwitched {
+        /// The check's finding for the running kernel.
+        finding: KernelFinding,
+        /// Why not.
+        why: String,
+    },
+}
+
+impl KernelSelection {
+    /// `true` when the kernel that runs now is known to be below what the CPU supports.
+    pub fn is_suboptimal(&self) -> bool {
+        match self {
+            KernelSelection::AlreadyBest { .. } | KernelSelection::Switched { .. } => false,
+            KernelSelection::UserChoice { finding, .. }
+            | KernelSelection::Disabled { finding }
+            | KernelSelection::NotSwitched { finding, .. } => {
+                finding.is_suboptimal() || matches!(finding, KernelFinding::AboveCpu { .. })
+            }
+        }
+    }
 }
 
 impl fmt::Display for KernelSelection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             KernelSelection::AlreadyBest { running } => {
-                write!(f, "OpenBLAS kernel {running} (picked by OpenBLAS, best for this CPU)")
+                write!(
+                    f,
+                    "{running}, picked by OpenBLAS: the best family for this CPU"
+                )
+            }
+            KernelSelection::Switched {
+                from,
+                to,
+                version,
+                forced,
+            } => {
+                let version = version.as_deref().unwrap_or("(unknown version)");
+                if *forced {
+                    write!(
+                        f,
+                        "{to}, switched in-process from {from}, which {CORETYPE_VAR} chose \
+                         ({SWITCH_VAR}=force)"
+                    )
+                } else {
+                    write!(
+                        f,
+                        "{to}, switched in-process from {from}, which OpenBLAS {version} picked \
+                         for this CPU"
+                    )
+                }
             }
             KernelSelection::UserChoice {
                 value,
@@ -383,125 +491,166 @@ impl fmt::Display for KernelSelection {
                 finding,
             } => write!(
                 f,
-                "OpenBLAS kernel {running} ({CORETYPE_VAR}={value} set by you, kept; check: {finding})"
+                "{running} ({CORETYPE_VAR}={value} set by you, kept; check: {finding})"
             ),
-            KernelSelection::Reexecuted { value, running } => write!(
-                f,
-                "OpenBLAS kernel {running} (OpenBLAS picked a generic fallback; parlinalg re-executed this program with {CORETYPE_VAR}={value})"
-            ),
-            KernelSelection::CannotFix { finding } => {
-                write!(f, "OpenBLAS kernel: {finding}")
+            KernelSelection::Disabled { finding } => {
+                write!(f, "{finding} (switch off: {SWITCH_VAR}=off)")
+            }
+            KernelSelection::NotSwitched { finding, why } => {
+                write!(f, "{finding} (not switched: {why})")
             }
         }
     }
 }
 
-/// Opt-in helper for programs: makes sure OpenBLAS runs the best kernel for this CPU.
+/// What parlinalg did about OpenBLAS's kernel in this process.
 ///
-/// When `OPENBLAS_CORETYPE` is unset and OpenBLAS fell back to a lesser kernel than the CPU
-/// supports, this replaces the current process (`exec`, same executable, arguments and
-/// environment) with one that has `OPENBLAS_CORETYPE` set to the recommended kernel, once: the
-/// child carries [`REEXEC_MARKER_VAR`] and never re-executes again. A variable the user set is
-/// kept. Call it first thing in `main`, before any work and before printing (output before the
-/// `exec` would appear twice).
+/// A `DYNAMIC_ARCH` OpenBLAS older than the CPU picks a generic kernel at load (Debian's 0.3.21
+/// runs `Prescott` on recent Xeons, 4.6× slower at dgemm). parlinalg fixes this in every
+/// program that links it, before `main`: when the check finds a fallback, it selects the
+/// recommended kernel again inside the same process (`gotoblas_dynamic_quit`, then
+/// `gotoblas_dynamic_init` with `OPENBLAS_CORETYPE` set for that call only), and never a kernel
+/// that needs an instruction the CPU lacks. A user's `OPENBLAS_CORETYPE` is kept;
+/// `PARLINALG_KERNEL_SWITCH=off` turns the switch off (see [`SWITCH_VAR`]).
 ///
-/// Returns, in the process that goes on, what happened, for the program to print.
-///
-/// # Errors
-/// Never fails in the process that goes on: a failed `exec` is reported as
-/// [`KernelSelection::CannotFix`].
-///
-/// ```no_run
-/// // First thing in main:
-/// let selection = parlinalg::kernel::ensure_best_kernel();
-/// println!("{selection}");
-/// // ... the program, now on the right kernel
 /// ```
-pub fn ensure_best_kernel() -> KernelSelection {
+/// let selection = parlinalg::kernel::kernel_selection();
+/// println!("OpenBLAS kernel: {selection}");
+/// assert!(!selection.to_string().is_empty());
+/// ```
+pub fn kernel_selection() -> &'static KernelSelection {
+    SELECTION.get_or_init(|| KernelSelection::NotSwitched {
+        finding: check_loaded_kernel(),
+        why: "parlinalg's load-time constructor did not run".into(),
+    })
+}
+
+static SELECTION: OnceLock<KernelSelection> = OnceLock::new();
+
+// Why a load-time constructor, not the first parlinalg call: the switch leaves OpenBLAS without a
+// kernel table between its two calls, so no thread may be inside OpenBLAS then, and only before
+// `main` is that known (OpenBLAS's own worker threads, started by its constructor, which runs
+// before ours, sit idle until a call). At a first call, another thread could already be in
+// OpenBLAS through another crate. Setting `OPENBLAS_CORETYPE` for the duration of the call is
+// sound for the same reason: no other thread reads the environment yet.
+#[ctor::ctor(unsafe)]
+fn select_kernel_at_load() {
+    SELECTION.get_or_init(select_kernel);
+}
+
+/// Checks the loaded kernel and switches it when the rules above say so. Runs before `main`.
+fn select_kernel() -> KernelSelection {
     let lib = BlasLibrary::query();
-    let finding = check_kernel(&lib.corename, lib.dynamic_arch, &CpuFeatures::detect());
-    let decision = decide(
+    let cpu = CpuFeatures::detect();
+    let finding = check_kernel(&lib.corename, lib.dynamic_arch, &cpu);
+    let mode = parse_switch_mode(std::env::var_os(SWITCH_VAR).as_deref());
+    let coretype = std::env::var_os(CORETYPE_VAR).map(|v| v.to_string_lossy().into_owned());
+    match decide(
         finding,
-        lib.corename,
-        std::env::var(CORETYPE_VAR).ok(),
-        std::env::var(REEXEC_MARKER_VAR).ok(),
-    );
-    match decision {
+        &lib.corename,
+        mode,
+        coretype,
+        cpu.recommended_kernel(),
+    ) {
         Decision::Keep(selection) => selection,
-        Decision::Reexec { value, finding } => {
-            reexec_with(value);
-            // Only reached when exec failed.
-            KernelSelection::CannotFix { finding }
-        }
+        Decision::Switch { to, forced } => switch(&lib, to, forced, &cpu),
     }
 }
 
-/// What [`ensure_best_kernel`] should do.
+/// What [`select_kernel`] should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Decision {
     Keep(KernelSelection),
-    Reexec {
-        value: &'static str,
-        finding: KernelFinding,
-    },
+    Switch { to: &'static str, forced: bool },
 }
 
-/// The pure part of [`ensure_best_kernel`]: from the finding, the running kernel, and the values
-/// of `OPENBLAS_CORETYPE` and of our marker variable.
+/// The pure part of [`select_kernel`]: from the check's finding, the running kernel, the switch
+/// mode, the user's `OPENBLAS_CORETYPE` and the kernel recommended for this CPU.
 fn decide(
     finding: KernelFinding,
-    running: String,
+    running: &str,
+    mode: Result<SwitchMode>,
     coretype: Option<String>,
-    marker: Option<String>,
+    recommended: Option<&'static str>,
 ) -> Decision {
-    let keep = Decision::Keep;
-    match (coretype, marker) {
-        // We set it in a previous exec: say so, unless it did not help.
-        (Some(value), Some(marker)) if value == marker => {
-            if finding.is_suboptimal() {
-                keep(KernelSelection::CannotFix { finding })
-            } else {
-                keep(KernelSelection::Reexecuted { value, running })
-            }
+    let running = running.to_owned();
+    let mode = match mode {
+        Ok(mode) => mode,
+        Err(e) => {
+            return Decision::Keep(KernelSelection::NotSwitched {
+                finding,
+                why: e.to_string(),
+            })
         }
-        // The user's own choice is kept, with the check's opinion of it.
-        (Some(value), _) => keep(KernelSelection::UserChoice {
-            value,
-            running,
+    };
+    match (mode, coretype) {
+        (SwitchMode::Off, _) => return Decision::Keep(KernelSelection::Disabled { finding }),
+        (SwitchMode::Auto, Some(value)) => {
+            return Decision::Keep(KernelSelection::UserChoice {
+                value,
+                running,
+                finding,
+            })
+        }
+        _ => {}
+    }
+    let forced = matches!(mode, SwitchMode::Force);
+    match (&finding, recommended) {
+        (KernelFinding::Best { .. }, _) => Decision::Keep(KernelSelection::AlreadyBest { running }),
+        (KernelFinding::Fallback { recommended, .. }, _) => Decision::Switch {
+            to: recommended,
+            forced,
+        },
+        // Only a forced OPENBLAS_CORETYPE can put a kernel above the CPU: bring it down.
+        (KernelFinding::AboveCpu { .. }, Some(to)) => Decision::Switch { to, forced },
+        (KernelFinding::FixedBuild { fix, .. }, _) => {
+            let why = format!("the library holds one CPU's kernels (no DYNAMIC_ARCH): {fix}");
+            Decision::Keep(KernelSelection::NotSwitched { finding, why })
+        }
+        _ => Decision::Keep(KernelSelection::NotSwitched {
+            why: "the check cannot tell which kernel this CPU should run".into(),
             finding,
         }),
-        // The variable vanished after our exec: never loop.
-        (None, Some(_)) => keep(KernelSelection::CannotFix { finding }),
-        (None, None) => match (&finding, finding.recommended()) {
-            (_, Some(value)) => Decision::Reexec { value, finding },
-            (KernelFinding::Best { .. }, None) => keep(KernelSelection::AlreadyBest { running }),
-            (_, None) => keep(KernelSelection::CannotFix { finding }),
-        },
     }
 }
 
-/// Replaces this process with the same program and `OPENBLAS_CORETYPE=value`. Returns only if
-/// `exec` failed.
-#[cfg(unix)]
-fn reexec_with(value: &str) {
-    use std::os::unix::process::CommandExt;
-    let Ok(exe) = std::env::current_exe() else {
-        return;
+/// Selects `to` in-process and checks that OpenBLAS took it.
+fn switch(lib: &BlasLibrary, to: &'static str, forced: bool, cpu: &CpuFeatures) -> KernelSelection {
+    let from = lib.corename.clone();
+    let before = check_kernel(&from, lib.dynamic_arch, cpu);
+    let dynamic = match DynamicArch::lookup() {
+        Ok(d) => d,
+        Err(why) => {
+            return KernelSelection::NotSwitched {
+                finding: before,
+                why,
+            }
+        }
     };
-    let mut args = std::env::args_os();
-    let mut cmd = std::process::Command::new(exe);
-    if let Some(arg0) = args.next() {
-        cmd.arg0(arg0);
+    let users_value = std::env::var_os(CORETYPE_VAR);
+    std::env::set_var(CORETYPE_VAR, to);
+    // SAFETY: this runs in the load-time constructor (see `select_kernel_at_load`), before
+    // `main`: no thread is inside OpenBLAS or can enter it until we return.
+    unsafe { dynamic.reselect() };
+    match users_value {
+        Some(v) => std::env::set_var(CORETYPE_VAR, v),
+        None => std::env::remove_var(CORETYPE_VAR),
     }
-    let _exec_error = cmd
-        .args(args)
-        .env(CORETYPE_VAR, value)
-        .env(REEXEC_MARKER_VAR, value)
-        .exec();
+    let now = crate::blas::ffi::get_corename();
+    if kernel_isa_level(&now) == kernel_isa_level(to) {
+        KernelSelection::Switched {
+            from,
+            to: now,
+            version: lib.version.clone(),
+            forced,
+        }
+    } else {
+        KernelSelection::NotSwitched {
+            finding: check_kernel(&now, lib.dynamic_arch, cpu),
+            why: format!("OpenBLAS did not take {CORETYPE_VAR}={to} in-process: it runs {now}"),
+        }
+    }
 }
-
-#[cfg(not(unix))]
-fn reexec_with(_value: &str) {}
 
 #[cfg(test)]
 mod tests {
@@ -686,73 +835,159 @@ mod tests {
         check_kernel("SkylakeX", true, &cpu(IsaLevel::Avx512))
     }
 
+    fn decide_with(
+        finding: KernelFinding,
+        mode: Result<SwitchMode>,
+        coretype: Option<&str>,
+    ) -> Decision {
+        let running = match &finding {
+            KernelFinding::Best { running }
+            | KernelFinding::Fallback { running, .. }
+            | KernelFinding::FixedBuild { running, .. }
+            | KernelFinding::AboveCpu { running, .. }
+            | KernelFinding::Unknown { running, .. } => running.clone(),
+        };
+        decide(
+            finding,
+            &running,
+            mode,
+            coretype.map(str::to_owned),
+            Some("SkylakeX"),
+        )
+    }
+
     #[test]
-    fn a_fallback_with_nothing_set_re_executes_with_the_recommendation() {
-        let d = decide(fallback(), "Prescott".into(), None, None);
-        assert!(
-            matches!(
-                d,
-                Decision::Reexec {
-                    value: "SkylakeX",
-                    ..
-                }
-            ),
-            "{d:?}"
+    fn a_fallback_with_nothing_set_is_switched_to_the_recommendation() {
+        let d = decide_with(fallback(), Ok(SwitchMode::Auto), None);
+        assert_eq!(
+            d,
+            Decision::Switch {
+                to: "SkylakeX",
+                forced: false
+            }
         );
     }
 
     #[test]
-    fn the_users_variable_is_kept() {
-        let d = decide(fallback(), "Prescott".into(), Some("Prescott".into()), None);
-        match d {
+    fn the_users_variable_is_kept_unless_forced() {
+        match decide_with(fallback(), Ok(SwitchMode::Auto), Some("Prescott")) {
             Decision::Keep(KernelSelection::UserChoice { value, finding, .. }) => {
                 assert_eq!(value, "Prescott");
                 assert!(finding.is_suboptimal());
             }
             other => panic!("{other:?}"),
         }
-    }
-
-    #[test]
-    fn the_re_executed_child_reports_and_never_loops() {
-        let v = Some("SkylakeX".to_owned());
-        let d = decide(best(), "SkylakeX".into(), v.clone(), v.clone());
-        assert!(
-            matches!(d, Decision::Keep(KernelSelection::Reexecuted { .. })),
-            "{d:?}"
-        );
-        // The exec did not help (e.g. the library ignored the variable): report, do not loop.
-        let d = decide(fallback(), "Prescott".into(), v.clone(), v.clone());
-        assert!(
-            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
-            "{d:?}"
-        );
-        // The variable was removed between execs: do not loop either.
-        let d = decide(fallback(), "Prescott".into(), None, v);
-        assert!(
-            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
-            "{d:?}"
+        assert_eq!(
+            decide_with(fallback(), Ok(SwitchMode::Force), Some("Prescott")),
+            Decision::Switch {
+                to: "SkylakeX",
+                forced: true
+            }
         );
     }
 
     #[test]
-    fn nothing_to_fix_or_nothing_fixable_means_no_exec() {
-        let d = decide(best(), "SkylakeX".into(), None, None);
+    fn off_never_switches_and_junk_is_reported_not_obeyed() {
+        let d = decide_with(fallback(), Ok(SwitchMode::Off), None);
+        assert!(
+            matches!(d, Decision::Keep(KernelSelection::Disabled { .. })),
+            "{d:?}"
+        );
+        let junk = parse_switch_mode(Some(std::ffi::OsStr::new("maybe")));
+        match decide_with(fallback(), junk, None) {
+            Decision::Keep(sel @ KernelSelection::NotSwitched { .. }) => {
+                assert!(sel.is_suboptimal());
+                let text = sel.to_string();
+                assert!(text.contains("PARLINALG_KERNEL_SWITCH"), "{text}");
+                assert!(text.contains("maybe"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn switch_mode_parsing() {
+        use std::ffi::OsStr;
+        for (raw, want) in [
+            ("auto", SwitchMode::Auto),
+            ("Off", SwitchMode::Off),
+            (" force\t", SwitchMode::Force),
+        ] {
+            assert_eq!(parse_switch_mode(Some(OsStr::new(raw))).unwrap(), want);
+        }
+        for junk in ["", "0", "no", "forced", "\u{a0}off"] {
+            let e = parse_switch_mode(Some(OsStr::new(junk))).unwrap_err();
+            assert!(matches!(e, Error::InvalidEnv { .. }), "{junk:?}: {e:?}");
+        }
+        use std::os::unix::ffi::OsStrExt;
+        let not_utf8 = parse_switch_mode(Some(OsStr::from_bytes(b"of\xff")));
+        assert!(not_utf8.unwrap_err().to_string().contains("UTF-8"));
+    }
+
+    #[test]
+    fn nothing_to_fix_or_nothing_fixable_means_no_switch() {
+        let d = decide_with(best(), Ok(SwitchMode::Force), None);
         assert!(
             matches!(d, Decision::Keep(KernelSelection::AlreadyBest { .. })),
             "{d:?}"
         );
         let fixed = check_kernel("Haswell", false, &cpu(IsaLevel::Avx512));
-        let d = decide(fixed, "Haswell".into(), None, None);
+        match decide_with(fixed, Ok(SwitchMode::Auto), None) {
+            Decision::Keep(KernelSelection::NotSwitched { why, .. }) => {
+                assert!(why.contains("DYNAMIC_ARCH"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let unknown = check_kernel("Haswell", true, &CpuFeatures::default());
+        let d = decide_with(unknown, Ok(SwitchMode::Auto), None);
         assert!(
-            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
+            matches!(d, Decision::Keep(KernelSelection::NotSwitched { .. })),
             "{d:?}"
         );
-        let unknown = check_kernel("Haswell", true, &CpuFeatures::default());
-        let d = decide(unknown, "Haswell".into(), None, None);
+    }
+
+    #[test]
+    fn a_forced_kernel_above_the_cpu_is_brought_down() {
+        let above = check_kernel("SkylakeX", true, &cpu(IsaLevel::Avx2));
+        let d = decide(
+            above,
+            "SkylakeX",
+            Ok(SwitchMode::Force),
+            Some("SkylakeX".into()),
+            Some("Haswell"),
+        );
+        assert_eq!(
+            d,
+            Decision::Switch {
+                to: "Haswell",
+                forced: true
+            }
+        );
+    }
+
+    #[test]
+    fn the_switched_message_says_what_happened() {
+        let s = KernelSelection::Switched {
+            from: "Prescott".into(),
+            to: "Cooperlake".into(),
+            version: Some("0.3.21".into()),
+            forced: false,
+        };
+        assert_eq!(
+            s.to_string(),
+            "Cooperlake, switched in-process from Prescott, which OpenBLAS 0.3.21 picked for this CPU"
+        );
+        assert!(!s.is_suboptimal());
+    }
+
+    #[test]
+    fn this_process_ran_the_load_time_selection() {
+        // The constructor ran before the test harness's main: the selection is its record, not
+        // the fallback that says it did not run.
+        let sel = kernel_selection();
         assert!(
-            matches!(d, Decision::Keep(KernelSelection::CannotFix { .. })),
-            "{d:?}"
+            !sel.to_string().contains("did not run"),
+            "the load-time constructor did not run: {sel}"
         );
     }
 

@@ -115,7 +115,10 @@
 //!
 //! [`blas_library`] says which OpenBLAS is loaded, its version, running core kernel and
 //! threading layer; [`kernel::check_loaded_kernel`] says whether that kernel is the best the CPU
-//! can run and how to fix it; [`kernel::ensure_best_kernel`] is the opt-in fix for programs.
+//! can run and how to fix it. When OpenBLAS fell back to a generic kernel (Debian's 0.3.21 on a
+//! CPU newer than it), every program that links parlinalg switches to the right one in-process
+//! before `main`, and [`kernel::kernel_selection`] says what happened
+//! (`PARLINALG_KERNEL_SWITCH=off` turns this off; a user's `OPENBLAS_CORETYPE` is kept).
 //! [`threads`] reads and sets the BLAS thread count.
 
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]

@@ -43,9 +43,9 @@ use output::{Header, ReportData};
 use progress::Progress;
 
 fn main() -> ExitCode {
-    // Before anything else: re-executes once with OPENBLAS_CORETYPE set if OpenBLAS fell back to
-    // a generic kernel (a benchmark on the wrong kernel measures nothing about threading).
-    let selection = parlinalg::kernel::ensure_best_kernel();
+    // parlinalg switched a generic fallback kernel before main (a benchmark on the wrong kernel
+    // measures nothing about threading): the header says what happened.
+    let selection = parlinalg::kernel::kernel_selection();
     let code = real_main(std::env::args_os().collect(), &selection.to_string());
     ExitCode::from(code)
 }

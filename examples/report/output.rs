@@ -35,7 +35,7 @@ pub struct ReportData {
 /// The report's header: what runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
-    /// What `ensure_best_kernel` did.
+    /// What parlinalg did about the OpenBLAS kernel (`kernel_selection`).
     pub kernel: String,
     /// `parlinalg::threads::report()`, as text.
     pub thread_report: String,

@@ -303,3 +303,88 @@ unsafe fn owned_c_string(p: *const c_char) -> String {
         .trim()
         .to_owned()
 }
+
+/// `gotoblas_dynamic_quit` and `gotoblas_dynamic_init` of a `DYNAMIC_ARCH` OpenBLAS, looked up at
+/// run time in the library that holds our cblas symbols: other builds (one CPU, or another BLAS)
+/// lack them and still link and run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DynamicArch {
+    quit: unsafe extern "C" fn(),
+    init: unsafe extern "C" fn(),
+}
+
+impl DynamicArch {
+    /// Both symbols, or why not.
+    pub(crate) fn lookup() -> std::result::Result<Self, String> {
+        let file =
+            loaded_from().ok_or("the dynamic loader cannot say which file holds OpenBLAS")?;
+        let c_file = std::ffi::CString::new(file.as_os_str().as_encoded_bytes())
+            .map_err(|_| "the OpenBLAS path holds a NUL byte".to_owned())?;
+        // SAFETY: c_file is a valid NUL-terminated path; RTLD_NOLOAD only returns a handle to an
+        // object that is already mapped (it never loads or runs anything), or null.
+        let handle = unsafe { libc::dlopen(c_file.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD) };
+        if handle.is_null() {
+            return Err(format!("{} is not open in this process", file.display()));
+        }
+        let find = |name: &std::ffi::CStr| {
+            // SAFETY: handle came from dlopen above and stays valid (the object is never
+            // unloaded: we hold a reference); name is NUL-terminated.
+            let p = unsafe { libc::dlsym(handle, name.as_ptr()) };
+            (!p.is_null()).then_some(p)
+        };
+        let (Some(quit), Some(init)) = (
+            find(c"gotoblas_dynamic_quit"),
+            find(c"gotoblas_dynamic_init"),
+        ) else {
+            return Err(format!(
+                "{} exports no gotoblas_dynamic_quit/gotoblas_dynamic_init (not a DYNAMIC_ARCH build)",
+                file.display()
+            ));
+        };
+        // SAFETY: both symbols are `void f(void)` in OpenBLAS's driver/others/dynamic.c; a
+        // non-null dlsym result is the function's address.
+        unsafe {
+            Ok(DynamicArch {
+                quit: std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn()>(quit),
+                init: std::mem::transmute::<*mut std::ffi::c_void, unsafe extern "C" fn()>(init),
+            })
+        }
+    }
+
+    /// Drops the kernel table and selects it again, as at load (`gotoblas_dynamic_init` reads
+    /// `OPENBLAS_CORETYPE`, or CPUID when it is unset).
+    ///
+    /// # Safety
+    /// No thread may be inside OpenBLAS or enter it until this returns: between the two calls the
+    /// kernel table is null and any BLAS call dereferences it.
+    pub(crate) unsafe fn reselect(self) {
+        // SAFETY: the caller guarantees no concurrent BLAS call; quit only clears the table
+        // pointer and init fills it again (and sets the table's blocking parameters).
+        unsafe {
+            (self.quit)();
+            (self.init)();
+        }
+    }
+}
+
+/// The file the OpenBLAS symbols were loaded from (via `dladdr`), when the loader can say.
+pub(crate) fn loaded_from() -> Option<std::path::PathBuf> {
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    // SAFETY: dladdr only reads the address and writes `info`, which is valid for writes; a
+    // zero return means "not found" and leaves nothing we read.
+    let found = unsafe { libc::dladdr(symbol_address(), info.as_mut_ptr()) };
+    if found == 0 {
+        return None;
+    }
+    // SAFETY: dladdr returned non-zero, so it filled `info` (it was zeroed before anyway).
+    let info = unsafe { info.assume_init() };
+    if info.dli_fname.is_null() {
+        return None;
+    }
+    // SAFETY: dli_fname is non-null and points to the loader's NUL-terminated path string, valid
+    // while the object stays loaded (OpenBLAS is never unloaded).
+    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
+    Some(std::path::PathBuf::from(
+        name.to_string_lossy().into_owned(),
+    ))
+}

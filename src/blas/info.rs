@@ -150,25 +150,10 @@ fn parse_max_threads(config: &str) -> Option<usize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// The file that holds the OpenBLAS symbols, from the dynamic loader.
+/// The file that holds the OpenBLAS symbols, from the dynamic loader, with the alternatives
+/// symlinks Debian uses resolved, so the report names the real file.
 fn library_path() -> Option<PathBuf> {
-    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
-    // SAFETY: dladdr only reads the address and writes `info`, which is valid for writes; a
-    // zero return means "not found" and leaves nothing we read.
-    let found = unsafe { libc::dladdr(ffi::symbol_address(), info.as_mut_ptr()) };
-    if found == 0 {
-        return None;
-    }
-    // SAFETY: dladdr returned non-zero, so it filled `info` (it was zeroed before anyway).
-    let info = unsafe { info.assume_init() };
-    if info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dli_fname is non-null and points to the loader's NUL-terminated path string, valid
-    // while the object stays loaded (OpenBLAS is never unloaded).
-    let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(name.to_string_lossy().into_owned());
-    // Resolve the alternatives symlinks Debian uses, so the report names the real file.
+    let path = ffi::loaded_from()?;
     Some(std::fs::canonicalize(&path).unwrap_or(path))
 }
 

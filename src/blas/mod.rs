@@ -12,7 +12,7 @@
 //! result is a new C-order array, written by BLAS directly (no zero-fill first).
 
 mod batch;
-mod ffi;
+pub(crate) mod ffi;
 pub(crate) mod info;
 mod layout;
 

@@ -12,7 +12,7 @@ use super::cores::Cores;
 use super::env::{relevant_vars, BlasThreads, Setting};
 use super::policy::{last_batch_decision, BatchDecision};
 use crate::blas::info::{BlasLibrary, ThreadingLayer};
-use crate::kernel::{check_kernel, CpuFeatures, KernelFinding};
+use crate::kernel::{check_kernel, kernel_selection, CpuFeatures, KernelFinding, KernelSelection};
 use crate::Result;
 
 /// Everything parlinalg knows about threads in this process.
@@ -33,6 +33,9 @@ pub struct Report {
     pub blas: BlasLibrary,
     /// Whether its kernel is the best this CPU can run.
     pub kernel: KernelFinding,
+    /// What parlinalg did about the kernel when the process loaded (switched in-process from a
+    /// generic fallback, kept the user's choice, ...).
+    pub kernel_selection: KernelSelection,
     /// The CPU features the check used.
     pub cpu: CpuFeatures,
     /// Cores this process may use, and why.
@@ -77,9 +80,11 @@ pub struct UsageReport {
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Warning {
-    /// OpenBLAS runs a lesser kernel than the CPU supports.
+    /// OpenBLAS runs a lesser kernel than the CPU supports, and parlinalg did not switch it:
+    /// the message says why (turned off, the user's `OPENBLAS_CORETYPE`, a build without
+    /// `DYNAMIC_ARCH`, ...) and the fix.
     SuboptimalKernel {
-        /// The kernel check's finding, with the fix.
+        /// What parlinalg did and the kernel check's finding, with the fix.
         finding: String,
     },
     /// This OpenBLAS version has a known concurrency bug.
@@ -159,9 +164,11 @@ pub fn report() -> Result<Report> {
     let libraries = loaded_blas_libraries();
 
     let mut warnings = Vec::new();
+    let selection = kernel_selection().clone();
     if kernel.is_suboptimal() || matches!(kernel, KernelFinding::AboveCpu { .. }) {
+        // The selection says why the kernel could not be switched (or that the user chose it).
         warnings.push(Warning::SuboptimalKernel {
-            finding: kernel.to_string(),
+            finding: selection.to_string(),
         });
     }
     if let Some(problem) = blas.version_triple().and_then(known_version_problem) {
@@ -188,6 +195,7 @@ pub fn report() -> Result<Report> {
         parlinalg: env!("CARGO_PKG_VERSION"),
         blas,
         kernel,
+        kernel_selection: selection,
         cpu,
         cores: c.cores.clone(),
         blas_threads: c.baseline(),
@@ -302,7 +310,7 @@ impl fmt::Display for Report {
         )?;
         row(f, "version", b.version.clone().unwrap_or("unknown".into()))?;
         row(f, "build config", b.config.clone())?;
-        row(f, "kernel", self.kernel.to_string())?;
+        row(f, "kernel", self.kernel_selection.to_string())?;
         let layer_note = match b.threading {
             ThreadingLayer::Pthreads => {
                 "one process-wide pool; concurrent multithreaded calls queue on one lock"
