@@ -17,7 +17,7 @@ python=$(scripts/python-env.sh)
 cargo build --quiet --release --example matmul_gflops
 prog=target/release/examples/matmul_gflops
 numpy() {
-  OPENBLAS_NUM_THREADS=1 "$python" benches/numpy_matmul.py --sizes "$n" --dtype float64 --min-time 1
+  OPENBLAS_NUM_THREADS=1 "$python" cli/src/report/numpy_matmul.py --sizes "$n" --dtype float64 --min-time 1
 }
 declare -A all
 for r in $(seq 1 "$rounds"); do

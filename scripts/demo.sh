@@ -20,4 +20,4 @@ if [ "$want_python" -eq 1 ]; then
     python_args=(--no-numpy)
   fi
 fi
-exec cargo run --quiet --release --example report -- "${python_args[@]}" "$@"
+exec cargo run --quiet --release -p parlinalg-cli --bin parlinalg -- report "${python_args[@]}" "$@"

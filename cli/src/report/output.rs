@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::classic::{self, ClassicRow, ClassicSection, How};
-use crate::cli::Settings;
-use crate::grid::GridSection;
-use crate::latency::LatencySection;
-use crate::openmp::OpenMpOutcome;
-use crate::python::PythonClassic;
-use crate::versus::VersusSection;
-use crate::workloads::Workload;
+use crate::report::classic::{self, ClassicRow, ClassicSection, How};
+use crate::report::cli::Settings;
+use crate::report::grid::GridSection;
+use crate::report::latency::LatencySection;
+use crate::report::openmp::OpenMpOutcome;
+use crate::report::python::PythonClassic;
+use crate::report::versus::VersusSection;
+use crate::report::workloads::Workload;
 
 /// Everything the run measured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

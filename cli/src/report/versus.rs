@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 use parlinalg::threads::with_blas_threads;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::VersusSettings;
-use crate::progress::Progress;
-use crate::stats::{self, gflops, median};
+use crate::report::cli::VersusSettings;
+use crate::report::progress::Progress;
+use crate::report::stats::{self, gflops, median};
 
-const NUMPY_SCRIPT: &str = include_str!("../../benches/numpy_matmul.py");
+const NUMPY_SCRIPT: &str = include_str!("numpy_matmul.py");
 
 /// One (size, BLAS threads) cell.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -125,7 +125,7 @@ mod tests {
     #[test]
     fn g_and_f_compute_exp() {
         let mut x = vec![0.0; 5000];
-        crate::stats::fill_exp_input(&mut x, 3);
+        crate::report::stats::fill_exp_input(&mut x, 3);
         let mut out = vec![0.0; 5000];
         Plan::new(2, 1)
             .unwrap()
@@ -142,8 +142,8 @@ mod tests {
     #[test]
     fn h_multiplies_every_product_of_its_block() {
         let (batch, n) = (5, 7);
-        let a = crate::stats::batch(batch, n, 1);
-        let b = crate::stats::batch(batch, n, 2);
+        let a = crate::report::stats::batch(batch, n, 1);
+        let b = crate::report::stats::batch(batch, n, 2);
         let (a, b) = (a.as_slice().unwrap(), b.as_slice().unwrap());
         let mut c = vec![0.0; batch * n * n];
         run_h(a, b, &mut c, n).unwrap();

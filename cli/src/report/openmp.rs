@@ -10,13 +10,10 @@ use std::process::Stdio;
 use parlinalg::ThreadingLayer;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::{GridSettings, DEBIAN_OPENMP_DIR};
-use crate::grid::{self, GridSection};
-use crate::processes::{self_command, SelfRole};
-use crate::progress::Progress;
-
-/// Environment variable that carries the child's spec when the child is a test binary.
-pub const CHILD_ENV: &str = "PARLINALG_REPORT_GRID_CHILD";
+use crate::report::cli::{GridSettings, DEBIAN_OPENMP_DIR};
+use crate::report::grid::{self, GridSection};
+use crate::report::processes::{self_command, SelfRole};
+use crate::report::progress::Progress;
 
 /// What came of the OpenMP grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -150,17 +147,6 @@ pub fn child_main(spec_json: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// Plays the grid child when the parent test set the spec variable.
-    #[test]
-    fn grid_child_entry() {
-        if let Ok(spec) = std::env::var(CHILD_ENV) {
-            if let Err(e) = child_main(&spec) {
-                eprintln!("grid child: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
-
     #[test]
     fn a_missing_library_says_how_to_get_it() {
         let s = GridSettings {
@@ -179,32 +165,6 @@ mod tests {
         match out {
             OpenMpOutcome::NotInstalled { how } => {
                 assert!(how.contains("apt-get install libopenblas0-openmp"), "{how}")
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    /// With the OpenMP build present (Debian's path or PARLINALG_TEST_OPENMP_DIR), a tiny grid
-    /// runs under it in a child.
-    #[test]
-    fn the_grid_runs_under_openmp_when_installed() {
-        let dir = std::env::var_os("PARLINALG_TEST_OPENMP_DIR")
-            .map_or_else(|| PathBuf::from(DEBIAN_OPENMP_DIR), PathBuf::from);
-        if !installed(&dir) {
-            eprintln!("skipped: no OpenMP OpenBLAS in {}", dir.display());
-            return;
-        }
-        let s = GridSettings {
-            sizes: vec![16],
-            large: None,
-            max_threads: 4,
-            cell_seconds: 0.001,
-            rounds: 1,
-        };
-        match run(&dir, &s, 2, &mut Progress::new(1.0, true)) {
-            OpenMpOutcome::Ran { grid, .. } => {
-                assert_eq!(grid.threading, "openmp");
-                assert_eq!(grid.sizes.len(), 1);
             }
             other => panic!("{other:?}"),
         }

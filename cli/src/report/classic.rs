@@ -6,12 +6,12 @@ use parlinalg::threads::Plan;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::ClassicSettings;
-use crate::processes::{self, Job, Sharing};
-use crate::progress::Progress;
-use crate::python::PythonClassic;
-use crate::stats::{self, seconds};
-use crate::workloads::{self, Workload};
+use crate::report::cli::ClassicSettings;
+use crate::report::processes::{self, Job, Sharing};
+use crate::report::progress::Progress;
+use crate::report::python::PythonClassic;
+use crate::report::stats::{self, seconds};
+use crate::report::workloads::{self, Workload};
 
 /// How a row runs its workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,9 +9,9 @@ use std::time::Instant;
 use parlinalg::threads::Plan;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::GridSettings;
-use crate::progress::Progress;
-use crate::stats::{self, gflops, median};
+use crate::report::cli::GridSettings;
+use crate::report::progress::Progress;
+use crate::report::stats::{self, gflops, median};
 
 /// Largest output of one batch, bytes: below glibc's largest mmap threshold (32 MiB), so the
 /// allocator reuses the buffer instead of faulting in fresh pages at every call.

@@ -8,10 +8,10 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use crate::classic::{fill_speedups, ClassicRow, How};
-use crate::cli::ClassicSettings;
-use crate::progress::Progress;
-use crate::workloads::Workload;
+use crate::report::classic::{fill_speedups, ClassicRow, How};
+use crate::report::cli::ClassicSettings;
+use crate::report::progress::Progress;
+use crate::report::workloads::Workload;
 
 /// The script, shipped inside the report.
 pub const CLASSIC_SCRIPT: &str = include_str!("classic.py");

@@ -19,16 +19,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::stats::monotonic_ns;
-use crate::workloads::{self, Workload};
+use crate::report::stats::monotonic_ns;
+use crate::report::workloads::{self, Workload};
 
 /// Workers one segment's header has room for.
 pub const MAX_WORKERS: usize = 64;
 /// Bytes before the first data region: the header, rounded to a page.
 const DATA_START: usize = 4096;
-
-/// Environment variable that carries a worker's spec when the worker is a test binary.
-const WORKER_ENV: &str = "PARLINALG_REPORT_WORKER";
 
 /// One worker's timestamps and status, in the header.
 #[repr(C)]
@@ -485,28 +482,16 @@ pub enum SelfRole {
     GridChild,
 }
 
-/// A command that runs this program again in `role` with `spec`.
-///
-/// In the report binary that is `report --worker SPEC`. Under `cargo test` the current
-/// executable is the test harness: it is asked to run only the test that plays the role, and
-/// the spec travels in an environment variable.
+/// A command that runs this program again in `role` with `spec`: `parlinalg report --worker
+/// SPEC` or `parlinalg report --grid-child SPEC` (the hidden flags of [`crate::report::Args`]).
 pub fn self_command(role: SelfRole, spec: &str) -> Command {
     let exe = std::env::current_exe().expect("the running executable's path");
     let mut cmd = Command::new(exe);
-    if cfg!(test) {
-        let (test, var) = match role {
-            SelfRole::Worker => ("processes::tests::worker_entry", WORKER_ENV),
-            SelfRole::GridChild => ("openmp::tests::grid_child_entry", crate::openmp::CHILD_ENV),
-        };
-        cmd.args([test, "--exact", "--nocapture", "--test-threads", "1", "-q"])
-            .env(var, spec);
-    } else {
-        let flag = match role {
-            SelfRole::Worker => "--worker",
-            SelfRole::GridChild => "--grid-child",
-        };
-        cmd.arg(flag).arg(spec);
-    }
+    let flag = match role {
+        SelfRole::Worker => "--worker",
+        SelfRole::GridChild => "--grid-child",
+    };
+    cmd.arg("report").arg(flag).arg(spec);
     if matches!(role, SelfRole::Worker) {
         cmd.stdout(Stdio::null()).stdin(Stdio::null());
     }
@@ -596,17 +581,6 @@ pub fn worker_main(spec_json: &str) -> Result<(), String> {
 mod tests {
     use super::*;
 
-    /// Plays a worker when the parent test set the spec variable; passes trivially otherwise.
-    #[test]
-    fn worker_entry() {
-        if let Ok(spec) = std::env::var(WORKER_ENV) {
-            if let Err(e) = worker_main(&spec) {
-                eprintln!("worker: {e}");
-                std::process::exit(1);
-            }
-        }
-    }
-
     #[test]
     fn regions_are_page_aligned_and_disjoint() {
         let mut l = Layout::new();
@@ -640,39 +614,5 @@ mod tests {
             offset: DATA_START,
             len: 1,
         });
-    }
-
-    #[test]
-    fn processes_share_inputs_and_outputs() {
-        let mut x = vec![0.0; 10_000];
-        crate::stats::fill_exp_input(&mut x, 5);
-        for workload in [Workload::G, Workload::F] {
-            let s = run(
-                &Job::Exp {
-                    workload,
-                    x: &x,
-                    reps: 3,
-                },
-                2,
-            )
-            .unwrap();
-            assert!(s.bytes >= 3 * 80_000);
-            for t in [s.setup_s, s.spawn_s, s.compute_s, s.exit_s] {
-                assert!(t.is_finite() && t >= 0.0, "{s:?}");
-            }
-        }
-        let (batch, n) = (3, 16);
-        let a = crate::stats::batch(batch, n, 1);
-        let b = crate::stats::batch(batch, n, 2);
-        run(
-            &Job::Products {
-                a: a.as_slice().unwrap(),
-                b: b.as_slice().unwrap(),
-                n,
-                blas: 1,
-            },
-            2,
-        )
-        .unwrap();
     }
 }

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::canvas::{bitmap_width, Anchor, Canvas, Color, PALETTE};
-use crate::grid::GridSection;
-use crate::latency::LatencySection;
+use crate::report::canvas::{bitmap_width, Anchor, Canvas, Color, PALETTE};
+use crate::report::grid::GridSection;
+use crate::report::latency::LatencySection;
 
 const PANEL_W: f32 = 300.0;
 const PANEL_H: f32 = 240.0;

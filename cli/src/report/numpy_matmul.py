@@ -5,7 +5,7 @@ Prints one JSON object per size: {"n", "dtype", "threads", "median_s", "gflops",
 "numpy", "openblas"}. BLAS threads are fixed by OPENBLAS_NUM_THREADS before numpy loads (set
 by the caller, or by --threads here). numpy is the reference only: parlinalg never needs it.
 
-    OPENBLAS_NUM_THREADS=1 python3 benches/numpy_matmul.py --sizes 256,1024,2048 --dtype float64
+    OPENBLAS_NUM_THREADS=1 python3 cli/src/report/numpy_matmul.py --sizes 256,1024,2048 --dtype float64
 """
 import argparse
 import ctypes

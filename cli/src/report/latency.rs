@@ -11,9 +11,9 @@ use parlinalg::threads::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::cli::LatencySettings;
-use crate::progress::Progress;
-use crate::stats::{self, percentile};
+use crate::report::cli::LatencySettings;
+use crate::report::progress::Progress;
+use crate::report::stats::{self, percentile};
 
 /// One condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,233 @@
+//! `parlinalg report`, the demonstration: threads, processes or BLAS threads? Measured on this
+//! machine.
+//!
+//! ```text
+//! parlinalg report              # default workload, a few minutes on 2 cores
+//! parlinalg report --quick      # under a minute
+//! parlinalg report --help
+//! ```
+//!
+//! Sections (each ends with one sentence computed from its numbers), after a header with the
+//! kernel and the thread report:
+//! 1. the classic table: serial vs C threads vs C processes for g (exp over an array), f (a
+//!    scalar exp loop) and h (a batch of products, every BLAS-threads choice), numpy's version
+//!    beside it, and what sharing memory with the processes cost;
+//! - matmul throughput against numpy (A/B in the same run);
+//! 2. the inner vs outer grid: every K outer × N BLAS pair, the best, the default policy, the
+//!    worst oversubscribed pair;
+//! 3. a small product's latency beside large ones, fixed BLAS threads vs `auto`;
+//! 4. the grid under the OpenMP build of OpenBLAS when it is installed.
+//!
+//! Markdown on stdout; report.md, report.json, CSV files and PNG/SVG plots in `--out`.
+
+mod canvas;
+pub mod classic;
+pub mod cli;
+pub mod grid;
+pub mod latency;
+mod openmp;
+pub mod output;
+mod plots;
+mod processes;
+mod progress;
+mod python;
+mod stats;
+pub mod versus;
+pub mod workloads;
+
+pub use cli::{Args, Section, Settings};
+pub use output::{Header, ReportData};
+use progress::Progress;
+
+/// `parlinalg report`: runs the sections `args` ask for, or plays a child role (a worker of the
+/// classic table, the grid under another OpenBLAS) when the report spawned this process as one.
+/// Returns the exit code (2 for a bad command line, printed by clap).
+pub fn main(args: &Args) -> u8 {
+    let role = if let Some(spec) = &args.worker {
+        Some(processes::worker_main(spec))
+    } else {
+        args.grid_child
+            .as_ref()
+            .map(|spec| openmp::child_main(spec))
+    };
+    if let Some(result) = role {
+        return match result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("parlinalg report (child): {e}");
+                1
+            }
+        };
+    }
+    let cores = parlinalg::threads::Cores::detect().count;
+    let settings = Settings::resolve(args, cores).unwrap_or_else(|e| e.exit());
+    // parlinalg switched a generic fallback kernel before main (a benchmark on the wrong kernel
+    // measures nothing about threading): the header says what happened.
+    let kernel = parlinalg::kernel::kernel_selection().to_string();
+    let command: Vec<String> = std::env::args().collect();
+    match run(&settings, &kernel, command, true) {
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("parlinalg report: {e}");
+            1
+        }
+    }
+}
+
+/// Runs every section the settings ask for, prints them as they finish (when `print`), and
+/// writes the files.
+///
+/// # Errors
+/// What stopped the run, as text.
+pub fn run(
+    settings: &Settings,
+    kernel: &str,
+    command: Vec<String>,
+    print: bool,
+) -> Result<ReportData, String> {
+    std::fs::create_dir_all(&settings.out)
+        .map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;
+    let report = parlinalg::threads::report().map_err(|e| e.to_string())?;
+    let header = Header {
+        kernel: kernel.to_owned(),
+        thread_report: report.to_string(),
+        thread_report_json: serde_json::to_value(&report).map_err(|e| e.to_string())?,
+        cores: settings.cores,
+    };
+    let openmp_there = openmp::installed(&settings.openmp_dir);
+    let mut total = 0.0;
+    if settings.runs(Section::Classic) {
+        total += classic::estimate(&settings.classic);
+        if settings.numpy {
+            total += python::estimate(&settings.classic);
+        }
+    }
+    if settings.runs(Section::Numpy) {
+        total += versus::estimate(&settings.versus);
+    }
+    if settings.runs(Section::Grid) {
+        total += grid::estimate(&settings.grid, settings.cores);
+    }
+    if settings.runs(Section::Latency) {
+        total += latency::estimate(&settings.latency);
+    }
+    if settings.runs(Section::Openmp) && openmp_there {
+        total += grid::estimate(&settings.grid, settings.cores);
+    }
+    let mut progress = Progress::new(total, !settings.progress || !print);
+    let emit = |progress: &mut Progress, md: String| {
+        if print {
+            progress.print(&md);
+        }
+    };
+    emit(&mut progress, output::header_md(&header, settings));
+
+    let mut data = ReportData {
+        parlinalg: env!("CARGO_PKG_VERSION").to_owned(),
+        command,
+        settings: settings.clone(),
+        header,
+        classic: None,
+        versus: None,
+        grid: None,
+        latency: None,
+        openmp: None,
+        seconds: 0.0,
+    };
+    if settings.runs(Section::Classic) {
+        let rust = classic::measure(&settings.classic, &mut progress)?;
+        let python = if settings.numpy {
+            python::run(
+                &settings.python,
+                &settings.out,
+                &settings.classic,
+                &mut progress,
+            )
+        } else {
+            python::PythonClassic::Skipped {
+                why: "skipped (--no-numpy)".into(),
+            }
+        };
+        let section = classic::ClassicSection {
+            conclusion: classic::conclude(settings.classic.workers, &rust, &python),
+            h_conclusion: classic::conclude_h(settings.classic.workers, &rust),
+            sharing_conclusion: classic::conclude_sharing(&rust),
+            settings: settings.classic.clone(),
+            rust,
+            python,
+        };
+        emit(&mut progress, output::classic_md(&section));
+        data.classic = Some(section);
+    }
+    if settings.runs(Section::Numpy) {
+        let python = settings.numpy.then_some(settings.python.as_str());
+        let v = versus::measure(&settings.versus, python, &mut progress)?;
+        emit(&mut progress, output::versus_md(&v));
+        data.versus = Some(v);
+    }
+    if settings.runs(Section::Grid) {
+        let g = grid::measure(&settings.grid, settings.cores, &mut progress)?;
+        emit(
+            &mut progress,
+            output::grid_md(&g, "2. The inner vs outer grid: K outer × N BLAS threads"),
+        );
+        data.grid = Some(g);
+    }
+    if settings.runs(Section::Latency) {
+        let l = latency::measure(&settings.latency, settings.cores, &mut progress)?;
+        emit(&mut progress, output::latency_md(&l));
+        data.latency = Some(l);
+    }
+    if settings.runs(Section::Openmp) {
+        let o = openmp::run(
+            &settings.openmp_dir,
+            &settings.grid,
+            settings.cores,
+            &mut progress,
+        );
+        emit(&mut progress, output::openmp_md(&o));
+        data.openmp = Some(o);
+    }
+    data.seconds = progress.elapsed();
+
+    let mut files = output::write_files(&settings.out, &data)?;
+    if let Some(g) = &data.grid {
+        files.extend(plots::write(
+            &settings.out,
+            "grid_speedup",
+            &plots::speedup(g, "Speedup against K·N threads (pthreads OpenBLAS)"),
+        )?);
+        files.extend(plots::write(
+            &settings.out,
+            "grid_heatmap",
+            &plots::heatmap(g, "K outer × N BLAS threads"),
+        )?);
+    }
+    if let Some(openmp::OpenMpOutcome::Ran { grid: g, .. }) = &data.openmp {
+        files.extend(plots::write(
+            &settings.out,
+            "openmp_grid_speedup",
+            &plots::speedup(g, "Speedup against K·N threads (OpenMP OpenBLAS)"),
+        )?);
+        files.extend(plots::write(
+            &settings.out,
+            "openmp_grid_heatmap",
+            &plots::heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
+        )?);
+    }
+    if let Some(l) = &data.latency {
+        files.extend(plots::write(&settings.out, "latency", &plots::latency(l))?);
+    }
+    progress.finish();
+    if print {
+        println!("## Files\n");
+        for f in &files {
+            println!("- {}", f.display());
+        }
+        println!(
+            "\nThe whole run took {}.",
+            progress::fmt_duration(std::time::Duration::from_secs_f64(data.seconds))
+        );
+    }
+    Ok(data)
+}

@@ -1,0 +1,346 @@
+//! `parlinalg report` and `parlinalg info`, tested through the built binary: bad flags, a tiny
+//! run of every section from a directory of its own (its files, its JSON read back into the
+//! report's types, its conclusions recomputed from its numbers), and the info table and JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use parlinalg_cli::report::{classic, grid, latency, output, versus, workloads, ReportData};
+
+fn parlinalg(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_parlinalg"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run the parlinalg binary")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("parlinalg-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn bad_flags_exit_2_with_a_clear_message() {
+    let here = std::env::temp_dir();
+    for (args, says) in [
+        (
+            &["report", "--frobnicate"][..],
+            "unexpected argument '--frobnicate'",
+        ),
+        (
+            &["report", "--sizes", "64,abc"],
+            "invalid value 'abc' for '--sizes",
+        ),
+        (&["report", "--workers", "0"], "0 is not in 1..=64"),
+        (
+            &["report", "--only", "grid", "--skip", "grid"],
+            "no section to run",
+        ),
+        (
+            &["report", "--cell-seconds", "-3"],
+            "outside (0, 600] seconds",
+        ),
+        (&["frobnicate"], "unrecognized subcommand 'frobnicate'"),
+        (&["info", "--yaml"], "unexpected argument '--yaml'"),
+    ] {
+        let out = parlinalg(args, &here);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            err.contains("--help"),
+            "{args:?} should point to --help: {err}"
+        );
+    }
+    let out = parlinalg(&["report", "--help"], &here);
+    assert_eq!(out.status.code(), Some(0));
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("--quick") && help.contains("--out <DIR>"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("--worker "),
+        "the worker flag is hidden: {help}"
+    );
+    let out = parlinalg(&["--help"], &here);
+    let help = text(&out.stdout);
+    assert!(help.contains("info") && help.contains("report"), "{help}");
+    let out = parlinalg(&["--version"], &here);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).starts_with("parlinalg "),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn info_prints_the_table_and_the_json() {
+    let dir = scratch("info");
+    let out = parlinalg(&["info"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for key in ["BLAS library", "kernel", "threading", "BLAS threads"] {
+        assert!(table.contains(key), "{key} missing from\n{table}");
+    }
+    let out = parlinalg(&["info", "--json"], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("info --json is JSON");
+    assert!(json["blas"]["config"]
+        .as_str()
+        .unwrap()
+        .contains("OpenBLAS"));
+    assert!(json["kernel_selection"]["outcome"].is_string(), "{json}");
+    // Junk in a thread variable is an error naming it, exit code 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_parlinalg"))
+        .arg("info")
+        .env("PARLINALG_BLAS_THREADS", "many")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("PARLINALG_BLAS_THREADS") && err.contains("many"),
+        "{err}"
+    );
+}
+
+/// A tiny run of every section, from a scratch directory with the default output folder
+/// (`report-out` there): (its directory, its stdout, the data read back from report.json).
+fn tiny() -> &'static (PathBuf, String, ReportData) {
+    static TINY: OnceLock<(PathBuf, String, ReportData)> = OnceLock::new();
+    TINY.get_or_init(|| {
+        let dir = scratch("tiny");
+        #[rustfmt::skip]
+        let args = [
+            "report", "--quick", "--no-progress", "--workers", "2", "--elements", "20000",
+            "--g-reps", "2", "--f-reps", "2", "--h-batch", "4", "--h-size", "32",
+            "--sizes", "8,16", "--large", "48", "--max-threads", "4", "--cell-seconds", "0.002",
+            "--rounds", "1", "--samples", "5", "--latency-small", "16", "--latency-large", "64",
+            "--latency-seconds", "0.5", "--numpy-sizes", "16", "--threads", "1",
+            // numpy's sections run parlinalg's side and say why numpy's was not run.
+            "--python", "/nonexistent/python3", "--openmp-dir", "/nonexistent",
+        ];
+        let out = parlinalg(&args, &dir);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+        let json = std::fs::read_to_string(dir.join("report-out/report.json")).unwrap();
+        let data: ReportData = serde_json::from_str(&json).expect("report.json reads back");
+        (dir, stdout, data)
+    })
+}
+
+fn all_numbers(v: &serde_json::Value, path: &str, out: &mut Vec<(String, f64)>) {
+    match v {
+        serde_json::Value::Number(n) => out.push((path.to_owned(), n.as_f64().unwrap())),
+        serde_json::Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                all_numbers(x, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                all_numbers(x, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_table_and_file_is_there() {
+    let (dir, stdout, data) = tiny();
+    let md = output::markdown(data);
+    for heading in [
+        "# parlinalg report",
+        "## 1. The classic table",
+        "### h with every BLAS-threads choice",
+        "### What sharing memory with the processes cost",
+        "## matmul throughput against numpy",
+        "## 2. The inner vs outer grid",
+        "## 3. Latency under a mixed load",
+        "## 4. The grid under the OpenMP build of OpenBLAS",
+        "apt-get install libopenblas0-openmp",
+        "Python's version was not run",
+    ] {
+        assert!(md.contains(heading), "{heading:?} missing from\n{md}");
+        assert!(stdout.contains(heading), "{heading:?} missing from stdout");
+    }
+    assert!(md.matches("\n|---").count() >= 9, "{md}");
+    let out = dir.join("report-out");
+    for f in [
+        "report.md",
+        "report.json",
+        "classic.csv",
+        "grid.csv",
+        "latency.csv",
+        "matmul_vs_numpy.csv",
+        "grid_speedup.svg",
+        "grid_speedup.png",
+        "grid_heatmap.svg",
+        "grid_heatmap.png",
+        "latency.svg",
+        "latency.png",
+    ] {
+        let p = out.join(f);
+        assert!(
+            p.metadata().map(|m| m.len() > 0).unwrap_or(false),
+            "{} missing",
+            p.display()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(out.join("report.md")).unwrap(), md);
+}
+
+#[test]
+fn measured_numbers_are_finite_and_positive() {
+    let (_, _, data) = tiny();
+    let mut json = serde_json::to_value(data).unwrap();
+    // The settings and the thread report hold counts and flags, not measurements.
+    json.as_object_mut().unwrap().remove("settings");
+    json.as_object_mut().unwrap().remove("header");
+    let mut nums = Vec::new();
+    all_numbers(&json, "", &mut nums);
+    assert!(nums.len() > 100, "{} numbers", nums.len());
+    for (path, v) in nums {
+        assert!(v.is_finite(), "{path} = {v}");
+        let may_be_zero = path.ends_with("exit_s") || path.ends_with("setup_s");
+        assert!(v > 0.0 || (may_be_zero && v >= 0.0), "{path} = {v}");
+    }
+    let classic = data.classic.as_ref().unwrap();
+    assert_eq!(classic.rust.len(), 6 + 3 * classic.settings.h_blas.len());
+    let grid = data.grid.as_ref().unwrap();
+    assert_eq!(grid.sizes.len(), 3);
+    assert!(grid.sizes[2].single);
+}
+
+#[test]
+fn the_json_and_csv_agree_with_each_other() {
+    let (dir, _, data) = tiny();
+    let text = std::fs::read_to_string(dir.join("report-out/report.json")).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        serde_json::to_value(data).unwrap(),
+        raw,
+        "report.json round-trips"
+    );
+    let csv = std::fs::read_to_string(dir.join("report-out/grid.csv")).unwrap();
+    let rows = csv.lines().count() - 1;
+    let cells: usize = data
+        .grid
+        .as_ref()
+        .unwrap()
+        .sizes
+        .iter()
+        .map(|s| s.cells.len() + 1)
+        .sum();
+    assert_eq!(rows, cells);
+}
+
+#[test]
+fn the_conclusions_agree_with_the_numbers() {
+    let (_, _, data) = tiny();
+    let c = data.classic.as_ref().unwrap();
+    assert_eq!(
+        c.conclusion,
+        classic::conclude(c.settings.workers, &c.rust, &c.python)
+    );
+    assert_eq!(
+        c.h_conclusion,
+        classic::conclude_h(c.settings.workers, &c.rust)
+    );
+    assert_eq!(c.sharing_conclusion, classic::conclude_sharing(&c.rust));
+    let t = classic::find(&c.rust, workloads::Workload::G, classic::How::Threads, 1).unwrap();
+    assert!(
+        c.conclusion.contains(&format!("{:.2}×", t.speedup)),
+        "{}",
+        c.conclusion
+    );
+    // Processes ran for real (spawned `parlinalg report --worker`) and shared their inputs.
+    let processes = classic::find(&c.rust, workloads::Workload::G, classic::How::Processes, 1);
+    assert!(processes.is_some_and(|p| p.seconds > 0.0), "{:?}", c.rust);
+
+    let g = data.grid.as_ref().unwrap();
+    assert_eq!(
+        g.conclusion,
+        grid::conclude(g.cores, &g.threading, &g.sizes)
+    );
+    for s in &g.sizes {
+        let best = grid::best_of(&s.cells);
+        assert_eq!(best, &s.best);
+        assert!(s.cells.iter().all(|c| c.seconds >= best.seconds));
+        let serial = s
+            .cells
+            .iter()
+            .find(|c| (c.outer, c.blas) == (1, 1))
+            .unwrap();
+        for c in &s.cells {
+            assert!((c.speedup - serial.seconds / c.seconds).abs() < 1e-9 * c.speedup);
+        }
+        assert!((s.policy.vs_best - s.policy.cell.seconds / best.seconds).abs() < 1e-12);
+        assert!(
+            g.conclusion
+                .contains(&format!("{}×{} for", best.outer, best.blas)),
+            "{}",
+            g.conclusion
+        );
+        if let Some((w, r)) = &s.worst_oversubscribed {
+            assert!(w.threads() > g.cores);
+            assert!(s
+                .cells
+                .iter()
+                .filter(|c| c.threads() > g.cores)
+                .all(|c| c.seconds <= w.seconds));
+            assert!((r - w.seconds / best.seconds).abs() < 1e-12);
+        }
+    }
+    let l = data.latency.as_ref().unwrap();
+    assert_eq!(
+        l.conclusion,
+        latency::conclude(&l.settings, l.cores, &l.rows)
+    );
+    for r in &l.rows {
+        assert!(r.p50_ms <= r.p99_ms && r.p99_ms <= r.max_ms, "{r:?}");
+    }
+    let v = data.versus.as_ref().unwrap();
+    assert_eq!(v.conclusion, versus::conclude(&v.rows, &v.numpy));
+}
+
+/// With the OpenMP build present (Debian's path or PARLINALG_TEST_OPENMP_DIR), a tiny grid runs
+/// under it in a child process.
+#[test]
+fn the_grid_runs_under_openmp_when_installed() {
+    let openmp = std::env::var_os("PARLINALG_TEST_OPENMP_DIR").map_or_else(
+        || PathBuf::from("/usr/lib/x86_64-linux-gnu/openblas-openmp"),
+        PathBuf::from,
+    );
+    if !openmp.join("libopenblas.so.0").exists() {
+        eprintln!(
+            "skipped, not passed: no OpenMP OpenBLAS in {}",
+            openmp.display()
+        );
+        return;
+    }
+    let dir = scratch("openmp");
+    #[rustfmt::skip]
+    let out = parlinalg(&[
+        "report", "--only", "openmp", "--no-progress", "--sizes", "16", "--large", "0",
+        "--max-threads", "4", "--cell-seconds", "0.001", "--rounds", "1",
+        "--openmp-dir", openmp.to_str().unwrap(),
+    ], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report-out/report.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["openmp"]["outcome"], "ran", "{}", json["openmp"]);
+    assert_eq!(json["openmp"]["grid"]["threading"], "openmp");
+}
