@@ -384,176 +384,163 @@ pub fn markdown(d: &ReportData) -> String {
     md
 }
 
-/// Quotes a CSV field when it needs it.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
+/// A row of classic.csv.
+#[derive(Serialize)]
+struct ClassicCsv<'a> {
+    language: &'a str,
+    workload: &'a str,
+    how: &'a str,
+    outer: usize,
+    blas: usize,
+    seconds: f64,
+    speedup: f64,
+    segment_bytes: Option<usize>,
+    setup_s: Option<f64>,
+    spawn_s: Option<f64>,
+    compute_s: Option<f64>,
+    exit_s: Option<f64>,
 }
 
-fn csv(header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut out = header.join(",") + "\n";
+/// A row of matmul_vs_numpy.csv.
+#[derive(Serialize)]
+struct VersusCsv {
+    n: usize,
+    blas_threads: usize,
+    parlinalg_gflops: f64,
+    numpy_gflops: Option<f64>,
+    ratio: Option<f64>,
+    ndarray_gflops: Option<f64>,
+}
+
+/// A row of grid.csv: one cell (`kind` = `pair`) or the policy's choice (`policy`).
+#[derive(Serialize)]
+struct GridCsv<'a> {
+    threading: &'a str,
+    n: usize,
+    single: bool,
+    batch: usize,
+    kind: &'a str,
+    outer: usize,
+    blas: usize,
+    seconds: f64,
+    gflops: f64,
+    speedup: f64,
+}
+
+/// A row of latency.csv.
+#[derive(Serialize)]
+struct LatencyCsv<'a> {
+    blas: &'a str,
+    loaded: bool,
+    samples: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+/// One CSV file from serde rows (the header from the field names), or `None` without rows.
+fn csv_text<R: Serialize>(rows: impl IntoIterator<Item = R>) -> Result<Option<String>, String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut any = false;
     for r in rows {
-        out += &r.iter().map(|f| csv_field(f)).collect::<Vec<_>>().join(",");
-        out.push('\n');
+        w.serialize(r).map_err(|e| e.to_string())?;
+        any = true;
     }
-    out
+    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    Ok(any.then(|| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// The CSV files: (file name, contents).
-pub fn csv_files(d: &ReportData) -> Vec<(String, String)> {
+/// The CSV files: (file name, contents), one per table that ran.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv_files(d: &ReportData) -> Result<Vec<(String, String)>, String> {
     let mut files = Vec::new();
+    let mut add = |name: &str, text: Option<String>| {
+        if let Some(text) = text {
+            files.push((name.to_owned(), text));
+        }
+    };
     if let Some(c) = &d.classic {
-        let mut rows = Vec::new();
         let py: &[ClassicRow] = match &c.python {
             PythonClassic::Ran { rows, .. } => rows,
             PythonClassic::Skipped { .. } => &[],
         };
-        for (lang, list) in [("rust", &c.rust[..]), ("python", py)] {
-            for r in list {
+        let rows = [("rust", &c.rust[..]), ("python", py)]
+            .into_iter()
+            .flat_map(|(language, list)| list.iter().map(move |r| (language, r)))
+            .map(|(language, r)| {
                 let sh = r.sharing.as_ref();
-                let f = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
-                rows.push(vec![
-                    lang.to_owned(),
-                    r.workload.name().to_owned(),
-                    r.how.name().to_owned(),
-                    r.outer.to_string(),
-                    r.blas.to_string(),
-                    r.seconds.to_string(),
-                    r.speedup.to_string(),
-                    sh.map_or(String::new(), |s| s.bytes.to_string()),
-                    f(sh.map(|s| s.setup_s)),
-                    f(sh.map(|s| s.spawn_s)),
-                    f(sh.map(|s| s.compute_s)),
-                    f(sh.map(|s| s.exit_s)),
-                ]);
-            }
-        }
-        files.push((
-            "classic.csv".into(),
-            csv(
-                &[
-                    "language",
-                    "workload",
-                    "how",
-                    "outer",
-                    "blas",
-                    "seconds",
-                    "speedup",
-                    "segment_bytes",
-                    "setup_s",
-                    "spawn_s",
-                    "compute_s",
-                    "exit_s",
-                ],
-                &rows,
-            ),
-        ));
+                ClassicCsv {
+                    language,
+                    workload: r.workload.name(),
+                    how: r.how.name(),
+                    outer: r.outer,
+                    blas: r.blas,
+                    seconds: r.seconds,
+                    speedup: r.speedup,
+                    segment_bytes: sh.map(|s| s.bytes),
+                    setup_s: sh.map(|s| s.setup_s),
+                    spawn_s: sh.map(|s| s.spawn_s),
+                    compute_s: sh.map(|s| s.compute_s),
+                    exit_s: sh.map(|s| s.exit_s),
+                }
+            });
+        add("classic.csv", csv_text(rows)?);
     }
     if let Some(v) = &d.versus {
-        let f = |x: Option<f64>| x.map_or(String::new(), |v| v.to_string());
-        let rows: Vec<Vec<String>> = v
-            .rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.n.to_string(),
-                    r.threads.to_string(),
-                    r.parlinalg_gflops.to_string(),
-                    f(r.numpy_gflops),
-                    f(r.ratio),
-                    f(r.ndarray_gflops),
-                ]
-            })
-            .collect();
-        files.push((
-            "matmul_vs_numpy.csv".into(),
-            csv(
-                &[
-                    "n",
-                    "blas_threads",
-                    "parlinalg_gflops",
-                    "numpy_gflops",
-                    "ratio",
-                    "ndarray_gflops",
-                ],
-                &rows,
-            ),
-        ));
+        add(
+            "matmul_vs_numpy.csv",
+            csv_text(v.rows.iter().map(|r| VersusCsv {
+                n: r.n,
+                blas_threads: r.threads,
+                parlinalg_gflops: r.parlinalg_gflops,
+                numpy_gflops: r.numpy_gflops,
+                ratio: r.ratio,
+                ndarray_gflops: r.ndarray_gflops,
+            }))?,
+        );
     }
-    let mut grid_rows = Vec::new();
-    let grids = [
-        d.grid.as_ref(),
-        match &d.openmp {
-            Some(OpenMpOutcome::Ran { grid, .. }) => Some(grid),
-            _ => None,
-        },
-    ];
-    for g in grids.into_iter().flatten() {
-        for s in &g.sizes {
-            let policy = std::iter::once(("policy", &s.policy.cell));
-            for (kind, c) in s.cells.iter().map(|c| ("pair", c)).chain(policy) {
-                grid_rows.push(vec![
-                    g.threading.clone(),
-                    s.n.to_string(),
-                    s.single.to_string(),
-                    s.batch.to_string(),
-                    kind.to_owned(),
-                    c.outer.to_string(),
-                    c.blas.to_string(),
-                    c.seconds.to_string(),
-                    c.gflops.to_string(),
-                    c.speedup.to_string(),
-                ]);
-            }
-        }
-    }
-    if !grid_rows.is_empty() {
-        files.push((
-            "grid.csv".into(),
-            csv(
-                &[
-                    "threading",
-                    "n",
-                    "single",
-                    "batch",
-                    "kind",
-                    "outer",
-                    "blas",
-                    "seconds",
-                    "gflops",
-                    "speedup",
-                ],
-                &grid_rows,
-            ),
-        ));
-    }
+    let openmp_grid = match &d.openmp {
+        Some(OpenMpOutcome::Ran { grid, .. }) => Some(grid),
+        _ => None,
+    };
+    let grid_rows = [d.grid.as_ref(), openmp_grid]
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g.sizes.iter().map(move |s| (g, s)))
+        .flat_map(|(g, s)| {
+            let cells = s.cells.iter().map(|c| ("pair", c));
+            cells
+                .chain(std::iter::once(("policy", &s.policy.cell)))
+                .map(move |(kind, c)| GridCsv {
+                    threading: &g.threading,
+                    n: s.n,
+                    single: s.single,
+                    batch: s.batch,
+                    kind,
+                    outer: c.outer,
+                    blas: c.blas,
+                    seconds: c.seconds,
+                    gflops: c.gflops,
+                    speedup: c.speedup,
+                })
+        });
+    add("grid.csv", csv_text(grid_rows)?);
     if let Some(l) = &d.latency {
-        let rows: Vec<Vec<String>> = l
-            .rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.blas.clone(),
-                    r.loaded.to_string(),
-                    r.samples.to_string(),
-                    r.p50_ms.to_string(),
-                    r.p99_ms.to_string(),
-                    r.max_ms.to_string(),
-                ]
-            })
-            .collect();
-        files.push((
-            "latency.csv".into(),
-            csv(
-                &["blas", "loaded", "samples", "p50_ms", "p99_ms", "max_ms"],
-                &rows,
-            ),
-        ));
+        add(
+            "latency.csv",
+            csv_text(l.rows.iter().map(|r| LatencyCsv {
+                blas: &r.blas,
+                loaded: r.loaded,
+                samples: r.samples,
+                p50_ms: r.p50_ms,
+                p99_ms: r.p99_ms,
+                max_ms: r.max_ms,
+            }))?,
+        );
     }
-    files
+    Ok(files)
 }
 
 /// Writes report.md, report.json and the CSV files into `dir`; returns the paths.
@@ -573,7 +560,7 @@ pub fn write_files(dir: &Path, d: &ReportData) -> Result<Vec<PathBuf>, String> {
         "report.json",
         &serde_json::to_string_pretty(d).map_err(|e| e.to_string())?,
     )?;
-    for (name, contents) in csv_files(d) {
+    for (name, contents) in csv_files(d)? {
         put(&name, &contents)?;
     }
     Ok(written)
@@ -582,17 +569,6 @@ pub fn write_files(dir: &Path, d: &ReportData) -> Result<Vec<PathBuf>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn csv_quotes_what_needs_it() {
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(
-            csv(&["x", "y"], &[vec!["1".into(), "2".into()]]),
-            "x,y\n1,2\n"
-        );
-    }
 
     #[test]
     fn seconds_read_well() {
