@@ -172,8 +172,8 @@ fn nonempty<T, S: Data<Elem = T>, D: Dimension>(
 
 /// Sum of all elements, pairwise over fixed leaves: bit-identical for any thread count.
 ///
-/// The sum of an empty array is 0. NaN anywhere gives NaN; `+inf` and `-inf` together give
-/// NaN (IEEE, as numpy).
+/// The sum of an empty array is +0.0, of negative zeros -0.0 (as numpy). NaN anywhere gives
+/// NaN; `+inf` and `-inf` together give NaN (IEEE, as numpy).
 ///
 /// Order: the elements (memory order when contiguous, logical order otherwise) are cut into
 /// leaves of 1024; a leaf is added by 32 running accumulators (element `i` to accumulator

@@ -211,6 +211,42 @@ fn ieee_special_values_and_empties() {
     assert!(parlinalg::max_axis(&empty, Axis(0)).is_err());
 }
 
+fn negative_zero_sums<T: Float>() {
+    let nz = T::zero().neg();
+    let is_neg_zero = |v: T| v == T::zero() && v.is_sign_negative();
+    // One element, several, a partial leaf, several leaves, and a parallel run (numpy: -0.0).
+    for n in [1, 2, 3, 33, 1025, 300_000] {
+        let x = Array1::from_elem(n, nz);
+        let s = parlinalg::sum(&x).unwrap();
+        assert!(is_neg_zero(s), "sum of {n} × -0.0 = {s:?}");
+        let m = parlinalg::mean(&x).unwrap();
+        assert!(is_neg_zero(m), "mean of {n} × -0.0 = {m:?}");
+        // Strided (gathered) path.
+        let wide = Array1::from_elem(2 * n, nz);
+        let v = wide.slice(ndarray::s![..;2]);
+        assert!(is_neg_zero(parlinalg::sum(&v).unwrap()), "strided n = {n}");
+    }
+    let m = Array2::from_elem((3, 4), nz);
+    for ax in 0..2 {
+        let r = parlinalg::sum_axis(&m, Axis(ax)).unwrap();
+        assert!(r.iter().all(|&v| is_neg_zero(v)), "sum_axis {ax}: {r:?}");
+        let r = parlinalg::mean_axis(&m, Axis(ax)).unwrap();
+        assert!(r.iter().all(|&v| is_neg_zero(v)), "mean_axis {ax}: {r:?}");
+    }
+    // Mixed signs still give +0, and the empty sum stays +0 (as numpy).
+    let mixed = Array1::from(vec![nz, T::zero(), nz]);
+    let s = parlinalg::sum(&mixed).unwrap();
+    assert!(s == T::zero() && s.is_sign_positive(), "{s:?}");
+    let s = parlinalg::sum(&Array1::<T>::zeros(0)).unwrap();
+    assert!(s.is_sign_positive());
+}
+
+#[test]
+fn sum_and_mean_of_negative_zeros_are_negative_zero() {
+    negative_zero_sums::<f64>();
+    negative_zero_sums::<f32>();
+}
+
 /// Values `m·2^e` with integer `m` (|m| < 2^bits) and `e` in [-20, 20]: their exact sum fits an
 /// i128 scaled by 2^20.
 fn exact_data<T: Float>(rng: &mut Rng, n: usize, bits: u32) -> (Array1<T>, f64, f64) {
