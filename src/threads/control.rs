@@ -139,7 +139,7 @@ impl Control {
             .max_threads
             .unwrap_or(super::MAX_THREADS)
             .clamp(1, super::MAX_THREADS);
-        let lookup = |name: &str| std::env::var(name).ok();
+        let lookup = |name: &str| std::env::var_os(name);
         let settings = env::resolve(&lookup, &cores, max_blas, super::MAX_THREADS)?;
         let control = Control {
             state: Mutex::new(State {

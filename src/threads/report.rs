@@ -195,7 +195,10 @@ pub fn report() -> Result<Report> {
         blas_threads_now: super::blas_threads(),
         outer_threads: c.outer(),
         env: relevant_vars()
-            .map(|name| (name.to_owned(), std::env::var(name).ok()))
+            .map(|name| {
+                let raw = std::env::var_os(name);
+                (name.to_owned(), raw.map(|v| v.to_string_lossy().into_owned()))
+            })
             .collect(),
         usage,
         last_batch: last_batch_decision(),
