@@ -455,3 +455,50 @@ fn outputs_beyond_the_streaming_threshold() {
         }
     }
 }
+
+/// A result too large to allocate is `Error::Allocation` from the fallible unary maps (as from
+/// `add`, `sum_axis` and `matmul`), and the infallible ones panic with that error, as their
+/// docs say. The input is one element broadcast (stride 0), so nothing huge is allocated.
+#[test]
+fn unary_maps_of_a_huge_broadcast_view_are_allocation_errors() {
+    let one = ndarray::array![0.5f64];
+    let huge = one.broadcast(IxDyn(&[1 << 31, 1 << 31])).unwrap();
+    let want = vec![1usize << 31, 1 << 31];
+    type Try = fn(&ndarray::ArrayViewD<'_, f64>) -> parlinalg::Result<Array<f64, IxDyn>>;
+    type Map = fn(&ndarray::ArrayViewD<'_, f64>) -> Array<f64, IxDyn>;
+    let ops: [(&str, Try, Map); 5] = [
+        ("exp", |x| parlinalg::try_exp(x), |x| parlinalg::exp(x)),
+        ("ln", |x| parlinalg::try_ln(x), |x| parlinalg::ln(x)),
+        ("sqrt", |x| parlinalg::try_sqrt(x), |x| parlinalg::sqrt(x)),
+        ("tanh", |x| parlinalg::try_tanh(x), |x| parlinalg::tanh(x)),
+        ("sigmoid", |x| parlinalg::try_sigmoid(x), |x| parlinalg::sigmoid(x)),
+    ];
+    for (name, try_op, op) in ops {
+        let err = try_op(&huge).unwrap_err();
+        match &err {
+            Error::Allocation { op, shape } => assert_eq!((*op, shape), (name, &want)),
+            other => panic!("{name}: {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("(2147483648, 2147483648)"), "{msg}");
+        let panic = std::panic::catch_unwind(|| op(&huge)).unwrap_err();
+        let text = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(text, msg, "{name} panics with the error try_{name} returns");
+        // The fallible form gives the same values as the infallible one.
+        let x = Array1::linspace(0.1, 3.0, 100).into_dyn();
+        assert_eq!(try_op(&x.view()).unwrap(), op(&x.view()));
+    }
+    // The other families already said so.
+    assert!(matches!(
+        parlinalg::add(&huge, &huge),
+        Err(Error::Allocation { .. })
+    ));
+    let wide = one.broadcast((1 << 61, 2)).unwrap();
+    assert!(matches!(
+        parlinalg::sum_axis(&wide.t(), Axis(0)),
+        Err(Error::Allocation { .. })
+    ));
+}

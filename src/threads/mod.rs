@@ -74,6 +74,13 @@ pub fn init() -> Result<()> {
     control::control().map(|_| ())
 }
 
+/// `Ok` when the thread environment is valid (read once, on first use); else the
+/// [`Error::InvalidEnv`] every parlinalg operation returns (or, for the infallible forms such
+/// as [`exp`](crate::exp), panics with).
+pub(crate) fn check_env() -> Result<()> {
+    control::control().map(|_| ())
+}
+
 /// The BLAS thread count in force now (`openblas_get_num_threads`).
 ///
 /// ```
