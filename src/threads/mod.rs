@@ -35,6 +35,7 @@ mod plan;
 mod policy;
 mod report;
 mod scope;
+mod stack;
 
 pub use control::OVERLAP_WINDOW;
 pub use cores::Cores;
@@ -42,7 +43,7 @@ pub use env::{
     BlasThreads, Setting, Source, BLAS_THREADS_VAR, OUTER_THREADS_VAR, RAYON_VAR,
     STANDARD_BLAS_VARS,
 };
-pub use plan::{Plan, PlanGuard};
+pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{
     last_batch_decision, plan_for_batch, BatchDecision, PlanChoice, BATCH_TASK_FLOPS,
     INNER_HALF_EFFICIENCY_FLOPS, SERIAL_BELOW_FLOPS,
