@@ -42,3 +42,18 @@ fn many_distinct_plans_leave_a_bounded_number_of_threads() {
     Plan::new(LARGEST, 1).unwrap().run(|| ()).unwrap();
     assert!(live_threads() <= again + 1);
 }
+
+/// 20,000 nested scopes open and close (dropped front to back, the worst order for a search);
+/// the cost is checked by an operation count in the controller's unit tests, not by time.
+#[test]
+fn twenty_thousand_nested_scopes_open_and_close() {
+    let base = parlinalg::threads::blas_threads();
+    let guards: Vec<_> = (0..20_000)
+        .map(|i| parlinalg::threads::blas_threads_scope(1 + i % 2).unwrap())
+        .collect();
+    assert_eq!(parlinalg::threads::blas_threads(), 2, "the innermost (1 + 19999 % 2) applies");
+    drop(guards);
+    assert_eq!(parlinalg::threads::blas_threads(), base);
+    let r = parlinalg::threads::report().unwrap();
+    assert_eq!(r.blas_threads_scoped, None);
+}

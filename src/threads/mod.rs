@@ -11,8 +11,15 @@
 //!
 //! A variable holding junk (`abc`, `-1`, `0` where zero means nothing, `1e9`, an empty string, a
 //! count above the maximum) is an [`crate::Error::InvalidEnv`] naming it,
-//! returned by every function that needs the thread settings (all BLAS and LAPACK calls
-//! included) — never a silent fallback.
+//! returned by every parlinalg operation (BLAS, LAPACK, elementwise maps and reductions; the
+//! infallible maps such as [`exp`](crate::exp) panic with it, their `try_` forms return it) —
+//! never a silent fallback. Values that are not UTF-8 are junk, only ASCII whitespace is
+//! trimmed, and every entry of an `OMP_NUM_THREADS` list must be a positive count (the first,
+//! the outermost team, is the BLAS count).
+//!
+//! A count above the usable cores (say `OPENBLAS_NUM_THREADS=64` on 2 cores, which OpenBLAS
+//! itself caps to 2 at load) is kept as asked, up to OpenBLAS's compiled maximum (above it:
+//! an error), and [`report`] warns ([`Warning::MoreThreadsThanCores`]).
 //!
 //! **`auto`** (the default for BLAS threads) never oversubscribes and knows the backend: a
 //! caller alone gets every usable core; while several application threads make calls that
