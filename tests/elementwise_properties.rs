@@ -471,7 +471,11 @@ fn unary_maps_of_a_huge_broadcast_view_are_allocation_errors() {
         ("ln", |x| parlinalg::try_ln(x), |x| parlinalg::ln(x)),
         ("sqrt", |x| parlinalg::try_sqrt(x), |x| parlinalg::sqrt(x)),
         ("tanh", |x| parlinalg::try_tanh(x), |x| parlinalg::tanh(x)),
-        ("sigmoid", |x| parlinalg::try_sigmoid(x), |x| parlinalg::sigmoid(x)),
+        (
+            "sigmoid",
+            |x| parlinalg::try_sigmoid(x),
+            |x| parlinalg::sigmoid(x),
+        ),
     ];
     for (name, try_op, op) in ops {
         let err = try_op(&huge).unwrap_err();
@@ -482,10 +486,7 @@ fn unary_maps_of_a_huge_broadcast_view_are_allocation_errors() {
         let msg = err.to_string();
         assert!(msg.contains("(2147483648, 2147483648)"), "{msg}");
         let panic = std::panic::catch_unwind(|| op(&huge)).unwrap_err();
-        let text = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .unwrap_or_default();
+        let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
         assert_eq!(text, msg, "{name} panics with the error try_{name} returns");
         // The fallible form gives the same values as the infallible one.
         let x = Array1::linspace(0.1, 3.0, 100).into_dyn();

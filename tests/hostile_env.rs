@@ -116,7 +116,11 @@ fn junk_outer_threads_is_the_same_error_for_every_operation() {
 #[test]
 fn non_utf8_thread_variables_are_refused_not_unset() {
     let raw = OsStr::from_bytes(b"2\xff");
-    for name in ["PARLINALG_BLAS_THREADS", "OMP_NUM_THREADS", "RAYON_NUM_THREADS"] {
+    for name in [
+        "PARLINALG_BLAS_THREADS",
+        "OMP_NUM_THREADS",
+        "RAYON_NUM_THREADS",
+    ] {
         let v = child(&[(name, raw)]);
         assert_every_op_refuses(&v, name);
         assert!(v["matmul"].as_str().unwrap().contains("UTF-8"), "{v}");
@@ -144,13 +148,21 @@ fn omp_lists_and_unicode_spaces_are_refused() {
 fn more_blas_threads_than_cores_are_kept_and_reported() {
     let probe = child(&[]);
     let cores = probe["report"]["cores"]["count"].as_u64().unwrap();
-    let max = probe["report"]["blas"]["max_threads"].as_u64().unwrap_or(4096);
+    let max = probe["report"]["blas"]["max_threads"]
+        .as_u64()
+        .unwrap_or(4096);
     let asked = (cores * 32).min(max);
-    assert!(asked > cores, "OpenBLAS's maximum {max} leaves no room above {cores} cores");
+    assert!(
+        asked > cores,
+        "OpenBLAS's maximum {max} leaves no room above {cores} cores"
+    );
     let v = child(&[("OPENBLAS_NUM_THREADS", OsStr::new(&asked.to_string()))]);
     assert_eq!(v["matmul"], Value::Null, "{v}");
     assert_eq!(v["report"]["blas_threads"]["value"]["threads"], asked);
-    assert_eq!(v["blas_threads"], asked, "the user's count is what OpenBLAS runs");
+    assert_eq!(
+        v["blas_threads"], asked,
+        "the user's count is what OpenBLAS runs"
+    );
     let warnings = v["report"]["warnings"].as_array().unwrap();
     let w = warnings
         .iter()
@@ -161,5 +173,8 @@ fn more_blas_threads_than_cores_are_kept_and_reported() {
     // Above OpenBLAS's compiled maximum: an error naming the variable.
     let v = child(&[("OPENBLAS_NUM_THREADS", OsStr::new(&(max + 1).to_string()))]);
     let e = v["matmul"].as_str().unwrap();
-    assert!(e.contains("OPENBLAS_NUM_THREADS") && e.contains("too large"), "{e}");
+    assert!(
+        e.contains("OPENBLAS_NUM_THREADS") && e.contains("too large"),
+        "{e}"
+    );
 }

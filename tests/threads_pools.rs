@@ -52,7 +52,11 @@ fn twenty_thousand_nested_scopes_open_and_close() {
     let guards: Vec<_> = (0..20_000)
         .map(|i| parlinalg::threads::blas_threads_scope(1 + i % 2).unwrap())
         .collect();
-    assert_eq!(parlinalg::threads::blas_threads(), 2, "the innermost (1 + 19999 % 2) applies");
+    assert_eq!(
+        parlinalg::threads::blas_threads(),
+        2,
+        "the innermost (1 + 19999 % 2) applies"
+    );
     drop(guards);
     assert_eq!(parlinalg::threads::blas_threads(), base);
     let r = parlinalg::threads::report().unwrap();

@@ -117,7 +117,10 @@ impl Scopes {
 
     /// The smallest of each thread's innermost scope.
     fn threads(&self) -> Option<usize> {
-        self.threads.iter().filter_map(|(_, s)| s.top().copied()).min()
+        self.threads
+            .iter()
+            .filter_map(|(_, s)| s.top().copied())
+            .min()
     }
 
     /// Entries held, over every thread (for tests of the cost).
@@ -557,7 +560,11 @@ mod tests {
         assert_eq!(s.held(), 1, "only the other thread's scope is left");
         // Per scope: a push and a pop, and a visit of at most the two thread slots for each;
         // the old flat list visited every open scope on every change (N²/2 = 2·10⁸ here).
-        assert!(s.work <= 8 * (N + 1), "{} steps for {N} nested scopes", s.work);
+        assert!(
+            s.work <= 8 * (N + 1),
+            "{} steps for {N} nested scopes",
+            s.work
+        );
     }
 
     #[test]

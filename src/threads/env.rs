@@ -429,10 +429,19 @@ mod tests {
     fn non_utf8_values_are_an_error_naming_the_variable() {
         use std::os::unix::ffi::OsStringExt;
         let raw = OsString::from_vec(vec![b'2', 0xff]);
-        for name in [BLAS_THREADS_VAR, "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", RAYON_VAR] {
+        for name in [
+            BLAS_THREADS_VAR,
+            "OPENBLAS_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            RAYON_VAR,
+        ] {
             let err = parse_os(name, &raw, Syntax::CountOrAuto, 64).unwrap_err();
             match &err {
-                Error::InvalidEnv { name: n, value, why } => {
+                Error::InvalidEnv {
+                    name: n,
+                    value,
+                    why,
+                } => {
                     assert_eq!(n, name);
                     assert_eq!(value, "2\u{fffd}");
                     assert!(why.contains("UTF-8"), "{why}");
@@ -461,7 +470,10 @@ mod tests {
         ] {
             let err = p(raw).unwrap_err();
             let msg = err.to_string();
-            assert!(msg.contains("OMP_NUM_THREADS") && msg.contains(why), "{raw:?}: {msg}");
+            assert!(
+                msg.contains("OMP_NUM_THREADS") && msg.contains(why),
+                "{raw:?}: {msg}"
+            );
         }
         // The first entry (the outermost level's team, which OpenBLAS gets) is the count;
         // nested levels may be larger than the BLAS maximum.
@@ -473,7 +485,11 @@ mod tests {
     #[test]
     fn only_ascii_whitespace_is_trimmed() {
         for raw in ["\u{a0}2", "2\u{a0}", "\u{2003}2", "2\u{3000}", "\u{feff}2"] {
-            for syntax in [Syntax::CountOrAuto, Syntax::CountOrZeroDefault, Syntax::OmpList] {
+            for syntax in [
+                Syntax::CountOrAuto,
+                Syntax::CountOrZeroDefault,
+                Syntax::OmpList,
+            ] {
                 let err = parse_count("X", raw, syntax, 64).unwrap_err();
                 assert!(err.to_string().contains("not an integer"), "{raw:?}: {err}");
             }

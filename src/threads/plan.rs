@@ -105,10 +105,7 @@ impl Plan {
             id
         });
         OUTER_OVERRIDE.with(|o| o.borrow_mut().push(id, pool));
-        Ok(PlanGuard {
-            id,
-            _blas: blas,
-        })
+        Ok(PlanGuard { id, _blas: blas })
     }
 }
 
@@ -264,7 +261,11 @@ mod tests {
         drop(b);
         assert_eq!(in_outer_pool(rayon::current_num_threads), 4);
         drop(c);
-        assert_eq!(in_outer_pool(rayon::current_num_threads), 2, "b must not come back");
+        assert_eq!(
+            in_outer_pool(rayon::current_num_threads),
+            2,
+            "b must not come back"
+        );
         drop(a);
         assert_eq!(in_outer_pool(rayon::current_num_threads), default);
     }

@@ -231,7 +231,10 @@ pub fn report() -> Result<Report> {
         env: relevant_vars()
             .map(|name| {
                 let raw = std::env::var_os(name);
-                (name.to_owned(), raw.map(|v| v.to_string_lossy().into_owned()))
+                (
+                    name.to_owned(),
+                    raw.map(|v| v.to_string_lossy().into_owned()),
+                )
             })
             .collect(),
         usage,
