@@ -184,6 +184,8 @@ pub(crate) struct Control {
     pub cores: Cores,
     pub layer: ThreadingLayer,
     pub max_blas: usize,
+    /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
+    pub deterministic: bool,
 }
 
 static CONTROL: OnceLock<std::result::Result<Control, Error>> = OnceLock::new();
@@ -222,6 +224,7 @@ impl Control {
             cores,
             layer: lib.threading,
             max_blas,
+            deterministic: settings.deterministic,
         };
         {
             let mut state = control.lock();
@@ -249,6 +252,10 @@ impl Control {
     fn refresh_fast(&self, s: &State) {
         let (any, alone) = match (s.scopes.threads(), s.baseline.value) {
             (Some(n), _) | (None, BlasThreads::Fixed(n)) => (n, n),
+            (None, BlasThreads::Auto) if self.deterministic => {
+                let n = self.cores.count.min(self.max_blas);
+                (n, n)
+            }
             (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => (0, 0),
             (None, BlasThreads::Auto) if s.last_overlap.is_some() => (0, 0),
             (None, BlasThreads::Auto) => (0, self.cores.count.min(self.max_blas)),
@@ -368,6 +375,8 @@ impl Control {
         };
         let n = match (s.scopes.threads(), s.baseline.value) {
             (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
+            // The count must not depend on other callers: the bits would.
+            (None, BlasThreads::Auto) if self.deterministic => self.cores.count.min(self.max_blas),
             (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
                 // Each OpenMP caller gets its own team: share the cores.
                 (self.cores.count / threaded).max(1)

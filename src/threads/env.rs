@@ -21,6 +21,16 @@ pub const STANDARD_BLAS_VARS: [&str; 3] = [
     "GOTO_NUM_THREADS",
     "OMP_NUM_THREADS",
 ];
+/// parlinalg's switch for deterministic BLAS results under `auto`: `1` (on) or `0` (off).
+///
+/// Under `auto` the thread count of a call depends on what other threads do (all cores for a
+/// caller alone, one thread while callers overlap), and OpenBLAS rounds differently on 1 and
+/// on several threads, so the bits of a product can depend on concurrency. With this set to
+/// `1`, `auto` gives every call the same count (the usable cores, capped at OpenBLAS's
+/// maximum) whatever other threads do, so each result depends only on its inputs; concurrent
+/// multithreaded calls then queue on pthreads OpenBLAS's lock instead of running side by side.
+/// A fixed count (code or environment) is deterministic in the same way.
+pub const DETERMINISTIC_VAR: &str = "PARLINALG_DETERMINISTIC";
 /// rayon's variable for its global pool.
 pub const RAYON_VAR: &str = "RAYON_NUM_THREADS";
 
@@ -62,6 +72,10 @@ pub enum BlasThreads {
     /// parlinalg's policy: all usable cores for a caller that is alone, one thread per call
     /// while several application threads call BLAS at once (so none queues behind another's
     /// multithreaded call, and the cores are never oversubscribed).
+    ///
+    /// **The bits of a result can then depend on what other threads do** (OpenBLAS rounds
+    /// differently on 1 and on several threads); [`DETERMINISTIC_VAR`] makes `auto` give every
+    /// call the same count, so that they depend only on the inputs.
     Auto,
     /// Exactly this many, whatever else runs.
     Fixed(usize),
@@ -201,6 +215,8 @@ fn digits(s: &str) -> std::result::Result<Option<usize>, &'static str> {
 pub(crate) struct EnvSettings {
     pub blas: Setting<BlasThreads>,
     pub outer: Setting<usize>,
+    /// [`DETERMINISTIC_VAR`] is `1`.
+    pub deterministic: bool,
 }
 
 /// Resolves BLAS and outer threads from the environment (through `lookup`, which returns the
@@ -276,7 +292,25 @@ pub(crate) fn resolve(
         },
         (None, None) => default(),
     };
-    Ok(EnvSettings { blas, outer })
+    let deterministic = match lookup(DETERMINISTIC_VAR) {
+        None => false,
+        Some(raw) => match raw.to_str().map(trim_ascii) {
+            Some("1") => true,
+            Some("0") => false,
+            _ => {
+                return Err(Error::InvalidEnv {
+                    name: DETERMINISTIC_VAR.to_owned(),
+                    value: raw.to_string_lossy().into_owned(),
+                    why: "expected 1 (on) or 0 (off)".into(),
+                })
+            }
+        },
+    };
+    Ok(EnvSettings {
+        blas,
+        outer,
+        deterministic,
+    })
 }
 
 fn blas_value(p: Parsed) -> BlasThreads {
@@ -288,7 +322,7 @@ fn blas_value(p: Parsed) -> BlasThreads {
 
 /// The raw values of every variable parlinalg reads, for the report.
 pub(crate) fn relevant_vars() -> impl Iterator<Item = &'static str> {
-    [BLAS_THREADS_VAR, OUTER_THREADS_VAR]
+    [BLAS_THREADS_VAR, OUTER_THREADS_VAR, DETERMINISTIC_VAR]
         .into_iter()
         .chain(STANDARD_BLAS_VARS)
         .chain([RAYON_VAR, crate::kernel::CORETYPE_VAR])
@@ -498,6 +532,25 @@ mod tests {
             parse_count("X", "\t 2\n", Syntax::CountOrAuto, 64).unwrap(),
             Parsed::Count(2)
         );
+    }
+
+    #[test]
+    fn deterministic_is_one_or_zero() {
+        assert!(!resolve_with(&[]).unwrap().deterministic);
+        assert!(
+            resolve_with(&[(DETERMINISTIC_VAR, "1")])
+                .unwrap()
+                .deterministic
+        );
+        assert!(
+            !resolve_with(&[(DETERMINISTIC_VAR, " 0 ")])
+                .unwrap()
+                .deterministic
+        );
+        for junk in ["yes", "", "2", "true"] {
+            let e = resolve_with(&[(DETERMINISTIC_VAR, junk)]).unwrap_err();
+            assert!(e.to_string().contains(DETERMINISTIC_VAR), "{e}");
+        }
     }
 
     #[test]

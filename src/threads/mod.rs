@@ -26,9 +26,21 @@
 //! OpenBLAS would thread, each call runs single-threaded (pthreads OpenBLAS would otherwise
 //! make them queue on one lock) or, with OpenMP OpenBLAS, gets cores / callers threads.
 //!
+//! **Results under `auto` can depend on what other threads do.** OpenBLAS rounds differently
+//! on one and on several threads, and `auto` picks the count from the other callers, so four
+//! concurrent products may differ in the last bits from the same products made alone. Set
+//! [`DETERMINISTIC_VAR`] (`PARLINALG_DETERMINISTIC=1`) to make every call get the same count
+//! whatever else runs (the bits then depend only on the inputs; concurrent callers queue on
+//! pthreads OpenBLAS's lock), or fix the count ([`set_blas_threads`], a variable).
+//!
 //! **Scopes** ([`blas_threads_scope`], [`with_blas_threads`], [`Plan::enter`], [`Plan::run`])
 //! nest LIFO within a thread; across threads, overlapping scopes give the smallest of each
 //! thread's innermost request, and the baseline is back when the last one closes, in any order.
+//!
+//! **Fork.** pthreads OpenBLAS joins its workers in a `pthread_atfork` handler: a `fork()`
+//! (`libc::fork`, or `std::process::Command` with `pre_exec`, which forks) while another thread
+//! is inside a threaded BLAS call hangs the parent. Spawn processes with a plain `Command` (it
+//! uses `posix_spawn`, which runs no fork handler), as parlinalg does.
 //!
 //! **Plans** run K outer × N BLAS threads; [`plan_for_batch`] is the default policy's choice,
 //! used by [`matmul_batch`](crate::matmul_batch). [`report`] says what runs and what is wrong.
@@ -47,8 +59,8 @@ mod stack;
 pub use control::OVERLAP_WINDOW;
 pub use cores::Cores;
 pub use env::{
-    BlasThreads, Setting, Source, BLAS_THREADS_VAR, OUTER_THREADS_VAR, RAYON_VAR,
-    STANDARD_BLAS_VARS,
+    BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
+    RAYON_VAR, STANDARD_BLAS_VARS,
 };
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{
