@@ -1086,14 +1086,23 @@ mod tests {
     #[test]
     fn signed_product_does_not_overflow_in_between() {
         let values = [1e200, 1e200, 1e-200, 1e-200, 3.0];
-        let p: f64 = signed_product(values.into_iter(), true);
+        let p: f64 = signed_product(values.into_iter(), true, 0);
         assert!((p + 3.0).abs() < 1e-12, "{p}");
-        let p: f32 = signed_product([1e30f32, 1e30, 1e-30, 1e-30, 2.0].into_iter(), false);
+        let p: f32 = signed_product([1e30f32, 1e30, 1e-30, 1e-30, 2.0].into_iter(), false, 0);
         assert!((p - 2.0).abs() < 1e-6, "{p}");
-        let p: f32 = signed_product([1e30f32, 1e30].into_iter(), false);
+        let p: f32 = signed_product([1e30f32, 1e30].into_iter(), false, 0);
         assert_eq!(p, f32::INFINITY);
-        let p: f32 = signed_product([1e-30f32, 1e-30].into_iter(), true);
+        let p: f32 = signed_product([1e-30f32, 1e-30].into_iter(), true, 0);
         assert_eq!(p, -0.0);
+        // The shift is a power of two applied once, at the end (det's equilibration).
+        let p: f64 = signed_product([1.5f64, 2.0].into_iter(), false, -2000);
+        assert_eq!(p, 0.0);
+        let p: f64 = signed_product(
+            [1.5 * 2f64.powi(1000), 2f64.powi(1000)].into_iter(),
+            false,
+            -2000,
+        );
+        assert_eq!(p, 1.5);
     }
 
     #[test]
