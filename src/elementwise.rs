@@ -162,17 +162,24 @@ fn unary_new<T: Float, S: Data<Elem = T>, D: Dimension>(
     op: Unary,
     name: &'static str,
     x: &ArrayBase<S, D>,
-) -> Array<T, D> {
+) -> Result<Array<T, D>> {
+    crate::threads::check_env()?;
     let f_order = !x.is_standard_layout() && is_f_contiguous(x);
-    let mut out =
-        uninit_array::<T, D>(name, x.raw_dim(), f_order).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = uninit_array::<T, D>(name, x.raw_dim(), f_order)?;
     unary_views(op, x.view(), out.view_mut());
     // SAFETY: `unary_views` wrote every element of `out` (flat: the chunks cover the slice;
     // rows: the rows cover the array).
-    unsafe { out.assume_init() }
+    Ok(unsafe { out.assume_init() })
+}
+
+/// The value of an infallible form, or the panic its docs promise: exactly where the fallible
+/// form returns an error, with that error as the message.
+fn or_panic<R>(r: Result<R>) -> R {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn unary_inplace<T: Float, S: DataMut<Elem = T>, D: Dimension>(op: Unary, x: &mut ArrayBase<S, D>) {
+    or_panic(crate::threads::check_env());
     let level = simd_level();
     let block = |chunk: &mut [T]| {
         let mut buf = [T::zero(); BUF];
@@ -219,6 +226,7 @@ where
     SO: DataMut<Elem = T>,
     E: Dimension,
 {
+    crate::threads::check_env()?;
     let xb = x.broadcast(out.raw_dim()).ok_or_else(|| {
         Error::shape(
             name,
@@ -232,7 +240,7 @@ where
 }
 
 macro_rules! unary_fns {
-    ($op:expr, $name:ident, $inplace:ident, $into:ident, $what:literal, $detail:literal,
+    ($op:expr, $name:ident, $try:ident, $inplace:ident, $into:ident, $what:literal, $detail:literal,
      $ex_in:literal, $ex_out:literal) => {
         #[doc = concat!($what, ", elementwise, as a new array of the same shape.")]
         ///
@@ -242,7 +250,10 @@ macro_rules! unary_fns {
         /// order. Above a size threshold the work is split over the current rayon pool.
         ///
         /// # Panics
-        /// When the result cannot be allocated (as `Vec` does); [`
+        #[doc = concat!("Exactly when [`", stringify!($try), "`] returns an error, with that error as the message:")]
+        /// the result cannot be allocated ([`Error::Allocation`]), or a thread variable of the
+        /// environment holds junk ([`Error::InvalidEnv`], which every parlinalg operation
+        #[doc = concat!("returns). Use [`", stringify!($try), "`] to get the error as a value; [`")]
         #[doc = stringify!($into)]
         /// `] into a preallocated array never allocates.
         ///
@@ -265,12 +276,49 @@ macro_rules! unary_fns {
             S: Data<Elem = T>,
             D: Dimension,
         {
+            or_panic(unary_new($op, stringify!($name), x))
+        }
+
+        #[doc = concat!($what, ", elementwise, as a new array; the fallible form of [`", stringify!($name), "`].")]
+        ///
+        #[doc = concat!("The same values, layout and threading as [`", stringify!($name), "`].")]
+        ///
+        /// # Errors
+        /// - [`Error::Allocation`] when the result cannot be allocated (its shape in the
+        ///   message), for instance for a broadcast view of a huge shape;
+        /// - [`Error::InvalidEnv`] when a thread variable of the environment holds junk.
+        ///
+        /// # Example
+        /// ```
+        /// use parlinalg::ndarray::{array, Array1, IxDyn};
+        /// use parlinalg::Error;
+        ///
+        #[doc = concat!("let x: Array1<f64> = array![", $ex_in, "];")]
+        #[doc = concat!("let y = parlinalg::", stringify!($try), "(&x)?;")]
+        #[doc = concat!("assert_eq!(y, parlinalg::", stringify!($name), "(&x));")]
+        /// // One element seen as 2⁶² of them (a zero-stride view): too large to allocate.
+        /// let one = array![1.0f64];
+        /// let huge = one.broadcast(IxDyn(&[1 << 31, 1 << 31])).unwrap();
+        #[doc = concat!("let err = parlinalg::", stringify!($try), "(&huge).unwrap_err();")]
+        /// assert!(matches!(err, Error::Allocation { .. }), "{err}");
+        /// # Ok::<(), parlinalg::Error>(())
+        /// ```
+        pub fn $try<T, S, D>(x: &ArrayBase<S, D>) -> Result<Array<T, D>>
+        where
+            T: Float,
+            S: Data<Elem = T>,
+            D: Dimension,
+        {
             unary_new($op, stringify!($name), x)
         }
 
         #[doc = concat!($what, ", elementwise, overwriting `x` (numpy's `out=x`).")]
         ///
         /// Any layout; never allocates (strided data goes through a small stack buffer).
+        ///
+        /// # Panics
+        /// When a thread variable of the environment holds junk, with the
+        /// [`Error::InvalidEnv`] every fallible parlinalg operation returns as the message.
         ///
         /// # Example
         /// ```
@@ -298,7 +346,7 @@ macro_rules! unary_fns {
         ///
         /// # Errors
         /// [`Error::ShapeMismatch`] when `x` does not broadcast to `out`'s shape (both shapes
-        /// in the message).
+        /// in the message); [`Error::InvalidEnv`] when a thread variable holds junk.
         ///
         /// # Example
         /// ```
@@ -328,6 +376,7 @@ macro_rules! unary_fns {
 unary_fns!(
     Unary::Exp,
     exp,
+    try_exp,
     exp_inplace,
     exp_into,
     "`e^x`",
@@ -341,6 +390,7 @@ unary_fns!(
 unary_fns!(
     Unary::Ln,
     ln,
+    try_ln,
     ln_inplace,
     ln_into,
     "The natural logarithm",
@@ -352,6 +402,7 @@ unary_fns!(
 unary_fns!(
     Unary::Sqrt,
     sqrt,
+    try_sqrt,
     sqrt_inplace,
     sqrt_into,
     "The square root",
@@ -362,6 +413,7 @@ unary_fns!(
 unary_fns!(
     Unary::Tanh,
     tanh,
+    try_tanh,
     tanh_inplace,
     tanh_into,
     "The hyperbolic tangent",
@@ -372,6 +424,7 @@ unary_fns!(
 unary_fns!(
     Unary::Sigmoid,
     sigmoid,
+    try_sigmoid,
     sigmoid_inplace,
     sigmoid_into,
     "The logistic function `1 / (1 + e^-x)`",
@@ -532,6 +585,7 @@ where
     DA: Dimension + DimMax<DB>,
     DB: Dimension,
 {
+    crate::threads::check_env()?;
     let shape = broadcast_shape(a.shape(), b.shape())
         .map_err(|why| Error::shape(name, a.shape(), b.shape(), why))?;
     let dim: Broadcast<DA, DB> = dim_of(&shape);
@@ -566,6 +620,7 @@ where
     SO: DataMut<Elem = T>,
     E: Dimension,
 {
+    crate::threads::check_env()?;
     broadcast_shape(a.shape(), b.shape())
         .map_err(|why| Error::shape(name, a.shape(), b.shape(), why))?;
     let fit = |x: &[usize]| {
@@ -596,7 +651,8 @@ macro_rules! binary_fns {
         /// # Errors
         /// - [`Error::ShapeMismatch`] when the shapes do not broadcast (both shapes and the
         ///   axis in the message);
-        /// - [`Error::Allocation`] when the result cannot be allocated.
+        /// - [`Error::Allocation`] when the result cannot be allocated;
+        /// - [`Error::InvalidEnv`] when a thread variable of the environment holds junk.
         ///
         /// # Example
         /// ```
@@ -630,7 +686,8 @@ macro_rules! binary_fns {
         /// streaming pass, split over the current rayon pool above a size threshold.
         ///
         /// # Errors
-        /// [`Error::ShapeMismatch`] when the operands do not broadcast together or to `out`.
+        /// [`Error::ShapeMismatch`] when the operands do not broadcast together or to `out`;
+        /// [`Error::InvalidEnv`] when a thread variable of the environment holds junk.
         ///
         /// # Example
         /// ```

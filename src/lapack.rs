@@ -64,6 +64,12 @@ mod sealed {
 /// | condition estimate (1-norm) | `sgecon` | `dgecon` |
 /// | triangular solves, per column of `b` | `sgetrs` | `dgetrs` |
 ///
+/// Equilibrated first: rows, then columns, are scaled by powers of two so that each has its
+/// largest magnitude in `[1, 2)` (no rounding is added), the LU and the condition estimate run
+/// on the scaled matrix, and the result is scaled back. Entries of 1e±300, subnormal ones, or
+/// rows and columns of mixed scale therefore neither overflow the factorisation nor skip the
+/// conditioning check; only a result outside `T`'s range becomes `±inf` or 0, as IEEE says.
+///
 /// A `0 × 0` system has the empty solution (`b`'s shape, `0` or `0 × r`), as in numpy.
 ///
 /// # Errors
@@ -112,15 +118,24 @@ where
     }
     check_finite(OP, a)?;
     check_finite(OP, b)?;
-    let lu = factorize(OP, a, order)?;
-    ensure_well_conditioned(&lu, one_norm(a))?;
+    // A x = b with A = R⁻¹ As C⁻¹ (powers of two): As (C⁻¹ x) = R b.
+    let eq = Equilibration::of(a);
+    let scaled = eq.apply(OP, a)?;
+    let lu = factorize(OP, &scaled, order)?;
+    ensure_well_conditioned(&lu, one_norm(&scaled))?;
     // `reversed_axes` is the identity on a vector and the transpose of a matrix: either way
     // its logical order is b's column-major order, so each system's right-hand side is one
     // contiguous chunk of n elements.
     let mut x = collect(OP, b.shape(), b.view().reversed_axes().iter().copied())?;
     for column in x.chunks_exact_mut(n) {
+        for (v, &e) in column.iter_mut().zip(&eq.row) {
+            *v = scale2(*v, e);
+        }
         lapack_call(n, || T::lax_getrs(&lu, column))?
             .map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
+        for (v, &e) in column.iter_mut().zip(&eq.col) {
+            *v = scale2(*v, e);
+        }
     }
     standard_layout(OP, b.raw_dim(), x)
 }
@@ -132,6 +147,12 @@ where
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
 /// | condition estimate (1-norm) | `sgecon` | `dgecon` |
 /// | inverse from the factors | `sgetri` | `dgetri` |
+///
+/// Equilibrated first: rows, then columns, are scaled by powers of two so that each has its
+/// largest magnitude in `[1, 2)` (no rounding is added), the LU and the condition estimate run
+/// on the scaled matrix, and the result is scaled back. Entries of 1e±300, subnormal ones, or
+/// rows and columns of mixed scale therefore neither overflow the factorisation nor skip the
+/// conditioning check; only a result outside `T`'s range becomes `±inf` or 0, as IEEE says.
 ///
 /// The inverse of a `0 × 0` matrix is `0 × 0`, as in numpy. Prefer [`solve`] to multiplying by
 /// the inverse: it is faster and more accurate.
@@ -163,9 +184,18 @@ where
         return Ok(Array2::zeros((0, 0)));
     }
     check_finite(OP, a)?;
-    let mut lu = factorize(OP, a, order)?;
-    ensure_well_conditioned(&lu, one_norm(a))?;
+    // A = R⁻¹ As C⁻¹ (powers of two), so A⁻¹ = C As⁻¹ R.
+    let eq = Equilibration::of(a);
+    let scaled = eq.apply(OP, a)?;
+    let mut lu = factorize(OP, &scaled, order)?;
+    ensure_well_conditioned(&lu, one_norm(&scaled))?;
     lapack_call(n, || T::lax_getri(&mut lu))?.map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
+    // Column-major: element (i, j) is at j·n + i.
+    for (j, column) in lu.factors.chunks_exact_mut(n).enumerate() {
+        for (i, v) in column.iter_mut().enumerate() {
+            *v = scale2(*v, eq.col[i] + eq.row[j]);
+        }
+    }
     standard_layout(OP, ndarray::Dim([n, n]), lu.factors)
 }
 
@@ -175,6 +205,9 @@ where
 /// | step | f32 | f64 |
 /// |---|---|---|
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
+///
+/// Equilibrated by powers of two as [`solve`] (the exponents go into the product's separate
+/// power of two), so no pivot overflows.
 ///
 /// The determinant of a `0 × 0` matrix is 1 (the empty product), as in numpy. An exactly
 /// singular matrix (a zero pivot) has determinant 0: that is an answer, not an error. The
@@ -208,7 +241,10 @@ where
         return Ok(T::one());
     }
     check_finite(OP, a)?;
-    let lu = match factorize(OP, a, order) {
+    // det A = det As · 2^-(Σ row + Σ col exponents): no pivot overflows or underflows.
+    let eq = Equilibration::of(a);
+    let scaled = eq.apply(OP, a)?;
+    let lu = match factorize(OP, &scaled, order) {
         Ok(lu) => lu,
         Err(Error::Singular { .. }) => return Ok(T::zero()),
         Err(e) => return Err(e),
@@ -221,7 +257,8 @@ where
         .filter(|&(i, &p)| usize::try_from(p - 1).ok() != Some(i))
         .count();
     let pivots = (0..n).map(|i| lu.factors[i * n + i]);
-    Ok(signed_product(pivots, swaps % 2 == 1))
+    let shift: i64 = eq.row.iter().chain(&eq.col).map(|&e| -i64::from(e)).sum();
+    Ok(signed_product(pivots, swaps % 2 == 1, shift))
 }
 
 /// Cholesky factor `L` (lower triangular, positive diagonal) of a symmetric positive definite
@@ -365,6 +402,10 @@ where
 /// Minimum-norm least-squares solution `x` of `a · x ≈ b`, for an `m × n` matrix `a` of any
 /// shape (tall, square, wide) and rank, and `b` of length `m`.
 ///
+/// `a` and `b` are each scaled by one power of two (their largest magnitude into `[1, 2)`; a
+/// global scaling leaves the minimum-norm solution unchanged, and adds no rounding), so
+/// entries of 1e±300 or subnormal ones work as well as entries of 1.
+///
 /// `x` minimises `‖a·x − b‖₂`, and among the minimisers (when `a` is rank-deficient or wide)
 /// has the smallest `‖x‖₂`. It is computed from the thin SVD `a = U·diag(s)·Vᵀ` as
 /// `x = V · diag(1/sᵢ) · Uᵀ · b`, where singular values `sᵢ ≤ ε · max(m, n) · s₀` count as zero
@@ -435,7 +476,13 @@ where
     }
     check_finite(OP, a)?;
     check_finite(OP, b)?;
-    let mut data = column_major(OP, a)?;
+    // One power of two for a and one for b (the minimum-norm solution is invariant only under
+    // a global scaling): As = 2^sa·a, bs = 2^sb·b, and x = 2^(sa − sb)·xs.
+    let sa = unit_exponent(a.iter().fold(T::zero(), |m, v| m.max(v.abs())));
+    let sb = unit_exponent(b.iter().fold(T::zero(), |m, v| m.max(v.abs())));
+    let a = a.mapv(|v| scale2(v, sa));
+    let b = b.mapv(|v| scale2(v, sb));
+    let mut data = column_major(OP, &a)?;
     let layout = MatrixLayout::F {
         col: cols,
         lda: rows,
@@ -452,13 +499,13 @@ where
     let vt = column_major_view(&vt, k, n).ok_or_else(missing)?;
     let largest = svd.s[0];
     let cutoff = T::epsilon() * T::from(m.max(n)).unwrap_or_else(T::max_value) * largest;
-    let utb = crate::matvec(&u.t(), b)?;
+    let utb = crate::matvec(&u.t(), &b)?;
     let scaled: Array1<T> = utb
         .iter()
         .zip(&svd.s)
         .map(|(&c, &s)| if s > cutoff { c / s } else { T::zero() })
         .collect();
-    crate::matvec(&vt.t(), &scaled)
+    Ok(crate::matvec(&vt.t(), &scaled)?.mapv(|v| scale2(v, sa - sb)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,14 +852,17 @@ fn lapack_call<R>(n: usize, f: impl FnOnce() -> R) -> Result<R> {
 }
 
 /// [`Error::IllConditioned`] when `?gecon` estimates the reciprocal condition number below
-/// machine epsilon. Skipped when `anorm` overflowed (entries near `T::MAX`): `?gecon` would
-/// answer 0 for any matrix.
+/// machine epsilon. Never skipped: the matrix is equilibrated first ([`Equilibration`]), so
+/// `anorm` is at most `2n`; were it ever not finite, the estimate would be meaningless and the
+/// matrix is refused (it used to be waved through, and an overflowed LU returned a wrong
+/// answer as `Ok`).
 fn ensure_well_conditioned<T: Float>(lu: &Lu<T>, anorm: T) -> Result<()> {
-    if !anorm.is_finite() {
-        return Ok(());
-    }
-    let rcond = lapack_call(lu.n as usize, || T::lax_gecon(lu, anorm))?
-        .map_err(|e| lapack_error::<T>(Routine::Gecon, e))?;
+    let rcond = if anorm.is_finite() {
+        lapack_call(lu.n as usize, || T::lax_gecon(lu, anorm))?
+            .map_err(|e| lapack_error::<T>(Routine::Gecon, e))?
+    } else {
+        T::nan()
+    };
     // A NaN estimate is refused too.
     if rcond.is_nan() || rcond < T::epsilon() {
         return Err(Error::IllConditioned {
@@ -822,6 +872,79 @@ fn ensure_well_conditioned<T: Float>(lu: &Lu<T>, anorm: T) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Row and column scalings by powers of two (the idea of LAPACK's `?geequb`): `As = R·A·C`
+/// with `R = diag(2^row[i])`, `C = diag(2^col[j])`, chosen so that each row of `R·A` has its
+/// largest magnitude in `[1, 2)`, then each column of `R·A·C` too. Multiplying by a power of
+/// two adds no rounding (short of the subnormal range), so the scaled problem is the same
+/// problem: an LU of `As` cannot overflow (`|As| < 2`), and its condition estimate is never
+/// skipped. Entries of 1e±300 or subnormal ones factor as well as entries of 1.
+struct Equilibration {
+    row: Vec<i32>,
+    col: Vec<i32>,
+}
+
+impl Equilibration {
+    fn of<T: Float, S: Data<Elem = T>>(a: &ArrayBase<S, Ix2>) -> Equilibration {
+        // In the exponent domain (integers), so that no scaled value can underflow on the way:
+        // the unit exponent of x·2^r is the unit exponent of x minus r, exactly.
+        let unit = |v: &T| (*v != T::zero()).then(|| unit_exponent(*v));
+        let row: Vec<i32> = a
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().filter_map(unit).min().unwrap_or(0))
+            .collect();
+        let col = a
+            .columns()
+            .into_iter()
+            .map(|c| {
+                c.iter()
+                    .zip(&row)
+                    .filter_map(|(v, &r)| unit(v).map(|u| u - r))
+                    .min()
+                    .unwrap_or(0)
+            })
+            .collect();
+        Equilibration { row, col }
+    }
+
+    /// `R·A·C`, a new C-order array.
+    fn apply<T: Float, S: Data<Elem = T>>(
+        &self,
+        op: &'static str,
+        a: &ArrayBase<S, Ix2>,
+    ) -> Result<Array2<T>> {
+        let (n, m) = a.dim();
+        // Logical (row-major) order, so the vector is the C-order array.
+        let values = a
+            .indexed_iter()
+            .map(|((i, j), &v)| scale2(v, self.row[i] + self.col[j]));
+        let data = collect(op, &[n, m], values)?;
+        Ok(Array2::from_shape_vec((n, m), data).expect("collect gives n·m elements"))
+    }
+}
+
+/// The `k` with `|x|·2^k` in `[1, 2)`; 0 for 0 (an all-zero row or column stays as it is, and
+/// is found singular).
+fn unit_exponent<T: Float>(x: T) -> i32 {
+    let (_, e) = frexp(x.to_f64().unwrap_or(0.0));
+    if x == T::zero() {
+        0
+    } else {
+        i32::try_from(1 - e).expect("an f64 exponent fits an i32")
+    }
+}
+
+/// `x · 2^k`, exact unless the result leaves the normal range of `T`.
+fn scale2<T: Float>(x: T, k: i32) -> T {
+    let y = ldexp(x.to_f64().unwrap_or(f64::NAN), i64::from(k));
+    if T::SINGLE {
+        T::from(y as f32)
+    } else {
+        T::from(y)
+    }
+    .unwrap_or_else(T::nan)
 }
 
 /// A vector of `shape`'s element count filled from `values`, allocated fallibly.
@@ -887,11 +1010,11 @@ fn column_major_view<T>(data: &[T], rows: usize, cols: usize) -> Option<ArrayVie
 // ---------------------------------------------------------------------------------------------
 // The determinant's product
 
-/// `±Π values`, accumulated as an `f64` mantissa in `[0.5, 1)` and a separate power of two, so
+/// `±Π values · 2^shift`, accumulated as an `f64` mantissa in `[0.5, 1)` and a separate power of two, so
 /// that no intermediate product overflows or underflows; only the final value may, to `±inf` or
 /// `0`, as the true product does in `T`.
-fn signed_product<T: Float>(values: impl Iterator<Item = T>, negative: bool) -> T {
-    let (mut mantissa, mut exponent) = (if negative { -1.0 } else { 1.0 }, 0i64);
+fn signed_product<T: Float>(values: impl Iterator<Item = T>, negative: bool, shift: i64) -> T {
+    let (mut mantissa, mut exponent) = (if negative { -1.0 } else { 1.0 }, shift);
     for value in values {
         let (m, e) = frexp(value.to_f64().unwrap_or(f64::NAN));
         let (m, e2) = frexp(mantissa * m);
@@ -963,14 +1086,23 @@ mod tests {
     #[test]
     fn signed_product_does_not_overflow_in_between() {
         let values = [1e200, 1e200, 1e-200, 1e-200, 3.0];
-        let p: f64 = signed_product(values.into_iter(), true);
+        let p: f64 = signed_product(values.into_iter(), true, 0);
         assert!((p + 3.0).abs() < 1e-12, "{p}");
-        let p: f32 = signed_product([1e30f32, 1e30, 1e-30, 1e-30, 2.0].into_iter(), false);
+        let p: f32 = signed_product([1e30f32, 1e30, 1e-30, 1e-30, 2.0].into_iter(), false, 0);
         assert!((p - 2.0).abs() < 1e-6, "{p}");
-        let p: f32 = signed_product([1e30f32, 1e30].into_iter(), false);
+        let p: f32 = signed_product([1e30f32, 1e30].into_iter(), false, 0);
         assert_eq!(p, f32::INFINITY);
-        let p: f32 = signed_product([1e-30f32, 1e-30].into_iter(), true);
+        let p: f32 = signed_product([1e-30f32, 1e-30].into_iter(), true, 0);
         assert_eq!(p, -0.0);
+        // The shift is a power of two applied once, at the end (det's equilibration).
+        let p: f64 = signed_product([1.5f64, 2.0].into_iter(), false, -2000);
+        assert_eq!(p, 0.0);
+        let p: f64 = signed_product(
+            [1.5 * 2f64.powi(1000), 2f64.powi(1000)].into_iter(),
+            false,
+            -2000,
+        );
+        assert_eq!(p, 1.5);
     }
 
     #[test]

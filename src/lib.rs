@@ -151,7 +151,7 @@ pub use blas::{dot, matmul, matmul_batch, matmul_batch_with, matmul_into, matvec
 pub use elementwise::{
     add, add_into, div, div_into, exp, exp_inplace, exp_into, ln, ln_inplace, ln_into, mul,
     mul_into, sigmoid, sigmoid_inplace, sigmoid_into, sqrt, sqrt_inplace, sqrt_into, sub, sub_into,
-    tanh, tanh_inplace, tanh_into,
+    tanh, tanh_inplace, tanh_into, try_exp, try_ln, try_sigmoid, try_sqrt, try_tanh,
 };
 pub use error::{Error, Result};
 pub use lapack::{

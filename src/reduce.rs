@@ -172,8 +172,8 @@ fn nonempty<T, S: Data<Elem = T>, D: Dimension>(
 
 /// Sum of all elements, pairwise over fixed leaves: bit-identical for any thread count.
 ///
-/// The sum of an empty array is 0. NaN anywhere gives NaN; `+inf` and `-inf` together give
-/// NaN (IEEE, as numpy).
+/// The sum of an empty array is +0.0, of negative zeros -0.0 (as numpy). NaN anywhere gives
+/// NaN; `+inf` and `-inf` together give NaN (IEEE, as numpy).
 ///
 /// Order: the elements (memory order when contiguous, logical order otherwise) are cut into
 /// leaves of 1024; a leaf is added by 32 running accumulators (element `i` to accumulator
@@ -185,7 +185,8 @@ fn nonempty<T, S: Data<Elem = T>, D: Dimension>(
 /// (integer) reference on ill-conditioned data.
 ///
 /// # Errors
-/// None today; the `Result` keeps the contract's shape for every reduction.
+/// [`Error::InvalidEnv`] when a thread variable of the environment holds junk (as every
+/// parlinalg operation).
 ///
 /// # Example
 /// ```
@@ -201,13 +202,15 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
+    crate::threads::check_env()?;
     Ok(sum_of(x))
 }
 
 /// Arithmetic mean: [`sum`] divided by the element count.
 ///
 /// # Errors
-/// [`Error::Empty`] for an empty array (numpy returns NaN with a warning).
+/// [`Error::Empty`] for an empty array (numpy returns NaN with a warning);
+/// [`Error::InvalidEnv`] when a thread variable holds junk.
 ///
 /// # Example
 /// ```
@@ -223,6 +226,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
+    crate::threads::check_env()?;
     nonempty("mean", x)?;
     Ok(sum_of(x) / T::from(x.len()).expect("a length converts to a float"))
 }
@@ -230,7 +234,8 @@ where
 /// Largest element; NaN when any element is NaN (as `numpy.max`).
 ///
 /// # Errors
-/// [`Error::Empty`] for an empty array.
+/// [`Error::Empty`] for an empty array; [`Error::InvalidEnv`] when a thread variable holds
+/// junk.
 ///
 /// # Example
 /// ```
@@ -246,6 +251,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
+    crate::threads::check_env()?;
     nonempty("max", x)?;
     Ok(max_of(x))
 }
@@ -253,7 +259,8 @@ where
 /// Smallest element; NaN when any element is NaN (as `numpy.min`).
 ///
 /// # Errors
-/// [`Error::Empty`] for an empty array.
+/// [`Error::Empty`] for an empty array; [`Error::InvalidEnv`] when a thread variable holds
+/// junk.
 ///
 /// # Example
 /// ```
@@ -268,6 +275,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
+    crate::threads::check_env()?;
     nonempty("min", x)?;
     Ok(min_of(x))
 }
@@ -281,7 +289,8 @@ where
 /// empty array is 0.
 ///
 /// # Errors
-/// None today; the `Result` keeps the contract's shape for every reduction.
+/// [`Error::InvalidEnv`] when a thread variable of the environment holds junk (as every
+/// parlinalg operation).
 ///
 /// # Example
 /// ```
@@ -298,6 +307,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
+    crate::threads::check_env()?;
     Ok(norm2_of(x))
 }
 
@@ -314,6 +324,7 @@ where
     S: Data<Elem = T>,
     D: Dimension + RemoveAxis,
 {
+    crate::threads::check_env()?;
     if axis.index() >= x.ndim() {
         return Err(Error::AxisOutOfBounds {
             op,
@@ -348,7 +359,8 @@ macro_rules! axis_fn {
         /// # Errors
         /// [`Error::AxisOutOfBounds`] when `axis ≥ x.ndim()`;
         #[doc = concat!("[`Error::Empty`] when the axis has length 0 and the result is otherwise non-empty", $needs, ";")]
-        /// [`Error::Allocation`] when the result cannot be allocated.
+        /// [`Error::Allocation`] when the result cannot be allocated; [`Error::InvalidEnv`]
+        /// when a thread variable of the environment holds junk.
         ///
         /// # Example
         /// ```

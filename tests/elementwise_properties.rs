@@ -211,6 +211,42 @@ fn ieee_special_values_and_empties() {
     assert!(parlinalg::max_axis(&empty, Axis(0)).is_err());
 }
 
+fn negative_zero_sums<T: Float>() {
+    let nz = T::zero().neg();
+    let is_neg_zero = |v: T| v == T::zero() && v.is_sign_negative();
+    // One element, several, a partial leaf, several leaves, and a parallel run (numpy: -0.0).
+    for n in [1, 2, 3, 33, 1025, 300_000] {
+        let x = Array1::from_elem(n, nz);
+        let s = parlinalg::sum(&x).unwrap();
+        assert!(is_neg_zero(s), "sum of {n} × -0.0 = {s:?}");
+        let m = parlinalg::mean(&x).unwrap();
+        assert!(is_neg_zero(m), "mean of {n} × -0.0 = {m:?}");
+        // Strided (gathered) path.
+        let wide = Array1::from_elem(2 * n, nz);
+        let v = wide.slice(ndarray::s![..;2]);
+        assert!(is_neg_zero(parlinalg::sum(&v).unwrap()), "strided n = {n}");
+    }
+    let m = Array2::from_elem((3, 4), nz);
+    for ax in 0..2 {
+        let r = parlinalg::sum_axis(&m, Axis(ax)).unwrap();
+        assert!(r.iter().all(|&v| is_neg_zero(v)), "sum_axis {ax}: {r:?}");
+        let r = parlinalg::mean_axis(&m, Axis(ax)).unwrap();
+        assert!(r.iter().all(|&v| is_neg_zero(v)), "mean_axis {ax}: {r:?}");
+    }
+    // Mixed signs still give +0, and the empty sum stays +0 (as numpy).
+    let mixed = Array1::from(vec![nz, T::zero(), nz]);
+    let s = parlinalg::sum(&mixed).unwrap();
+    assert!(s == T::zero() && s.is_sign_positive(), "{s:?}");
+    let s = parlinalg::sum(&Array1::<T>::zeros(0)).unwrap();
+    assert!(s.is_sign_positive());
+}
+
+#[test]
+fn sum_and_mean_of_negative_zeros_are_negative_zero() {
+    negative_zero_sums::<f64>();
+    negative_zero_sums::<f32>();
+}
+
 /// Values `m·2^e` with integer `m` (|m| < 2^bits) and `e` in [-20, 20]: their exact sum fits an
 /// i128 scaled by 2^20.
 fn exact_data<T: Float>(rng: &mut Rng, n: usize, bits: u32) -> (Array1<T>, f64, f64) {
@@ -418,4 +454,52 @@ fn outputs_beyond_the_streaming_threshold() {
             assert!((e[i] / x[i].exp() - 1.0).abs() < 1e-15, "exp at {i}");
         }
     }
+}
+
+/// A result too large to allocate is `Error::Allocation` from the fallible unary maps (as from
+/// `add`, `sum_axis` and `matmul`), and the infallible ones panic with that error, as their
+/// docs say. The input is one element broadcast (stride 0), so nothing huge is allocated.
+#[test]
+fn unary_maps_of_a_huge_broadcast_view_are_allocation_errors() {
+    let one = ndarray::array![0.5f64];
+    let huge = one.broadcast(IxDyn(&[1 << 31, 1 << 31])).unwrap();
+    let want = vec![1usize << 31, 1 << 31];
+    type Try = fn(&ndarray::ArrayViewD<'_, f64>) -> parlinalg::Result<Array<f64, IxDyn>>;
+    type Map = fn(&ndarray::ArrayViewD<'_, f64>) -> Array<f64, IxDyn>;
+    let ops: [(&str, Try, Map); 5] = [
+        ("exp", |x| parlinalg::try_exp(x), |x| parlinalg::exp(x)),
+        ("ln", |x| parlinalg::try_ln(x), |x| parlinalg::ln(x)),
+        ("sqrt", |x| parlinalg::try_sqrt(x), |x| parlinalg::sqrt(x)),
+        ("tanh", |x| parlinalg::try_tanh(x), |x| parlinalg::tanh(x)),
+        (
+            "sigmoid",
+            |x| parlinalg::try_sigmoid(x),
+            |x| parlinalg::sigmoid(x),
+        ),
+    ];
+    for (name, try_op, op) in ops {
+        let err = try_op(&huge).unwrap_err();
+        match &err {
+            Error::Allocation { op, shape } => assert_eq!((*op, shape), (name, &want)),
+            other => panic!("{name}: {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("(2147483648, 2147483648)"), "{msg}");
+        let panic = std::panic::catch_unwind(|| op(&huge)).unwrap_err();
+        let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert_eq!(text, msg, "{name} panics with the error try_{name} returns");
+        // The fallible form gives the same values as the infallible one.
+        let x = Array1::linspace(0.1, 3.0, 100).into_dyn();
+        assert_eq!(try_op(&x.view()).unwrap(), op(&x.view()));
+    }
+    // The other families already said so.
+    assert!(matches!(
+        parlinalg::add(&huge, &huge),
+        Err(Error::Allocation { .. })
+    ));
+    let wide = one.broadcast((1 << 61, 2)).unwrap();
+    assert!(matches!(
+        parlinalg::sum_axis(&wide.t(), Axis(0)),
+        Err(Error::Allocation { .. })
+    ));
 }

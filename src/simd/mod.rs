@@ -144,7 +144,8 @@ pub const LANES: usize = 32;
 /// What a reduction leaf computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fold {
-    /// `Σx` (0 for nothing).
+    /// `Σx` (-0.0 for nothing: the identity of IEEE addition, so that a sum of negative
+    /// zeros keeps its sign).
     Sum,
     /// `Σx²`.
     SumSq,
@@ -364,7 +365,9 @@ macro_rules! impl_scalar {
                     map2(b, Rhs::Scalar(a), dst, |y, x| x / y)
                 }
                 fn sum_leaves(x: &[$t], out: &mut [$t]) -> () {
-                    fold_each(x, out, |c| leaf_fold(c, 0.0, |a, v| a + v, |a, b| a + b))
+                    // -0.0 is the identity of IEEE addition (-0 + -0 = -0, -0 + +0 = +0), so
+                    // a sum of negative zeros is -0.0, as numpy's.
+                    fold_each(x, out, |c| leaf_fold(c, -0.0, |a, v| a + v, |a, b| a + b))
                 }
                 fn sumsq_leaves(x: &[$t], out: &mut [$t]) -> () {
                     fold_each(x, out, |c| leaf_fold(c, 0.0, |a, v| a + v * v, |a, b| a + b))

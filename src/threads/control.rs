@@ -14,7 +14,15 @@
 //!
 //! When the last scope closes, the baseline is back, whatever order threads closed theirs in
 //! (the fix for threadpoolctl's issue #205, where the last thread to leave restored a stale
-//! value).
+//! value). Each guard removes its own entry, never the top of a stack, and nesting is linear
+//! (see `stack.rs`).
+//!
+//! The rule holds at every instant: every write of OpenBLAS's count (pthreads build, where it
+//! is process-wide) happens under the mutex and is derived from the state. The lock-free fast
+//! path only *reads*: when the count in force is already the one the call gets, it runs
+//! without the lock; when the count would have to change, it takes the lock and decides
+//! there. (It used to write from stale atomics, so an unscoped caller could overwrite an open
+//! scope's count between another thread's scope push and its own call.)
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
@@ -24,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::cores::Cores;
 use super::env::{self, BlasThreads, Setting, Source};
+use super::stack::Stack;
 use crate::blas::info::{BlasLibrary, ThreadingLayer};
 use crate::{Error, Result};
 
@@ -58,12 +67,67 @@ impl CallSize {
     }
 }
 
-/// One open scope.
-#[derive(Debug, Clone, Copy)]
-struct ScopeEntry {
-    id: u64,
-    thread: ThreadId,
-    threads: usize,
+/// The open scopes: per thread that has one, its stack of requested counts. Every operation
+/// costs O(threads with scopes), amortised, whatever the depth or the order of removal.
+#[derive(Debug, Default)]
+pub(crate) struct Scopes {
+    threads: Vec<(ThreadId, Stack<usize>)>,
+    /// Thread slots visited plus stack entries pushed and popped: the work done so far.
+    work: u64,
+}
+
+impl Scopes {
+    fn slot(&mut self, thread: ThreadId) -> Option<usize> {
+        let i = self.threads.iter().position(|(t, _)| *t == thread);
+        self.work += i.map_or(self.threads.len(), |i| i + 1) as u64;
+        i
+    }
+
+    fn push(&mut self, thread: ThreadId, id: u64, threads: usize) {
+        let i = self.slot(thread).unwrap_or_else(|| {
+            self.threads.push((thread, Stack::default()));
+            self.threads.len() - 1
+        });
+        let stack = &mut self.threads[i].1;
+        let before = stack.steps();
+        stack.push(id, threads);
+        self.work += stack.steps() - before;
+    }
+
+    /// Removes scope `id`, looking on `thread` first (a guard is dropped on its own thread).
+    fn remove(&mut self, thread: ThreadId, id: u64) {
+        let mut found = None;
+        let own = self.slot(thread);
+        for i in own.into_iter().chain(0..self.threads.len()) {
+            let stack = &mut self.threads[i].1;
+            let before = stack.steps();
+            let removed = stack.remove(id);
+            self.work += 1 + stack.steps() - before;
+            if removed {
+                found = Some(i);
+                break;
+            }
+        }
+        if let Some(i) = found {
+            if self.threads[i].1.is_empty() {
+                self.threads.swap_remove(i);
+            }
+        }
+    }
+
+    /// The smallest of each thread's innermost scope.
+    fn threads(&self) -> Option<usize> {
+        self.threads
+            .iter()
+            .filter_map(|(_, s)| s.top().copied())
+            .min()
+    }
+
+    /// Entries held, over every thread (for tests of the cost).
+    #[cfg(test)]
+    fn held(&self) -> usize {
+        self.threads.iter().map(|(_, s)| s.held()).sum()
+    }
 }
 
 /// Statistics of concurrent BLAS use since the process started, over the calls OpenBLAS may
@@ -84,8 +148,10 @@ pub(crate) struct Usage {
 struct State {
     baseline: Setting<BlasThreads>,
     outer: Setting<usize>,
-    scopes: Vec<ScopeEntry>,
+    scopes: Scopes,
     next_scope_id: u64,
+    /// The first `openblas_set_num_threads(asked)` that left another count `(asked, got)`.
+    set_ignored: Option<(usize, usize)>,
     /// When two callers last overlapped in calls OpenBLAS may thread.
     last_overlap: Option<Instant>,
 }
@@ -118,6 +184,8 @@ pub(crate) struct Control {
     pub cores: Cores,
     pub layer: ThreadingLayer,
     pub max_blas: usize,
+    /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
+    pub deterministic: bool,
 }
 
 static CONTROL: OnceLock<std::result::Result<Control, Error>> = OnceLock::new();
@@ -139,14 +207,15 @@ impl Control {
             .max_threads
             .unwrap_or(super::MAX_THREADS)
             .clamp(1, super::MAX_THREADS);
-        let lookup = |name: &str| std::env::var(name).ok();
+        let lookup = |name: &str| std::env::var_os(name);
         let settings = env::resolve(&lookup, &cores, max_blas, super::MAX_THREADS)?;
         let control = Control {
             state: Mutex::new(State {
                 baseline: settings.blas,
                 outer: settings.outer,
-                scopes: Vec::new(),
+                scopes: Scopes::default(),
                 next_scope_id: 0,
+                set_ignored: None,
                 last_overlap: None,
             }),
             counters: Counters::default(),
@@ -155,10 +224,19 @@ impl Control {
             cores,
             layer: lib.threading,
             max_blas,
+            deterministic: settings.deterministic,
         };
         {
-            let state = control.lock();
-            control.apply(&state, control.solitary_threads(&state));
+            let mut state = control.lock();
+            // Whether OpenBLAS takes a count at all, found once here (where the count is set
+            // anyway, before any other thread can use the controller) so that the report only
+            // reads: a count different from the one in force, then the one the state gives.
+            let now = usize::try_from(crate::blas::get_num_threads()).unwrap_or(1);
+            if control.layer != ThreadingLayer::Sequential && control.max_blas >= 2 {
+                control.apply(&mut state, if now == 1 { 2 } else { 1 });
+            }
+            let n = control.solitary_threads(&state);
+            control.apply(&mut state, n);
             control.refresh_fast(&state);
         }
         Ok(control)
@@ -172,8 +250,12 @@ impl Control {
 
     /// Recomputes the lock-free answers after the state changed (called with the lock held).
     fn refresh_fast(&self, s: &State) {
-        let (any, alone) = match (scoped_threads(&s.scopes), s.baseline.value) {
+        let (any, alone) = match (s.scopes.threads(), s.baseline.value) {
             (Some(n), _) | (None, BlasThreads::Fixed(n)) => (n, n),
+            (None, BlasThreads::Auto) if self.deterministic => {
+                let n = self.cores.count.min(self.max_blas);
+                (n, n)
+            }
             (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => (0, 0),
             (None, BlasThreads::Auto) if s.last_overlap.is_some() => (0, 0),
             (None, BlasThreads::Auto) => (0, self.cores.count.min(self.max_blas)),
@@ -184,7 +266,7 @@ impl Control {
 
     /// The count for a call that is alone (or made under scopes, which are honoured exactly).
     fn solitary_threads(&self, s: &State) -> usize {
-        if let Some(n) = scoped_threads(&s.scopes) {
+        if let Some(n) = s.scopes.threads() {
             return n;
         }
         match s.baseline.value {
@@ -193,15 +275,22 @@ impl Control {
         }
     }
 
-    /// Sets OpenBLAS's count when it differs from `n`. Takes the state to prove the lock is
-    /// held. In the OpenMP build the count is per calling thread, and OpenBLAS reports only the
-    /// last one set, so it is always set.
-    fn apply(&self, _locked: &State, n: usize) {
-        self.set_if_different(n);
+    /// Sets OpenBLAS's count when it differs from `n`, and records the first count OpenBLAS
+    /// did not take. Takes the state to prove the lock is held: in the pthreads build this is
+    /// the only place the count is written. In the OpenMP build the count is per calling
+    /// thread, and OpenBLAS reports only the last one set, so it is always set.
+    fn apply(&self, s: &mut State, n: usize) {
+        if self.set_if_different(n) && self.layer != ThreadingLayer::OpenMp {
+            let got = usize::try_from(crate::blas::get_num_threads()).unwrap_or(0);
+            if got != n && s.set_ignored.is_none() {
+                s.set_ignored = Some((n, got));
+            }
+        }
     }
 
-    /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build).
-    fn set_if_different(&self, n: usize) {
+    /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build); whether it
+    /// called `openblas_set_num_threads`.
+    fn set_if_different(&self, n: usize) -> bool {
         let current = usize::try_from(crate::blas::get_num_threads()).ok();
         let needed = match self.layer {
             ThreadingLayer::Sequential => false,
@@ -212,6 +301,7 @@ impl Control {
             let n = std::ffi::c_int::try_from(n).expect("counts are capped at MAX_THREADS");
             crate::blas::set_num_threads(n);
         }
+        needed
     }
 
     /// Registers a caller; returns the threads it asked for. Calls too small for OpenBLAS to
@@ -245,7 +335,9 @@ impl Control {
 
     /// The thread count for a call OpenBLAS may thread, and applies it. Without the lock when
     /// the answer does not depend on other callers (a fixed count, an open scope, or `auto`
-    /// for a caller alone); under it otherwise.
+    /// for a caller alone) and is already in force; under it otherwise. In the pthreads build
+    /// the fast path never writes the count (a stale answer could overwrite a scope another
+    /// thread just opened); in the OpenMP build the count it sets is the calling thread's own.
     fn enter_threaded(&self) -> usize {
         let threaded = self.counters.active_threaded.fetch_add(1, Relaxed) + 1;
         if threaded > 1 {
@@ -256,8 +348,16 @@ impl Control {
             any => any,
         };
         if fast != 0 {
-            self.set_if_different(fast);
-            return fast;
+            match self.layer {
+                ThreadingLayer::Sequential => return fast,
+                ThreadingLayer::OpenMp => {
+                    self.set_if_different(fast);
+                    return fast;
+                }
+                _ if crate::blas::get_num_threads() == fast as std::ffi::c_int => return fast,
+                // The count must change: only under the lock.
+                _ => {}
+            }
         }
         let mut s = self.lock();
         // The clock is read only around overlaps: a caller alone pays nothing for it.
@@ -273,8 +373,10 @@ impl Control {
         } else {
             false
         };
-        let n = match (scoped_threads(&s.scopes), s.baseline.value) {
+        let n = match (s.scopes.threads(), s.baseline.value) {
             (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
+            // The count must not depend on other callers: the bits would.
+            (None, BlasThreads::Auto) if self.deterministic => self.cores.count.min(self.max_blas),
             (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
                 // Each OpenMP caller gets its own team: share the cores.
                 (self.cores.count / threaded).max(1)
@@ -282,7 +384,7 @@ impl Control {
             (None, BlasThreads::Auto) if overlapping => 1,
             (None, BlasThreads::Auto) => self.cores.count.min(self.max_blas),
         };
-        self.apply(&s, n);
+        self.apply(&mut s, n);
         self.refresh_fast(&s);
         n
     }
@@ -310,23 +412,20 @@ impl Control {
         let mut s = self.lock();
         let id = s.next_scope_id;
         s.next_scope_id += 1;
-        s.scopes.push(ScopeEntry {
-            id,
-            thread: std::thread::current().id(),
-            threads,
-        });
+        s.scopes.push(std::thread::current().id(), id, threads);
         let n = self.solitary_threads(&s);
-        self.apply(&s, n);
+        self.apply(&mut s, n);
         self.refresh_fast(&s);
         id
     }
 
-    /// Closes scope `id` (in any order) and applies what is left.
+    /// Closes scope `id` (in any order: its own entry, not the innermost one) and applies what
+    /// is left.
     pub fn pop_scope(&self, id: u64) {
         let mut s = self.lock();
-        s.scopes.retain(|e| e.id != id);
+        s.scopes.remove(std::thread::current().id(), id);
         let n = self.solitary_threads(&s);
-        self.apply(&s, n);
+        self.apply(&mut s, n);
         self.refresh_fast(&s);
     }
 
@@ -338,7 +437,7 @@ impl Control {
             source: Source::Code,
         };
         let n = self.solitary_threads(&s);
-        self.apply(&s, n);
+        self.apply(&mut s, n);
         self.refresh_fast(&s);
     }
 
@@ -360,7 +459,12 @@ impl Control {
 
     /// The scoped count in force, if any scope is open.
     pub fn scoped(&self) -> Option<usize> {
-        scoped_threads(&self.lock().scopes)
+        self.lock().scopes.threads()
+    }
+
+    /// The first count OpenBLAS did not take, `(asked, got)`: read, never probed.
+    pub fn set_ignored(&self) -> Option<(usize, usize)> {
+        self.lock().set_ignored
     }
 
     pub fn usage(&self) -> Usage {
@@ -384,18 +488,6 @@ fn load_delta(asked: usize) -> u64 {
 /// `(callers, threads asked)` from [`Counters::load`].
 fn unpack_load(load: u64) -> (usize, usize) {
     ((load & 0xffff_ffff) as usize, (load >> 32) as usize)
-}
-
-/// The smallest of each thread's innermost scope.
-fn scoped_threads(scopes: &[ScopeEntry]) -> Option<usize> {
-    let mut innermost: Vec<(ThreadId, usize)> = Vec::new();
-    for e in scopes {
-        match innermost.iter_mut().find(|(t, _)| *t == e.thread) {
-            Some(slot) => slot.1 = e.threads,
-            None => innermost.push((e.thread, e.threads)),
-        }
-    }
-    innermost.into_iter().map(|(_, n)| n).min()
 }
 
 /// Runs one BLAS or LAPACK call under the controller: registers the caller, sets the thread
@@ -426,20 +518,62 @@ mod tests {
         let t2 = std::thread::spawn(|| std::thread::current().id())
             .join()
             .unwrap();
-        let e = |id, thread, threads| ScopeEntry {
-            id,
-            thread,
-            threads,
+        let scopes = |entries: &[(u64, ThreadId, usize)]| {
+            let mut s = Scopes::default();
+            for &(id, thread, threads) in entries {
+                s.push(thread, id, threads);
+            }
+            s
         };
-        assert_eq!(scoped_threads(&[]), None);
+        assert_eq!(scopes(&[]).threads(), None);
         // One thread: the innermost applies, even when larger than the outer one.
-        assert_eq!(scoped_threads(&[e(0, t1, 1), e(1, t1, 4)]), Some(4));
+        assert_eq!(scopes(&[(0, t1, 1), (1, t1, 4)]).threads(), Some(4));
         // Two threads: the smaller of their innermost scopes.
         assert_eq!(
-            scoped_threads(&[e(0, t1, 1), e(1, t2, 3), e(2, t1, 4)]),
+            scopes(&[(0, t1, 1), (1, t2, 3), (2, t1, 4)]).threads(),
             Some(3)
         );
-        assert_eq!(scoped_threads(&[e(0, t2, 2), e(1, t1, 4)]), Some(2));
+        assert_eq!(scopes(&[(0, t2, 2), (1, t1, 4)]).threads(), Some(2));
+        // Each removal takes its own entry: the outer scope of t1 leaves first.
+        let mut s = scopes(&[(0, t1, 1), (1, t2, 3), (2, t1, 4)]);
+        s.remove(t1, 0);
+        assert_eq!(s.threads(), Some(3));
+        s.remove(t2, 1);
+        assert_eq!(s.threads(), Some(4));
+        s.remove(t1, 2);
+        assert_eq!(s.threads(), None);
+        assert_eq!(s.held(), 0);
+    }
+
+    #[test]
+    fn twenty_thousand_nested_scopes_cost_linear_work() {
+        const N: u64 = 20_000;
+        let t = std::thread::current().id();
+        let other = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        let mut s = Scopes::default();
+        s.push(other, N, 7);
+        for id in 0..N {
+            s.push(t, id, 1 + (id as usize % 3));
+        }
+        assert_eq!(s.held(), N as usize + 1);
+        // Dropped front to back (as a Vec of guards drops): the worst order for a search.
+        for id in 0..N {
+            s.remove(t, id);
+            if id + 1 < N {
+                assert_eq!(s.threads(), Some(1 + ((N - 1) as usize % 3)));
+            }
+        }
+        assert_eq!(s.threads(), Some(7));
+        assert_eq!(s.held(), 1, "only the other thread's scope is left");
+        // Per scope: a push and a pop, and a visit of at most the two thread slots for each;
+        // the old flat list visited every open scope on every change (N²/2 = 2·10⁸ here).
+        assert!(
+            s.work <= 8 * (N + 1),
+            "{} steps for {N} nested scopes",
+            s.work
+        );
     }
 
     #[test]

@@ -11,17 +11,36 @@
 //!
 //! A variable holding junk (`abc`, `-1`, `0` where zero means nothing, `1e9`, an empty string, a
 //! count above the maximum) is an [`crate::Error::InvalidEnv`] naming it,
-//! returned by every function that needs the thread settings (all BLAS and LAPACK calls
-//! included) — never a silent fallback.
+//! returned by every parlinalg operation (BLAS, LAPACK, elementwise maps and reductions; the
+//! infallible maps such as [`exp`](crate::exp) panic with it, their `try_` forms return it) —
+//! never a silent fallback. Values that are not UTF-8 are junk, only ASCII whitespace is
+//! trimmed, and every entry of an `OMP_NUM_THREADS` list must be a positive count (the first,
+//! the outermost team, is the BLAS count).
+//!
+//! A count above the usable cores (say `OPENBLAS_NUM_THREADS=64` on 2 cores, which OpenBLAS
+//! itself caps to 2 at load) is kept as asked, up to OpenBLAS's compiled maximum (above it:
+//! an error), and [`report`] warns ([`Warning::MoreThreadsThanCores`]).
 //!
 //! **`auto`** (the default for BLAS threads) never oversubscribes and knows the backend: a
 //! caller alone gets every usable core; while several application threads make calls that
 //! OpenBLAS would thread, each call runs single-threaded (pthreads OpenBLAS would otherwise
 //! make them queue on one lock) or, with OpenMP OpenBLAS, gets cores / callers threads.
 //!
+//! **Results under `auto` can depend on what other threads do.** OpenBLAS rounds differently
+//! on one and on several threads, and `auto` picks the count from the other callers, so four
+//! concurrent products may differ in the last bits from the same products made alone. Set
+//! [`DETERMINISTIC_VAR`] (`PARLINALG_DETERMINISTIC=1`) to make every call get the same count
+//! whatever else runs (the bits then depend only on the inputs; concurrent callers queue on
+//! pthreads OpenBLAS's lock), or fix the count ([`set_blas_threads`], a variable).
+//!
 //! **Scopes** ([`blas_threads_scope`], [`with_blas_threads`], [`Plan::enter`], [`Plan::run`])
 //! nest LIFO within a thread; across threads, overlapping scopes give the smallest of each
 //! thread's innermost request, and the baseline is back when the last one closes, in any order.
+//!
+//! **Fork.** pthreads OpenBLAS joins its workers in a `pthread_atfork` handler: a `fork()`
+//! (`libc::fork`, or `std::process::Command` with `pre_exec`, which forks) while another thread
+//! is inside a threaded BLAS call hangs the parent. Spawn processes with a plain `Command` (it
+//! uses `posix_spawn`, which runs no fork handler), as parlinalg does.
 //!
 //! **Plans** run K outer × N BLAS threads; [`plan_for_batch`] is the default policy's choice,
 //! used by [`matmul_batch`](crate::matmul_batch). [`report`] says what runs and what is wrong.
@@ -35,14 +54,15 @@ mod plan;
 mod policy;
 mod report;
 mod scope;
+mod stack;
 
 pub use control::OVERLAP_WINDOW;
 pub use cores::Cores;
 pub use env::{
-    BlasThreads, Setting, Source, BLAS_THREADS_VAR, OUTER_THREADS_VAR, RAYON_VAR,
-    STANDARD_BLAS_VARS,
+    BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
+    RAYON_VAR, STANDARD_BLAS_VARS,
 };
-pub use plan::{Plan, PlanGuard};
+pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{
     last_batch_decision, plan_for_batch, BatchDecision, PlanChoice, BATCH_TASK_FLOPS,
     INNER_HALF_EFFICIENCY_FLOPS, SERIAL_BELOW_FLOPS,
@@ -71,6 +91,13 @@ pub const MAX_THREADS: usize = 4096;
 /// # Ok::<(), parlinalg::Error>(())
 /// ```
 pub fn init() -> Result<()> {
+    control::control().map(|_| ())
+}
+
+/// `Ok` when the thread environment is valid (read once, on first use); else the
+/// [`Error::InvalidEnv`] every parlinalg operation returns (or, for the infallible forms such
+/// as [`exp`](crate::exp), panics with).
+pub(crate) fn check_env() -> Result<()> {
     control::control().map(|_| ())
 }
 

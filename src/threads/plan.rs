@@ -1,9 +1,8 @@
 //! Plans: K outer threads (a rayon pool) × N BLAS threads, run as a closure or entered as a
 //! guard.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::cell::{Cell, RefCell};
+use std::sync::{Arc, Mutex};
 
 use rayon::ThreadPool;
 use serde::Serialize;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use super::check_thread_count;
 use super::control::control;
 use super::scope::{blas_threads_scope, BlasThreadsGuard};
+use super::stack::Stack;
 use crate::{Error, Result};
 
 /// K outer threads and N BLAS threads per call.
@@ -99,8 +99,13 @@ impl Plan {
     pub fn enter(&self) -> Result<PlanGuard> {
         let pool = pool(self.outer)?;
         let blas = blas_threads_scope(self.blas)?;
-        OUTER_OVERRIDE.with(|o| o.borrow_mut().push(pool));
-        Ok(PlanGuard { _blas: blas })
+        let id = NEXT_OVERRIDE.with(|n| {
+            let id = n.get();
+            n.set(id + 1);
+            id
+        });
+        OUTER_OVERRIDE.with(|o| o.borrow_mut().push(id, pool));
+        Ok(PlanGuard { id, _blas: blas })
     }
 }
 
@@ -110,33 +115,45 @@ impl std::fmt::Display for Plan {
     }
 }
 
-/// An entered [`Plan`]; dropping it leaves the plan (LIFO with other plans of this thread).
+/// An entered [`Plan`]; dropping it leaves this plan, whatever the order other plans of this
+/// thread are left in (the innermost plan still entered applies).
 #[must_use = "the plan is left as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct PlanGuard {
+    id: u64,
     _blas: BlasThreadsGuard,
 }
 
 impl Drop for PlanGuard {
     fn drop(&mut self) {
-        OUTER_OVERRIDE.with(|o| o.borrow_mut().pop());
+        // Its own entry, not the innermost one (which may belong to a plan entered later).
+        OUTER_OVERRIDE.with(|o| o.borrow_mut().remove(self.id));
     }
 }
 
 thread_local! {
     /// Pools of the plans entered on this thread, innermost last.
-    static OUTER_OVERRIDE: RefCell<Vec<Arc<ThreadPool>>> = const { RefCell::new(Vec::new()) };
+    static OUTER_OVERRIDE: RefCell<Stack<Arc<ThreadPool>>> = RefCell::new(Stack::default());
+    /// The id of the next plan entered on this thread.
+    static NEXT_OVERRIDE: Cell<u64> = const { Cell::new(0) };
 }
 
-/// The cached rayon pool of `threads` threads (built once per size, kept for the process).
+/// How many rayon pools parlinalg keeps for reuse (the most recently used sizes). A pool that
+/// leaves the cache is dropped once no plan holds it, and its threads exit, so however many
+/// distinct plans a program makes, the threads alive stay bounded.
+pub const PLAN_POOL_CACHE: usize = 4;
+
+/// The rayon pool of `threads` threads, from a small cache of the most recently used sizes
+/// ([`PLAN_POOL_CACHE`]).
 pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: OnceLock<Mutex<HashMap<usize, Arc<ThreadPool>>>> = OnceLock::new();
-    let mut pools = POOLS
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = pools.get(&threads) {
-        return Ok(Arc::clone(p));
+    static POOLS: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    // Most recently used last.
+    if let Some(i) = pools.iter().position(|(n, _)| *n == threads) {
+        let hit = pools.remove(i);
+        let p = Arc::clone(&hit.1);
+        pools.push(hit);
+        return Ok(p);
     }
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -144,7 +161,11 @@ pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
         .build()
         .map_err(|e| Error::Config(format!("cannot build a pool of {threads} threads: {e}")))?;
     let built = Arc::new(built);
-    pools.insert(threads, Arc::clone(&built));
+    pools.push((threads, Arc::clone(&built)));
+    if pools.len() > PLAN_POOL_CACHE {
+        // Dropping the last handle tells the pool's threads to exit (rayon does not join them).
+        pools.remove(0);
+    }
     Ok(built)
 }
 
@@ -158,7 +179,7 @@ pub(crate) fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().last().cloned()) {
+    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().top().cloned()) {
         return p.install(f);
     }
     match control().and_then(|c| pool(c.outer().value)) {
@@ -178,7 +199,7 @@ pub(crate) fn current_outer_threads() -> Result<usize> {
     if rayon::current_thread_index().is_some() {
         return Ok(rayon::current_num_threads());
     }
-    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().last().cloned()) {
+    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().top().cloned()) {
         return Ok(p.current_num_threads());
     }
     Ok(control()?.outer().value)
@@ -220,5 +241,32 @@ mod tests {
         }
         assert_eq!(in_outer_pool(rayon::current_num_threads), 2);
         drop(outer);
+    }
+
+    #[test]
+    fn each_plan_guard_leaves_its_own_plan_in_any_order() {
+        let default = in_outer_pool(rayon::current_num_threads);
+        let outer = Plan::new(2, 1).unwrap().enter().unwrap();
+        let inner = Plan::new(3, 1).unwrap().enter().unwrap();
+        // Dropping the outer plan first leaves the inner one in force.
+        drop(outer);
+        assert_eq!(in_outer_pool(rayon::current_num_threads), 3);
+        assert_eq!(current_outer_threads().unwrap(), 3);
+        drop(inner);
+        assert_eq!(in_outer_pool(rayon::current_num_threads), default);
+        // Three deep, the middle one first.
+        let a = Plan::new(2, 1).unwrap().enter().unwrap();
+        let b = Plan::new(3, 1).unwrap().enter().unwrap();
+        let c = Plan::new(4, 1).unwrap().enter().unwrap();
+        drop(b);
+        assert_eq!(in_outer_pool(rayon::current_num_threads), 4);
+        drop(c);
+        assert_eq!(
+            in_outer_pool(rayon::current_num_threads),
+            2,
+            "b must not come back"
+        );
+        drop(a);
+        assert_eq!(in_outer_pool(rayon::current_num_threads), default);
     }
 }

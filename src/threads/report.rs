@@ -111,6 +111,17 @@ pub enum Warning {
         /// Peak threads asked / cores.
         factor: f64,
     },
+    /// The BLAS thread count asked for (environment or code) exceeds the usable cores.
+    /// parlinalg keeps it (OpenBLAS accepts up to its compiled maximum, and the user asked),
+    /// but every multithreaded call oversubscribes the cores.
+    MoreThreadsThanCores {
+        /// The count in force.
+        threads: usize,
+        /// The cores this process may use.
+        cores: usize,
+        /// Where the count came from.
+        source: String,
+    },
 }
 
 impl fmt::Display for Warning {
@@ -137,14 +148,27 @@ impl fmt::Display for Warning {
                 "concurrent BLAS callers asked for {factor:.1}× the cores; use a plan, or leave \
                  BLAS threads on auto"
             ),
+            Warning::MoreThreadsThanCores {
+                threads,
+                cores,
+                source,
+            } => write!(
+                f,
+                "{threads} BLAS threads asked ({source}) exceed the {cores} usable cores: \
+                 OpenBLAS runs them (it would cap a value read at load to the cores; parlinalg \
+                 keeps what was asked, up to the compiled maximum), and every multithreaded \
+                 call oversubscribes the cores"
+            ),
         }
     }
 }
 
 /// Builds the report now.
 ///
-/// It probes `openblas_set_num_threads` inside a scope (restored before returning), and lists
-/// the loaded libraries through the dynamic loader.
+/// Read-only: it sets nothing (no scope, no `openblas_set_num_threads`), so looking cannot
+/// change what other threads run. Whether OpenBLAS ignores `openblas_set_num_threads` is what
+/// the controller saw when it set counts (once at start-up, and at every change since). It
+/// lists the loaded libraries through the dynamic loader.
 ///
 /// # Errors
 /// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if a thread variable holds junk.
@@ -177,8 +201,18 @@ pub fn report() -> Result<Report> {
             problem: problem.into(),
         });
     }
-    if let Some((asked, got)) = probe_set_num_threads(c.max_blas, blas.threading)? {
+    if let Some((asked, got)) = c.set_ignored() {
         warnings.push(Warning::SetNumThreadsIgnored { asked, got });
+    }
+    let baseline = c.baseline();
+    if let BlasThreads::Fixed(n) = baseline.value {
+        if n > c.cores.count {
+            warnings.push(Warning::MoreThreadsThanCores {
+                threads: n,
+                cores: c.cores.count,
+                source: baseline.source.to_string(),
+            });
+        }
     }
     if libraries.len() > 1 {
         warnings.push(Warning::SeveralBlasLibraries {
@@ -198,12 +232,18 @@ pub fn report() -> Result<Report> {
         kernel_selection: selection,
         cpu,
         cores: c.cores.clone(),
-        blas_threads: c.baseline(),
+        blas_threads: baseline,
         blas_threads_scoped: c.scoped(),
         blas_threads_now: super::blas_threads(),
         outer_threads: c.outer(),
         env: relevant_vars()
-            .map(|name| (name.to_owned(), std::env::var(name).ok()))
+            .map(|name| {
+                let raw = std::env::var_os(name);
+                (
+                    name.to_owned(),
+                    raw.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
             .collect(),
         usage,
         last_batch: last_batch_decision(),
@@ -218,19 +258,6 @@ fn known_version_problem((major, minor, patch): (u32, u32, u32)) -> Option<&'sta
         "GEMM gave wrong results under concurrent calls from several threads in 0.3.28–0.3.30; \
          upgrade to 0.3.31 or later",
     )
-}
-
-/// Sets a different count inside a scope and reads it back; `Some((asked, got))` when OpenBLAS
-/// did not take it. The scope restores the count before returning.
-fn probe_set_num_threads(max_blas: usize, layer: ThreadingLayer) -> Result<Option<(usize, usize)>> {
-    if layer == ThreadingLayer::Sequential || max_blas < 2 {
-        return Ok(None);
-    }
-    let now = super::blas_threads();
-    let asked = if now == 1 { 2 } else { 1 };
-    let _scope = super::blas_threads_scope(asked)?;
-    let got = super::blas_threads();
-    Ok((got != asked).then_some((asked, got)))
 }
 
 /// Files of BLAS-like libraries mapped into this process (OpenBLAS, reference BLAS, MKL, BLIS,

@@ -1,0 +1,111 @@
+//! The fork rule (issue 15, item 12). pthreads OpenBLAS registers a `pthread_atfork` handler
+//! that shuts its thread pool down (`pthread_join` inside `fork()`); while another thread is
+//! inside a threaded BLAS call, that join never returns and the parent hangs in `fork()`.
+//! `std::process::Command` forks only when asked to run code in the child (`pre_exec`);
+//! otherwise it uses `posix_spawn` (`clone(CLONE_VFORK)`), which runs no fork handler.
+//!
+//! So parlinalg's own process spawning never uses `pre_exec` (checked here over `src/`,
+//! `examples/` and the `parlinalg` command's `cli/src/`), and spawning a process while other threads make threaded BLAS calls must
+//! finish (checked in a child process under a watchdog, so that a hang fails the test instead
+//! of hanging the suite).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const CHILD_VAR: &str = "PARLINALG_TEST_FORK_CHILD";
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn parlinalg_never_forks_with_pre_exec() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("examples"), &mut files);
+    rust_files(&root.join("cli/src"), &mut files);
+    assert!(
+        files.iter().any(|f| f.ends_with("cli/src/report/processes.rs")),
+        "the report's process spawning is not scanned: {files:?}"
+    );
+    // Spelled in two halves so that this file does not match itself if it is ever scanned.
+    let needle = ["pre_", "exec"].concat();
+    let forks = ["libc::", "fork("].concat();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for (i, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            assert!(
+                !code.contains(&needle) && !code.contains(&forks),
+                "{}:{}: forks in the process (the parent can hang in OpenBLAS's fork handler): {line}",
+                f.display(),
+                i + 1
+            );
+        }
+    }
+}
+
+/// The child's side: two threads make threaded products while this thread spawns processes.
+#[test]
+fn child_entry() {
+    if std::env::var_os(CHILD_VAR).is_none() {
+        return;
+    }
+    parlinalg::threads::set_blas_threads(parlinalg::threads::blas_max_threads().min(2)).unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        for w in 0..2 {
+            let stop = &stop;
+            s.spawn(move || {
+                let a = parlinalg::ndarray::Array2::from_shape_fn((256, 256), |(i, j)| {
+                    ((i * 31 + j * 17 + w) % 13) as f64
+                });
+                while !stop.load(Ordering::Relaxed) {
+                    parlinalg::matmul(&a, &a).unwrap();
+                }
+            });
+        }
+        for _ in 0..30 {
+            let status = Command::new("true").status().expect("spawn true");
+            assert!(status.success());
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    println!("CHILD-RESULT spawned 30");
+}
+
+#[test]
+fn spawning_beside_threaded_blas_calls_does_not_hang() {
+    let mut proc = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+        .env(CHILD_VAR, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let limit = Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
+    while proc.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            proc.kill().ok();
+            proc.wait().ok();
+            panic!("the child hung spawning processes beside BLAS calls: killed after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = proc.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("CHILD-RESULT spawned 30"),
+        "{stdout}"
+    );
+}
