@@ -253,7 +253,7 @@ fn held_out_ratio(
     Some((pick, score(&rounds(statics, 1)) / score(&rounds(pick, 1))))
 }
 
-/// Small batches of 16×16 products around `SERIAL_BELOW_FLOPS`: serial against all cores as
+/// Small batches of 16×16 products around the policy's serial threshold: serial against all cores as
 /// outer threads, and what the policy picks.
 fn threshold(o: &Opts) {
     let cores = parlinalg::threads::Cores::detect().count;
@@ -261,11 +261,10 @@ fn threshold(o: &Opts) {
     let per_product = 2.0 * (n as f64).powi(3);
     println!("\n## Small batches of {n}×{n} f64 products: serial against {cores} outer threads\n");
     println!(
-        "Median of {} interleaved rounds of ~{:.2} s each; the policy runs serially below \
-         SERIAL_BELOW_FLOPS = {:.0e}.\n",
+        "Median of {} interleaved rounds of ~{:.2} s each; the policy column says what \
+         `plan_for_batch` picks (serial below its threshold).\n",
         o.rounds.max(5),
         o.seconds / 4.0,
-        parlinalg::threads::SERIAL_BELOW_FLOPS
     );
     println!("| MFLOP in all | batch | serial µs | {cores} outer µs | speedup | policy |");
     println!("|---:|---:|---:|---:|---:|---|");

@@ -170,14 +170,51 @@ pub enum Error {
         why: String,
     },
 
-    /// The BLAS library is missing, or reports something parlinalg cannot use.
-    #[error("BLAS library problem: {0}")]
-    Blas(String),
+    /// rayon could not build the outer thread pool a plan asks for (the OS refused threads).
+    #[error("cannot build a pool of {threads} outer threads: {source}")]
+    ThreadPool {
+        /// The pool's size.
+        threads: usize,
+        /// rayon's error.
+        #[source]
+        source: PoolBuildError,
+    },
 
-    /// A configuration call was made in a state where it cannot be honoured (e.g. building
-    /// something twice).
-    #[error("{0}")]
-    Config(String),
+    /// A SIMD kernel level this CPU cannot run, or an unknown kernel, was asked for.
+    #[error("{what}: not available on this CPU or unknown")]
+    Unsupported {
+        /// What was asked for.
+        what: String,
+    },
+}
+
+/// rayon's [`ThreadPoolBuildError`](rayon::ThreadPoolBuildError), shared so that [`Error`]
+/// stays `Clone` and comparable (two of them are equal when their messages are).
+#[derive(Debug, Clone)]
+pub struct PoolBuildError(std::sync::Arc<rayon::ThreadPoolBuildError>);
+
+impl PoolBuildError {
+    pub(crate) fn new(e: rayon::ThreadPoolBuildError) -> Self {
+        PoolBuildError(std::sync::Arc::new(e))
+    }
+}
+
+impl fmt::Display for PoolBuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for PoolBuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+impl PartialEq for PoolBuildError {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
 }
 
 /// Prints a shape as numpy does: `(2, 3)`, `(5,)`, `()`.

@@ -813,21 +813,16 @@ fn getrf_on_a_large_stack<T: Float>(
 ) -> Result<lax::error::Result<Vec<i32>>> {
     // With one BLAS thread OpenBLAS takes its single-threaded getrf, which needs no big stack
     // (the controller has already set the count for this call).
-    if factors.len() < GETRF_HELPER_MIN_ELEMENTS || crate::blas::get_num_threads() == 1 {
+    let caller = crate::threads::CallerThreads::of_this_thread();
+    if factors.len() < GETRF_HELPER_MIN_ELEMENTS || caller.count() == 1 {
         return Ok(T::lax_getrf(square_layout(n), factors));
     }
-    // In OpenBLAS's OpenMP build the thread count is per calling thread: carry the caller's
-    // over. (In the pthreads build it is process-wide and the helper already shares it.)
-    let openmp = crate::blas::get_parallel() == 2;
-    let threads = crate::blas::get_num_threads();
     std::thread::scope(|scope| {
         let helper = std::thread::Builder::new()
             .name("parlinalg-getrf".into())
             .stack_size(GETRF_STACK)
             .spawn_scoped(scope, move || {
-                if openmp {
-                    crate::blas::set_num_threads(threads);
-                }
+                caller.adopt_here();
                 T::lax_getrf(square_layout(n), factors)
             })
             .map_err(|e| Error::Lapack {

@@ -122,6 +122,7 @@
 //! [`threads`] reads and sets the BLAS thread count.
 
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![deny(unreachable_pub)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 // Links the system OpenBLAS (cblas symbols included); build.rs checks it is there.
@@ -138,25 +139,26 @@ mod alloc;
 mod blas;
 mod elementwise;
 mod error;
-pub mod kernel;
 mod lapack;
+mod openblas;
 mod par;
 mod reduce;
 mod scalar;
 mod simd;
 pub mod threads;
 
-pub use blas::info::{blas_library, BlasLibrary, ThreadingLayer};
 pub use blas::{dot, matmul, matmul_batch, matmul_batch_with, matmul_into, matvec};
 pub use elementwise::{
     add, add_into, div, div_into, exp, exp_inplace, exp_into, ln, ln_inplace, ln_into, mul,
     mul_into, sigmoid, sigmoid_inplace, sigmoid_into, sqrt, sqrt_inplace, sqrt_into, sub, sub_into,
     tanh, tanh_inplace, tanh_into, try_exp, try_ln, try_sigmoid, try_sqrt, try_tanh,
 };
-pub use error::{Error, Result};
+pub use error::{Error, PoolBuildError, Result};
 pub use lapack::{
     cholesky, det, eigvalsh, inv, lstsq, singular_values, solve, SolveRhs, LSTSQ_MAX_MIN_DIM,
 };
+pub use openblas::info::{blas_library, BlasLibrary, ThreadingLayer};
+pub use openblas::kernel;
 pub use reduce::{max, max_axis, mean, mean_axis, min, min_axis, norm2, norm2_axis, sum, sum_axis};
 pub use scalar::Float;
 pub use simd::{simd_level, unary_at_level, SimdLevel};

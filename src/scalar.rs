@@ -1,7 +1,7 @@
 //! The element types parlinalg computes with.
 
-use crate::blas::BlasScalar;
 use crate::lapack::LapackScalar;
+use crate::openblas::ffi::BlasScalar;
 use crate::simd::SimdScalar;
 
 /// `f32` or `f64`: the element types every parlinalg function takes.

@@ -35,7 +35,9 @@ fn parlinalg_never_forks_with_pre_exec() {
     rust_files(&root.join("examples"), &mut files);
     rust_files(&root.join("cli/src"), &mut files);
     assert!(
-        files.iter().any(|f| f.ends_with("cli/src/report/processes.rs")),
+        files
+            .iter()
+            .any(|f| f.ends_with("cli/src/report/processes.rs")),
         "the report's process spawning is not scanned: {files:?}"
     );
     // Spelled in two halves so that this file does not match itself if it is ever scanned.

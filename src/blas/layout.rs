@@ -13,7 +13,7 @@
 //!
 //! The stride of an axis of length 1 is never read, so it does not matter.
 
-use super::ffi::Transpose;
+use crate::openblas::ffi::Transpose;
 
 /// How BLAS reads a logical matrix in row-major calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,14 +12,9 @@
 //! result is a new C-order array, written by BLAS directly (no zero-fill first).
 
 mod batch;
-pub(crate) mod ffi;
-pub(crate) mod info;
 mod layout;
 
 pub use batch::{matmul_batch, matmul_batch_with};
-
-pub use ffi::BlasScalar;
-pub(crate) use ffi::{get_num_threads, get_parallel, set_num_threads};
 
 use std::ffi::c_int;
 use std::marker::PhantomData;
@@ -27,9 +22,9 @@ use std::marker::PhantomData;
 use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, DataMut, Ix1, Ix2};
 
 use crate::alloc::{filled, uninit_buffer};
+use crate::openblas::ffi::{MatArg, Transpose, VecArg};
 use crate::threads::{blas_call, CallSize};
 use crate::{Error, Float, Result};
-use ffi::{MatArg, Transpose, VecArg};
 use layout::{matrix_layout, vector_inc};
 
 /// Matrix product `a · b` of an `m × k` and a `k × n` matrix, in `cblas_?gemm`.

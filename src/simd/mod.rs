@@ -70,7 +70,7 @@ pub fn simd_level() -> SimdLevel {
 /// paths. Not part of the stable API.
 ///
 /// # Errors
-/// [`crate::Error::Config`] when this CPU cannot run `level` or `op` is unknown.
+/// [`crate::Error::Unsupported`] when this CPU cannot run `level` or `op` is unknown.
 #[doc(hidden)]
 pub fn unary_at_level<T: crate::Float>(
     level: SimdLevel,
@@ -78,9 +78,9 @@ pub fn unary_at_level<T: crate::Float>(
     src: &[T],
 ) -> crate::Result<Vec<T>> {
     if level > SimdLevel::detect() {
-        return Err(crate::Error::Config(format!(
-            "this CPU cannot run the {level:?} kernels"
-        )));
+        return Err(crate::Error::Unsupported {
+            what: format!("the {level:?} kernels"),
+        });
     }
     let op = match op {
         "exp" => Unary::Exp,
@@ -88,7 +88,11 @@ pub fn unary_at_level<T: crate::Float>(
         "sqrt" => Unary::Sqrt,
         "tanh" => Unary::Tanh,
         "sigmoid" => Unary::Sigmoid,
-        other => return Err(crate::Error::Config(format!("no unary kernel {other:?}"))),
+        other => {
+            return Err(crate::Error::Unsupported {
+                what: format!("the unary kernel {other:?}"),
+            })
+        }
     };
     let mut out = Vec::with_capacity(src.len());
     T::unary(level, op, src, &mut out.spare_capacity_mut()[..src.len()]);
@@ -137,9 +141,9 @@ pub enum Rhs<'a, T> {
 /// Elements per reduction leaf: the fixed unit every sum is split into, whatever the thread
 /// count. A leaf is summed by [`LANES`] accumulators, each adding `LEAF / LANES` values in
 /// order, then combined pairwise.
-pub const LEAF: usize = 1024;
+pub(crate) const LEAF: usize = 1024;
 /// Independent accumulators of a reduction leaf.
-pub const LANES: usize = 32;
+pub(crate) const LANES: usize = 32;
 
 /// What a reduction leaf computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,9 +310,12 @@ macro_rules! kernels {
                     $body
                 }
                 match level {
-                    // SAFETY: `SimdLevel::Avx512` is only ever produced by `detect` (or
-                    // `available`, which filters by it) after `is_x86_feature_detected!`
-                    // confirmed every feature enabled on `avx512`.
+                    // SAFETY: every caller passes a level no higher than `SimdLevel::detect()`
+                    // (crate code passes `simd_level()`, the detected level; `unary_at_level`,
+                    // the one public entry that takes a level, refuses higher ones), and
+                    // `detect` returns `Avx512` only after `is_x86_feature_detected!` confirmed
+                    // every feature enabled on `avx512`. The variants are public, so this is
+                    // the callers' check, not the type's.
                     SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above, for avx2 and fma.
                     SimdLevel::Avx2Fma => return unsafe { avx2($($arg),*) },
@@ -393,8 +400,8 @@ macro_rules! impl_scalar {
                     #[cfg(target_arch = "x86_64")]
                     if level == SimdLevel::Avx512 {
                         let kernel = super::avx512::$aunary(op, false);
-                        // SAFETY: `SimdLevel::Avx512` exists only once
-                        // `is_x86_feature_detected!` confirmed the features the kernel enables.
+                        // SAFETY: the level is no higher than `SimdLevel::detect()` (see the
+                        // dispatch macro above), which confirmed the features this kernel enables.
                         return unsafe { kernel(src, dst) };
                     }
                     match op {
@@ -420,8 +427,8 @@ macro_rules! impl_scalar {
                     #[cfg(target_arch = "x86_64")]
                     if level == SimdLevel::Avx2Fma {
                         assert_eq!(src.len(), dst.len(), "kernel slices differ in length");
-                        // SAFETY: `SimdLevel::Avx2Fma` exists only once AVX2 (hence AVX) was
-                        // detected; `unary` writes every element of each piece.
+                        // SAFETY: the level is no higher than `SimdLevel::detect()`, so AVX2
+                        // (hence AVX) was detected; `unary` writes every element of each piece.
                         return unsafe {
                             super::stream::staged(dst, |off, piece| {
                                 Self::unary(level, op, &src[off..off + piece.len()], piece)

@@ -33,14 +33,14 @@ use std::time::{Duration, Instant};
 use super::cores::Cores;
 use super::env::{self, BlasThreads, Setting, Source};
 use super::stack::Stack;
-use crate::blas::info::{BlasLibrary, ThreadingLayer};
+use crate::openblas::info::{BlasLibrary, ThreadingLayer};
 use crate::{Error, Result};
 
 /// After two application threads overlapped in BLAS calls, `auto` keeps BLAS single-threaded
 /// this long, so that a caller arriving between another's short calls does not grab every core
 /// for a long call (measured: without it, p99 latency of a small product beside large ones
 /// follows the large ones).
-pub const OVERLAP_WINDOW: Duration = Duration::from_millis(50);
+pub(crate) const OVERLAP_WINDOW: Duration = Duration::from_millis(50);
 
 /// How big a call is, to tell whether OpenBLAS may thread it (OpenBLAS 0.3's own thresholds:
 /// it runs smaller calls on the calling thread, without its lock).
@@ -231,7 +231,7 @@ impl Control {
             // Whether OpenBLAS takes a count at all, found once here (where the count is set
             // anyway, before any other thread can use the controller) so that the report only
             // reads: a count different from the one in force, then the one the state gives.
-            let now = usize::try_from(crate::blas::get_num_threads()).unwrap_or(1);
+            let now = usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(1);
             if control.layer != ThreadingLayer::Sequential && control.max_blas >= 2 {
                 control.apply(&mut state, if now == 1 { 2 } else { 1 });
             }
@@ -281,7 +281,7 @@ impl Control {
     /// thread, and OpenBLAS reports only the last one set, so it is always set.
     fn apply(&self, s: &mut State, n: usize) {
         if self.set_if_different(n) && self.layer != ThreadingLayer::OpenMp {
-            let got = usize::try_from(crate::blas::get_num_threads()).unwrap_or(0);
+            let got = usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(0);
             if got != n && s.set_ignored.is_none() {
                 s.set_ignored = Some((n, got));
             }
@@ -291,7 +291,7 @@ impl Control {
     /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build); whether it
     /// called `openblas_set_num_threads`.
     fn set_if_different(&self, n: usize) -> bool {
-        let current = usize::try_from(crate::blas::get_num_threads()).ok();
+        let current = usize::try_from(crate::openblas::ffi::get_num_threads()).ok();
         let needed = match self.layer {
             ThreadingLayer::Sequential => false,
             ThreadingLayer::OpenMp => true,
@@ -299,7 +299,7 @@ impl Control {
         };
         if needed {
             let n = std::ffi::c_int::try_from(n).expect("counts are capped at MAX_THREADS");
-            crate::blas::set_num_threads(n);
+            crate::openblas::ffi::set_num_threads(n);
         }
         needed
     }
@@ -354,7 +354,9 @@ impl Control {
                     self.set_if_different(fast);
                     return fast;
                 }
-                _ if crate::blas::get_num_threads() == fast as std::ffi::c_int => return fast,
+                _ if crate::openblas::ffi::get_num_threads() == fast as std::ffi::c_int => {
+                    return fast
+                }
                 // The count must change: only under the lock.
                 _ => {}
             }
@@ -408,7 +410,7 @@ impl Control {
     }
 
     /// Opens a scope of `threads` on the calling thread; returns its id.
-    pub fn push_scope(&self, threads: usize) -> u64 {
+    pub(crate) fn push_scope(&self, threads: usize) -> u64 {
         let mut s = self.lock();
         let id = s.next_scope_id;
         s.next_scope_id += 1;
@@ -421,7 +423,7 @@ impl Control {
 
     /// Closes scope `id` (in any order: its own entry, not the innermost one) and applies what
     /// is left.
-    pub fn pop_scope(&self, id: u64) {
+    pub(crate) fn pop_scope(&self, id: u64) {
         let mut s = self.lock();
         s.scopes.remove(std::thread::current().id(), id);
         let n = self.solitary_threads(&s);
@@ -430,7 +432,7 @@ impl Control {
     }
 
     /// Replaces the baseline (from code).
-    pub fn set_baseline(&self, value: BlasThreads) {
+    pub(crate) fn set_baseline(&self, value: BlasThreads) {
         let mut s = self.lock();
         s.baseline = Setting {
             value,
@@ -442,32 +444,32 @@ impl Control {
     }
 
     /// Replaces the outer thread count (from code).
-    pub fn set_outer(&self, n: usize) {
+    pub(crate) fn set_outer(&self, n: usize) {
         self.lock().outer = Setting {
             value: n,
             source: Source::Code,
         };
     }
 
-    pub fn baseline(&self) -> Setting<BlasThreads> {
+    pub(crate) fn baseline(&self) -> Setting<BlasThreads> {
         self.lock().baseline.clone()
     }
 
-    pub fn outer(&self) -> Setting<usize> {
+    pub(crate) fn outer(&self) -> Setting<usize> {
         self.lock().outer.clone()
     }
 
     /// The scoped count in force, if any scope is open.
-    pub fn scoped(&self) -> Option<usize> {
+    pub(crate) fn scoped(&self) -> Option<usize> {
         self.lock().scopes.threads()
     }
 
     /// The first count OpenBLAS did not take, `(asked, got)`: read, never probed.
-    pub fn set_ignored(&self) -> Option<(usize, usize)> {
+    pub(crate) fn set_ignored(&self) -> Option<(usize, usize)> {
         self.lock().set_ignored
     }
 
-    pub fn usage(&self) -> Usage {
+    pub(crate) fn usage(&self) -> Usage {
         let c = &self.counters;
         Usage {
             calls: c.calls.load(Relaxed),

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 /// The cores this process may use, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Cores {
     /// The usable core count (≥ 1).
     pub count: usize,

@@ -58,6 +58,7 @@ impl std::fmt::Display for Source {
 
 /// A value and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Setting<T> {
     /// The value in force.
     pub value: T,
@@ -325,7 +326,7 @@ pub(crate) fn relevant_vars() -> impl Iterator<Item = &'static str> {
     [BLAS_THREADS_VAR, OUTER_THREADS_VAR, DETERMINISTIC_VAR]
         .into_iter()
         .chain(STANDARD_BLAS_VARS)
-        .chain([RAYON_VAR, crate::kernel::CORETYPE_VAR])
+        .chain([RAYON_VAR, crate::openblas::kernel::CORETYPE_VAR])
 }
 
 #[cfg(test)]

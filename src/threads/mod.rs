@@ -56,25 +56,22 @@ mod report;
 mod scope;
 mod stack;
 
-pub use control::OVERLAP_WINDOW;
+pub use crate::openblas::loaded_blas_libraries;
 pub use cores::Cores;
 pub use env::{
     BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
     RAYON_VAR, STANDARD_BLAS_VARS,
 };
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
-pub use policy::{
-    last_batch_decision, plan_for_batch, BatchDecision, PlanChoice, BATCH_TASK_FLOPS,
-    INNER_HALF_EFFICIENCY_FLOPS, SERIAL_BELOW_FLOPS,
-};
-pub use report::{loaded_blas_libraries, report, Report, UsageReport, Warning};
+pub use policy::{last_batch_decision, plan_for_batch, BatchDecision, PlanChoice};
+pub use report::{report, Report, UsageReport, Warning};
 pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
 
 pub(crate) use control::{blas_call, CallSize};
 pub(crate) use plan::{in_outer_pool, outer_threads_here};
 pub(crate) use policy::{batch_task_len, record_batch_decision};
 
-use crate::blas::info::BlasLibrary;
+use crate::openblas::info::BlasLibrary;
 use crate::{Error, Result};
 
 /// parlinalg's own ceiling on any thread count, whatever the library allows.
@@ -107,7 +104,7 @@ pub(crate) fn check_env() -> Result<()> {
 /// assert!(parlinalg::threads::blas_threads() >= 1);
 /// ```
 pub fn blas_threads() -> usize {
-    usize::try_from(crate::blas::get_num_threads()).unwrap_or(1)
+    usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(1)
 }
 
 /// The largest BLAS thread count the loaded OpenBLAS accepts: its compiled `MAX_THREADS`
@@ -199,4 +196,36 @@ pub(crate) fn check_thread_count(what: &'static str, n: usize, max: usize) -> Re
         value: n,
         why,
     })
+}
+
+/// The BLAS thread count in force on the calling thread, carried to a helper thread that makes
+/// a call on its behalf (LAPACK's `?getrf` on a larger stack). In OpenBLAS's OpenMP build the
+/// count belongs to each thread, so the helper must adopt it; in the pthreads build it is
+/// process-wide and the helper already shares it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallerThreads {
+    openmp: bool,
+    threads: std::ffi::c_int,
+}
+
+impl CallerThreads {
+    /// What the controller set for the call this thread is making.
+    pub(crate) fn of_this_thread() -> Self {
+        CallerThreads {
+            openmp: crate::openblas::ffi::get_parallel() == 2,
+            threads: crate::openblas::ffi::get_num_threads(),
+        }
+    }
+
+    /// The count, at least 1.
+    pub(crate) fn count(self) -> usize {
+        usize::try_from(self.threads).unwrap_or(1).max(1)
+    }
+
+    /// Makes the helper thread this runs on use the caller's count.
+    pub(crate) fn adopt_here(self) {
+        if self.openmp {
+            crate::openblas::ffi::set_num_threads(self.threads);
+        }
+    }
 }

@@ -77,7 +77,7 @@ impl Plan {
     ///
     /// # Errors
     /// As [`blas_threads_scope`](super::blas_threads_scope), and
-    /// [`Error::Config`] if the pool cannot be built.
+    /// [`Error::ThreadPool`] if the pool cannot be built.
     pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
         let pool = pool(self.outer)?;
         let _blas = blas_threads_scope(self.blas)?;
@@ -159,7 +159,10 @@ pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
         .num_threads(threads)
         .thread_name(move |i| format!("parlinalg-{threads}-{i}"))
         .build()
-        .map_err(|e| Error::Config(format!("cannot build a pool of {threads} threads: {e}")))?;
+        .map_err(|e| Error::ThreadPool {
+            threads,
+            source: crate::error::PoolBuildError::new(e),
+        })?;
     let built = Arc::new(built);
     pools.push((threads, Arc::clone(&built)));
     if pools.len() > PLAN_POOL_CACHE {

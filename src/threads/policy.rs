@@ -19,21 +19,21 @@ use serde::Serialize;
 use super::control::control;
 use super::env::{BlasThreads, Source};
 use super::plan::Plan;
-use crate::blas::info::ThreadingLayer;
+use crate::openblas::info::ThreadingLayer;
 use crate::Result;
 
 /// Work (floating-point operations) of one outer task of a batch, at least: consecutive
 /// products are grouped into even tasks of about this much, ~60 µs on one core. Smaller tasks would cost
 /// more in rayon's splitting than a 16×16 product does; larger ones leave one thread idle
 /// while another finishes its last task.
-pub const BATCH_TASK_FLOPS: f64 = 2.0e6;
+pub(crate) const BATCH_TASK_FLOPS: f64 = 2.0e6;
 
 /// Below this many floating-point operations for the whole batch, run serially: two tasks of
 /// [`BATCH_TASK_FLOPS`], less cannot be split. Measured on 2 cores
 /// (`cargo bench --bench threads -- threshold`): handing a batch to the pool and waiting for
 /// it costs 15–35 µs on a 2-vCPU virtual machine; batches of 16³ products totalling 2 MFLOP
 /// (60 µs serial) ran at 0.62× serial speed on 2 outer threads, 4 MFLOP at 1.47×.
-pub const SERIAL_BELOW_FLOPS: f64 = 2.0 * BATCH_TASK_FLOPS;
+pub(crate) const SERIAL_BELOW_FLOPS: f64 = 2.0 * BATCH_TASK_FLOPS;
 
 /// Products per outer task for `batch` products of `flops_per_product` each: the batch cut
 /// into as many even tasks of at least [`BATCH_TASK_FLOPS`] as it holds (at least one).
@@ -47,10 +47,11 @@ pub(crate) fn batch_task_len(batch: usize, flops_per_product: f64) -> usize {
 /// Product size (flops) at which splitting one product over BLAS threads reaches half of its
 /// ideal efficiency in the cost model, eff(f) = f / (f + this). Calibrated so that a 256³
 /// product reaches the ~80% measured for 2 threads (1.63× on 2 cores).
-pub const INNER_HALF_EFFICIENCY_FLOPS: f64 = 8.0e6;
+pub(crate) const INNER_HALF_EFFICIENCY_FLOPS: f64 = 8.0e6;
 
 /// What the policy decided for a batch, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlanChoice {
     /// The plan.
     pub plan: Plan,
@@ -66,6 +67,7 @@ impl std::fmt::Display for PlanChoice {
 
 /// A batch decision with its problem, as the report shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct BatchDecision {
     /// Products in the batch.
     pub batch: usize,

@@ -1,7 +1,6 @@
 //! The thread report: what runs, how many threads, where each value came from, and what is
 //! wrong. Like `python -m threadpoolctl -i numpy`, for this process.
 
-use std::ffi::{c_int, c_void, CStr};
 use std::fmt;
 use std::path::PathBuf;
 
@@ -11,8 +10,11 @@ use super::control::control;
 use super::cores::Cores;
 use super::env::{relevant_vars, BlasThreads, Setting};
 use super::policy::{last_batch_decision, BatchDecision};
-use crate::blas::info::{BlasLibrary, ThreadingLayer};
-use crate::kernel::{check_kernel, kernel_selection, CpuFeatures, KernelFinding, KernelSelection};
+use crate::openblas::info::{BlasLibrary, ThreadingLayer};
+use crate::openblas::kernel::{
+    check_kernel, kernel_selection, CpuFeatures, KernelFinding, KernelSelection,
+};
+use crate::openblas::loaded_blas_libraries;
 use crate::Result;
 
 /// Everything parlinalg knows about threads in this process.
@@ -26,6 +28,7 @@ use crate::Result;
 /// # Ok::<(), parlinalg::Error>(())
 /// ```
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// parlinalg's version.
     pub parlinalg: &'static str,
@@ -62,6 +65,7 @@ pub struct Report {
 
 /// Concurrent BLAS use since the process started.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct UsageReport {
     /// BLAS and LAPACK calls made through parlinalg.
     pub calls: u64,
@@ -258,69 +262,6 @@ fn known_version_problem((major, minor, patch): (u32, u32, u32)) -> Option<&'sta
         "GEMM gave wrong results under concurrent calls from several threads in 0.3.28–0.3.30; \
          upgrade to 0.3.31 or later",
     )
-}
-
-/// Files of BLAS-like libraries mapped into this process (OpenBLAS, reference BLAS, MKL, BLIS,
-/// FlexiBLAS, numpy's and scipy's bundled OpenBLAS), deduplicated by real path.
-pub fn loaded_blas_libraries() -> Vec<PathBuf> {
-    const PATTERNS: &[&str] = &[
-        "libopenblas",
-        "libblas.so",
-        "libcblas",
-        "libmkl_rt",
-        "libmkl_core",
-        "libblis",
-        "libflexiblas",
-        "libgoto",
-        "libscipy_openblas",
-    ];
-    let mut found: Vec<PathBuf> = loaded_objects()
-        .into_iter()
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_ascii_lowercase());
-            name.is_some_and(|n| PATTERNS.iter().any(|pat| n.starts_with(pat)))
-        })
-        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-        .collect();
-    found.sort();
-    found.dedup();
-    found
-}
-
-/// Paths of every shared object the dynamic loader has mapped.
-#[cfg(target_os = "linux")]
-fn loaded_objects() -> Vec<PathBuf> {
-    unsafe extern "C" fn collect(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info pointer for the duration of the callback,
-        // and `data` is the &mut Vec passed below, alive for the whole iteration.
-        let (info, out) = unsafe { (&*info, &mut *data.cast::<Vec<PathBuf>>()) };
-        if !info.dlpi_name.is_null() {
-            // SAFETY: dlpi_name is non-null and NUL-terminated, owned by the loader.
-            let name = unsafe { CStr::from_ptr(info.dlpi_name) };
-            if !name.to_bytes().is_empty() {
-                out.push(PathBuf::from(name.to_string_lossy().into_owned()));
-            }
-        }
-        0
-    }
-    let mut out: Vec<PathBuf> = Vec::new();
-    // SAFETY: the callback only reads what the loader passes and writes into `out`, which
-    // outlives the call; returning 0 continues the iteration.
-    unsafe {
-        libc::dl_iterate_phdr(Some(collect), (&mut out as *mut Vec<PathBuf>).cast());
-    }
-    out
-}
-
-#[cfg(not(target_os = "linux"))]
-fn loaded_objects() -> Vec<PathBuf> {
-    Vec::new()
 }
 
 impl fmt::Display for Report {

@@ -31,7 +31,7 @@ impl<T> Default for Stack<T> {
 
 impl<T> Stack<T> {
     /// Pushes `value` under `id` (ids must be unique).
-    pub fn push(&mut self, id: u64, value: T) {
+    pub(crate) fn push(&mut self, id: u64, value: T) {
         debug_assert!(!self.live.contains(&id), "scope id {id} reused");
         self.live.insert(id);
         self.entries.push((id, value));
@@ -39,7 +39,7 @@ impl<T> Stack<T> {
     }
 
     /// Removes the entry `id`, wherever it is; `false` if there is none.
-    pub fn remove(&mut self, id: u64) -> bool {
+    pub(crate) fn remove(&mut self, id: u64) -> bool {
         if !self.live.remove(&id) {
             return false;
         }
@@ -54,23 +54,23 @@ impl<T> Stack<T> {
     }
 
     /// The innermost entry that has not left.
-    pub fn top(&self) -> Option<&T> {
+    pub(crate) fn top(&self) -> Option<&T> {
         self.entries.last().map(|(_, v)| v)
     }
 
     /// Whether every entry has left.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.live.is_empty()
     }
 
     /// Entries held in memory (live, or left but still below a live one).
     #[cfg(test)]
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.entries.len()
     }
 
     /// Pushes and pops done so far.
-    pub fn steps(&self) -> u64 {
+    pub(crate) fn steps(&self) -> u64 {
         self.steps
     }
 }

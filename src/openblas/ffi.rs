@@ -133,7 +133,9 @@ pub struct VecArg<T> {
 /// method names carry a `cblas_` prefix so they never collide with users' own traits.
 ///
 /// The trait is public inside a private module, so users can name neither it nor its methods:
-/// it seals [`crate::Float`].
+/// it seals [`crate::Float`] (hence `unreachable_pub` is allowed here: `pub(crate)` would make it
+/// a private bound of a public trait).
+#[allow(unreachable_pub)]
 pub trait BlasScalar: Copy + Send + Sync + 'static {
     /// `C = op(A) · op(B)` with `C` row-major `m × n` (leading dimension `ldc`), via
     /// `cblas_?gemm(RowMajor, ..., alpha = 1, ..., beta = 0, ...)`.

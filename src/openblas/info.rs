@@ -24,7 +24,7 @@ pub enum ThreadingLayer {
 
 impl ThreadingLayer {
     /// From `openblas_get_parallel()`'s return value.
-    pub fn from_code(code: i32) -> Self {
+    pub(crate) fn from_code(code: i32) -> Self {
         match code {
             0 => ThreadingLayer::Sequential,
             1 => ThreadingLayer::Pthreads,
@@ -53,6 +53,7 @@ impl fmt::Display for ThreadingLayer {
 /// println!("{lib}");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct BlasLibrary {
     /// File the OpenBLAS symbols were loaded from (via `dladdr`), when the loader can say.
     pub path: Option<PathBuf>,
@@ -79,7 +80,7 @@ pub struct BlasLibrary {
 
 impl BlasLibrary {
     /// Reads every field from the loaded library.
-    pub fn query() -> Self {
+    pub(crate) fn query() -> Self {
         let config = ffi::get_config();
         BlasLibrary {
             path: library_path(),

@@ -15,8 +15,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use crate::blas::ffi::DynamicArch;
-use crate::blas::info::BlasLibrary;
+use super::ffi::{self, DynamicArch};
+use super::info::BlasLibrary;
 use crate::{Error, Result};
 
 /// The environment variable OpenBLAS reads at load to force a core kernel.
@@ -142,7 +142,7 @@ impl CpuFeatures {
 
 /// The instruction-set family of an OpenBLAS x86-64 core name (as `openblas_get_corename`
 /// prints it, any case), or `None` for a name this table does not know.
-pub fn kernel_isa_level(corename: &str) -> Option<IsaLevel> {
+pub(crate) fn kernel_isa_level(corename: &str) -> Option<IsaLevel> {
     let name = corename.trim().to_ascii_lowercase();
     let level = match name.as_str() {
         "katmai" | "coppermine" | "northwood" | "prescott" | "banias" | "athlon" | "opteron"
@@ -636,7 +636,7 @@ fn switch(lib: &BlasLibrary, to: &'static str, forced: bool, cpu: &CpuFeatures) 
         Some(v) => std::env::set_var(CORETYPE_VAR, v),
         None => std::env::remove_var(CORETYPE_VAR),
     }
-    let now = crate::blas::ffi::get_corename();
+    let now = ffi::get_corename();
     if kernel_isa_level(&now) == kernel_isa_level(to) {
         KernelSelection::Switched {
             from,
