@@ -20,7 +20,6 @@
 //!
 //! Markdown on stdout; report.md, report.json, CSV files and PNG/SVG plots in `--out`.
 
-mod canvas;
 pub mod classic;
 pub mod cli;
 pub mod grid;
@@ -195,28 +194,28 @@ pub fn run(
         files.extend(plots::write(
             &settings.out,
             "grid_speedup",
-            &plots::speedup(g, "Speedup against K·N threads (pthreads OpenBLAS)"),
+            &plots::Plot::Speedup(g, "Speedup against K·N threads (pthreads OpenBLAS)"),
         )?);
         files.extend(plots::write(
             &settings.out,
             "grid_heatmap",
-            &plots::heatmap(g, "K outer × N BLAS threads"),
+            &plots::Plot::Heatmap(g, "K outer × N BLAS threads"),
         )?);
     }
     if let Some(openmp::OpenMpOutcome::Ran { grid: g, .. }) = &data.openmp {
         files.extend(plots::write(
             &settings.out,
             "openmp_grid_speedup",
-            &plots::speedup(g, "Speedup against K·N threads (OpenMP OpenBLAS)"),
+            &plots::Plot::Speedup(g, "Speedup against K·N threads (OpenMP OpenBLAS)"),
         )?);
         files.extend(plots::write(
             &settings.out,
             "openmp_grid_heatmap",
-            &plots::heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
+            &plots::Plot::Heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
         )?);
     }
     if let Some(l) = &data.latency {
-        files.extend(plots::write(&settings.out, "latency", &plots::latency(l))?);
+        files.extend(plots::write(&settings.out, "latency", &plots::Plot::Latency(l))?);
     }
     progress.finish();
     if print {

@@ -1,83 +1,136 @@
-//! The plots: speedup against threads per size, the K×N heat map, and latency percentiles.
-//! Each is drawn once on a [`Canvas`] and written as SVG and PNG.
+//! The plots, drawn with `plotters`: speedup against threads per size, the K×N heat map, and
+//! latency percentiles. Each is drawn twice from the same code, as SVG and as PNG.
+//!
+//! The PNG needs a font to rasterise text: DejaVu Sans, which the `dejavu` crate ships inside
+//! the binary (no system font, no fontconfig), registered with plotters' `ab_glyph` backend.
 
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
-use crate::report::canvas::{bitmap_width, Anchor, Canvas, Color, PALETTE};
-use crate::report::grid::GridSection;
+use plotters::coord::Shift;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use plotters::prelude::*;
+
+use crate::report::grid::{Cell, GridSection, GridSize};
 use crate::report::latency::LatencySection;
 
-const PANEL_W: f32 = 300.0;
-const PANEL_H: f32 = 240.0;
-const MARGIN_L: f32 = 50.0;
-const MARGIN_T: f32 = 80.0;
-const MARGIN_B: f32 = 70.0;
-const GAP: f32 = 40.0;
+/// Line colours, one per outer-thread count (Tableau 10).
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+const PANEL_W: u32 = 340;
+const HEIGHT: u32 = 400;
+const FONT: &str = "sans-serif";
+
+/// A plot of the report, ready to be drawn on any plotters backend.
+#[derive(Debug, Clone, Copy)]
+pub enum Plot<'a> {
+    /// Speedup over serial against K·N, one panel per size, one line per K.
+    Speedup(&'a GridSection, &'a str),
+    /// The K×N heat map of speedups, one panel per size.
+    Heatmap(&'a GridSection, &'a str),
+    /// p50 / p99 / max of each latency condition, log scale.
+    Latency(&'a LatencySection),
+}
+
+type DrawResult = Result<(), String>;
+
+impl Plot<'_> {
+    fn size(&self) -> (u32, u32) {
+        match self {
+            Plot::Speedup(g, _) | Plot::Heatmap(g, _) => {
+                (60 + PANEL_W * g.sizes.len().max(1) as u32, HEIGHT)
+            }
+            Plot::Latency(_) => (820, HEIGHT),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        match *self {
+            Plot::Speedup(g, title) => speedup(root, g, title),
+            Plot::Heatmap(g, title) => heatmap(root, g, title),
+            Plot::Latency(l) => latency(root, l),
+        }?;
+        root.present().map_err(|e| e.to_string())
+    }
+}
 
 /// Writes `name.svg` and `name.png` into `dir`; returns the files written.
 ///
 /// # Errors
-/// I/O or PNG encoding errors, as text.
-pub fn write(dir: &Path, name: &str, canvas: &Canvas) -> Result<Vec<PathBuf>, String> {
+/// Drawing, I/O or PNG encoding errors, as text.
+pub fn write(dir: &Path, name: &str, plot: &Plot<'_>) -> Result<Vec<PathBuf>, String> {
+    register_font()?;
     let svg = dir.join(format!("{name}.svg"));
     let png = dir.join(format!("{name}.png"));
-    std::fs::write(&svg, canvas.to_svg()).map_err(|e| format!("{}: {e}", svg.display()))?;
-    std::fs::write(&png, canvas.to_png()?).map_err(|e| format!("{}: {e}", png.display()))?;
+    let size = plot.size();
+    plot.draw(&SVGBackend::new(&svg, size).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", svg.display()))?;
+    plot.draw(&BitMapBackend::new(&png, size).into_drawing_area())
+        .map_err(|e| format!("{}: {e}", png.display()))?;
     Ok(vec![svg, png])
 }
 
-/// Ticks at 1, 2 or 5 × 10^k covering [0, max].
-fn ticks(max: f64) -> Vec<f64> {
-    let max = max.max(1e-9);
-    let raw = max / 5.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * mag)
-        .find(|s| *s >= raw)
-        .unwrap_or(10.0 * mag);
-    (0..)
-        .map(|i| i as f64 * step)
-        .take_while(|t| *t <= max * 1.0001)
-        .collect()
+fn register_font() -> DrawResult {
+    static ONCE: Once = Once::new();
+    let mut result = Ok(());
+    ONCE.call_once(|| {
+        result = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .map_err(|_| "the built-in DejaVu Sans font does not load".to_owned());
+    });
+    result
 }
 
-fn fmt_tick(t: f64) -> String {
-    if t == t.round() {
-        format!("{t:.0}")
-    } else if t >= 0.1 {
-        format!("{t:.1}")
+/// The title and subtitle; returns the area below them.
+fn titled<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    let area = root
+        .titled(title, (FONT, 18))
+        .map_err(|e| e.to_string())?;
+    let (w, _) = area.dim_in_pixel();
+    area.draw(&Text::new(
+        subtitle.to_owned(),
+        (w as i32 / 2, 0),
+        (FONT, 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(|e| e.to_string())?;
+    Ok(area.margin(22, 0, 0, 0))
+}
+
+fn panel_name(size: &GridSize) -> String {
+    if size.single {
+        format!("one {0}×{0} product", size.n)
     } else {
-        format!("{t:.2}")
+        format!("n = {}, batch of {}", size.n, size.batch)
     }
 }
 
-/// Speedup over serial against K·N, one panel per size, one line per K.
-pub fn speedup(grid: &GridSection, title: &str) -> Canvas {
-    let panels = grid.sizes.len().max(1) as f32;
-    let width = MARGIN_L + panels * (PANEL_W + GAP);
-    let mut c = Canvas::new(width, MARGIN_T + PANEL_H + MARGIN_B);
-    c.text(width / 2.0, 24.0, title, 15.0, Anchor::Middle);
-    c.text(
-        width / 2.0,
-        42.0,
-        format!(
-            "{} cores, {} OpenBLAS; dashed: ideal; ring: default policy",
-            grid.cores, grid.threading
-        ),
-        11.0,
-        Anchor::Middle,
+fn speedup<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    grid: &GridSection,
+    title: &str,
+) -> DrawResult {
+    let subtitle = format!(
+        "{} cores, {} OpenBLAS; dashed: ideal; ring: default policy",
+        grid.cores, grid.threading
     );
-    let x_max = grid.settings.max_threads as f64;
+    let area = titled(root, title, &subtitle)?;
+    let x_max = grid.settings.max_threads.max(2) as f64;
     let y_max = grid
         .sizes
         .iter()
-        .flat_map(|s| {
-            s.cells
-                .iter()
-                .map(|c| c.speedup)
-                .chain([s.policy.cell.speedup])
-        })
+        .flat_map(|s| s.cells.iter().chain([&s.policy.cell]).map(|c| c.speedup))
         .fold(grid.cores as f64, f64::max)
         * 1.1;
     let mut ks: Vec<usize> = grid
@@ -87,41 +140,29 @@ pub fn speedup(grid: &GridSection, title: &str) -> Canvas {
         .collect();
     ks.sort_unstable();
     ks.dedup();
-    for (p, size) in grid.sizes.iter().enumerate() {
-        let x0 = MARGIN_L + p as f32 * (PANEL_W + GAP);
-        let y0 = MARGIN_T;
-        let px = |x: f64| x0 + ((x - 1.0) / (x_max - 1.0).max(1.0)) as f32 * PANEL_W;
-        let py = |y: f64| y0 + PANEL_H - (y / y_max) as f32 * PANEL_H;
-        axes(&mut c, x0, y0, &ticks(y_max), py);
-        let xt: Vec<usize> = (1..=grid.settings.max_threads)
-            .filter(|t| grid.settings.max_threads <= 8 || t.is_power_of_two())
-            .collect();
-        for t in xt {
-            c.text(
-                px(t as f64),
-                y0 + PANEL_H + 14.0,
-                t.to_string(),
-                10.0,
-                Anchor::Middle,
-            );
-        }
-        c.text(
-            x0 + PANEL_W / 2.0,
-            y0 + PANEL_H + 30.0,
-            "K·N threads",
-            11.0,
-            Anchor::Middle,
-        );
-        let name = if size.single {
-            format!("one {0}×{0} product", size.n)
-        } else {
-            format!("n = {}, batch of {}", size.n, size.batch)
-        };
-        c.text(x0 + PANEL_W / 2.0, y0 - 10.0, name, 12.0, Anchor::Middle);
-        let ideal: Vec<(f32, f32)> = (1..=grid.settings.max_threads)
-            .map(|t| (px(t as f64), py((t.min(grid.cores)) as f64)))
-            .collect();
-        c.line(ideal, Color::GREY, 1.0, true);
+    let panels = area.split_evenly((1, grid.sizes.len().max(1)));
+    for (p, (panel, size)) in panels.iter().zip(&grid.sizes).enumerate() {
+        let mut chart = ChartBuilder::on(panel)
+            .caption(panel_name(size), (FONT, 13))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(if p == 0 { 44 } else { 30 })
+            .build_cartesian_2d(1.0..x_max, 0.0..y_max)
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc("K·N threads")
+            .x_labels(grid.settings.max_threads.min(16))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_desc(if p == 0 { "speedup over serial" } else { "" })
+            .label_style((FONT, 11))
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let ideal = (1..=grid.settings.max_threads).map(|t| (t as f64, t.min(grid.cores) as f64));
+        chart
+            .draw_series(DashedLineSeries::new(ideal, 4, 4, RGBColor(150, 150, 150).into()))
+            .map_err(|e| e.to_string())?;
         for (i, &k) in ks.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let mut pts: Vec<(f64, f64)> = size
@@ -131,246 +172,184 @@ pub fn speedup(grid: &GridSection, title: &str) -> Canvas {
                 .map(|c| (c.threads() as f64, c.speedup))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            c.line(
-                pts.iter().map(|&(x, y)| (px(x), py(y))).collect(),
-                color,
-                1.8,
-                false,
-            );
-            for &(x, y) in &pts {
-                c.circle(px(x), py(y), 3.0, color);
+            let line = chart
+                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?;
+            if p == 0 {
+                line.label(format!("K = {k} outer")).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                });
             }
+            chart
+                .draw_series(pts.iter().map(|&xy| Circle::new(xy, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
         }
-        let pol = &size.policy.cell;
-        let (x, y) = (px(pol.threads() as f64), py(pol.speedup));
-        c.circle(x, y, 6.5, Color::BLACK);
-        c.circle(x, y, 5.0, Color::WHITE);
-        c.circle(x, y, 3.0, Color::BLACK);
+        let pol = (size.policy.cell.threads() as f64, size.policy.cell.speedup);
+        chart
+            .draw_series([
+                Circle::new(pol, 7, BLACK.stroke_width(2)),
+                Circle::new(pol, 3, BLACK.filled()),
+            ])
+            .map_err(|e| e.to_string())?;
+        if p == 0 {
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .label_font((FONT, 11))
+                .background_style(WHITE.mix(0.8))
+                .border_style(RGBColor(200, 200, 200))
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
     }
-    c.vertical_text(14.0, MARGIN_T + PANEL_H / 2.0, "speedup over serial", 11.0);
-    // Legend under the panels.
-    let mut lx = MARGIN_L;
-    let ly = MARGIN_T + PANEL_H + 52.0;
-    for (i, k) in ks.iter().enumerate() {
-        let color = PALETTE[i % PALETTE.len()];
-        let label = format!("K = {k} outer");
-        c.line(
-            vec![(lx, ly - 4.0), (lx + 18.0, ly - 4.0)],
-            color,
-            2.0,
-            false,
-        );
-        c.text(lx + 22.0, ly, &label, 11.0, Anchor::Start);
-        lx += 34.0 + bitmap_width(&label, 11.0).max(label.len() as f32 * 6.5);
-    }
-    c
-}
-
-fn axes(c: &mut Canvas, x0: f32, y0: f32, yt: &[f64], py: impl Fn(f64) -> f32) {
-    for &t in yt {
-        let y = py(t);
-        c.line(vec![(x0, y), (x0 + PANEL_W, y)], Color::LIGHT, 1.0, false);
-        c.text(x0 - 5.0, y + 4.0, fmt_tick(t), 10.0, Anchor::End);
-    }
-    c.line(
-        vec![(x0, y0), (x0, y0 + PANEL_H), (x0 + PANEL_W, y0 + PANEL_H)],
-        Color::BLACK,
-        1.0,
-        false,
-    );
+    Ok(())
 }
 
 /// White → blue by `v / max`.
-fn heat(v: f64, max: f64) -> Color {
+fn heat(v: f64, max: f64) -> RGBColor {
     let f = (v / max).clamp(0.0, 1.0);
     let lerp = |a: f64, b: f64| (a + (b - a) * f).round() as u8;
-    Color(lerp(247.0, 8.0), lerp(251.0, 69.0), lerp(255.0, 148.0))
+    RGBColor(lerp(247.0, 8.0), lerp(251.0, 69.0), lerp(255.0, 148.0))
 }
 
-/// The K×N heat map of speedups, one panel per size.
-pub fn heatmap(grid: &GridSection, title: &str) -> Canvas {
-    let panels = grid.sizes.len().max(1) as f32;
-    let width = MARGIN_L + panels * (PANEL_W + GAP);
-    let mut c = Canvas::new(width, MARGIN_T + PANEL_H + MARGIN_B);
-    c.text(width / 2.0, 24.0, title, 15.0, Anchor::Middle);
-    c.text(
-        width / 2.0,
-        42.0,
-        format!(
-            "speedup over serial; {} cores, {} OpenBLAS; * = default policy's pick",
-            grid.cores, grid.threading
-        ),
-        11.0,
-        Anchor::Middle,
+fn heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    grid: &GridSection,
+    title: &str,
+) -> DrawResult {
+    let subtitle = format!(
+        "speedup over serial; {} cores, {} OpenBLAS; * = default policy's pick",
+        grid.cores, grid.threading
     );
+    let area = titled(root, title, &subtitle)?;
     let max = grid
         .sizes
         .iter()
         .flat_map(|s| s.cells.iter().map(|c| c.speedup))
         .fold(grid.cores as f64, f64::max);
-    for (p, size) in grid.sizes.iter().enumerate() {
-        let x0 = MARGIN_L + p as f32 * (PANEL_W + GAP);
-        let y0 = MARGIN_T;
-        let mut ks: Vec<usize> = size.cells.iter().map(|c| c.outer).collect();
-        let mut ns: Vec<usize> = size.cells.iter().map(|c| c.blas).collect();
-        ks.sort_unstable();
-        ks.dedup();
-        ns.sort_unstable();
-        ns.dedup();
-        let cw = PANEL_W / ns.len().max(1) as f32;
-        let ch = (PANEL_H / ks.len().max(1) as f32).min(60.0);
-        let name = if size.single {
-            format!("one {0}×{0} product", size.n)
-        } else {
-            format!("n = {}", size.n)
+    let panels = area.split_evenly((1, grid.sizes.len().max(1)));
+    for (p, (panel, size)) in panels.iter().zip(&grid.sizes).enumerate() {
+        let sorted = |f: fn(&Cell) -> usize| {
+            let mut v: Vec<usize> = size.cells.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
         };
-        c.text(x0 + PANEL_W / 2.0, y0 - 10.0, name, 12.0, Anchor::Middle);
-        for cell in &size.cells {
-            let i = ks.iter().position(|&k| k == cell.outer).expect("listed");
-            let j = ns.iter().position(|&n| n == cell.blas).expect("listed");
-            let (x, y) = (x0 + j as f32 * cw, y0 + i as f32 * ch);
-            let fill = heat(cell.speedup, max);
-            c.rect(x + 1.0, y + 1.0, cw - 2.0, ch - 2.0, fill);
-            let ink = if cell.speedup / max > 0.55 {
-                Color::WHITE
+        let (ks, ns) = (sorted(|c| c.outer), sorted(|c| c.blas));
+        let mut chart = ChartBuilder::on(panel)
+            .caption(panel_name(size), (FONT, 13))
+            .margin(8)
+            .x_label_area_size(36)
+            .y_label_area_size(if p == 0 { 44 } else { 30 })
+            .build_cartesian_2d(0.0..ns.len() as f64, ks.len() as f64..0.0)
+            .map_err(|e| e.to_string())?;
+        let label_of = |list: &[usize], v: f64| {
+            let i = v.floor() as usize;
+            if (v - i as f64 - 0.5).abs() < 1e-6 {
+                list.get(i).map_or(String::new(), usize::to_string)
             } else {
-                Color::BLACK
-            };
-            let policy = (size.policy.cell.outer, size.policy.cell.blas) == (cell.outer, cell.blas);
-            let label = format!("{:.2}{}", cell.speedup, if policy { "*" } else { "" });
-            c.colored_text(
-                x + cw / 2.0,
-                y + ch / 2.0 + 4.0,
-                label,
-                10.0,
-                Anchor::Middle,
-                ink,
-            );
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc("N, BLAS threads")
+            .y_desc(if p == 0 { "K, outer threads" } else { "" })
+            .x_labels(2 * ns.len() + 1)
+            .y_labels(2 * ks.len() + 1)
+            .x_label_formatter(&|v| label_of(&ns, *v))
+            .y_label_formatter(&|v| label_of(&ks, *v))
+            .label_style((FONT, 11))
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let policy = (size.policy.cell.outer, size.policy.cell.blas);
+        for cell in &size.cells {
+            let i = ks.iter().position(|&k| k == cell.outer).unwrap_or(0) as f64;
+            let j = ns.iter().position(|&n| n == cell.blas).unwrap_or(0) as f64;
+            chart
+                .draw_series([Rectangle::new(
+                    [(j + 0.03, i + 0.03), (j + 0.97, i + 0.97)],
+                    heat(cell.speedup, max).filled(),
+                )])
+                .map_err(|e| e.to_string())?;
+            let ink = if cell.speedup / max > 0.55 { WHITE } else { BLACK };
+            let star = if policy == (cell.outer, cell.blas) { "*" } else { "" };
+            let style = (FONT, 11)
+                .into_font()
+                .color(&ink)
+                .pos(Pos::new(HPos::Center, VPos::Center));
+            chart
+                .draw_series([Text::new(
+                    format!("{:.2}{star}", cell.speedup),
+                    (j + 0.5, i + 0.5),
+                    style,
+                )])
+                .map_err(|e| e.to_string())?;
         }
-        for (j, n) in ns.iter().enumerate() {
-            c.text(
-                x0 + (j as f32 + 0.5) * cw,
-                y0 + ks.len() as f32 * ch + 14.0,
-                n.to_string(),
-                10.0,
-                Anchor::Middle,
-            );
-        }
-        for (i, k) in ks.iter().enumerate() {
-            c.text(
-                x0 - 5.0,
-                y0 + (i as f32 + 0.5) * ch + 4.0,
-                k.to_string(),
-                10.0,
-                Anchor::End,
-            );
-        }
-        c.text(
-            x0 + PANEL_W / 2.0,
-            y0 + ks.len() as f32 * ch + 30.0,
-            "N, BLAS threads",
-            11.0,
-            Anchor::Middle,
-        );
     }
-    c.vertical_text(20.0, MARGIN_T + PANEL_H / 2.0, "K, outer threads", 11.0);
-    c
+    Ok(())
 }
 
-/// p50 / p99 / max of each latency condition, log scale.
-pub fn latency(lat: &LatencySection) -> Canvas {
-    let width = 820.0;
-    let (x0, y0, w, h) = (70.0, 70.0, 720.0, 240.0);
-    let mut c = Canvas::new(width, y0 + h + 80.0);
-    c.text(
-        width / 2.0,
-        24.0,
-        format!(
-            "Latency of a {0}×{0} product, alone and beside {1}×{1} products",
-            lat.settings.small, lat.settings.large
-        ),
-        15.0,
-        Anchor::Middle,
+fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySection) -> DrawResult {
+    let title = format!(
+        "Latency of a {0}×{0} product, alone and beside {1}×{1} products",
+        lat.settings.small, lat.settings.large
     );
-    c.text(
-        width / 2.0,
-        42.0,
-        format!("{} cores; milliseconds, log scale", lat.cores),
-        11.0,
-        Anchor::Middle,
-    );
-    let values: Vec<f64> = lat
-        .rows
-        .iter()
-        .flat_map(|r| [r.p50_ms, r.p99_ms, r.max_ms])
-        .filter(|v| *v > 0.0)
-        .collect();
-    let lo = values
-        .iter()
-        .copied()
-        .fold(f64::INFINITY, f64::min)
-        .max(1e-4);
-    let hi = values.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
-    let (dlo, dhi) = (lo.log10().floor(), hi.log10().ceil());
-    let py = |v: f64| y0 + h - ((v.max(1e-9).log10() - dlo) / (dhi - dlo)) as f32 * h;
-    let mut d = dlo;
-    while d <= dhi + 1e-9 {
-        let y = py(10f64.powf(d));
-        c.line(vec![(x0, y), (x0 + w, y)], Color::LIGHT, 1.0, false);
-        c.text(
-            x0 - 5.0,
-            y + 4.0,
-            fmt_tick(10f64.powf(d)),
-            10.0,
-            Anchor::End,
-        );
-        d += 1.0;
-    }
-    c.line(
-        vec![(x0, y0), (x0, y0 + h), (x0 + w, y0 + h)],
-        Color::BLACK,
-        1.0,
-        false,
-    );
-    let groups = lat.rows.len().max(1) as f32;
-    let gw = w / groups;
-    let bw = gw / 4.5;
-    for (g, r) in lat.rows.iter().enumerate() {
-        let gx = x0 + g as f32 * gw + gw * 0.1;
-        for (i, v) in [r.p50_ms, r.p99_ms, r.max_ms].iter().enumerate() {
-            let top = py(*v);
-            c.rect(
-                gx + i as f32 * bw * 1.1,
-                top,
-                bw,
-                (y0 + h - top).max(0.5),
-                PALETTE[i],
-            );
+    let subtitle = format!("{} cores; milliseconds, log scale", lat.cores);
+    let area = titled(root, &title, &subtitle)?;
+    let values = lat.rows.iter().flat_map(|r| [r.p50_ms, r.p99_ms, r.max_ms]);
+    let positive: Vec<f64> = values.filter(|v| *v > 0.0).collect();
+    let lo = positive.iter().copied().fold(f64::INFINITY, f64::min).max(1e-4);
+    let hi = positive.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
+    let (lo, hi) = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()));
+    let groups = lat.rows.len().max(1);
+    let mut chart = ChartBuilder::on(&area)
+        .margin(10)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0.0..groups as f64, (lo..hi).log_scale())
+        .map_err(|e| e.to_string())?;
+    let group_label = |v: f64| {
+        let g = v.floor() as usize;
+        match lat.rows.get(g) {
+            Some(r) if (v - g as f64 - 0.5).abs() < 1e-6 => {
+                let load = if r.loaded { "beside load" } else { "alone" };
+                format!("BLAS {}, {load}", r.blas)
+            }
+            _ => String::new(),
         }
-        let load = if r.loaded { "beside load" } else { "alone" };
-        c.text(
-            x0 + (g as f32 + 0.5) * gw,
-            y0 + h + 16.0,
-            format!("BLAS {}", r.blas),
-            10.0,
-            Anchor::Middle,
-        );
-        c.text(
-            x0 + (g as f32 + 0.5) * gw,
-            y0 + h + 30.0,
-            load,
-            10.0,
-            Anchor::Middle,
-        );
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * groups + 1)
+        .x_label_formatter(&|v| group_label(*v))
+        .y_desc("ms")
+        .label_style((FONT, 11))
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, name) in ["p50", "p99", "max"].into_iter().enumerate() {
+        let color = PALETTE[i];
+        let bars = lat.rows.iter().enumerate().map(|(g, r)| {
+            let v = [r.p50_ms, r.p99_ms, r.max_ms][i].max(lo);
+            let x = g as f64 + 0.12 + 0.26 * i as f64;
+            Rectangle::new([(x, lo), (x + 0.24, v)], color.filled())
+        });
+        chart
+            .draw_series(bars)
+            .map_err(|e| e.to_string())?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    c.vertical_text(18.0, y0 + h / 2.0, "ms", 11.0);
-    let mut lx = x0;
-    for (i, name) in ["p50", "p99", "max"].iter().enumerate() {
-        c.rect(lx, y0 + h + 48.0, 12.0, 12.0, PALETTE[i]);
-        c.text(lx + 16.0, y0 + h + 58.0, *name, 11.0, Anchor::Start);
-        lx += 70.0;
-    }
-    c
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -378,16 +357,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ticks_are_round_and_cover_the_range() {
-        assert_eq!(ticks(4.4), vec![0.0, 1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(ticks(10.0), vec![0.0, 2.0, 4.0, 6.0, 8.0, 10.0]);
-        assert_eq!(fmt_tick(0.5), "0.5");
-        assert_eq!(fmt_tick(2.0), "2");
-    }
-
-    #[test]
     fn heat_runs_from_white_to_blue() {
-        assert_eq!(heat(0.0, 2.0), Color(247, 251, 255));
-        assert_eq!(heat(2.0, 2.0), Color(8, 69, 148));
+        assert_eq!(heat(0.0, 2.0), RGBColor(247, 251, 255));
+        assert_eq!(heat(2.0, 2.0), RGBColor(8, 69, 148));
+        assert_eq!(heat(9.0, 2.0), RGBColor(8, 69, 148), "clamped above the maximum");
     }
 }
