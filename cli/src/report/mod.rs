@@ -215,7 +215,11 @@ pub fn run(
         )?);
     }
     if let Some(l) = &data.latency {
-        files.extend(plots::write(&settings.out, "latency", &plots::Plot::Latency(l))?);
+        files.extend(plots::write(
+            &settings.out,
+            "latency",
+            &plots::Plot::Latency(l),
+        )?);
     }
     progress.finish();
     if print {

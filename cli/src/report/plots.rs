@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
-use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::grid::{Cell, GridSection, GridSize};
 use crate::report::latency::LatencySection;
@@ -95,14 +95,15 @@ fn titled<DB: DrawingBackend>(
     title: &str,
     subtitle: &str,
 ) -> Result<DrawingArea<DB, Shift>, String> {
-    let area = root
-        .titled(title, (FONT, 18))
-        .map_err(|e| e.to_string())?;
+    let area = root.titled(title, (FONT, 18)).map_err(|e| e.to_string())?;
     let (w, _) = area.dim_in_pixel();
     area.draw(&Text::new(
         subtitle.to_owned(),
         (w as i32 / 2, 0),
-        (FONT, 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
+        (FONT, 12)
+            .into_font()
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
     ))
     .map_err(|e| e.to_string())?;
     Ok(area.margin(22, 0, 0, 0))
@@ -161,7 +162,12 @@ fn speedup<DB: DrawingBackend>(
             .map_err(|e| e.to_string())?;
         let ideal = (1..=grid.settings.max_threads).map(|t| (t as f64, t.min(grid.cores) as f64));
         chart
-            .draw_series(DashedLineSeries::new(ideal, 4, 4, RGBColor(150, 150, 150).into()))
+            .draw_series(DashedLineSeries::new(
+                ideal,
+                4,
+                4,
+                RGBColor(150, 150, 150).into(),
+            ))
             .map_err(|e| e.to_string())?;
         for (i, &k) in ks.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
@@ -273,8 +279,16 @@ fn heatmap<DB: DrawingBackend>(
                     heat(cell.speedup, max).filled(),
                 )])
                 .map_err(|e| e.to_string())?;
-            let ink = if cell.speedup / max > 0.55 { WHITE } else { BLACK };
-            let star = if policy == (cell.outer, cell.blas) { "*" } else { "" };
+            let ink = if cell.speedup / max > 0.55 {
+                WHITE
+            } else {
+                BLACK
+            };
+            let star = if policy == (cell.outer, cell.blas) {
+                "*"
+            } else {
+                ""
+            };
             let style = (FONT, 11)
                 .into_font()
                 .color(&ink)
@@ -300,9 +314,16 @@ fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySecti
     let area = titled(root, &title, &subtitle)?;
     let values = lat.rows.iter().flat_map(|r| [r.p50_ms, r.p99_ms, r.max_ms]);
     let positive: Vec<f64> = values.filter(|v| *v > 0.0).collect();
-    let lo = positive.iter().copied().fold(f64::INFINITY, f64::min).max(1e-4);
+    let lo = positive
+        .iter()
+        .copied()
+        .fold(f64::INFINITY, f64::min)
+        .max(1e-4);
     let hi = positive.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
-    let (lo, hi) = (10f64.powf(lo.log10().floor()), 10f64.powf(hi.log10().ceil()));
+    let (lo, hi) = (
+        10f64.powf(lo.log10().floor()),
+        10f64.powf(hi.log10().ceil()),
+    );
     let groups = lat.rows.len().max(1);
     let mut chart = ChartBuilder::on(&area)
         .margin(10)
@@ -360,6 +381,10 @@ mod tests {
     fn heat_runs_from_white_to_blue() {
         assert_eq!(heat(0.0, 2.0), RGBColor(247, 251, 255));
         assert_eq!(heat(2.0, 2.0), RGBColor(8, 69, 148));
-        assert_eq!(heat(9.0, 2.0), RGBColor(8, 69, 148), "clamped above the maximum");
+        assert_eq!(
+            heat(9.0, 2.0),
+            RGBColor(8, 69, 148),
+            "clamped above the maximum"
+        );
     }
 }

@@ -1,37 +1,52 @@
-//! The progress bar on stderr: steps weighted by their estimated cost, time left extrapolated
-//! from the time the finished steps really took.
+//! The progress bar on stderr (`indicatif`): steps weighted by their estimated cost, time left
+//! extrapolated from the time the finished steps really took.
 //!
-//! On a terminal the bar redraws in place; otherwise (a pipe, CI, a test) it prints a line
-//! every few seconds, or nothing at all when silenced.
+//! On a terminal indicatif redraws the bar in place; elsewhere (a pipe, CI) a line is printed
+//! every few seconds, or nothing when silenced. A child process relays its steps to the parent's
+//! bar as `@@label` / `@@progress` lines on stdout: that thin layer is ours.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Units of estimated cost per bar position: costs are in seconds, positions are integers.
+const SCALE: f64 = 1000.0;
+
 /// A weighted progress bar.
+#[derive(Debug)]
 pub struct Progress {
-    total: f64,
-    done: f64,
+    bar: ProgressBar,
     start: Instant,
     last_line: Instant,
-    label: String,
-    tty: bool,
+    /// Plain lines instead of a redrawn bar (stderr is not a terminal).
+    lines: bool,
     silent: bool,
-    /// A child process's bar: labels and steps go to stdout as `@@label` / `@@progress`
-    /// lines, for the parent's bar.
+    /// A child process's bar: labels and steps go to stdout, for the parent's bar.
     relay: bool,
 }
 
 impl Progress {
     /// A bar for steps whose estimated costs add up to `total` (any unit, e.g. seconds).
     pub fn new(total: f64, silent: bool) -> Self {
+        let tty = std::io::stderr().is_terminal();
+        let target = if silent || !tty {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr()
+        };
+        let bar = ProgressBar::with_draw_target(Some(positions(total).max(1)), target);
+        bar.set_style(
+            ProgressStyle::with_template("[{bar:28}] {percent:>3}% ~{eta} left | {msg}")
+                .expect("a valid template")
+                .progress_chars("#>-"),
+        );
         let now = Instant::now();
         Progress {
-            total: total.max(f64::MIN_POSITIVE),
-            done: 0.0,
+            bar,
             start: now,
             last_line: now,
-            label: String::new(),
-            tty: std::io::stderr().is_terminal(),
+            lines: !tty && !silent,
             silent,
             relay: false,
         }
@@ -41,18 +56,18 @@ impl Progress {
     pub fn relay() -> Self {
         Progress {
             relay: true,
-            silent: true,
             ..Progress::new(1.0, true)
         }
     }
 
     /// Says what runs now.
     pub fn label(&mut self, label: impl Into<String>) {
-        self.label = label.into();
+        let label = label.into();
         if self.relay {
-            println!("@@label {}", self.label);
+            println!("@@label {label}");
         }
-        self.draw(false);
+        self.bar.set_message(label);
+        self.line(false);
     }
 
     /// Marks `weight` more of the estimated total as done.
@@ -61,8 +76,8 @@ impl Progress {
             println!("@@progress {weight}");
             return;
         }
-        self.done = (self.done + weight).min(self.total);
-        self.draw(false);
+        self.bar.inc(positions(weight));
+        self.line(false);
     }
 
     /// Seconds since the bar started.
@@ -70,61 +85,41 @@ impl Progress {
         self.start.elapsed().as_secs_f64()
     }
 
-    /// Time left, extrapolated: elapsed × remaining / done (None before the first step ends).
-    pub fn eta(&self) -> Option<Duration> {
-        (self.done > 0.0).then(|| {
-            let rate = self.elapsed() / self.done;
-            Duration::from_secs_f64(rate * (self.total - self.done).max(0.0))
-        })
-    }
-
     /// Prints `text` on stdout, with the bar moved out of the way.
     pub fn print(&mut self, text: &str) {
-        self.clear();
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(text.as_bytes());
-        let _ = out.flush();
-        self.draw(true);
+        self.bar.suspend(|| {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(text.as_bytes());
+            let _ = out.flush();
+        });
+        self.line(true);
     }
 
     /// Removes the bar (the run is over).
     pub fn finish(&mut self) {
-        self.clear();
+        self.bar.finish_and_clear();
         if !self.silent {
             eprintln!("report: done in {:.0} s", self.elapsed());
         }
     }
 
-    fn clear(&self) {
-        if self.tty && !self.silent {
-            eprint!("\r\x1b[2K");
-        }
-    }
-
-    fn draw(&mut self, force: bool) {
-        if self.silent {
-            return;
-        }
-        let frac = self.done / self.total;
-        let left = self.eta().map_or_else(
-            || "estimating".to_owned(),
-            |d| format!("~{} left", fmt_duration(d)),
-        );
-        if self.tty {
-            const WIDTH: usize = 28;
-            let filled = ((frac * WIDTH as f64).round() as usize).min(WIDTH);
-            eprint!(
-                "\r\x1b[2K[{}{}] {:>3.0}% {left} | {}",
-                "#".repeat(filled),
-                "-".repeat(WIDTH - filled),
-                frac * 100.0,
-                self.label
-            );
-        } else if force || self.last_line.elapsed() >= Duration::from_secs(5) {
+    /// Off a terminal: one line every few seconds (or now, when `force`).
+    fn line(&mut self, force: bool) {
+        if self.lines && (force || self.last_line.elapsed() >= Duration::from_secs(5)) {
             self.last_line = Instant::now();
-            eprintln!("report: {:>3.0}% {left} | {}", frac * 100.0, self.label);
+            let len = self.bar.length().unwrap_or(1).max(1);
+            let pct = 100.0 * self.bar.position() as f64 / len as f64;
+            let left = match self.bar.position() {
+                0 => "estimating".to_owned(),
+                _ => format!("~{} left", fmt_duration(self.bar.eta())),
+            };
+            eprintln!("report: {pct:>3.0}% {left} | {}", self.bar.message());
         }
     }
+}
+
+fn positions(weight: f64) -> u64 {
+    (weight.max(0.0) * SCALE).round() as u64
 }
 
 /// `1 min 05 s`, `42 s`.
@@ -148,13 +143,12 @@ mod tests {
     }
 
     #[test]
-    fn eta_extrapolates_from_done_work() {
+    fn steps_advance_the_bar_by_their_weight() {
         let mut p = Progress::new(10.0, true);
-        assert!(p.eta().is_none());
-        p.advance(5.0);
-        let eta = p.eta().unwrap().as_secs_f64();
-        assert!(eta <= p.elapsed() + 1e-3, "{eta}");
-        p.advance(100.0);
-        assert_eq!(p.eta().unwrap(), Duration::ZERO);
+        p.advance(2.5);
+        assert_eq!(p.bar.position(), 2500);
+        assert_eq!(p.bar.length(), Some(10_000));
+        p.label("grid");
+        assert_eq!(p.bar.message(), "grid");
     }
 }
