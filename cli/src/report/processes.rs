@@ -3,7 +3,7 @@
 //! outputs through one shared-memory segment instead of copies or pipes.
 //!
 //! **How**: the parent creates an anonymous segment with `memfd_create` (no file name, freed
-//! when the last process lets go), sizes it with `ftruncate`, maps it `MAP_SHARED` and writes
+//! when the last process lets go), sizes it with `ftruncate`, maps it shared (`memmap2`) and writes
 //! the inputs once. The descriptor is created without close-on-exec, so each worker inherits
 //! it and maps the same pages; its spec (JSON on the command line) says where its input and
 //! output regions are. The segment's first page is a header of atomics: a ready counter, a go
@@ -48,9 +48,11 @@ struct Header {
 
 const _: () = assert!(std::mem::size_of::<Header>() <= DATA_START);
 
-/// A shared-memory segment mapped into this process.
+/// A shared-memory segment mapped into this process (the mapping is `memmap2`'s).
 pub struct SharedMemory {
-    fd: OwnedFd,
+    file: std::fs::File,
+    /// Owns the mapping (unmapped on drop); the slices are made from `ptr`, its start.
+    _mapping: memmap2::MmapMut,
     ptr: NonNull<u8>,
     len: usize,
 }
@@ -102,28 +104,24 @@ impl SharedMemory {
                 "segment smaller than its header",
             ));
         }
-        // SAFETY: a fresh shared mapping of `len` bytes of a file at least that large; the
-        // kernel picks the address, and failure is MAP_FAILED, checked below.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).expect("mmap never maps address 0");
-        Ok(SharedMemory { fd, ptr, len })
+        let file = std::fs::File::from(fd);
+        // SAFETY: the segment is an anonymous memfd that only the report's own processes map,
+        // and they touch it only through the header's atomics and regions no other process
+        // writes at the same time (see `f64s`, `f64s_mut`, `views`): nothing truncates or
+        // rewrites it behind the mapping's back.
+        let mut map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&file)? };
+        let ptr = NonNull::new(map.as_mut_ptr()).expect("mmap never maps address 0");
+        Ok(SharedMemory {
+            file,
+            _mapping: map,
+            ptr,
+            len,
+        })
     }
 
     /// The descriptor, for a worker's spec.
     pub fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.file.as_raw_fd()
     }
 
     fn header(&self) -> &Header {
@@ -191,14 +189,6 @@ impl SharedMemory {
             "region {r:?} outside the {} bytes of the segment",
             self.len
         );
-    }
-}
-
-impl Drop for SharedMemory {
-    fn drop(&mut self) {
-        // SAFETY: `ptr` and `len` are exactly what mmap returned and was given; no slice into
-        // the mapping outlives `self` (they all borrow it).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 
