@@ -12,6 +12,8 @@
 //! and sets them beside `benches/numpy_elementwise.py`.
 
 use std::hint::black_box;
+
+mod support;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -60,15 +62,8 @@ fn huge_page_vec<T>(n: usize) -> Vec<T> {
 
 /// Seeded inputs in [-1, 1) (as the numpy script), and |x| + 0.5 for ln and sqrt.
 fn inputs<T: Float>(n: usize, seed: u64) -> (Array1<T>, Array1<T>, Array1<T>) {
-    let mut s = seed;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        T::from((z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0).unwrap()
-    };
+    let mut uniform = support::uniform(seed);
+    let mut next = || T::from(uniform()).unwrap();
     let x = numpy_like(n, &mut next);
     let y = numpy_like(n, &mut next);
     let mut xs = x.iter();

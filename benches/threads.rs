@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parlinalg::ndarray::Array3;
-use support::matrix;
+use support::{matrix, SeedableRng};
 
 mod support;
 use parlinalg::threads::{blas_threads_scope, set_blas_threads, set_blas_threads_auto, Plan};
@@ -93,16 +93,6 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 /// workers spin before they sleep, so that the previous cell's threads are asleep.
 const CELL_PAUSE: Duration = Duration::from_millis(20);
 
-/// Fisher–Yates shuffle with a small xorshift generator: a reproducible order per seed.
-fn shuffle(v: &mut [usize], seed: &mut u64) {
-    for i in (1..v.len()).rev() {
-        *seed ^= *seed << 13;
-        *seed ^= *seed >> 7;
-        *seed ^= *seed << 17;
-        v.swap(i, (*seed % (i as u64 + 1)) as usize);
-    }
-}
-
 /// The default policy against every static pair with K·N ≤ 4 × cores.
 fn policy(o: &Opts) {
     let cores = parlinalg::threads::Cores::detect().count;
@@ -160,12 +150,12 @@ fn policy(o: &Opts) {
         // configs: every static pair, then the policy
         let mut times: Vec<Vec<f64>> = vec![vec![]; pairs.len() + 1];
         let mut order: Vec<usize> = (0..=pairs.len()).collect();
-        let mut seed = 0x5EED_u64 + n as u64;
+        let mut rng = support::SmallRng::seed_from_u64(0x5EED_u64 + n as u64);
         for _ in 0..o.rounds {
             // A new random order every round, and a pause before every cell: a cell must not
             // always follow the same one, whose threads (rayon's and OpenBLAS's spin before
             // they sleep) would still be taking cores when it starts.
-            shuffle(&mut order, &mut seed);
+            support::shuffle(&mut order, &mut rng);
             for &c in &order {
                 std::thread::sleep(CELL_PAUSE);
                 let t = Instant::now();

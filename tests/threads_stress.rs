@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use parlinalg::ndarray::Array2;
 use parlinalg::threads::{blas_threads, blas_threads_scope, with_blas_threads, Plan};
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng};
 
 const THREADS: usize = 8;
 const ITERATIONS: usize = 1500;
@@ -16,21 +18,17 @@ const STALL: Duration = Duration::from_secs(60);
 
 static PROGRESS: AtomicUsize = AtomicUsize::new(0);
 
-struct Rng(u64);
+/// A seeded generator (rand's `SmallRng`): each worker's sequence of calls is reproducible.
+struct Rng(SmallRng);
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
+    fn new(seed: u64) -> Self {
+        Rng(SmallRng::seed_from_u64(seed))
     }
     fn below(&mut self, n: u64) -> usize {
-        (self.next() % n) as usize
+        self.0.random_range(0..n) as usize
     }
     fn matrix(&mut self, r: usize, c: usize) -> Array2<f64> {
-        Array2::from_shape_simple_fn((r, c), || {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        })
+        Array2::from_shape_simple_fn((r, c), || self.0.random_range(-0.5..0.5))
     }
 }
 
@@ -74,7 +72,7 @@ fn checked_product(rng: &mut Rng) {
 }
 
 fn worker(seed: u64) {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     for _ in 0..ITERATIONS {
         match rng.below(4) {
             0 => {

@@ -4,16 +4,27 @@
 
 use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};
 use parlinalg::ndarray::Array2;
+pub use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+pub use rand::{Rng, SeedableRng};
 
 /// A seeded n×n matrix, uniform in [-0.5, 0.5).
 pub fn matrix<T: parlinalg::Float>(n: usize, seed: u64) -> Array2<T> {
-    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut r = SmallRng::seed_from_u64(seed);
     Array2::from_shape_simple_fn((n, n), || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        T::from((s >> 11) as f64 / (1u64 << 53) as f64 - 0.5).expect("f32 and f64 hold it")
+        T::from(r.random_range(-0.5..0.5)).expect("f32 and f64 hold it")
     })
+}
+
+/// A seeded stream of values in [-1, 1) (as the numpy scripts).
+pub fn uniform(seed: u64) -> impl FnMut() -> f64 {
+    let mut r = SmallRng::seed_from_u64(seed);
+    move || r.random_range(-1.0..1.0)
+}
+
+/// Shuffles `v` in place, reproducibly for `rng`.
+pub fn shuffle(v: &mut [usize], rng: &mut SmallRng) {
+    v.shuffle(rng);
 }
 
 /// Direct `cblas_?gemm` of two C-order n×n matrices into `c`.

@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use ndarray::{s, Array1, Array2, ArrayD, ArrayView1, ArrayView2, ArrayViewD, ShapeBuilder};
 use ndarray_npy::ReadableElement;
 use parlinalg::Float;
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng as _, SeedableRng};
 
 /// One case of `tests/reference/manifest.json`.
 #[derive(Debug, Clone)]
@@ -125,25 +128,21 @@ pub fn assert_all_close<T: Float>(
     }
 }
 
-/// SplitMix64: a small seeded generator, so tests need no RNG crate and are reproducible.
-pub struct Rng(u64);
+/// A seeded generator (rand's `SmallRng`), so every run of a test sees the same inputs.
+pub struct Rng(SmallRng);
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(SmallRng::seed_from_u64(seed))
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.random()
     }
 
     /// Uniform in [-1, 1).
     pub fn uniform(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        self.0.random_range(-1.0..1.0)
     }
 
     pub fn matrix<T: Float>(&mut self, rows: usize, cols: usize) -> Array2<T> {
@@ -310,13 +309,10 @@ pub fn naive_matmul<T: Float>(
 }
 
 impl Rng {
-    /// A uniformly random permutation of `0..n` (Fisher–Yates).
+    /// A uniformly random permutation of `0..n`.
     pub fn permutation(&mut self, n: usize) -> Vec<usize> {
         let mut p: Vec<usize> = (0..n).collect();
-        for i in (1..n).rev() {
-            let j = (self.next_u64() % (i as u64 + 1)) as usize;
-            p.swap(i, j);
-        }
+        p.shuffle(&mut self.0);
         p
     }
 }

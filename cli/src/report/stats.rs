@@ -3,6 +3,8 @@
 use std::time::Instant;
 
 use parlinalg::ndarray::{Array2, Array3};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// The median of `v` (sorted in place); `NaN` for an empty slice.
 pub fn median(v: &mut [f64]) -> f64 {
@@ -40,34 +42,20 @@ pub fn monotonic_ns() -> u64 {
     u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
 }
 
-/// A xorshift stream of values in [-0.5, 0.5): seeded, so every run multiplies the same numbers.
-pub struct Xorshift(u64);
-
-impl Xorshift {
-    /// A stream for `seed`.
-    pub fn new(seed: u64) -> Self {
-        Xorshift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-
-    /// The next value in [-0.5, 0.5).
-    pub fn next_f64(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-    }
+/// A seeded stream of values in [-0.5, 0.5), so every run multiplies the same numbers.
+fn stream(seed: u64) -> impl FnMut() -> f64 {
+    let mut r = SmallRng::seed_from_u64(seed);
+    move || r.random_range(-0.5..0.5)
 }
 
 /// A seeded n×n matrix.
 pub fn matrix(n: usize, seed: u64) -> Array2<f64> {
-    let mut r = Xorshift::new(seed);
-    Array2::from_shape_simple_fn((n, n), || r.next_f64())
+    Array2::from_shape_simple_fn((n, n), stream(seed))
 }
 
 /// A seeded batch of n×n matrices.
 pub fn batch(batch: usize, n: usize, seed: u64) -> Array3<f64> {
-    let mut r = Xorshift::new(seed);
-    Array3::from_shape_simple_fn((batch, n, n), || r.next_f64())
+    Array3::from_shape_simple_fn((batch, n, n), stream(seed))
 }
 
 /// GFLOP/s of `products` products of n×n matrices in `secs` seconds.
@@ -77,9 +65,9 @@ pub fn gflops(n: usize, products: usize, secs: f64) -> f64 {
 
 /// Fills `out` with `exp`'s argument range of the classic workload: values in [-1, 1).
 pub fn fill_exp_input(out: &mut [f64], seed: u64) {
-    let mut r = Xorshift::new(seed);
+    let mut next = stream(seed);
     for v in out {
-        *v = 2.0 * r.next_f64();
+        *v = 2.0 * next();
     }
 }
 
