@@ -76,7 +76,7 @@ pub fn estimate(s: &ClassicSettings) -> f64 {
 ///
 /// # Errors
 /// A failed process row or parlinalg error, as text.
-pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> Result<Vec<ClassicRow>, String> {
+pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
     let c = s.workers;
     let mut rows = Vec::new();
     let mut x = vec![0.0; s.elements];
@@ -90,7 +90,7 @@ pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> Result<Vec<Class
         progress.label(format!("classic: {} serial", workload.name()));
         // Output buffers written once before the clock starts (pages faulted in), in every row.
         let mut out = vec![1.0; x.len()];
-        let serial = Plan::new(1, 1).map_err(|e| e.to_string())?;
+        let serial = Plan::new(1, 1)?;
         let t = seconds(|| {
             serial
                 .run(|| run(&x, &mut out, reps))
@@ -102,7 +102,7 @@ pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> Result<Vec<Class
 
         progress.label(format!("classic: {} on {c} threads", workload.name()));
         let mut outs = vec![vec![1.0; x.len()]; c];
-        let threads = Plan::new(c, 1).map_err(|e| e.to_string())?;
+        let threads = Plan::new(c, 1)?;
         let t = seconds(|| {
             threads
                 .run(|| {
@@ -148,11 +148,11 @@ pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> Result<Vec<Class
     let b = stats::batch(batch, n, 22);
     let h_cost = 2.0 * (n as f64).powi(3) * batch as f64 / 30e9;
     // BLAS buffers and threads started before the first timed product.
-    parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2)).map_err(|e| e.to_string())?;
+    parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2))?;
     for &blas in &s.h_blas {
         for (how, outer) in [(How::Serial, 1), (How::Threads, c)] {
             progress.label(format!("classic: h, {outer} outer × {blas} BLAS"));
-            let plan = Plan::new(outer, blas).map_err(|e| e.to_string())?;
+            let plan = Plan::new(outer, blas)?;
             // As the processes do: each worker a contiguous block of products, written into an
             // output whose pages were touched before the clock starts.
             let (a_s, b_s) = (

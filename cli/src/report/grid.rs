@@ -134,13 +134,11 @@ pub fn measure(
     s: &GridSettings,
     cores: usize,
     progress: &mut Progress,
-) -> Result<GridSection, String> {
+) -> anyhow::Result<GridSection> {
     let lib = parlinalg::blas_library();
     // Every outer pool built before the first measurement (a pool starts its threads once).
     for k in counts(s.max_threads, cores) {
-        Plan::new(k, 1)
-            .and_then(|p| p.run(|| ()))
-            .map_err(|e| e.to_string())?;
+        Plan::new(k, 1).and_then(|p| p.run(|| ()))?;
     }
     let mut sizes = Vec::new();
     let jobs = s
@@ -149,7 +147,7 @@ pub fn measure(
         .map(|&n| (n, false))
         .chain(s.large.map(|n| (n, true)));
     for (n, single) in jobs {
-        sizes.push(measure_size(s, cores, n, single, progress).map_err(|e| e.to_string())?);
+        sizes.push(measure_size(s, cores, n, single, progress)?);
     }
     let conclusion = conclude(cores, &lib.threading.to_string(), &sizes);
     Ok(GridSection {

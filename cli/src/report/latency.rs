@@ -50,14 +50,13 @@ pub fn measure(
     s: &LatencySettings,
     cores: usize,
     progress: &mut Progress,
-) -> Result<LatencySection, String> {
-    let before = blas_threads_setting().map_err(|e| e.to_string())?;
+) -> anyhow::Result<LatencySection> {
+    let before = blas_threads_setting()?;
     let result = measure_all(s, cores, progress);
     match before.value {
         BlasThreads::Fixed(n) => set_blas_threads(n),
         BlasThreads::Auto => set_blas_threads_auto(),
-    }
-    .map_err(|e| e.to_string())?;
+    }?;
     let rows = result?;
     let conclusion = conclude(s, cores, &rows);
     Ok(LatencySection {
@@ -72,7 +71,7 @@ fn measure_all(
     s: &LatencySettings,
     cores: usize,
     progress: &mut Progress,
-) -> Result<Vec<LatencyRow>, String> {
+) -> anyhow::Result<Vec<LatencyRow>> {
     let small = stats::matrix(s.small, 3);
     let big = stats::matrix(s.large, 4);
     let cap = Duration::from_secs_f64(s.max_seconds);
@@ -90,10 +89,10 @@ fn measure_all(
     let mut rows = Vec::new();
     for fixed in [true, false] {
         let label = if fixed {
-            set_blas_threads(cores).map_err(|e| e.to_string())?;
+            set_blas_threads(cores)?;
             format!("fixed {cores}")
         } else {
-            set_blas_threads_auto().map_err(|e| e.to_string())?;
+            set_blas_threads_auto()?;
             "auto".to_owned()
         };
         progress.label(format!("latency: {label}, alone"));

@@ -34,6 +34,7 @@ mod stats;
 pub mod versus;
 pub mod workloads;
 
+use anyhow::Context as _;
 pub use cli::{Args, Section, Settings};
 pub use output::{Header, ReportData};
 use progress::Progress;
@@ -53,7 +54,7 @@ pub fn main(args: &Args) -> u8 {
         return match result {
             Ok(()) => 0,
             Err(e) => {
-                eprintln!("parlinalg report (child): {e}");
+                eprintln!("parlinalg report (child): {e:#}");
                 1
             }
         };
@@ -67,7 +68,7 @@ pub fn main(args: &Args) -> u8 {
     match run(&settings, &kernel, command, true) {
         Ok(_) => 0,
         Err(e) => {
-            eprintln!("parlinalg report: {e}");
+            eprintln!("parlinalg report: {e:#}");
             1
         }
     }
@@ -83,14 +84,14 @@ pub fn run(
     kernel: &str,
     command: Vec<String>,
     print: bool,
-) -> Result<ReportData, String> {
+) -> anyhow::Result<ReportData> {
     std::fs::create_dir_all(&settings.out)
-        .map_err(|e| format!("cannot create {}: {e}", settings.out.display()))?;
-    let report = parlinalg::threads::report().map_err(|e| e.to_string())?;
+        .with_context(|| format!("cannot create {}", settings.out.display()))?;
+    let report = parlinalg::threads::report()?;
     let header = Header {
         kernel: kernel.to_owned(),
         thread_report: report.to_string(),
-        thread_report_json: serde_json::to_value(&report).map_err(|e| e.to_string())?,
+        thread_report_json: serde_json::to_value(&report)?,
         cores: settings.cores,
     };
     let openmp_there = openmp::installed(&settings.openmp_dir);

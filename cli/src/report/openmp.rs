@@ -3,6 +3,7 @@
 //! the child checks that it really loaded an OpenMP build, runs the grid and sends it back as
 //! JSON on stdout (with its progress). Without that library the report says how to get it.
 
+use anyhow::Context as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -118,12 +119,11 @@ pub fn run(dir: &Path, s: &GridSettings, cores: usize, progress: &mut Progress) 
 ///
 /// # Errors
 /// The library is not an OpenMP build, or the grid failed.
-pub fn child_main(spec_json: &str) -> Result<(), String> {
-    let spec: ChildSpec =
-        serde_json::from_str(spec_json).map_err(|e| format!("bad grid-child spec: {e}"))?;
+pub fn child_main(spec_json: &str) -> anyhow::Result<()> {
+    let spec: ChildSpec = serde_json::from_str(spec_json).context("bad grid-child spec")?;
     let lib = parlinalg::blas_library();
     if lib.threading != ThreadingLayer::OpenMp {
-        return Err(format!(
+        anyhow::bail!(
             "the child loaded {} with {} threading, not the OpenMP build: LD_LIBRARY_PATH did \
              not take effect",
             lib.path
@@ -132,7 +132,7 @@ pub fn child_main(spec_json: &str) -> Result<(), String> {
                     .display()
                     .to_string()),
             lib.threading
-        ));
+        );
     }
     let mut progress = Progress::relay();
     let grid = grid::measure(&spec.grid, spec.cores, &mut progress)?;

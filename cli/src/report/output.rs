@@ -1,6 +1,7 @@
 //! The report's data (one serde type for all of it) and its renderings: Markdown for stdout and
 //! report.md, JSON, and one CSV file per table.
 
+use anyhow::Context as _;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -439,14 +440,14 @@ struct LatencyCsv<'a> {
 }
 
 /// One CSV file from serde rows (the header from the field names), or `None` without rows.
-fn csv_text<R: Serialize>(rows: impl IntoIterator<Item = R>) -> Result<Option<String>, String> {
+fn csv_text<R: Serialize>(rows: impl IntoIterator<Item = R>) -> anyhow::Result<Option<String>> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let mut any = false;
     for r in rows {
-        w.serialize(r).map_err(|e| e.to_string())?;
+        w.serialize(r)?;
         any = true;
     }
-    let bytes = w.into_inner().map_err(|e| e.to_string())?;
+    let bytes = w.into_inner()?;
     Ok(any.then(|| String::from_utf8_lossy(&bytes).into_owned()))
 }
 
@@ -454,7 +455,7 @@ fn csv_text<R: Serialize>(rows: impl IntoIterator<Item = R>) -> Result<Option<St
 ///
 /// # Errors
 /// A row the CSV writer refuses, as text.
-pub fn csv_files(d: &ReportData) -> Result<Vec<(String, String)>, String> {
+pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
     let mut files = Vec::new();
     let mut add = |name: &str, text: Option<String>| {
         if let Some(text) = text {
@@ -547,19 +548,16 @@ pub fn csv_files(d: &ReportData) -> Result<Vec<(String, String)>, String> {
 ///
 /// # Errors
 /// I/O errors, as text.
-pub fn write_files(dir: &Path, d: &ReportData) -> Result<Vec<PathBuf>, String> {
+pub fn write_files(dir: &Path, d: &ReportData) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
-    let mut put = |name: &str, contents: &str| -> Result<(), String> {
+    let mut put = |name: &str, contents: &str| -> anyhow::Result<()> {
         let p = dir.join(name);
-        std::fs::write(&p, contents).map_err(|e| format!("{}: {e}", p.display()))?;
+        std::fs::write(&p, contents).with_context(|| format!("{}", p.display()))?;
         written.push(p);
         Ok(())
     };
     put("report.md", &markdown(d))?;
-    put(
-        "report.json",
-        &serde_json::to_string_pretty(d).map_err(|e| e.to_string())?,
-    )?;
+    put("report.json", &serde_json::to_string_pretty(d)?)?;
     for (name, contents) in csv_files(d)? {
         put(&name, &contents)?;
     }

@@ -67,15 +67,15 @@ impl Plot<'_> {
 ///
 /// # Errors
 /// Drawing, I/O or PNG encoding errors, as text.
-pub fn write(dir: &Path, name: &str, plot: &Plot<'_>) -> Result<Vec<PathBuf>, String> {
-    register_font()?;
+pub fn write(dir: &Path, name: &str, plot: &Plot<'_>) -> anyhow::Result<Vec<PathBuf>> {
+    register_font().map_err(anyhow::Error::msg)?;
     let svg = dir.join(format!("{name}.svg"));
     let png = dir.join(format!("{name}.png"));
     let size = plot.size();
     plot.draw(&SVGBackend::new(&svg, size).into_drawing_area())
-        .map_err(|e| format!("{}: {e}", svg.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", svg.display()))?;
     plot.draw(&BitMapBackend::new(&png, size).into_drawing_area())
-        .map_err(|e| format!("{}: {e}", png.display()))?;
+        .map_err(|e| anyhow::anyhow!("{}: {e}", png.display()))?;
     Ok(vec![svg, png])
 }
 

@@ -10,6 +10,7 @@
 //! flag and each worker's CLOCK_MONOTONIC timestamps, so the parent separates what the sharing
 //! costs (setup, spawn, exit) from the compute.
 
+use anyhow::Context as _;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::process::{Child, Command, Stdio};
@@ -300,7 +301,7 @@ type Assignment = (usize, Region, Option<Region>, Region);
 ///
 /// # Errors
 /// A worker that could not start, failed or wrote wrong results; I/O errors of the segment.
-pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
+pub fn run(job: &Job<'_>, workers: usize) -> anyhow::Result<Sharing> {
     assert!((1..=MAX_WORKERS).contains(&workers));
     let t_setup = Instant::now();
     let mut layout = Layout::new();
@@ -343,7 +344,7 @@ pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
             (Workload::H, *n, *blas, assignments)
         }
     };
-    let mut shm = SharedMemory::create(layout.next).map_err(|e| format!("memfd segment: {e}"))?;
+    let mut shm = SharedMemory::create(layout.next).context("memfd segment")?;
     // The outputs' pages allocated now (setup), not by the first write of a worker's compute.
     for &(_, _, _, output) in &assignments {
         shm.f64s_mut(output).fill(0.0);
@@ -390,7 +391,7 @@ pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
             Ok(c) => children.push(c),
             Err(e) => {
                 abort(&shm, &mut children);
-                return Err(format!("cannot start worker {rank}: {e}"));
+                anyhow::bail!("cannot start worker {rank}: {e}");
             }
         }
     }
@@ -398,7 +399,7 @@ pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
     while header.ready.load(Ordering::Acquire) < workers as u64 {
         if let Some(why) = dead_child(&mut children) {
             abort(&shm, &mut children);
-            return Err(format!("a worker exited before it was ready: {why}"));
+            anyhow::bail!("a worker exited before it was ready: {why}");
         }
         std::thread::sleep(Duration::from_micros(100));
     }
@@ -421,7 +422,7 @@ pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
         }
     }
     if !failures.is_empty() {
-        return Err(failures.join("; "));
+        anyhow::bail!(failures.join("; "));
     }
     let last_end = slots
         .iter()
@@ -445,7 +446,7 @@ pub fn run(job: &Job<'_>, workers: usize) -> Result<Sharing, String> {
             None => workloads::check_exp(shm.f64s(input), shm.f64s(output)),
             Some(b) => workloads::check_products(shm.f64s(input), shm.f64s(b), shm.f64s(output), n),
         };
-        checked.map_err(|e| format!("worker {w}: {e}"))?;
+        checked.with_context(|| format!("worker {w}"))?;
     }
     Ok(sharing)
 }
@@ -492,16 +493,15 @@ pub fn self_command(role: SelfRole, spec: &str) -> Command {
 ///
 /// # Errors
 /// A bad spec or segment, or the workload's error.
-pub fn worker_main(spec_json: &str) -> Result<(), String> {
-    let spec: WorkerSpec =
-        serde_json::from_str(spec_json).map_err(|e| format!("bad worker spec: {e}"))?;
+pub fn worker_main(spec_json: &str) -> anyhow::Result<()> {
+    let spec: WorkerSpec = serde_json::from_str(spec_json).context("bad worker spec")?;
     if spec.rank >= spec.workers.min(MAX_WORKERS) {
-        return Err(format!("rank {} of {} workers", spec.rank, spec.workers));
+        anyhow::bail!("rank {} of {} workers", spec.rank, spec.workers);
     }
     let mut shm = SharedMemory::open_inherited(spec.fd, spec.segment_len)
-        .map_err(|e| format!("cannot map the shared segment: {e}"))?;
+        .context("cannot map the shared segment")?;
     // One outer thread (g's exp runs serially inside it), `blas` BLAS threads.
-    let plan = parlinalg::threads::Plan::new(1, spec.blas).map_err(|e| e.to_string())?;
+    let plan = parlinalg::threads::Plan::new(1, spec.blas)?;
     // Getting ready (counted as spawn, not compute): this process's page tables for its own
     // regions, and OpenBLAS's buffers and threads started by a first small product.
     let inputs: Vec<Region> = std::iter::once(spec.input).chain(spec.input_b).collect();
@@ -514,9 +514,7 @@ pub fn worker_main(spec_json: &str) -> Result<(), String> {
     }
     if spec.workload == Workload::H {
         let m = parlinalg::ndarray::Array2::<f64>::ones((256, 256));
-        plan.run(|| parlinalg::matmul(&m, &m))
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        plan.run(|| parlinalg::matmul(&m, &m))??;
     }
     {
         let h = shm.header();
@@ -527,11 +525,11 @@ pub fn worker_main(spec_json: &str) -> Result<(), String> {
             match h.go.load(Ordering::Acquire) {
                 // SAFETY: getppid has no preconditions and cannot fail.
                 0 if u32::try_from(unsafe { libc::getppid() }).ok() != Some(spec.parent) => {
-                    return Err("the parent exited before saying go".into())
+                    anyhow::bail!("the parent exited before saying go")
                 }
                 0 => std::thread::sleep(Duration::from_micros(50)),
                 1 => break,
-                _ => return Err("aborted by the parent".into()),
+                _ => anyhow::bail!("aborted by the parent"),
             }
         }
     }
@@ -548,15 +546,15 @@ pub fn worker_main(spec_json: &str) -> Result<(), String> {
                     workloads::run_f(x, out, reps)
                 }
             })
-            .map_err(|e| e.to_string())
+            .map_err(anyhow::Error::from)
         }
         (Workload::H, Some(b)) => {
             let ([a, b], c) = shm.views([spec.input, b], spec.output);
             plan.run(|| workloads::run_h(a, b, c, n))
-                .map_err(|e| e.to_string())
-                .and_then(|r| r.map_err(|e| e.to_string()))
+                .map_err(anyhow::Error::from)
+                .and_then(|r| r.map_err(anyhow::Error::from))
         }
-        (w, b) => Err(format!("workload {w:?} with input b {b:?}")),
+        (w, b) => Err(anyhow::anyhow!("workload {w:?} with input b {b:?}")),
     };
     let end = monotonic_ns();
     let slot = &shm.header().slots[spec.rank];

@@ -51,7 +51,7 @@ pub fn measure(
     s: &VersusSettings,
     python: Option<&str>,
     progress: &mut Progress,
-) -> Result<VersusSection, String> {
+) -> anyhow::Result<VersusSection> {
     let numpy = match python {
         None => Err("skipped (--no-numpy)".to_owned()),
         Some(py) => probe_numpy(py)
@@ -73,8 +73,7 @@ pub fn measure(
                         1,
                         time_median(|| drop(parlinalg::matmul(&a, &b))).as_secs_f64(),
                     )
-                })
-                .map_err(|e| e.to_string())?;
+                })?;
                 ours.push(g);
                 if let (Ok(_), Some(py)) = (&numpy, python) {
                     if let Some(gn) = numpy_gflops(py, n, t) {

@@ -78,9 +78,9 @@ pub fn share(reps: usize, workers: usize, w: usize) -> usize {
 }
 
 /// Checks `out` against `exp(x)` at a few spread indices.
-pub fn check_exp(x: &[f64], out: &[f64]) -> Result<(), String> {
+pub fn check_exp(x: &[f64], out: &[f64]) -> anyhow::Result<()> {
     if x.len() != out.len() {
-        return Err(format!("{} outputs for {} inputs", out.len(), x.len()));
+        anyhow::bail!("{} outputs for {} inputs", out.len(), x.len());
     }
     let step = (x.len() / 97).max(1);
     for i in (0..x.len())
@@ -89,17 +89,14 @@ pub fn check_exp(x: &[f64], out: &[f64]) -> Result<(), String> {
     {
         let want = x[i].exp();
         if (out[i] - want).abs() > 1e-12 * want.abs().max(1.0) {
-            return Err(format!(
-                "exp(x[{i}]) = {want} but the worker wrote {}",
-                out[i]
-            ));
+            anyhow::bail!("exp(x[{i}]) = {want} but the worker wrote {}", out[i]);
         }
     }
     Ok(())
 }
 
 /// Checks a few entries of each product of the batch against a direct dot product.
-pub fn check_products(a: &[f64], b: &[f64], c: &[f64], n: usize) -> Result<(), String> {
+pub fn check_products(a: &[f64], b: &[f64], c: &[f64], n: usize) -> anyhow::Result<()> {
     let nn = n * n;
     for p in 0..c.len() / nn.max(1) {
         for (i, j) in [(0, 0), (n - 1, n - 1), (n / 2, n / 3)] {
@@ -108,9 +105,9 @@ pub fn check_products(a: &[f64], b: &[f64], c: &[f64], n: usize) -> Result<(), S
                 .sum();
             let got = c[p * nn + i * n + j];
             if (got - want).abs() > 1e-9 * (n as f64) {
-                return Err(format!(
+                anyhow::bail!(
                     "product {p}: c[{i}, {j}] = {got}, a direct dot product gives {want}"
-                ));
+                );
             }
         }
     }
