@@ -74,10 +74,9 @@ fn is_f_contiguous<T, S: Data<Elem = T>, D: Dimension>(a: &ArrayBase<S, D>) -> b
 
 /// Whether an output of `len` elements is written with streaming stores: when it is far larger
 /// than the caches, except a fresh output below AVX-512. A fresh page was just zeroed by the
-/// kernel, so its lines are in cache and normal stores cost no extra read; measured on the
-/// AVX2 Zen 3 VM (10⁷ elements, 2 threads, interleaved A/B), streaming made the `_into` forms
-/// 20–28% faster and the new-array forms no faster (+3…+9%, within the run's noise). On the
-/// AVX-512 Zen 4 VM streaming was as fast or faster for both.
+/// kernel, so its lines are in cache and normal stores cost no extra read: at the AVX2 level
+/// streaming speeds up the `_into` forms and not the new-array ones, at the AVX-512 level both
+/// (BENCHMARKS.md, section 4).
 fn streams<T>(len: usize, fresh: bool, level: SimdLevel) -> bool {
     len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
         && (!fresh || level == SimdLevel::Avx512)

@@ -12,32 +12,27 @@ use rayon::prelude::*;
 
 use crate::{Error, Result};
 
-// The thresholds below come from one measurement on the 2-core Zen 4 VM (f64, AVX-512, `_into`
-// forms, thresholds forced to 1): splitting 1024–2048 elements over a 2-thread pool took 5–15 µs
-// (waking the other worker), whatever the op. Serially, `exp` takes 0.8 ns per element (26 µs at
-// 2¹⁵), `add` 0.2 ns (26 µs at 2¹⁷) and `sum` 0.1 ns (14 µs at 2¹⁷). Each threshold is where
-// the serial time is a few times that wake-up cost, so splitting cannot lose much even when
-// the other core is busy.
+// Each threshold below is where the serial work is a few times what handing it to the pool costs
+// (waking the other workers), so that splitting cannot lose much even when another core is busy.
+// The op's cost per element sets where that is: transcendental maps cost several times an
+// arithmetic one, reductions less. The measurements behind the numbers are in BENCHMARKS.md
+// (section 4, with their machine and command).
 
 /// Below this many elements a transcendental map (`exp`, `ln`, `tanh`, `sigmoid`) runs
-/// serially (≈ 26 µs of serial `exp` at 2¹⁵ f64 elements).
+/// serially.
 pub(crate) const PAR_MIN_TRANSCENDENTAL: usize = 1 << 15;
 
-/// Below this many elements an arithmetic map (`+ - * /`, `sqrt`) runs serially (≈ 26 µs of
-/// serial `add` at 2¹⁷ f64 elements).
+/// Below this many elements an arithmetic map (`+ - * /`, `sqrt`) runs serially.
 pub(crate) const PAR_MIN_ARITHMETIC: usize = 1 << 17;
 
-/// Below this many elements a reduction runs serially (≈ 14 µs of serial `sum` at 2¹⁷).
+/// Below this many elements a reduction runs serially.
 pub(crate) const PAR_MIN_REDUCE: usize = 1 << 17;
 
 /// Outputs at least this large are written with non-temporal (streaming) stores where the
-/// SIMD level has them: they are larger than the last-level cache (32 MiB on the Zen 4 we
-/// measured on), so caching them only costs a read of every output line before it is written.
-/// Measured on 10⁷ f64, 2 threads: `add_into` 1.15 → 0.78 ns per element, `add` 1.75 → 1.52;
-/// in an alternating A/B of the new-array forms (fresh pages) streaming was as fast or faster
-/// (f32 `exp` 0.72 → 0.66, f64 `add` 2.1 → 1.6 on a loaded machine), so fresh outputs stream too
-/// at that level. The AVX2 level streams through a staging buffer (`simd/stream.rs`), into
-/// existing outputs only (`elementwise::streams` says why).
+/// SIMD level has them: as large as a big last-level cache, so caching them only costs a read of
+/// every output line before it is written. The AVX-512 level streams fresh and existing outputs;
+/// the AVX2 level streams through a staging buffer (`simd/stream.rs`), into existing outputs
+/// only (`elementwise::streams` says why). The A/B runs are in BENCHMARKS.md (section 4).
 pub(crate) const STREAM_MIN_BYTES: usize = 32 << 20;
 
 /// Size of a transparent huge page on x86-64 Linux; parallel chunks of large outputs start on

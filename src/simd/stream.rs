@@ -9,10 +9,9 @@
 //! that stays in L1, and copies each block out with 32-byte streaming stores. The values are the
 //! kernel's own, bit for bit.
 //!
-//! Measured on the 2-vCPU Zen 3 VM (10⁷ f64, `a + b` into an existing output, 2 threads,
-//! interleaved): normal stores 1.07–1.22 ns per element, staged 32-byte streaming stores
-//! 0.88–1.00, 16-byte (SSE2) streaming stores no faster than normal ones, so only the AVX level
-//! streams.
+//! Only the AVX level streams: 16-byte (SSE2) streaming stores were no faster than normal ones,
+//! 32-byte ones were (the A/B is in BENCHMARKS.md, section 4, "streaming stores at the AVX2
+//! level").
 
 #![cfg(target_arch = "x86_64")]
 

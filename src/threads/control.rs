@@ -38,8 +38,8 @@ use crate::{Error, Result};
 
 /// After two application threads overlapped in BLAS calls, `auto` keeps BLAS single-threaded
 /// this long, so that a caller arriving between another's short calls does not grab every core
-/// for a long call (measured: without it, p99 latency of a small product beside large ones
-/// follows the large ones).
+/// for a long call (without it, the p99 latency of a small product beside large ones follows
+/// the large ones: BENCHMARKS.md section 2, latency).
 pub(crate) const OVERLAP_WINDOW: Duration = Duration::from_millis(50);
 
 /// How big a call is, to tell whether OpenBLAS may thread it (OpenBLAS 0.3's own thresholds:
@@ -310,8 +310,7 @@ impl Control {
     fn enter(&self, size: CallSize) -> usize {
         // OpenBLAS runs small calls on the caller's thread: they ask for no BLAS thread, cannot
         // oversubscribe, and are not counted (shared counters bouncing between cores cost more
-        // than a 16×16 product: measured, a batch of them on 2 outer threads ran 1.5× serial
-        // with the counters and 1.75× without).
+        // than a 16×16 product).
         if !size.may_thread() {
             return 1;
         }

@@ -29,10 +29,9 @@ use crate::Result;
 pub(crate) const BATCH_TASK_FLOPS: f64 = 2.0e6;
 
 /// Below this many floating-point operations for the whole batch, run serially: two tasks of
-/// [`BATCH_TASK_FLOPS`], less cannot be split. Measured on 2 cores
-/// (`cargo bench --bench threads -- threshold`): handing a batch to the pool and waiting for
-/// it costs 15–35 µs on a 2-vCPU virtual machine; batches of 16³ products totalling 2 MFLOP
-/// (60 µs serial) ran at 0.62× serial speed on 2 outer threads, 4 MFLOP at 1.47×.
+/// [`BATCH_TASK_FLOPS`], less cannot be split, and handing a batch to the pool and waiting for
+/// it costs tens of microseconds, as much as a batch that small computes (the break-even is
+/// measured by `cargo bench --bench threads -- threshold`, BENCHMARKS.md section 2).
 pub(crate) const SERIAL_BELOW_FLOPS: f64 = 2.0 * BATCH_TASK_FLOPS;
 
 /// Products per outer task for `batch` products of `flops_per_product` each: the batch cut
@@ -45,8 +44,8 @@ pub(crate) fn batch_task_len(batch: usize, flops_per_product: f64) -> usize {
 }
 
 /// Product size (flops) at which splitting one product over BLAS threads reaches half of its
-/// ideal efficiency in the cost model, eff(f) = f / (f + this). Calibrated so that a 256³
-/// product reaches the ~80% measured for 2 threads (1.63× on 2 cores).
+/// ideal efficiency in the cost model, eff(f) = f / (f + this). Calibrated on the efficiency of
+/// a 256³ product on 2 BLAS threads (BENCHMARKS.md section 2).
 pub(crate) const INNER_HALF_EFFICIENCY_FLOPS: f64 = 8.0e6;
 
 /// What the policy decided for a batch, and why.
@@ -327,7 +326,7 @@ mod tests {
     fn tiny_and_nested_batches_are_serial() {
         let i = input(ThreadingLayer::Pthreads);
         assert_eq!(choose(&i, 4, 8), Plan::serial());
-        // 250 products of 16³: 2 MFLOP in all, one task: serial (measured 0.62× on 2 threads).
+        // 250 products of 16³: 2 MFLOP in all, one task: serial (slower split than serial).
         assert_eq!(choose(&i, 250, 16), Plan::serial());
         assert_eq!(choose(&i, 500, 16), Plan::from_trusted(2, 1));
         let nested = PolicyInput {
