@@ -96,6 +96,11 @@ impl BlasLibrary {
     }
 
     /// The version as `(major, minor, patch)`, when it parses.
+    ///
+    /// ```
+    /// let (major, minor, _) = parlinalg::blas_library().version_triple().expect("a version");
+    /// assert!((major, minor) >= (0, 3));
+    /// ```
     pub fn version_triple(&self) -> Option<(u32, u32, u32)> {
         let mut parts = self.version.as_deref()?.split('.');
         let mut next = || parts.next()?.parse::<u32>().ok();
@@ -129,7 +134,12 @@ impl fmt::Display for BlasLibrary {
     }
 }
 
-/// The BLAS library of this process: see [`BlasLibrary`].
+/// The BLAS library of this process, as it describes itself: see [`BlasLibrary`].
+///
+/// ```
+/// let lib = parlinalg::blas_library();
+/// println!("{} on kernel {} ({} threading)", lib.config, lib.corename, lib.threading);
+/// ```
 pub fn blas_library() -> BlasLibrary {
     BlasLibrary::query()
 }

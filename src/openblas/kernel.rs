@@ -77,6 +77,11 @@ pub struct CpuFeatures {
 impl CpuFeatures {
     /// Features of the CPU this process runs on, as the OS lets it use them (CPUID and XCR0,
     /// through `is_x86_feature_detected!`).
+    ///
+    /// ```
+    /// let cpu = parlinalg::kernel::CpuFeatures::detect();
+    /// println!("this CPU can run {:?}", cpu.recommended_kernel());
+    /// ```
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
@@ -104,6 +109,13 @@ impl CpuFeatures {
     }
 
     /// The highest kernel family this CPU can run, or `None` off x86-64.
+    ///
+    /// ```
+    /// use parlinalg::kernel::{CpuFeatures, IsaLevel};
+    /// let sse_only = CpuFeatures { x86_64: true, sse3: true, ..CpuFeatures::default() };
+    /// assert_eq!(sse_only.isa_level(), Some(IsaLevel::Sse3));
+    /// assert_eq!(CpuFeatures::default().isa_level(), None); // not x86-64
+    /// ```
     pub fn isa_level(&self) -> Option<IsaLevel> {
         if !self.x86_64 {
             return None;
@@ -127,6 +139,15 @@ impl CpuFeatures {
 
     /// The `OPENBLAS_CORETYPE` value to recommend: the best kernel of OpenBLAS 0.3.x this CPU
     /// can run (`Cooperlake` needs AVX-512 BF16 as well), or `None` off x86-64.
+    ///
+    /// ```
+    /// use parlinalg::kernel::CpuFeatures;
+    /// let avx2 = CpuFeatures {
+    ///     x86_64: true, sse3: true, ssse3: true, sse4_2: true, avx: true, avx2: true, fma: true,
+    ///     ..CpuFeatures::default()
+    /// };
+    /// assert_eq!(avx2.recommended_kernel(), Some("Haswell"));
+    /// ```
     pub fn recommended_kernel(&self) -> Option<&'static str> {
         Some(match self.isa_level()? {
             IsaLevel::Avx512 if self.avx512bf16 => "Cooperlake",
@@ -212,6 +233,16 @@ pub enum KernelFinding {
 impl KernelFinding {
     /// `true` when the kernel is known to be worse than the CPU allows (a fallback or a fixed
     /// build below the CPU).
+    ///
+    /// ```
+    /// use parlinalg::kernel::{check_kernel, CpuFeatures};
+    /// let avx2 = CpuFeatures {
+    ///     x86_64: true, sse3: true, ssse3: true, sse4_2: true, avx: true, avx2: true, fma: true,
+    ///     ..CpuFeatures::default()
+    /// };
+    /// assert!(check_kernel("Prescott", true, &avx2).is_suboptimal());
+    /// assert!(!check_kernel("Haswell", true, &avx2).is_suboptimal());
+    /// ```
     pub fn is_suboptimal(&self) -> bool {
         matches!(
             self,
@@ -220,6 +251,15 @@ impl KernelFinding {
     }
 
     /// The `OPENBLAS_CORETYPE` value that fixes a [`KernelFinding::Fallback`].
+    ///
+    /// ```
+    /// use parlinalg::kernel::{check_kernel, CpuFeatures};
+    /// let avx2 = CpuFeatures {
+    ///     x86_64: true, sse3: true, ssse3: true, sse4_2: true, avx: true, avx2: true, fma: true,
+    ///     ..CpuFeatures::default()
+    /// };
+    /// assert_eq!(check_kernel("Prescott", true, &avx2).recommended(), Some("Haswell"));
+    /// ```
     pub fn recommended(&self) -> Option<&'static str> {
         match self {
             KernelFinding::Fallback { recommended, .. } => Some(recommended),
@@ -443,6 +483,13 @@ pub enum KernelSelection {
 
 impl KernelSelection {
     /// `true` when the kernel that runs now is known to be below what the CPU supports.
+    ///
+    /// ```
+    /// let selection = parlinalg::kernel::kernel_selection();
+    /// if selection.is_suboptimal() {
+    ///     eprintln!("slow BLAS kernel: {selection}");
+    /// }
+    /// ```
     pub fn is_suboptimal(&self) -> bool {
         match self {
             KernelSelection::AlreadyBest { .. } | KernelSelection::Switched { .. } => false,

@@ -6,6 +6,11 @@ use std::path::PathBuf;
 
 /// Files of BLAS-like libraries mapped into this process (OpenBLAS, reference BLAS, MKL, BLIS,
 /// FlexiBLAS, numpy's and scipy's bundled OpenBLAS), deduplicated by real path.
+///
+/// ```
+/// let libs = parlinalg::threads::loaded_blas_libraries();
+/// assert!(libs.iter().any(|p| p.to_string_lossy().contains("openblas")), "{libs:?}");
+/// ```
 pub fn loaded_blas_libraries() -> Vec<PathBuf> {
     const PATTERNS: &[&str] = &[
         "libopenblas",

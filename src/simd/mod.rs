@@ -30,6 +30,10 @@ pub enum SimdLevel {
 
 impl SimdLevel {
     /// The best level this CPU (and OS) supports, from `is_x86_feature_detected!`.
+    ///
+    /// ```
+    /// assert_eq!(parlinalg::SimdLevel::detect(), parlinalg::simd_level());
+    /// ```
     pub fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
@@ -50,6 +54,13 @@ impl SimdLevel {
     }
 
     /// Every level this CPU can run, lowest first (for tests and benches).
+    ///
+    /// ```
+    /// use parlinalg::SimdLevel;
+    /// let levels = SimdLevel::available();
+    /// assert_eq!(levels[0], SimdLevel::Portable);
+    /// assert_eq!(levels.last(), Some(&SimdLevel::detect()));
+    /// ```
     pub fn available() -> Vec<SimdLevel> {
         let best = Self::detect();
         [SimdLevel::Portable, SimdLevel::Avx2Fma, SimdLevel::Avx512]
@@ -60,6 +71,10 @@ impl SimdLevel {
 }
 
 /// The level every kernel of this process uses (detected once).
+///
+/// ```
+/// println!("elementwise kernels: {:?}", parlinalg::simd_level());
+/// ```
 pub fn simd_level() -> SimdLevel {
     static LEVEL: OnceLock<SimdLevel> = OnceLock::new();
     *LEVEL.get_or_init(SimdLevel::detect)
