@@ -77,88 +77,95 @@ pub fn estimate(s: &ClassicSettings) -> f64 {
 /// # Errors
 /// A failed process row or parlinalg error, as text.
 pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
-    let c = s.workers;
     let mut rows = Vec::new();
     let mut x = vec![0.0; s.elements];
     stats::fill_exp_input(&mut x, 11);
-    let exp_cost = s.elements as f64 * 8e-9;
     for (workload, reps) in [(Workload::G, s.g_reps), (Workload::F, s.f_reps)] {
-        let run = |x: &[f64], out: &mut [f64], reps: usize| match workload {
-            Workload::G => workloads::run_g(x, out, reps),
-            _ => workloads::run_f(x, out, reps),
-        };
-        progress.label(format!("classic: {} serial", workload.name()));
-        // Output buffers written once before the clock starts (pages faulted in), in every row.
-        let mut out = vec![1.0; x.len()];
-        let serial = Plan::new(1, 1)?;
-        let t = seconds(|| {
-            serial
-                .run(|| run(&x, &mut out, reps))
-                .expect("a 1-thread pool")
-        });
-        workloads::check_exp(&x, &out)?;
-        rows.push(row(workload, How::Serial, 1, 1, t, None));
-        progress.advance(exp_cost * reps as f64);
-
-        progress.label(format!("classic: {} on {c} threads", workload.name()));
-        let mut outs = vec![vec![1.0; x.len()]; c];
-        let threads = Plan::new(c, 1)?;
-        let t = seconds(|| {
-            threads
-                .run(|| {
-                    outs.par_iter_mut()
-                        .with_max_len(1)
-                        .enumerate()
-                        .for_each(|(w, out)| run(&x, out, workloads::share(reps, c, w)))
-                })
-                .expect("a pool of C threads")
-        });
-        for (w, out) in outs.iter().enumerate() {
-            if workloads::share(reps, c, w) > 0 {
-                workloads::check_exp(&x, out)?;
-            }
-        }
-        drop(outs);
-        rows.push(row(workload, How::Threads, c, 1, t, None));
-        progress.advance(exp_cost * reps as f64);
-
-        progress.label(format!("classic: {} in {c} processes", workload.name()));
-        let sharing = processes::run(
-            &Job::Exp {
-                workload,
-                x: &x,
-                reps,
-            },
-            c,
-        )?;
-        rows.push(row(
-            workload,
-            How::Processes,
-            c,
-            1,
-            sharing.total_s(),
-            Some(sharing),
-        ));
-        progress.advance(exp_cost * reps as f64 + 0.1);
+        rows.extend(measure_exp(workload, &x, reps, s.workers, progress)?);
     }
     drop(x);
+    rows.extend(measure_h(s, progress)?);
+    fill_speedups(&mut rows);
+    Ok(rows)
+}
 
-    let (batch, n) = (s.h_batch, s.h_size);
+/// g or f (`reps` passes of exp over `x`): serially, on C threads and in C processes.
+fn measure_exp(
+    workload: Workload,
+    x: &[f64],
+    reps: usize,
+    c: usize,
+    progress: &mut Progress,
+) -> anyhow::Result<Vec<ClassicRow>> {
+    let cost = x.len() as f64 * 8e-9 * reps as f64;
+    let run = |x: &[f64], out: &mut [f64], reps: usize| match workload {
+        Workload::G => workloads::run_g(x, out, reps),
+        _ => workloads::run_f(x, out, reps),
+    };
+    let mut rows = Vec::new();
+    progress.label(format!("classic: {} serial", workload.name()));
+    // Output buffers written once before the clock starts (pages faulted in), in every row.
+    let mut out = vec![1.0; x.len()];
+    let serial = Plan::new(1, 1)?;
+    let t = seconds(|| {
+        serial
+            .run(|| run(x, &mut out, reps))
+            .expect("a 1-thread pool")
+    });
+    workloads::check_exp(x, &out)?;
+    rows.push(row(workload, How::Serial, 1, 1, t, None));
+    progress.advance(cost);
+
+    progress.label(format!("classic: {} on {c} threads", workload.name()));
+    let mut outs = vec![vec![1.0; x.len()]; c];
+    let threads = Plan::new(c, 1)?;
+    let t = seconds(|| {
+        threads
+            .run(|| {
+                outs.par_iter_mut()
+                    .with_max_len(1)
+                    .enumerate()
+                    .for_each(|(w, out)| run(x, out, workloads::share(reps, c, w)))
+            })
+            .expect("a pool of C threads")
+    });
+    for (w, out) in outs.iter().enumerate() {
+        if workloads::share(reps, c, w) > 0 {
+            workloads::check_exp(x, out)?;
+        }
+    }
+    drop(outs);
+    rows.push(row(workload, How::Threads, c, 1, t, None));
+    progress.advance(cost);
+
+    progress.label(format!("classic: {} in {c} processes", workload.name()));
+    let sharing = processes::run(&Job::Exp { workload, x, reps }, c)?;
+    let t = sharing.total_s();
+    rows.push(row(workload, How::Processes, c, 1, t, Some(sharing)));
+    progress.advance(cost + 0.1);
+    Ok(rows)
+}
+
+/// h (a batch of products) with every BLAS-threads choice: serially, on C outer threads and in
+/// C processes.
+fn measure_h(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
+    let (c, batch, n) = (s.workers, s.h_batch, s.h_size);
     let a = stats::batch(batch, n, 21);
     let b = stats::batch(batch, n, 22);
-    let h_cost = 2.0 * (n as f64).powi(3) * batch as f64 / 30e9;
+    let (a_s, b_s) = (
+        a.as_slice().expect("C order"),
+        b.as_slice().expect("C order"),
+    );
+    let cost = 2.0 * (n as f64).powi(3) * batch as f64 / 30e9;
     // BLAS buffers and threads started before the first timed product.
     parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2))?;
+    let mut rows = Vec::new();
     for &blas in &s.h_blas {
         for (how, outer) in [(How::Serial, 1), (How::Threads, c)] {
             progress.label(format!("classic: h, {outer} outer × {blas} BLAS"));
             let plan = Plan::new(outer, blas)?;
             // As the processes do: each worker a contiguous block of products, written into an
             // output whose pages were touched before the clock starts.
-            let (a_s, b_s) = (
-                a.as_slice().expect("C order"),
-                b.as_slice().expect("C order"),
-            );
             let mut out = vec![1.0; a_s.len()];
             let t = seconds(|| {
                 plan.run(|| {
@@ -172,29 +179,20 @@ pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<V
             });
             workloads::check_products(a_s, b_s, &out, n)?;
             rows.push(row(Workload::H, how, outer, blas, t, None));
-            progress.advance(h_cost);
+            progress.advance(cost);
         }
         progress.label(format!("classic: h, {c} processes × {blas} BLAS"));
-        let sharing = processes::run(
-            &Job::Products {
-                a: a.as_slice().expect("C order"),
-                b: b.as_slice().expect("C order"),
-                n,
-                blas,
-            },
-            c,
-        )?;
-        rows.push(row(
-            Workload::H,
-            How::Processes,
-            c,
+        let job = Job::Products {
+            a: a_s,
+            b: b_s,
+            n,
             blas,
-            sharing.total_s(),
-            Some(sharing),
-        ));
-        progress.advance(h_cost + 0.1);
+        };
+        let sharing = processes::run(&job, c)?;
+        let t = sharing.total_s();
+        rows.push(row(Workload::H, How::Processes, c, blas, t, Some(sharing)));
+        progress.advance(cost + 0.1);
     }
-    fill_speedups(&mut rows);
     Ok(rows)
 }
 

@@ -215,113 +215,138 @@ impl Settings {
             Mode::Default
         };
         let cores = cores.max(1);
-        let mut sections = args.only.clone().unwrap_or_else(|| {
-            vec![
-                Section::Classic,
-                Section::Numpy,
-                Section::Grid,
-                Section::Latency,
-                Section::Openmp,
-            ]
-        });
-        sections.retain(|s| !args.skip.contains(s));
-        sections.dedup();
-        if args.no_numpy {
-            sections.retain(|s| *s != Section::Numpy);
-        }
-        if sections.is_empty() {
-            return Err(usage_error(
-                ErrorKind::ArgumentConflict,
-                "--only and --skip leave no section to run",
-            ));
-        }
-        let workers = args.workers.map_or(cores, |w| w as usize);
-        let mut h_blas: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
-            .take_while(|&n| n < cores)
-            .chain([cores])
-            .collect();
-        h_blas.dedup();
-
-        let max_threads = args.max_threads.map_or(4 * cores, |t| t as usize);
-        let sizes = args
-            .sizes
-            .as_ref()
-            .map_or_else(|| vec![64, 256, 1024], |s| to_usize(s));
-        let large = match args.large {
-            Some(0) => None,
-            Some(n) => Some(n as usize),
-            None => Some(pick(mode, 1536, 2048, 4096)),
-        };
-        let versus_threads = args.threads.as_ref().map_or_else(
-            || {
-                let mut t = vec![1, cores];
-                t.dedup();
-                t
-            },
-            |t| to_usize(t),
-        );
         Ok(Settings {
             mode,
             cores,
-            sections,
+            sections: sections(args)?,
             out: args.out.clone(),
             progress: !args.no_progress,
             numpy: !args.no_numpy,
             python: args.python.clone(),
             openmp_dir: args.openmp_dir.clone(),
-            classic: ClassicSettings {
-                workers,
-                elements: args
-                    .elements
-                    .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
-                        e as usize
-                    }),
-                g_reps: args.g_reps.map_or(pick(mode, 20, 100, 300), |r| r as usize),
-                f_reps: args.f_reps.map_or(pick(mode, 4, 6, 10), |r| r as usize),
-                h_batch: args.h_batch.map_or(pick(mode, 8, 8, 16), |b| b as usize),
-                h_size: args
-                    .h_size
-                    .map_or(pick(mode, 512, 1024, 1024), |n| n as usize),
-                h_blas,
-            },
-            grid: GridSettings {
-                sizes,
-                large,
-                max_threads,
-                cell_seconds: args.cell_seconds.unwrap_or(pick(mode, 0.04, 0.25, 1.0)),
-                rounds: args.rounds.map_or(pick(mode, 1, 3, 3), |r| r as usize),
-            },
-            latency: LatencySettings {
-                small: args.latency_small.map_or(256, |n| n as usize),
-                large: args
-                    .latency_large
-                    .map_or(pick(mode, 1024, 1536, 2048), |n| n as usize),
-                samples: args
-                    .samples
-                    .map_or(pick(mode, 60, 300, 1000), |s| s as usize),
-                max_seconds: args.latency_seconds.unwrap_or(pick(mode, 4.0, 12.0, 60.0)),
-            },
-            versus: VersusSettings {
-                sizes: args.numpy_sizes.as_ref().map_or_else(
-                    || {
-                        pick(
-                            mode,
-                            vec![256, 1024],
-                            vec![256, 1024, 2048],
-                            vec![256, 1024, 2048],
-                        )
-                    },
-                    |s| to_usize(s),
-                ),
-                threads: versus_threads,
-                rounds: args.rounds.map_or(pick(mode, 2, 3, 5), |r| r as usize),
-            },
+            classic: ClassicSettings::resolve(args, mode, cores),
+            grid: GridSettings::resolve(args, mode, cores),
+            latency: LatencySettings::resolve(args, mode),
+            versus: VersusSettings::resolve(args, mode, cores),
         })
     }
 
     /// Whether `section` runs.
     pub fn runs(&self, section: Section) -> bool {
         self.sections.contains(&section)
+    }
+}
+
+/// The sections to run: `--only` (default: all), less `--skip`, less numpy's with `--no-numpy`.
+fn sections(args: &Args) -> Result<Vec<Section>, clap::Error> {
+    let mut sections = args.only.clone().unwrap_or_else(|| {
+        vec![
+            Section::Classic,
+            Section::Numpy,
+            Section::Grid,
+            Section::Latency,
+            Section::Openmp,
+        ]
+    });
+    sections.retain(|s| !args.skip.contains(s));
+    sections.dedup();
+    if args.no_numpy {
+        sections.retain(|s| *s != Section::Numpy);
+    }
+    if sections.is_empty() {
+        return Err(usage_error(
+            ErrorKind::ArgumentConflict,
+            "--only and --skip leave no section to run",
+        ));
+    }
+    Ok(sections)
+}
+
+impl ClassicSettings {
+    fn resolve(args: &Args, mode: Mode, cores: usize) -> Self {
+        // h with 1, 2, 4, ... BLAS threads up to the cores.
+        let mut h_blas: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
+            .take_while(|&n| n < cores)
+            .chain([cores])
+            .collect();
+        h_blas.dedup();
+        let or = |v: Option<u32>, default: usize| v.map_or(default, |v| v as usize);
+        ClassicSettings {
+            workers: or(args.workers, cores),
+            elements: args
+                .elements
+                .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
+                    e as usize
+                }),
+            g_reps: or(args.g_reps, pick(mode, 20, 100, 300)),
+            f_reps: or(args.f_reps, pick(mode, 4, 6, 10)),
+            h_batch: or(args.h_batch, pick(mode, 8, 8, 16)),
+            h_size: or(args.h_size, pick(mode, 512, 1024, 1024)),
+            h_blas,
+        }
+    }
+}
+
+impl GridSettings {
+    fn resolve(args: &Args, mode: Mode, cores: usize) -> Self {
+        GridSettings {
+            sizes: args
+                .sizes
+                .as_ref()
+                .map_or_else(|| vec![64, 256, 1024], |s| to_usize(s)),
+            large: match args.large {
+                Some(0) => None,
+                Some(n) => Some(n as usize),
+                None => Some(pick(mode, 1536, 2048, 4096)),
+            },
+            max_threads: args.max_threads.map_or(4 * cores, |t| t as usize),
+            cell_seconds: args.cell_seconds.unwrap_or(pick(mode, 0.04, 0.25, 1.0)),
+            rounds: args.rounds.map_or(pick(mode, 1, 3, 3), |r| r as usize),
+        }
+    }
+}
+
+impl LatencySettings {
+    fn resolve(args: &Args, mode: Mode) -> Self {
+        LatencySettings {
+            small: args.latency_small.map_or(256, |n| n as usize),
+            large: args
+                .latency_large
+                .map_or(pick(mode, 1024, 1536, 2048), |n| n as usize),
+            samples: args
+                .samples
+                .map_or(pick(mode, 60, 300, 1000), |s| s as usize),
+            max_seconds: args.latency_seconds.unwrap_or(pick(mode, 4.0, 12.0, 60.0)),
+        }
+    }
+}
+
+impl VersusSettings {
+    fn resolve(args: &Args, mode: Mode, cores: usize) -> Self {
+        let default_sizes = || {
+            pick(
+                mode,
+                vec![256, 1024],
+                vec![256, 1024, 2048],
+                vec![256, 1024, 2048],
+            )
+        };
+        let default_threads = || {
+            let mut t = vec![1, cores];
+            t.dedup();
+            t
+        };
+        VersusSettings {
+            sizes: args
+                .numpy_sizes
+                .as_ref()
+                .map_or_else(default_sizes, |s| to_usize(s)),
+            threads: args
+                .threads
+                .as_ref()
+                .map_or_else(default_threads, |t| to_usize(t)),
+            rounds: args.rounds.map_or(pick(mode, 2, 3, 5), |r| r as usize),
+        }
     }
 }
 

@@ -94,26 +94,7 @@ pub fn run(
         thread_report_json: serde_json::to_value(&report)?,
         cores: settings.cores,
     };
-    let openmp_there = openmp::installed(&settings.openmp_dir);
-    let mut total = 0.0;
-    if settings.runs(Section::Classic) {
-        total += classic::estimate(&settings.classic);
-        if settings.numpy {
-            total += python::estimate(&settings.classic);
-        }
-    }
-    if settings.runs(Section::Numpy) {
-        total += versus::estimate(&settings.versus);
-    }
-    if settings.runs(Section::Grid) {
-        total += grid::estimate(&settings.grid, settings.cores);
-    }
-    if settings.runs(Section::Latency) {
-        total += latency::estimate(&settings.latency);
-    }
-    if settings.runs(Section::Openmp) && openmp_there {
-        total += grid::estimate(&settings.grid, settings.cores);
-    }
+    let total = estimated_seconds(settings);
     let mut progress = Progress::new(total, !settings.progress || !print);
     let emit = |progress: &mut Progress, md: String| {
         if print {
@@ -135,27 +116,7 @@ pub fn run(
         seconds: 0.0,
     };
     if settings.runs(Section::Classic) {
-        let rust = classic::measure(&settings.classic, &mut progress)?;
-        let python = if settings.numpy {
-            python::run(
-                &settings.python,
-                &settings.out,
-                &settings.classic,
-                &mut progress,
-            )
-        } else {
-            python::PythonClassic::Skipped {
-                why: "skipped (--no-numpy)".into(),
-            }
-        };
-        let section = classic::ClassicSection {
-            conclusion: classic::conclude(settings.classic.workers, &rust, &python),
-            h_conclusion: classic::conclude_h(settings.classic.workers, &rust),
-            sharing_conclusion: classic::conclude_sharing(&rust),
-            settings: settings.classic.clone(),
-            rust,
-            python,
-        };
+        let section = classic_section(settings, &mut progress)?;
         emit(&mut progress, output::classic_md(&section));
         data.classic = Some(section);
     }
@@ -191,37 +152,7 @@ pub fn run(
     data.seconds = progress.elapsed();
 
     let mut files = output::write_files(&settings.out, &data)?;
-    if let Some(g) = &data.grid {
-        files.extend(plots::write(
-            &settings.out,
-            "grid_speedup",
-            &plots::Plot::Speedup(g, "Speedup against K·N threads (pthreads OpenBLAS)"),
-        )?);
-        files.extend(plots::write(
-            &settings.out,
-            "grid_heatmap",
-            &plots::Plot::Heatmap(g, "K outer × N BLAS threads"),
-        )?);
-    }
-    if let Some(openmp::OpenMpOutcome::Ran { grid: g, .. }) = &data.openmp {
-        files.extend(plots::write(
-            &settings.out,
-            "openmp_grid_speedup",
-            &plots::Plot::Speedup(g, "Speedup against K·N threads (OpenMP OpenBLAS)"),
-        )?);
-        files.extend(plots::write(
-            &settings.out,
-            "openmp_grid_heatmap",
-            &plots::Plot::Heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
-        )?);
-    }
-    if let Some(l) = &data.latency {
-        files.extend(plots::write(
-            &settings.out,
-            "latency",
-            &plots::Plot::Latency(l),
-        )?);
-    }
+    files.extend(write_plots(&settings.out, &data)?);
     progress.finish();
     if print {
         println!("## Files\n");
@@ -234,4 +165,87 @@ pub fn run(
         );
     }
     Ok(data)
+}
+
+/// The run's estimated cost in seconds, section by section, for the progress bar.
+fn estimated_seconds(settings: &Settings) -> f64 {
+    let mut total = 0.0;
+    if settings.runs(Section::Classic) {
+        total += classic::estimate(&settings.classic);
+        if settings.numpy {
+            total += python::estimate(&settings.classic);
+        }
+    }
+    if settings.runs(Section::Numpy) {
+        total += versus::estimate(&settings.versus);
+    }
+    if settings.runs(Section::Grid) {
+        total += grid::estimate(&settings.grid, settings.cores);
+    }
+    if settings.runs(Section::Latency) {
+        total += latency::estimate(&settings.latency);
+    }
+    if settings.runs(Section::Openmp) && openmp::installed(&settings.openmp_dir) {
+        total += grid::estimate(&settings.grid, settings.cores);
+    }
+    total
+}
+
+/// Section 1: Rust's classic table, numpy's beside it, and the sentences computed from them.
+fn classic_section(
+    settings: &Settings,
+    progress: &mut Progress,
+) -> anyhow::Result<classic::ClassicSection> {
+    let rust = classic::measure(&settings.classic, progress)?;
+    let python = if settings.numpy {
+        python::run(&settings.python, &settings.out, &settings.classic, progress)
+    } else {
+        python::PythonClassic::Skipped {
+            why: "skipped (--no-numpy)".into(),
+        }
+    };
+    Ok(classic::ClassicSection {
+        conclusion: classic::conclude(settings.classic.workers, &rust, &python),
+        h_conclusion: classic::conclude_h(settings.classic.workers, &rust),
+        sharing_conclusion: classic::conclude_sharing(&rust),
+        settings: settings.classic.clone(),
+        rust,
+        python,
+    })
+}
+
+/// Every plot the data has, as SVG and PNG in `dir`; returns the files written.
+fn write_plots(
+    dir: &std::path::Path,
+    data: &ReportData,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    let mut plots = Vec::new();
+    if let Some(g) = &data.grid {
+        plots.push((
+            "grid_speedup",
+            plots::Plot::Speedup(g, "Speedup against K·N threads (pthreads OpenBLAS)"),
+        ));
+        plots.push((
+            "grid_heatmap",
+            plots::Plot::Heatmap(g, "K outer × N BLAS threads"),
+        ));
+    }
+    if let Some(openmp::OpenMpOutcome::Ran { grid: g, .. }) = &data.openmp {
+        plots.push((
+            "openmp_grid_speedup",
+            plots::Plot::Speedup(g, "Speedup against K·N threads (OpenMP OpenBLAS)"),
+        ));
+        plots.push((
+            "openmp_grid_heatmap",
+            plots::Plot::Heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
+        ));
+    }
+    if let Some(l) = &data.latency {
+        plots.push(("latency", plots::Plot::Latency(l)));
+    }
+    let mut files = Vec::new();
+    for (name, plot) in &plots {
+        files.extend(plots::write(dir, name, plot)?);
+    }
+    Ok(files)
 }

@@ -305,20 +305,86 @@ pub fn run(job: &Job<'_>, workers: usize) -> anyhow::Result<Sharing> {
     assert!((1..=MAX_WORKERS).contains(&workers));
     let t_setup = Instant::now();
     let mut layout = Layout::new();
-    let (workload, n, blas, assignments): (Workload, usize, usize, Vec<Assignment>) = match job {
+    let work = assign(job, workers, &mut layout);
+    let mut shm = SharedMemory::create(layout.next).context("memfd segment")?;
+    write_inputs(&mut shm, job, &work.assignments);
+    let setup_s = t_setup.elapsed().as_secs_f64();
+
+    let t_spawn = Instant::now();
+    let mut children = spawn_workers(&shm, &work, layout.next)?;
+    let header = shm.header();
+    while header.ready.load(Ordering::Acquire) < workers as u64 {
+        if let Some(why) = dead_child(&mut children) {
+            abort(&shm, &mut children);
+            anyhow::bail!("a worker exited before it was ready: {why}");
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    let spawn_s = t_spawn.elapsed().as_secs_f64();
+    let go_ns = monotonic_ns();
+    header.go.store(1, Ordering::Release);
+    let mut failures: Vec<String> = children
+        .into_iter()
+        .enumerate()
+        .filter_map(|(rank, mut child)| match child.wait() {
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("worker {rank}: {s}")),
+            Err(e) => Some(format!("worker {rank}: {e}")),
+        })
+        .collect();
+    let reaped_ns = monotonic_ns();
+    let slots = &header.slots[..workers];
+    for (rank, slot) in slots.iter().enumerate() {
+        if slot.status.load(Ordering::Acquire) != 1 {
+            failures.push(format!("worker {rank} did not finish its share"));
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!(failures.join("; "));
+    }
+    let last_end = slots
+        .iter()
+        .map(|s| s.end_ns.load(Ordering::Acquire))
+        .max()
+        .unwrap_or(go_ns)
+        .max(go_ns);
+    check_outputs(&shm, &work)?;
+    Ok(Sharing {
+        bytes: layout.next,
+        setup_s,
+        spawn_s,
+        compute_s: (last_end - go_ns) as f64 * 1e-9,
+        exit_s: reaped_ns.saturating_sub(last_end) as f64 * 1e-9,
+    })
+}
+
+/// What the workers of one job compute, and where in the segment.
+struct Work {
+    workload: Workload,
+    /// Order of h's products (0 for g and f).
+    n: usize,
+    blas: usize,
+    assignments: Vec<Assignment>,
+}
+
+/// Splits `job` over `workers` and lays out its regions: one shared input for g and f and an
+/// output each; contiguous blocks of the batch for h.
+fn assign(job: &Job<'_>, workers: usize, layout: &mut Layout) -> Work {
+    match job {
         Job::Exp { workload, x, reps } => {
             let input = layout.add(x.len());
             let assignments = (0..workers)
                 .map(|w| {
-                    (
-                        workloads::share(*reps, workers, w),
-                        input,
-                        None,
-                        layout.add(x.len()),
-                    )
+                    let reps = workloads::share(*reps, workers, w);
+                    (reps, input, None, layout.add(x.len()))
                 })
                 .collect();
-            (*workload, 0, 1, assignments)
+            Work {
+                workload: *workload,
+                n: 0,
+                blas: 1,
+                assignments,
+            }
         }
         Job::Products { a, b, n, blas } => {
             let nn = n * n;
@@ -341,114 +407,83 @@ pub fn run(job: &Job<'_>, workers: usize) -> anyhow::Result<Sharing> {
                     asg
                 })
                 .collect();
-            (Workload::H, *n, *blas, assignments)
+            Work {
+                workload: Workload::H,
+                n: *n,
+                blas: *blas,
+                assignments,
+            }
         }
-    };
-    let mut shm = SharedMemory::create(layout.next).context("memfd segment")?;
-    // The outputs' pages allocated now (setup), not by the first write of a worker's compute.
-    for &(_, _, _, output) in &assignments {
+    }
+}
+
+/// Touches every output page (so that setup, not a worker's compute, pays for them) and writes
+/// the inputs once: every worker reads them in place.
+fn write_inputs(shm: &mut SharedMemory, job: &Job<'_>, assignments: &[Assignment]) {
+    for &(_, _, _, output) in assignments {
         shm.f64s_mut(output).fill(0.0);
     }
-    // The inputs, written once: every worker reads them in place.
+    let first = &assignments[0];
     match job {
-        Job::Exp { x, .. } => shm.f64s_mut(assignments[0].1).copy_from_slice(x),
+        Job::Exp { x, .. } => shm.f64s_mut(first.1).copy_from_slice(x),
         Job::Products { a, b, .. } => {
-            let whole = |first: &Assignment, len: usize, b: bool| Region {
-                offset: if b {
-                    first.2.expect("h has b").offset
-                } else {
-                    first.1.offset
-                },
-                len,
-            };
-            shm.f64s_mut(whole(&assignments[0], a.len(), false))
-                .copy_from_slice(a);
-            shm.f64s_mut(whole(&assignments[0], b.len(), true))
-                .copy_from_slice(b);
+            let at = |offset: usize, len: usize| Region { offset, len };
+            shm.f64s_mut(at(first.1.offset, a.len())).copy_from_slice(a);
+            let b_offset = first.2.expect("h has b").offset;
+            shm.f64s_mut(at(b_offset, b.len())).copy_from_slice(b);
         }
     }
-    let setup_s = t_setup.elapsed().as_secs_f64();
+}
 
-    let t_spawn = Instant::now();
+/// Starts one worker per assignment, each told where its regions are.
+fn spawn_workers(
+    shm: &SharedMemory,
+    work: &Work,
+    segment_len: usize,
+) -> anyhow::Result<Vec<Child>> {
+    let workers = work.assignments.len();
     let mut children = Vec::with_capacity(workers);
-    for (rank, &(reps, input, input_b, output)) in assignments.iter().enumerate() {
+    for (rank, &(reps, input, input_b, output)) in work.assignments.iter().enumerate() {
         let spec = WorkerSpec {
-            workload,
+            workload: work.workload,
             fd: shm.raw_fd(),
-            segment_len: layout.next,
+            segment_len,
             rank,
             workers,
             reps,
             input,
             input_b,
             output,
-            n,
-            blas,
+            n: work.n,
+            blas: work.blas,
             parent: std::process::id(),
         };
         let json = serde_json::to_string(&spec).expect("specs serialise");
         match self_command(SelfRole::Worker, &json).spawn() {
             Ok(c) => children.push(c),
             Err(e) => {
-                abort(&shm, &mut children);
+                abort(shm, &mut children);
                 anyhow::bail!("cannot start worker {rank}: {e}");
             }
         }
     }
-    let header = shm.header();
-    while header.ready.load(Ordering::Acquire) < workers as u64 {
-        if let Some(why) = dead_child(&mut children) {
-            abort(&shm, &mut children);
-            anyhow::bail!("a worker exited before it was ready: {why}");
-        }
-        std::thread::sleep(Duration::from_micros(100));
-    }
-    let spawn_s = t_spawn.elapsed().as_secs_f64();
-    let go_ns = monotonic_ns();
-    header.go.store(1, Ordering::Release);
-    let mut failures = Vec::new();
-    for (rank, mut child) in children.into_iter().enumerate() {
-        match child.wait() {
-            Ok(s) if s.success() => {}
-            Ok(s) => failures.push(format!("worker {rank}: {s}")),
-            Err(e) => failures.push(format!("worker {rank}: {e}")),
-        }
-    }
-    let reaped_ns = monotonic_ns();
-    let slots = &header.slots[..workers];
-    for (rank, slot) in slots.iter().enumerate() {
-        if slot.status.load(Ordering::Acquire) != 1 {
-            failures.push(format!("worker {rank} did not finish its share"));
-        }
-    }
-    if !failures.is_empty() {
-        anyhow::bail!(failures.join("; "));
-    }
-    let last_end = slots
-        .iter()
-        .map(|s| s.end_ns.load(Ordering::Acquire))
-        .max()
-        .unwrap_or(go_ns)
-        .max(go_ns);
-    let sharing = Sharing {
-        bytes: layout.next,
-        setup_s,
-        spawn_s,
-        compute_s: (last_end - go_ns) as f64 * 1e-9,
-        exit_s: reaped_ns.saturating_sub(last_end) as f64 * 1e-9,
-    };
-    // The workers are gone: the parent alone reads the segment now.
-    for (w, &(count, input, input_b, output)) in assignments.iter().enumerate() {
+    Ok(children)
+}
+
+/// Checks what each worker wrote (the workers are gone: the parent alone reads the segment).
+fn check_outputs(shm: &SharedMemory, work: &Work) -> anyhow::Result<()> {
+    for (w, &(count, input, input_b, output)) in work.assignments.iter().enumerate() {
         if count == 0 {
             continue;
         }
+        let (x, out) = (shm.f64s(input), shm.f64s(output));
         let checked = match input_b {
-            None => workloads::check_exp(shm.f64s(input), shm.f64s(output)),
-            Some(b) => workloads::check_products(shm.f64s(input), shm.f64s(b), shm.f64s(output), n),
+            None => workloads::check_exp(x, out),
+            Some(b) => workloads::check_products(x, shm.f64s(b), out, work.n),
         };
         checked.with_context(|| format!("worker {w}"))?;
     }
-    Ok(sharing)
+    Ok(())
 }
 
 fn dead_child(children: &mut [Child]) -> Option<String> {
