@@ -1043,8 +1043,22 @@ mod tests {
     }
 
     #[test]
-    fn this_machine_checks_without_panicking() {
+    fn this_machines_finding_agrees_with_what_was_selected() {
         let f = check_loaded_kernel();
-        assert!(!f.to_string().is_empty());
+        let lib = BlasLibrary::query();
+        assert_eq!(
+            f,
+            check_kernel(&lib.corename, lib.dynamic_arch, &CpuFeatures::detect())
+        );
+        // After the load-time selection the kernel is the best family, unless the selection
+        // says why not (the user's OPENBLAS_CORETYPE, the switch turned off, ...).
+        match kernel_selection() {
+            KernelSelection::AlreadyBest { running }
+            | KernelSelection::Switched { to: running, .. } => {
+                assert_eq!(running, &lib.corename);
+                assert!(matches!(f, KernelFinding::Best { .. }), "{f}");
+            }
+            other => assert!(!other.to_string().is_empty()),
+        }
     }
 }
