@@ -57,7 +57,7 @@ pub(crate) enum CallSize {
 }
 
 impl CallSize {
-    fn may_thread(self) -> bool {
+    pub(crate) fn may_thread(self) -> bool {
         match self {
             CallSize::Gemm { m, n, k } => m.saturating_mul(n).saturating_mul(k) >= 65_536 * 4,
             CallSize::Gemv { m, n } => m.saturating_mul(n) >= 2_304 * 4,

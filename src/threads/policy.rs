@@ -211,7 +211,9 @@ pub(crate) fn choose_batch_plan(
         _ => {
             // pthreads (or unknown): outer or inner, never both.
             let t_outer = (tasks.div_ceil(k_max) * task_len) as f64;
-            let eff = if per_product >= 2.0 * 65_536.0 * 4.0 {
+            // One threshold, OpenBLAS's, stated once (`CallSize::may_thread`).
+            let threaded = super::control::CallSize::Gemm { m, n, k }.may_thread();
+            let eff = if threaded {
                 per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
             } else {
                 1.0 / cores as f64 // OpenBLAS runs such products on one thread anyway
