@@ -2,9 +2,10 @@
 //! environment once: values the parser used to let through, junk that elementwise operations
 //! used to ignore, and counts above the usable cores.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -54,27 +55,9 @@ fn child_entry() {
 }
 
 fn child(vars: &[(&str, &OsStr)]) -> Value {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
-    for v in THREAD_VARS {
-        cmd.env_remove(v);
-    }
-    cmd.env(CHILD_VAR, "1");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, json)| json))
-        .unwrap_or_else(|| {
-            panic!(
-                "child printed no result:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    serde_json::from_str(line).unwrap()
+    let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new("1"))];
+    set.extend_from_slice(vars);
+    common::run_child(THREAD_VARS, &set)
 }
 
 /// Every operation fails with the error `matmul` gives, which names the variable.

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::Command;
+use std::ffi::OsStr;
 
 use common::{naive_matmul, Rng};
 use parlinalg::kernel::CpuFeatures;
@@ -78,27 +78,9 @@ fn fingerprint(bits: impl Iterator<Item = u64>) -> String {
 }
 
 fn child(vars: &[(&str, &str)]) -> Value {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
-    cmd.env_remove("OPENBLAS_CORETYPE")
-        .env_remove("PARLINALG_KERNEL_SWITCH")
-        .env(CHILD_VAR, "1");
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, json)| json))
-        .unwrap_or_else(|| {
-            panic!(
-                "child {vars:?} printed no result (status {}):\n{stdout}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    let v: Value = serde_json::from_str(line).expect("child JSON");
+    let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new("1"))];
+    set.extend(vars.iter().map(|(k, v)| (*k, OsStr::new(v))));
+    let v = common::run_child(&["OPENBLAS_CORETYPE", "PARLINALG_KERNEL_SWITCH"], &set);
     assert!(
         v["err64"].as_f64().unwrap() < 2.0 * 257.0 * f64::EPSILON,
         "{vars:?}: {}",

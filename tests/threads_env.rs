@@ -2,7 +2,9 @@
 //! environment once): code > PARLINALG_* > standard variables > defaults, and junk is an error
 //! that names the variable, from the report and from every BLAS call.
 
-use std::process::Command;
+mod common;
+
+use std::ffi::OsStr;
 
 use serde_json::Value;
 
@@ -46,27 +48,9 @@ fn child_entry() {
 }
 
 fn child(mode: &str, vars: &[(&str, &str)]) -> Value {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
-    for v in THREAD_VARS {
-        cmd.env_remove(v);
-    }
-    cmd.env(CHILD_VAR, mode);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn child");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, json)| json))
-        .unwrap_or_else(|| {
-            panic!(
-                "child printed no result:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    serde_json::from_str(line).unwrap()
+    let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new(mode))];
+    set.extend(vars.iter().map(|(k, v)| (*k, OsStr::new(v))));
+    common::run_child(THREAD_VARS, &set)
 }
 
 fn blas(v: &Value) -> (&Value, &Value) {

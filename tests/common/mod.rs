@@ -316,3 +316,31 @@ impl Rng {
         p
     }
 }
+
+/// Runs this test binary's `child_entry` test in a child process (for process-global
+/// scenarios: each child reads its own environment and loads OpenBLAS afresh), with `remove`
+/// taken out of its environment, then `set` added; returns the JSON the child printed after
+/// `CHILD-RESULT `. Panics, with the child's output, when there is none.
+pub fn run_child(remove: &[&str], set: &[(&str, &std::ffi::OsStr)]) -> serde_json::Value {
+    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
+    for v in remove {
+        cmd.env_remove(v);
+    }
+    for (k, v) in set {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("spawn child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, json)| json))
+        .unwrap_or_else(|| {
+            panic!(
+                "child {set:?} printed no result (status {}):\n{stdout}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    serde_json::from_str(line).expect("the child's result is JSON")
+}
