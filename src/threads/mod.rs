@@ -50,6 +50,7 @@
 mod control;
 mod cores;
 mod env;
+mod fork;
 mod plan;
 mod policy;
 mod report;
