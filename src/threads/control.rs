@@ -355,6 +355,14 @@ impl Control {
     /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build); whether it
     /// called `openblas_set_num_threads`.
     fn set_if_different(&self, n: usize) -> bool {
+        // In a forked child, OpenMP OpenBLAS runs single-threaded: GNU OpenMP's team of the
+        // parent is gone and its first multithreaded region would wait for it forever (GCC
+        // bug 60035; OpenBLAS registers no fork handler in its OpenMP build).
+        let n = if self.layer == ThreadingLayer::OpenMp && super::fork::generation() > 0 {
+            1
+        } else {
+            n
+        };
         let current = usize::try_from(crate::openblas::ffi::get_num_threads()).ok();
         let needed = match self.layer {
             ThreadingLayer::Sequential => false,
