@@ -115,6 +115,12 @@ impl Scopes {
         }
     }
 
+    /// Forgets the scopes of every thread but `thread` (in a forked child, the others are gone
+    /// and their guards will never drop).
+    fn keep_only(&mut self, thread: ThreadId) {
+        self.threads.retain(|(t, _)| *t == thread);
+    }
+
     /// The smallest of each thread's innermost scope.
     fn threads(&self) -> Option<usize> {
         self.threads
@@ -154,6 +160,9 @@ struct State {
     set_ignored: Option<(usize, usize)>,
     /// When two callers last overlapped in calls OpenBLAS may thread.
     last_overlap: Option<Instant>,
+    /// Set in a forked child: the count the state gives is applied at the next lock (the
+    /// fork handler itself does not call OpenBLAS).
+    reapply: bool,
 }
 
 /// Counters every call updates without the lock.
@@ -169,6 +178,20 @@ struct Counters {
     peak_callers: AtomicUsize,
     peak_threads_asked: AtomicUsize,
     warned: AtomicBool,
+}
+
+impl Counters {
+    /// Back to zero: in a forked child the callers counted are gone, and the statistics are
+    /// the child's own from then on.
+    fn reset(&self) {
+        self.calls.store(0, Relaxed);
+        self.overlapping_calls.store(0, Relaxed);
+        self.load.store(0, Relaxed);
+        self.active_threaded.store(0, Relaxed);
+        self.peak_callers.store(0, Relaxed);
+        self.peak_threads_asked.store(0, Relaxed);
+        self.warned.store(false, Relaxed);
+    }
 }
 
 /// The process-wide controller.
@@ -199,8 +222,40 @@ pub(crate) fn control() -> Result<&'static Control> {
         .map_err(Clone::clone)
 }
 
+/// The controller's lock, held by the forking thread across `fork()` (see `fork.rs`).
+pub(super) struct ControlHold {
+    control: &'static Control,
+    state: MutexGuard<'static, State>,
+}
+
+/// Waits for the controller (if another thread is building it) and takes its lock; `None`
+/// when the environment made it an error (there is no state to protect then).
+pub(super) fn hold_for_fork() -> Option<ControlHold> {
+    let control = control().ok()?;
+    Some(ControlHold {
+        control,
+        state: control.lock(),
+    })
+}
+
+impl ControlHold {
+    /// In the forked child, with the lock still held: keeps only what the forking thread owns
+    /// (its own open scopes and plans stay valid, and their guards restore as usual), and
+    /// forgets every other thread's scopes and live calls.
+    pub(super) fn rebuild_in_child(&mut self) {
+        let me = std::thread::current().id();
+        let s = &mut *self.state;
+        s.scopes.keep_only(me);
+        s.last_overlap = None;
+        s.reapply = true;
+        self.control.counters.reset();
+        self.control.refresh_fast(s);
+    }
+}
+
 impl Control {
     fn from_process() -> Result<Control> {
+        super::fork::watch();
         let lib = BlasLibrary::query();
         let cores = Cores::detect();
         let max_blas = lib
@@ -217,6 +272,7 @@ impl Control {
                 next_scope_id: 0,
                 set_ignored: None,
                 last_overlap: None,
+                reapply: false,
             }),
             counters: Counters::default(),
             fast_any: AtomicUsize::new(0),
@@ -245,7 +301,15 @@ impl Control {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the state inconsistent (every update is
         // a few plain field writes), so a poisoned lock is used as it is.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.reapply {
+            // The first lock in a forked child: the count of what survived the fork.
+            s.reapply = false;
+            let n = self.solitary_threads(&s);
+            self.apply(&mut s, n);
+            self.refresh_fast(&s);
+        }
+        s
     }
 
     /// Recomputes the lock-free answers after the state changed (called with the lock held).
@@ -291,6 +355,14 @@ impl Control {
     /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build); whether it
     /// called `openblas_set_num_threads`.
     fn set_if_different(&self, n: usize) -> bool {
+        // In a forked child, OpenMP OpenBLAS runs single-threaded: GNU OpenMP's team of the
+        // parent is gone and its first multithreaded region would wait for it forever (GCC
+        // bug 60035; OpenBLAS registers no fork handler in its OpenMP build).
+        let n = if self.layer == ThreadingLayer::OpenMp && super::fork::generation() > 0 {
+            1
+        } else {
+            n
+        };
         let current = usize::try_from(crate::openblas::ffi::get_num_threads()).ok();
         let needed = match self.layer {
             ThreadingLayer::Sequential => false,

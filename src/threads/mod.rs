@@ -40,7 +40,15 @@
 //! **Fork.** pthreads OpenBLAS joins its workers in a `pthread_atfork` handler: a `fork()`
 //! (`libc::fork`, or `std::process::Command` with `pre_exec`, which forks) while another thread
 //! is inside a threaded BLAS call hangs the parent. Spawn processes with a plain `Command` (it
-//! uses `posix_spawn`, which runs no fork handler), as parlinalg does.
+//! uses `posix_spawn`, which runs no fork handler), as parlinalg does. In the forked child
+//! parlinalg rebuilds what it owns before its first call there: its rayon pools (fresh ones;
+//! the dead ones are never joined), its controller (other threads' scopes and live caller
+//! counts dropped; the forking thread's own scopes and entered plans kept, and their guards
+//! restore as usual) and its locks (taken across the fork by a `pthread_atfork` handler).
+//! Under OpenMP OpenBLAS a forked child runs BLAS single-threaded (GNU OpenMP cannot rebuild
+//! its team there). Not repaired: your own rayon pools and rayon's global pool (rayon#708), a
+//! fork made from a rayon worker thread, and the parent-side rule above. The README's "Fork"
+//! section has the full rules.
 //!
 //! **Plans** run K outer × N BLAS threads; [`plan_for_batch`] is the default policy's choice,
 //! used by [`matmul_batch`](crate::matmul_batch). [`report`] says what runs and what is wrong.
@@ -50,6 +58,7 @@
 mod control;
 mod cores;
 mod env;
+mod fork;
 mod plan;
 mod policy;
 mod report;

@@ -2,7 +2,8 @@
 //! guard.
 
 use std::cell::{Cell, RefCell};
-use std::sync::{Arc, Mutex};
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::ThreadPool;
 use serde::Serialize;
@@ -104,7 +105,7 @@ impl Plan {
             n.set(id + 1);
             id
         });
-        OUTER_OVERRIDE.with(|o| o.borrow_mut().push(id, pool));
+        OUTER_OVERRIDE.with(|o| o.borrow_mut().push(id, PoolHandle::new(self.outer, pool)));
         Ok(PlanGuard { id, _blas: blas })
     }
 }
@@ -133,7 +134,7 @@ impl Drop for PlanGuard {
 
 thread_local! {
     /// Pools of the plans entered on this thread, innermost last.
-    static OUTER_OVERRIDE: RefCell<Stack<Arc<ThreadPool>>> = RefCell::new(Stack::default());
+    static OUTER_OVERRIDE: RefCell<Stack<PoolHandle>> = RefCell::new(Stack::default());
     /// The id of the next plan entered on this thread.
     static NEXT_OVERRIDE: Cell<u64> = const { Cell::new(0) };
 }
@@ -143,15 +144,64 @@ thread_local! {
 /// distinct plans a program makes, the threads alive stay bounded.
 pub const PLAN_POOL_CACHE: usize = 4;
 
+/// A handle on one of parlinalg's pools that knows the process [generation](super::fork) it
+/// was built in. In a forked child the pool's workers do not exist: the handle is then never
+/// used, and dropping it leaks the pool (dropping a rayon pool wakes its workers through
+/// their sleep mutexes, which a dead worker may have held at the fork).
+#[derive(Debug)]
+pub(super) struct PoolHandle {
+    threads: usize,
+    generation: u64,
+    pool: ManuallyDrop<Arc<ThreadPool>>,
+}
+
+impl PoolHandle {
+    fn new(threads: usize, pool: Arc<ThreadPool>) -> Self {
+        PoolHandle {
+            threads,
+            generation: super::fork::generation(),
+            pool: ManuallyDrop::new(pool),
+        }
+    }
+
+    /// Whether the pool's workers are alive: it was built in this process, not before a fork.
+    fn alive(&self) -> bool {
+        self.generation == super::fork::generation()
+    }
+}
+
+impl Drop for PoolHandle {
+    fn drop(&mut self) {
+        if self.alive() {
+            // SAFETY: `pool` is dropped only here, once, and never used afterwards.
+            unsafe { ManuallyDrop::drop(&mut self.pool) };
+        }
+    }
+}
+
+/// parlinalg's pools for reuse, most recently used last.
+static POOLS: Mutex<Vec<PoolHandle>> = Mutex::new(Vec::new());
+
+/// The pool cache's lock, held by the forking thread across `fork()` (see `fork.rs`).
+pub(super) type PoolsHold = MutexGuard<'static, Vec<PoolHandle>>;
+
+pub(super) fn hold_for_fork() -> PoolsHold {
+    POOLS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// The rayon pool of `threads` threads, from a small cache of the most recently used sizes
-/// ([`PLAN_POOL_CACHE`]).
+/// ([`PLAN_POOL_CACHE`]). In a forked child, the pools built before the fork are forgotten
+/// (leaked) and fresh ones built.
 pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    static POOLS: Mutex<Vec<(usize, Arc<ThreadPool>)>> = Mutex::new(Vec::new());
+    super::fork::watch();
     let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
-    // Most recently used last.
-    if let Some(i) = pools.iter().position(|(n, _)| *n == threads) {
+    if pools.first().is_some_and(|h| !h.alive()) {
+        // A forked child's first use: every cached pool is dead (the handles leak them).
+        pools.clear();
+    }
+    if let Some(i) = pools.iter().position(|h| h.threads == threads) {
         let hit = pools.remove(i);
-        let p = Arc::clone(&hit.1);
+        let p = Arc::clone(&hit.pool);
         pools.push(hit);
         return Ok(p);
     }
@@ -164,7 +214,7 @@ pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
             source: crate::error::PoolBuildError::new(e),
         })?;
     let built = Arc::new(built);
-    pools.push((threads, Arc::clone(&built)));
+    pools.push(PoolHandle::new(threads, Arc::clone(&built)));
     if pools.len() > PLAN_POOL_CACHE {
         // Dropping the last handle tells the pool's threads to exit (rayon does not join them).
         pools.remove(0);
@@ -182,13 +232,29 @@ pub(crate) fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     if rayon::current_thread_index().is_some() {
         return f();
     }
-    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().top().cloned()) {
+    if let Some(p) = entered_pool() {
         return p.install(f);
     }
     match control().and_then(|c| pool(c.outer().value)) {
         Ok(p) => p.install(f),
         Err(_) => f(),
     }
+}
+
+/// The pool of the innermost plan entered on this thread. A plan entered before a fork (this
+/// thread forked from inside it) gets a fresh pool of its size in the child: the handle built
+/// before the fork is replaced (and leaked), so the guard still leaves the plan as usual.
+fn entered_pool() -> Option<Arc<ThreadPool>> {
+    OUTER_OVERRIDE.with(|o| {
+        let mut o = o.borrow_mut();
+        let top = o.top_mut()?;
+        if !top.alive() {
+            // Without a pool (threads cannot be spawned), the caller falls back to the
+            // configured outer pool, which reports the same error.
+            *top = PoolHandle::new(top.threads, pool(top.threads).ok()?);
+        }
+        Some(Arc::clone(&top.pool))
+    })
 }
 
 /// The outer thread count parlinalg's parallel operations would use if started here; with an
@@ -202,7 +268,7 @@ pub(crate) fn current_outer_threads() -> Result<usize> {
     if rayon::current_thread_index().is_some() {
         return Ok(rayon::current_num_threads());
     }
-    if let Some(p) = OUTER_OVERRIDE.with(|o| o.borrow().top().cloned()) {
+    if let Some(p) = entered_pool() {
         return Ok(p.current_num_threads());
     }
     Ok(control()?.outer().value)

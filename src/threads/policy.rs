@@ -12,7 +12,7 @@
 //! Tiny batches run serially (rayon's fork/join costs more than they do), and a batch started
 //! from inside a parallel region runs serially on its thread (never multiply someone else's K).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 
@@ -81,6 +81,13 @@ pub struct BatchDecision {
 }
 
 static LAST_BATCH: Mutex<Option<BatchDecision>> = Mutex::new(None);
+
+/// The last decision's lock, held by the forking thread across `fork()` (see `fork.rs`).
+pub(super) type BatchHold = MutexGuard<'static, Option<BatchDecision>>;
+
+pub(super) fn hold_for_fork() -> BatchHold {
+    LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// The last decision [`matmul_batch`](crate::matmul_batch) made in this process.
 pub fn last_batch_decision() -> Option<BatchDecision> {

@@ -58,6 +58,11 @@ impl<T> Stack<T> {
         self.entries.last().map(|(_, v)| v)
     }
 
+    /// The innermost entry that has not left, to update in place.
+    pub(crate) fn top_mut(&mut self) -> Option<&mut T> {
+        self.entries.last_mut().map(|(_, v)| v)
+    }
+
     /// Whether every entry has left.
     pub(crate) fn is_empty(&self) -> bool {
         self.live.is_empty()
