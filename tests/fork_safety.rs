@@ -57,12 +57,13 @@ fn parlinalg_never_forks_with_pre_exec() {
     }
 }
 
-/// The child's side: two threads make threaded products while this thread spawns processes.
+/// The child's side: two threads make threaded products while this thread spawns processes
+/// (`spawn`) or calls `fork()` itself (`fork`; each forked child exits at once).
 #[test]
 fn child_entry() {
-    if std::env::var_os(CHILD_VAR).is_none() {
+    let Ok(mode) = std::env::var(CHILD_VAR) else {
         return;
-    }
+    };
     parlinalg::threads::set_blas_threads(parlinalg::threads::blas_max_threads().min(2)).unwrap();
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -78,19 +79,34 @@ fn child_entry() {
             });
         }
         for _ in 0..30 {
-            let status = Command::new("true").status().expect("spawn true");
-            assert!(status.success());
+            if mode == "fork" {
+                // SAFETY: the child only calls `_exit`, which is async-signal-safe; the parent
+                // reaps it with `waitpid` on the pid fork returned.
+                let pid = unsafe { libc::fork() };
+                assert!(pid >= 0, "fork failed");
+                if pid == 0 {
+                    // SAFETY: `_exit` ends the forked child without running anything else.
+                    unsafe { libc::_exit(0) };
+                }
+                let mut status = 0;
+                // SAFETY: `status` is a valid out-pointer; `pid` is our own child.
+                assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+            } else {
+                let status = Command::new("true").status().expect("spawn true");
+                assert!(status.success());
+            }
         }
         stop.store(true, Ordering::Relaxed);
     });
-    println!("CHILD-RESULT spawned 30");
+    println!("CHILD-RESULT {mode} 30");
 }
 
-#[test]
-fn spawning_beside_threaded_blas_calls_does_not_hang() {
+/// Runs `child_entry` in `mode` in a child process of the test, and fails if it takes longer
+/// than two minutes (a hang fails the test instead of hanging the suite).
+fn run_beside_threaded_calls(mode: &str) {
     let mut proc = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, "1")
+        .env(CHILD_VAR, mode)
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn child");
@@ -100,14 +116,27 @@ fn spawning_beside_threaded_blas_calls_does_not_hang() {
         if Instant::now() > deadline {
             proc.kill().ok();
             proc.wait().ok();
-            panic!("the child hung spawning processes beside BLAS calls: killed after {limit:?}");
+            panic!("the child hung ({mode}) beside threaded BLAS calls: killed after {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = proc.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("CHILD-RESULT spawned 30"),
+        out.status.success() && stdout.contains(&format!("CHILD-RESULT {mode} 30")),
         "{stdout}"
     );
+}
+
+#[test]
+fn spawning_beside_threaded_blas_calls_does_not_hang() {
+    run_beside_threaded_calls("spawn");
+}
+
+/// Issue 15, item 12: `fork()` while other threads are inside threaded BLAS calls hung the
+/// parent in OpenBLAS's fork handler (it joins its workers). parlinalg's own fork handler now
+/// runs first and waits for the calls in flight, holding new ones back until the fork is done.
+#[test]
+fn forking_beside_threaded_blas_calls_does_not_hang_the_parent() {
+    run_beside_threaded_calls("fork");
 }

@@ -372,6 +372,7 @@ impl DynamicArch {
 /// The file the OpenBLAS symbols were loaded from (via `dladdr`), when the loader can say.
 pub(crate) fn loaded_from() -> Option<std::path::PathBuf> {
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::zeroed();
+    let _loader = super::loaded::loader_lock();
     // SAFETY: dladdr only reads the address and writes `info`, which is valid for writes; a
     // zero return means "not found" and leaves nothing we read.
     let found = unsafe { libc::dladdr(symbol_address(), info.as_mut_ptr()) };

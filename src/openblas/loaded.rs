@@ -3,6 +3,18 @@
 
 use std::ffi::{c_int, c_void, CStr};
 use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+/// Held around every question parlinalg asks the dynamic loader (`dl_iterate_phdr`, `dladdr`).
+/// glibc's `dl_iterate_phdr` holds a loader lock that a forked child does not reset: a fork
+/// while another thread iterates leaves the child's loader locked for good. parlinalg's fork
+/// handler takes this lock before the fork, so no parlinalg call is inside the loader then.
+static LOADER: Mutex<()> = Mutex::new(());
+
+/// Takes [`LOADER`] (a panic while holding it leaves nothing inconsistent: it guards no data).
+pub(crate) fn loader_lock() -> MutexGuard<'static, ()> {
+    LOADER.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Files of BLAS-like libraries mapped into this process (OpenBLAS, reference BLAS, MKL, BLIS,
 /// FlexiBLAS, numpy's and scipy's bundled OpenBLAS), deduplicated by real path.
@@ -59,6 +71,7 @@ fn loaded_objects() -> Vec<PathBuf> {
         0
     }
     let mut out: Vec<PathBuf> = Vec::new();
+    let _loader = loader_lock();
     // SAFETY: the callback only reads what the loader passes and writes into `out`, which
     // outlives the call; returning 0 continues the iteration.
     unsafe {

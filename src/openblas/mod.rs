@@ -9,3 +9,4 @@ pub mod kernel;
 mod loaded;
 
 pub use loaded::loaded_blas_libraries;
+pub(crate) use loaded::loader_lock;

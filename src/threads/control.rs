@@ -24,7 +24,7 @@
 //! there. (It used to write from stale atomics, so an unscoped caller could overwrite an open
 //! scope's count between another thread's scope push and its own call.)
 
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
@@ -230,6 +230,18 @@ pub(super) struct ControlHold {
 
 /// Waits for the controller (if another thread is building it) and takes its lock; `None`
 /// when the environment made it an error (there is no state to protect then).
+/// Waits until no call OpenBLAS may thread is in flight (the fork handler, with its gate closed
+/// so that no new one starts). pthreads OpenBLAS's own fork handler joins its workers: with a
+/// call in flight on another thread that join never returns, and the parent hangs in `fork()`.
+pub(super) fn wait_for_threaded_calls() {
+    let Some(Ok(control)) = CONTROL.get() else {
+        return;
+    };
+    while control.counters.active_threaded.load(SeqCst) != 0 {
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
 pub(super) fn hold_for_fork() -> Option<ControlHold> {
     let control = control().ok()?;
     Some(ControlHold {
@@ -410,7 +422,17 @@ impl Control {
     /// the fast path never writes the count (a stale answer could overwrite a scope another
     /// thread just opened); in the OpenMP build the count it sets is the calling thread's own.
     fn enter_threaded(&self) -> usize {
-        let threaded = self.counters.active_threaded.fetch_add(1, Relaxed) + 1;
+        // Counted first, then the fork gate read (both sequentially consistent, as the fork
+        // handler's close-then-count): either the handler waits for this call, or this call
+        // waits for the fork.
+        let threaded = loop {
+            let n = self.counters.active_threaded.fetch_add(1, SeqCst) + 1;
+            if !super::fork::gate_closed() {
+                break n;
+            }
+            self.counters.active_threaded.fetch_sub(1, SeqCst);
+            super::fork::wait_for_open_gate();
+        };
         if threaded > 1 {
             self.counters.overlapping_calls.fetch_add(1, Relaxed);
         }
@@ -476,7 +498,7 @@ impl Control {
         if !size.may_thread() {
             return;
         }
-        self.counters.active_threaded.fetch_sub(1, Relaxed);
+        self.counters.active_threaded.fetch_sub(1, SeqCst);
         self.counters.load.fetch_sub(load_delta(asked), Relaxed);
     }
 

@@ -15,9 +15,14 @@
 //! started itself. So parlinalg registers a handler trio, the classic fix (glibc's own malloc
 //! and OpenBLAS's thread server do the same), once, when its controller is first built:
 //!
-//! - **prepare** (parent, before the fork, on the forking thread): takes parlinalg's locks in
-//!   one fixed order (the controller's state, the pool cache, the last batch decision), so no
-//!   other thread is inside a critical section when the process is copied. No parlinalg code
+//! - **prepare** (parent, before the fork, on the forking thread): first closes a gate that
+//!   calls OpenBLAS may thread wait at, and waits for the ones in flight to finish: pthreads
+//!   OpenBLAS's own prepare handler, which runs after this one (handlers registered earlier run
+//!   later), joins its workers, and with a call in flight on another thread that join never
+//!   returns (the parent would hang in `fork()`). Then it takes parlinalg's locks in one fixed
+//!   order (the controller's state, the pool cache, the last batch decision, the loader lock of
+//!   `openblas::loaded`: glibc does not reset the lock `dl_iterate_phdr` holds in a child), so
+//!   no other thread is inside a critical section when the process is copied. No parlinalg code
 //!   takes one of these locks while holding another, so any order is deadlock-free; none is
 //!   held across a BLAS call.
 //! - **parent**: releases them.
@@ -49,6 +54,22 @@ use super::policy::{self, BatchHold};
 /// 1 in its child, 2 in a grandchild, ...). Only the child handler writes it.
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
+/// Closed by `prepare` until `parent` or `child`: calls OpenBLAS may thread wait at it, so that
+/// none is in flight when OpenBLAS's own fork handler joins its workers.
+static GATE: AtomicBool = AtomicBool::new(false);
+
+/// Whether a fork is under way (a threadable call must wait for it).
+pub(super) fn gate_closed() -> bool {
+    GATE.load(Ordering::SeqCst)
+}
+
+/// Waits until the fork under way has happened.
+pub(super) fn wait_for_open_gate() {
+    while gate_closed() {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+}
+
 /// The current process generation: a pool built in an earlier one has no workers here.
 pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
@@ -78,6 +99,8 @@ struct Held {
     control: Option<ControlHold>,
     pools: PoolsHold,
     batch: BatchHold,
+    /// No parlinalg call is inside the dynamic loader across the fork (`openblas::loaded`).
+    loader: std::sync::MutexGuard<'static, ()>,
 }
 
 thread_local! {
@@ -86,12 +109,17 @@ thread_local! {
 }
 
 extern "C" fn prepare() {
+    // First the calls OpenBLAS may thread: none starts, the ones in flight finish (parlinalg
+    // registers this handler after OpenBLAS registered its own, so this one runs first).
+    GATE.store(true, Ordering::SeqCst);
+    control::wait_for_threaded_calls();
     // Waits for a controller another thread is building, so that the child does not inherit a
     // half-built one; the lock order is fixed (see the module docs).
     let held = Held {
         control: control::hold_for_fork(),
         pools: plan::hold_for_fork(),
         batch: policy::hold_for_fork(),
+        loader: crate::openblas::loader_lock(),
     };
     let _ = HELD.try_with(|h| {
         if let Ok(mut h) = h.try_borrow_mut() {
@@ -109,6 +137,7 @@ fn take_held() -> Option<Held> {
 
 extern "C" fn parent() {
     drop(take_held());
+    GATE.store(false, Ordering::SeqCst);
 }
 
 extern "C" fn child() {
@@ -118,8 +147,10 @@ extern "C" fn child() {
             c.rebuild_in_child();
         }
         // Released in reverse order of taking.
+        drop(held.loader);
         drop(held.batch);
         drop(held.pools);
         drop(held.control);
     }
+    GATE.store(false, Ordering::SeqCst);
 }

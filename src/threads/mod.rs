@@ -37,18 +37,18 @@
 //! nest LIFO within a thread; across threads, overlapping scopes give the smallest of each
 //! thread's innermost request, and the baseline is back when the last one closes, in any order.
 //!
-//! **Fork.** pthreads OpenBLAS joins its workers in a `pthread_atfork` handler: a `fork()`
-//! (`libc::fork`, or `std::process::Command` with `pre_exec`, which forks) while another thread
-//! is inside a threaded BLAS call hangs the parent. Spawn processes with a plain `Command` (it
-//! uses `posix_spawn`, which runs no fork handler), as parlinalg does. In the forked child
-//! parlinalg rebuilds what it owns before its first call there: its rayon pools (fresh ones;
-//! the dead ones are never joined), its controller (other threads' scopes and live caller
-//! counts dropped; the forking thread's own scopes and entered plans kept, and their guards
-//! restore as usual) and its locks (taken across the fork by a `pthread_atfork` handler).
-//! Under OpenMP OpenBLAS a forked child runs BLAS single-threaded (GNU OpenMP cannot rebuild
-//! its team there). Not repaired: your own rayon pools and rayon's global pool (rayon#708), a
-//! fork made from a rayon worker thread, and the parent-side rule above. The README's "Fork"
-//! section has the full rules.
+//! **Fork.** pthreads OpenBLAS joins its workers in a `pthread_atfork` handler: a `fork()` while
+//! another thread is inside a threaded BLAS call would hang the parent there. parlinalg's own
+//! handler runs first: it holds back new parlinalg calls OpenBLAS may thread and waits for those
+//! in flight, so a fork beside parlinalg's calls is safe (BLAS calls made around parlinalg are
+//! still the program's to keep out of a fork). In the forked child parlinalg rebuilds what it
+//! owns before its first call there: its rayon pools (fresh ones on plain pthreads; the dead
+//! ones are never joined), its controller (other threads' scopes and live caller counts
+//! dropped; the forking thread's own scopes and entered plans kept, and their guards restore as
+//! usual) and its locks (taken across the fork). Under OpenMP OpenBLAS a forked child runs BLAS
+//! single-threaded (GNU OpenMP cannot rebuild its team there). Not repaired: your own rayon
+//! pools and rayon's global pool (rayon#708), and a fork made from a rayon worker thread. The
+//! README's "Fork" section has the full rules.
 //!
 //! **Plans** run K outer × N BLAS threads; [`plan_for_batch`] is the default policy's choice,
 //! used by [`matmul_batch`](crate::matmul_batch). [`report`] says what runs and what is wrong.
@@ -64,6 +64,7 @@ mod policy;
 mod report;
 mod scope;
 mod stack;
+mod worker;
 
 pub use crate::openblas::loaded_blas_libraries;
 pub use cores::Cores;

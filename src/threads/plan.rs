@@ -208,6 +208,7 @@ pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
     let built = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(move |i| format!("parlinalg-{threads}-{i}"))
+        .spawn_handler(super::worker::spawn)
         .build()
         .map_err(|e| Error::ThreadPool {
             threads,
