@@ -1,16 +1,17 @@
 //! The one owner of OpenBLAS's thread count in this process.
 //!
 //! Every parlinalg BLAS and LAPACK call goes through [`blas_call`], every scope through
-//! [`Control::push_scope`] / [`Control::pop_scope`], every setter through [`Control`]: all under
-//! one mutex, so the count OpenBLAS runs is always derived from one state:
+//! [`Control::push_scope`] / [`Control::pop_scope`], every setter through [`Control`], so the
+//! count OpenBLAS runs is always derived from one state, by one rule (`Control::rule`):
 //!
 //! 1. While scopes are open (on any thread), the count is the smallest of the innermost scope of
 //!    each thread that has one: in OpenBLAS's pthreads build the count is process-wide, and
 //!    the smallest request is the only one that oversubscribes nobody.
-//! 2. Otherwise the baseline: a fixed count (code or environment), or `auto`: every usable core
-//!    for a caller that is alone, one thread per call while several application threads make
-//!    calls big enough for OpenBLAS to thread (pthreads OpenBLAS would make them queue on one
-//!    lock: a 0.3 ms product waited up to 33 s behind another thread's large ones).
+//! 2. Otherwise the baseline: a fixed count (code or environment), or `auto` (see
+//!    [`BlasThreads::Auto`]): every usable core for a caller that is alone; while several
+//!    application threads make calls big enough for OpenBLAS to thread, one thread per call in
+//!    the pthreads build (it would make them queue on one lock) and the cores shared among them
+//!    in the OpenMP build.
 //!
 //! When the last scope closes, the baseline is back, whatever order threads closed theirs in
 //! (the fix for threadpoolctl's issue #205, where the last thread to leave restored a stale
@@ -324,17 +325,46 @@ impl Control {
         s
     }
 
-    /// Recomputes the lock-free answers after the state changed (called with the lock held).
-    fn refresh_fast(&self, s: &State) {
-        let (any, alone) = match (s.scopes.threads(), s.baseline.value) {
-            (Some(n), _) | (None, BlasThreads::Fixed(n)) => (n, n),
-            (None, BlasThreads::Auto) if self.deterministic => {
-                let n = self.cores.count.min(self.max_blas);
-                (n, n)
+    /// The rule, stated once: the BLAS count for a call OpenBLAS may thread, made while
+    /// `callers` such calls are in flight (this one included), `overlapping` when callers
+    /// overlapped within [`OVERLAP_WINDOW`].
+    ///
+    /// Open scopes and a fixed count are honoured exactly. Under `auto`: every usable core for
+    /// a caller that is alone; in the OpenMP build (each caller gets its own team) the cores
+    /// shared among the callers; in the pthreads build (concurrent multithreaded calls queue on
+    /// one lock) one thread per call while callers overlap; in deterministic mode every usable
+    /// core whatever the others do, since the count changes the bits.
+    fn rule(&self, s: &State, callers: usize, overlapping: bool) -> usize {
+        let all = self.cores.count.min(self.max_blas);
+        match (s.scopes.threads(), s.baseline.value) {
+            (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
+            (None, BlasThreads::Auto) if self.deterministic => all,
+            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
+                (self.cores.count / callers.max(1)).clamp(1, self.max_blas.max(1))
             }
-            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => (0, 0),
-            (None, BlasThreads::Auto) if s.last_overlap.is_some() => (0, 0),
-            (None, BlasThreads::Auto) => (0, self.cores.count.min(self.max_blas)),
+            (None, BlasThreads::Auto) if overlapping => 1,
+            (None, BlasThreads::Auto) => all,
+        }
+    }
+
+    /// Whether [`Self::rule`] depends on the other callers in the current state.
+    fn depends_on_callers(&self, s: &State) -> bool {
+        s.scopes.threads().is_none() && s.baseline.value == BlasThreads::Auto && !self.deterministic
+    }
+
+    /// Recomputes the lock-free answers after the state changed (called with the lock held):
+    /// `fast_any`, the count whatever the other callers do (0: it depends on them), and
+    /// `fast_alone`, the count for a caller that is alone (0: take the lock).
+    fn refresh_fast(&self, s: &State) {
+        let (any, alone) = if !self.depends_on_callers(s) {
+            let n = self.rule(s, 1, false);
+            (n, n)
+        } else if self.layer == ThreadingLayer::OpenMp || s.last_overlap.is_some() {
+            // The OpenMP count is per calling thread, and a recent overlap must be timed out:
+            // both need the lock.
+            (0, 0)
+        } else {
+            (0, self.rule(s, 1, false))
         };
         self.fast_any.store(any, Relaxed);
         self.fast_alone.store(alone, Relaxed);
@@ -342,13 +372,7 @@ impl Control {
 
     /// The count for a call that is alone (or made under scopes, which are honoured exactly).
     fn solitary_threads(&self, s: &State) -> usize {
-        if let Some(n) = s.scopes.threads() {
-            return n;
-        }
-        match s.baseline.value {
-            BlasThreads::Fixed(n) => n,
-            BlasThreads::Auto => self.cores.count.min(self.max_blas),
-        }
+        self.rule(s, 1, false)
     }
 
     /// Sets OpenBLAS's count when it differs from `n`, and records the first count OpenBLAS
@@ -468,17 +492,7 @@ impl Control {
         } else {
             false
         };
-        let n = match (s.scopes.threads(), s.baseline.value) {
-            (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
-            // The count must not depend on other callers: the bits would.
-            (None, BlasThreads::Auto) if self.deterministic => self.cores.count.min(self.max_blas),
-            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
-                // Each OpenMP caller gets its own team: share the cores.
-                (self.cores.count / threaded).max(1)
-            }
-            (None, BlasThreads::Auto) if overlapping => 1,
-            (None, BlasThreads::Auto) => self.cores.count.min(self.max_blas),
-        };
+        let n = self.rule(&s, threaded, overlapping);
         self.apply(&mut s, n);
         self.refresh_fast(&s);
         n
