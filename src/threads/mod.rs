@@ -119,6 +119,12 @@ pub fn blas_threads() -> usize {
 
 /// The largest BLAS thread count the loaded OpenBLAS accepts: its compiled `MAX_THREADS`
 /// (capped at [`MAX_THREADS`]).
+///
+/// ```
+/// let max = parlinalg::threads::blas_max_threads();
+/// assert!(max >= 1);
+/// assert!(parlinalg::threads::set_blas_threads(max + 1).is_err());
+/// ```
 pub fn blas_max_threads() -> usize {
     match control::control() {
         Ok(c) => c.max_blas,
@@ -155,6 +161,16 @@ pub fn set_blas_threads(n: usize) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::InvalidEnv`] if the environment holds junk.
+///
+/// ```
+/// use parlinalg::threads::{blas_threads_setting, set_blas_threads_auto, BlasThreads, Source};
+///
+/// set_blas_threads_auto()?;
+/// let setting = blas_threads_setting()?;
+/// assert_eq!(setting.value, BlasThreads::Auto);
+/// assert_eq!(setting.source, Source::Code);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
 pub fn set_blas_threads_auto() -> Result<()> {
     control::control()?.set_baseline(BlasThreads::Auto);
     Ok(())
@@ -164,6 +180,12 @@ pub fn set_blas_threads_auto() -> Result<()> {
 ///
 /// # Errors
 /// [`Error::InvalidEnv`] if the environment holds junk.
+///
+/// ```
+/// let setting = parlinalg::threads::blas_threads_setting()?;
+/// println!("BLAS threads: {:?}, from {}", setting.value, setting.source);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
 pub fn blas_threads_setting() -> Result<Setting<BlasThreads>> {
     Ok(control::control()?.baseline())
 }
@@ -188,6 +210,13 @@ pub fn set_outer_threads(n: usize) -> Result<()> {
 ///
 /// # Errors
 /// [`Error::InvalidEnv`] if the environment holds junk.
+///
+/// ```
+/// let outer = parlinalg::threads::outer_threads()?;
+/// assert!(outer.value >= 1);
+/// println!("outer threads: {}, from {}", outer.value, outer.source);
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
 pub fn outer_threads() -> Result<Setting<usize>> {
     Ok(control::control()?.outer())
 }

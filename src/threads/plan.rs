@@ -40,6 +40,15 @@ impl Plan {
     /// # Errors
     /// [`Error::InvalidThreadCount`] for 0 or absurd counts (beyond
     /// [`MAX_THREADS`](super::MAX_THREADS) or OpenBLAS's compiled maximum).
+    ///
+    /// ```
+    /// use parlinalg::threads::Plan;
+    ///
+    /// let plan = Plan::new(2, 1)?;
+    /// assert_eq!((plan.outer_threads(), plan.blas_threads(), plan.threads_asked()), (2, 1, 2));
+    /// assert!(Plan::new(0, 1).is_err());
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
     pub fn new(outer: usize, blas: usize) -> Result<Plan> {
         check_thread_count("outer threads", outer, super::MAX_THREADS)?;
         check_thread_count("BLAS threads", blas, super::blas_max_threads())?;
@@ -53,21 +62,40 @@ impl Plan {
     }
 
     /// Serial: one outer thread, one BLAS thread.
+    ///
+    /// ```
+    /// assert_eq!(parlinalg::threads::Plan::serial().threads_asked(), 1);
+    /// ```
     pub fn serial() -> Plan {
         Plan { outer: 1, blas: 1 }
     }
 
     /// K, the outer (rayon) threads.
+    ///
+    /// ```
+    /// assert_eq!(parlinalg::threads::Plan::new(3, 1)?.outer_threads(), 3);
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
     pub fn outer_threads(&self) -> usize {
         self.outer
     }
 
     /// N, the BLAS threads per call.
+    ///
+    /// ```
+    /// assert_eq!(parlinalg::threads::Plan::new(1, 2)?.blas_threads(), 2);
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
     pub fn blas_threads(&self) -> usize {
         self.blas
     }
 
     /// Busy threads the plan asks for at most: K × N.
+    ///
+    /// ```
+    /// assert_eq!(parlinalg::threads::Plan::new(2, 2)?.threads_asked(), 4);
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
     pub fn threads_asked(&self) -> usize {
         self.outer * self.blas
     }
@@ -79,6 +107,14 @@ impl Plan {
     /// # Errors
     /// As [`blas_threads_scope`](super::blas_threads_scope), and
     /// [`Error::ThreadPool`] if the pool cannot be built.
+    ///
+    /// ```
+    /// use parlinalg::threads::Plan;
+    ///
+    /// let threads = Plan::new(2, 1)?.run(|| rayon::current_num_threads())?;
+    /// assert_eq!(threads, 2);
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
     pub fn run<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
         let pool = pool(self.outer)?;
         let _blas = blas_threads_scope(self.blas)?;

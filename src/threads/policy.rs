@@ -90,6 +90,16 @@ pub(super) fn hold_for_fork() -> BatchHold {
 }
 
 /// The last decision [`matmul_batch`](crate::matmul_batch) made in this process.
+///
+/// ```
+/// use parlinalg::ndarray::Array3;
+///
+/// let a = Array3::<f64>::ones((8, 32, 32));
+/// parlinalg::matmul_batch(&a, &a)?;
+/// let decision = parlinalg::threads::last_batch_decision().expect("a batch ran");
+/// println!("{decision:?}");
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
 pub fn last_batch_decision() -> Option<BatchDecision> {
     LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }

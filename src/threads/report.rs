@@ -176,6 +176,14 @@ impl fmt::Display for Warning {
 ///
 /// # Errors
 /// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if a thread variable holds junk.
+///
+/// ```
+/// let report = parlinalg::threads::report()?;
+/// for warning in &report.warnings {
+///     eprintln!("warning: {warning}");
+/// }
+/// # Ok::<(), parlinalg::Error>(())
+/// ```
 pub fn report() -> Result<Report> {
     let c = control()?;
     let blas = BlasLibrary::query();

@@ -36,6 +36,12 @@ impl std::fmt::Debug for BlasThreadsGuard {
 
 impl BlasThreadsGuard {
     /// The count this scope asked for.
+    ///
+    /// ```
+    /// let scope = parlinalg::threads::blas_threads_scope(1)?;
+    /// assert_eq!(scope.threads(), 1);
+    /// # Ok::<(), parlinalg::Error>(())
+    /// ```
     pub fn threads(&self) -> usize {
         self.threads
     }
