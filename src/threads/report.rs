@@ -272,21 +272,11 @@ fn known_version_problem((major, minor, patch): (u32, u32, u32)) -> Option<&'sta
     )
 }
 
-impl fmt::Display for Report {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let row = |f: &mut fmt::Formatter<'_>, k: &str, v: String| writeln!(f, "{k:<16}{v}");
+impl Report {
+    /// The library rows of the table: what is loaded and how it threads.
+    fn library_rows(&self) -> Vec<(&'static str, String)> {
         let b = &self.blas;
-        writeln!(f, "parlinalg {} thread report", self.parlinalg)?;
-        row(
-            f,
-            "BLAS library",
-            b.path
-                .as_ref()
-                .map_or("unknown".into(), |p| p.display().to_string()),
-        )?;
-        row(f, "version", b.version.clone().unwrap_or("unknown".into()))?;
-        row(f, "build config", b.config.clone())?;
-        row(f, "kernel", self.kernel_selection.to_string())?;
+        let unknown = || "unknown".to_owned();
         let layer_note = match b.threading {
             ThreadingLayer::Pthreads => {
                 "one process-wide pool; concurrent multithreaded calls queue on one lock"
@@ -297,96 +287,110 @@ impl fmt::Display for Report {
             ThreadingLayer::Sequential => "no threads: every call runs on its caller",
             _ => "unknown",
         };
-        row(f, "threading", format!("{} ({layer_note})", b.threading))?;
-        row(
-            f,
-            "max threads",
-            b.max_threads
-                .map_or("unknown".into(), |m| format!("{m} (compiled)")),
-        )?;
-        row(
-            f,
-            "cores usable",
-            format!("{} ({})", self.cores.count, self.cores.why),
-        )?;
-        let policy = match self.blas_threads.value {
-            BlasThreads::Auto => format!(
-                "auto: {} for a caller alone, 1 while callers overlap",
-                self.cores.count.min(b.max_threads.unwrap_or(usize::MAX))
+        vec![
+            (
+                "BLAS library",
+                b.path
+                    .as_ref()
+                    .map_or_else(unknown, |p| p.display().to_string()),
             ),
-            BlasThreads::Fixed(n) => format!("{n}"),
+            ("version", b.version.clone().unwrap_or_else(unknown)),
+            ("build config", b.config.clone()),
+            ("kernel", self.kernel_selection.to_string()),
+            ("threading", format!("{} ({layer_note})", b.threading)),
+            (
+                "max threads",
+                b.max_threads
+                    .map_or_else(unknown, |m| format!("{m} (compiled)")),
+            ),
+        ]
+    }
+
+    /// The thread rows: cores, counts with their sources, the environment.
+    fn thread_rows(&self) -> Vec<(&'static str, String)> {
+        let all = self
+            .cores
+            .count
+            .min(self.blas.max_threads.unwrap_or(usize::MAX));
+        let policy = match (self.blas_threads.value, self.blas.threading) {
+            (BlasThreads::Auto, ThreadingLayer::OpenMp) => {
+                format!("auto: {all} for a caller alone, shared among callers that overlap")
+            }
+            (BlasThreads::Auto, _) => {
+                format!("auto: {all} for a caller alone, 1 while callers overlap")
+            }
+            (BlasThreads::Fixed(n), _) => format!("{n}"),
         };
-        row(
-            f,
-            "BLAS threads",
-            format!(
-                "{policy} [{}]; now {}{}",
-                self.blas_threads.source,
-                self.blas_threads_now,
-                self.blas_threads_scoped
-                    .map_or(String::new(), |s| format!(", scoped to {s}"))
-            ),
-        )?;
-        row(
-            f,
-            "outer threads",
-            format!(
-                "{} [{}]",
-                self.outer_threads.value, self.outer_threads.source
-            ),
-        )?;
+        let scoped = self
+            .blas_threads_scoped
+            .map_or(String::new(), |s| format!(", scoped to {s}"));
         let env: Vec<String> = self
             .env
             .iter()
             .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
             .collect();
-        row(
-            f,
-            "environment",
-            if env.is_empty() {
-                "no thread variable set".into()
-            } else {
-                env.join(" ")
-            },
-        )?;
+        let (outer, outer_source) = (self.outer_threads.value, &self.outer_threads.source);
+        vec![
+            (
+                "cores usable",
+                format!("{} ({})", self.cores.count, self.cores.why),
+            ),
+            (
+                "BLAS threads",
+                format!(
+                    "{policy} [{}]; now {}{scoped}",
+                    self.blas_threads.source, self.blas_threads_now
+                ),
+            ),
+            ("outer threads", format!("{outer} [{outer_source}]")),
+            (
+                "environment",
+                if env.is_empty() {
+                    "no thread variable set".into()
+                } else {
+                    env.join(" ")
+                },
+            ),
+        ]
+    }
+
+    /// What was seen at run time: usage, the last batch, the loaded libraries.
+    fn usage_rows(&self) -> Vec<(&'static str, String)> {
         let u = &self.usage;
-        row(
-            f,
+        let mut rows = vec![(
             "BLAS usage",
             format!(
                 "{} threadable calls, {} overlapping; peak {} callers asking {} threads ({:.2}× the cores)",
-                u.calls,
-                u.overlapping_calls,
-                u.peak_callers,
-                u.peak_threads_asked,
+                u.calls, u.overlapping_calls, u.peak_callers, u.peak_threads_asked,
                 u.peak_oversubscription
             ),
-        )?;
+        )];
         if let Some(d) = &self.last_batch {
-            row(
-                f,
-                "last batch",
-                format!(
-                    "{} × ({}×{} · {}×{}): {}",
-                    d.batch, d.m, d.k, d.k, d.n, d.choice
-                ),
-            )?;
+            let shapes = format!("{} × ({}×{} · {}×{})", d.batch, d.m, d.k, d.k, d.n);
+            rows.push(("last batch", format!("{shapes}: {}", d.choice)));
         }
-        row(
-            f,
-            "BLAS loaded",
-            self.blas_libraries_loaded
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )?;
+        let loaded: Vec<String> = self
+            .blas_libraries_loaded
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        rows.push(("BLAS loaded", loaded.join(", ")));
+        rows
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "parlinalg {} thread report", self.parlinalg)?;
+        let rows = [self.library_rows(), self.thread_rows(), self.usage_rows()];
+        for (key, value) in rows.iter().flatten() {
+            writeln!(f, "{key:<16}{value}")?;
+        }
         if self.warnings.is_empty() {
-            row(f, "warnings", "none".into())?;
-        } else {
-            for (i, w) in self.warnings.iter().enumerate() {
-                row(f, if i == 0 { "warnings" } else { "" }, format!("- {w}"))?;
-            }
+            writeln!(f, "{:<16}none", "warnings")?;
+        }
+        for (i, w) in self.warnings.iter().enumerate() {
+            writeln!(f, "{:<16}- {w}", if i == 0 { "warnings" } else { "" })?;
         }
         Ok(())
     }
