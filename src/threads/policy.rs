@@ -192,23 +192,7 @@ pub(crate) fn choose_batch_plan(
         };
     }
     if let Some((nb, from)) = &input.fixed_blas {
-        let nb = *nb;
-        let outer = match input.layer {
-            ThreadingLayer::OpenMp => (cores / nb).clamp(1, k_max),
-            _ if nb == 1 => k_max,
-            _ => 1,
-        };
-        return PlanChoice {
-            plan: plan(outer, nb),
-            reason: format!(
-                "BLAS threads fixed at {nb} by {from}; {outer} outer thread(s) keep K·N within {cores} cores{}",
-                if input.layer == ThreadingLayer::Pthreads && nb > 1 {
-                    " (pthreads OpenBLAS serialises concurrent multithreaded calls)"
-                } else {
-                    ""
-                }
-            ),
-        };
+        return fixed_blas_choice(input.layer, *nb, from, cores, k_max);
     }
     match input.layer {
         ThreadingLayer::OpenMp => {
@@ -225,37 +209,78 @@ pub(crate) fn choose_batch_plan(
             plan: plan(k_max, 1),
             reason: "sequential OpenBLAS: only outer threads can help".into(),
         },
+        // pthreads (or unknown): outer or inner, never both.
         _ => {
-            // pthreads (or unknown): outer or inner, never both.
             let t_outer = (tasks.div_ceil(k_max) * task_len) as f64;
-            // One threshold, OpenBLAS's, stated once (`CallSize::may_thread`).
-            let threaded = super::control::CallSize::Gemm { m, n, k }.may_thread();
-            let eff = if threaded {
-                per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
-            } else {
-                1.0 / cores as f64 // OpenBLAS runs such products on one thread anyway
-            };
-            let t_inner = batch as f64 / (cores as f64 * eff);
-            if k_max == 1 || t_inner < 0.97 * t_outer {
-                PlanChoice {
-                    plan: plan(1, cores),
-                    reason: format!(
-                        "inner: {batch} product(s) one after another on {cores} BLAS threads \
-                         (model: {:.0}% of outer's time; pthreads OpenBLAS would serialise K > 1 × N > 1)",
-                        100.0 * t_inner / t_outer
-                    ),
-                }
-            } else {
-                PlanChoice {
-                    plan: plan(k_max, 1),
-                    reason: format!(
-                        "outer: {k_max} threads each run whole products on 1 BLAS thread \
-                         (model: inner would take {:.0}% of outer's time; pthreads OpenBLAS \
-                         would serialise K > 1 × N > 1)",
-                        100.0 * t_inner / t_outer
-                    ),
-                }
-            }
+            pthreads_choice(batch, (m, k, n), cores, k_max, t_outer)
+        }
+    }
+}
+
+/// BLAS threads fixed by the user at `nb`: as many outer threads as keep K·N within the cores
+/// (OpenMP), all of them when `nb` is 1, else one (pthreads serialises concurrent
+/// multithreaded calls).
+fn fixed_blas_choice(
+    layer: ThreadingLayer,
+    nb: usize,
+    from: &str,
+    cores: usize,
+    k_max: usize,
+) -> PlanChoice {
+    let outer = match layer {
+        ThreadingLayer::OpenMp => (cores / nb).clamp(1, k_max),
+        _ if nb == 1 => k_max,
+        _ => 1,
+    };
+    let why_one = if layer == ThreadingLayer::Pthreads && nb > 1 {
+        " (pthreads OpenBLAS serialises concurrent multithreaded calls)"
+    } else {
+        ""
+    };
+    PlanChoice {
+        plan: Plan::from_trusted(outer.max(1), nb.max(1)),
+        reason: format!(
+            "BLAS threads fixed at {nb} by {from}; {outer} outer thread(s) keep K·N within {cores} cores{why_one}"
+        ),
+    }
+}
+
+/// pthreads OpenBLAS: the batch on `k_max` outer threads of 1 BLAS thread (taking `t_outer`,
+/// in products), or one product after another on every core, whichever the cost model says is
+/// faster; never both, since concurrent multithreaded calls queue on one lock.
+fn pthreads_choice(
+    batch: usize,
+    (m, k, n): (usize, usize, usize),
+    cores: usize,
+    k_max: usize,
+    t_outer: f64,
+) -> PlanChoice {
+    let per_product = 2.0 * m as f64 * k as f64 * n as f64;
+    // One threshold, OpenBLAS's, stated once (`CallSize::may_thread`).
+    let threaded = super::control::CallSize::Gemm { m, n, k }.may_thread();
+    let eff = if threaded {
+        per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
+    } else {
+        1.0 / cores as f64 // OpenBLAS runs such products on one thread anyway
+    };
+    let t_inner = batch as f64 / (cores as f64 * eff);
+    let share = 100.0 * t_inner / t_outer;
+    if k_max == 1 || t_inner < 0.97 * t_outer {
+        PlanChoice {
+            plan: Plan::from_trusted(1, cores.max(1)),
+            reason: format!(
+                "inner: {batch} product(s) one after another on {cores} BLAS threads \
+                 (model: {share:.0}% of outer's time; pthreads OpenBLAS would serialise K > 1 × N > 1)"
+            ),
+        }
+    } else {
+        PlanChoice {
+            plan: Plan::from_trusted(k_max.max(1), 1),
+            reason: format!(
+                "outer: {k_max} threads each run whole products on 1 BLAS thread \
+                 (model: inner would take {share:.0}% of outer's time; pthreads OpenBLAS \
+                 would serialise K > 1 × N > 1)"
+            ),
         }
     }
 }
