@@ -48,6 +48,12 @@ fn child_entry() {
         "try_sigmoid": err(parlinalg::try_sigmoid(&x).map(|_| ())),
         "exp_into": err(parlinalg::exp_into(&x, &mut x.clone())),
         "exp_panic": exp_panic,
+        // Inputs that need no BLAS call (numpy's empty-dimension answers) obey the same rule.
+        "matmul_empty": err(parlinalg::matmul(&Array2::<f64>::zeros((3, 0)), &Array2::<f64>::zeros((0, 2))).map(|_| ())),
+        "dot_empty": err(parlinalg::dot(&Array1::<f64>::zeros(0), &Array1::<f64>::zeros(0)).map(|_| ())),
+        "solve_empty": err(parlinalg::solve(&Array2::<f64>::zeros((0, 0)), &Array1::<f64>::zeros(0)).map(|_| ())),
+        "det_empty": err(parlinalg::det(&Array2::<f64>::zeros((0, 0))).map(|_| ())),
+        "batch_empty": err(parlinalg::matmul_batch(&parlinalg::ndarray::Array3::<f64>::zeros((0, 2, 2)), &parlinalg::ndarray::Array3::<f64>::zeros((0, 2, 2))).map(|_| ())),
         "report": parlinalg::threads::report().ok(),
         "blas_threads": parlinalg::threads::blas_threads(),
     });
@@ -74,6 +80,11 @@ fn assert_every_op_refuses(v: &Value, name: &str) {
         "try_exp",
         "try_sigmoid",
         "exp_into",
+        "matmul_empty",
+        "dot_empty",
+        "solve_empty",
+        "det_empty",
+        "batch_empty",
     ] {
         assert_eq!(v[op].as_str(), Some(want), "{op} under junk {name}: {v}");
     }

@@ -40,6 +40,8 @@ where
     SA: Data<Elem = T> + Sync,
     SB: Data<Elem = T> + Sync,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     let (batch, dims) = batch_dims("matmul_batch", a, b)?;
     let (m, n, k) = dims.usize();
     let choice = plan_for_batch(batch, m, k, n)?;
@@ -79,6 +81,8 @@ where
     SA: Data<Elem = T> + Sync,
     SB: Data<Elem = T> + Sync,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "matmul_batch";
     let (batch, dims) = batch_dims(OP, a, b)?;
     let (m, n, k) = dims.usize();

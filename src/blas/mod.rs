@@ -53,6 +53,8 @@ where
     SA: Data<Elem = T>,
     SB: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "matmul";
     let dims = product_dims(OP, a, b)?;
     let (m, n, k) = dims.usize();
@@ -102,6 +104,8 @@ where
     SB: Data<Elem = T>,
     SC: DataMut<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "matmul_into";
     let dims = product_dims(OP, a, b)?;
     let (m, n, k) = dims.usize();
@@ -253,6 +257,8 @@ where
     SA: Data<Elem = T>,
     SX: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "matvec";
     let (m, k) = a.dim();
     if x.len() != k {
@@ -311,6 +317,8 @@ where
     SX: Data<Elem = T>,
     SY: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "dot";
     if x.len() != y.len() {
         return Err(Error::shape(

@@ -34,6 +34,8 @@ where
     T: Float,
     S: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "eigvalsh";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;

@@ -52,6 +52,8 @@ where
     SB: Data<Elem = T>,
     D: SolveRhs,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "solve";
     let n = square(OP, a)?;
     let rows = b.shape()[0];
@@ -130,6 +132,8 @@ where
     T: Float,
     S: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "inv";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;
@@ -187,6 +191,8 @@ where
     T: Float,
     S: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "det";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;

@@ -32,6 +32,8 @@ where
     T: Float,
     S: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "singular_values";
     let (m, n) = a.dim();
     let (rows, cols) = lapack_dims(OP, m, n)?;
@@ -102,6 +104,8 @@ where
     SA: Data<Elem = T>,
     SB: Data<Elem = T>,
 {
+    // The one rule for junk in the thread environment, also when no BLAS call follows.
+    crate::threads::check_env()?;
     const OP: &str = "lstsq";
     let (m, n) = a.dim();
     if b.len() != m {
