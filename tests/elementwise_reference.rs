@@ -242,18 +242,26 @@ fn check_reductions<T: Float + ReadableElement>(case: &Case) {
         let v = l.view();
         for out in &case.outputs {
             let want = case.load0::<T>(out);
-            let got = match out.as_str() {
-                "sum" => parlinalg::sum(&v),
-                "mean" => parlinalg::mean(&v),
-                "max" => parlinalg::max(&v),
-                "min" => parlinalg::min(&v),
-                "norm2" => parlinalg::norm2(&v),
-                other => panic!("unknown reduction {other}"),
-            }
-            .unwrap();
+            let got = reduce_by_name(out.as_str(), &v);
             check_scalar(case, out, got, want, l.name);
         }
     }
+}
+
+/// The reduction `op` of `v`, by its reference name.
+fn reduce_by_name<T: Float, D: ndarray::Dimension>(
+    op: &str,
+    v: &ndarray::ArrayView<'_, T, D>,
+) -> T {
+    match op {
+        "sum" => parlinalg::sum(v),
+        "mean" => parlinalg::mean(v),
+        "max" => parlinalg::max(v),
+        "min" => parlinalg::min(v),
+        "norm2" => parlinalg::norm2(v),
+        other => panic!("unknown reduction {other}"),
+    }
+    .unwrap()
 }
 
 fn check_single<T: Float + ReadableElement>(case: &Case) {
@@ -263,15 +271,7 @@ fn check_single<T: Float + ReadableElement>(case: &Case) {
         // element does not depend on the order).
         let want = case.load0::<T>("expected");
         for (name, v) in [("c_order", xd.view()), ("transposed", xd.t())] {
-            let got = match case.op.as_str() {
-                "sum" => parlinalg::sum(&v),
-                "mean" => parlinalg::mean(&v),
-                "max" => parlinalg::max(&v),
-                "min" => parlinalg::min(&v),
-                "norm2" => parlinalg::norm2(&v),
-                other => panic!("unknown reduction {other}"),
-            }
-            .unwrap();
+            let got = reduce_by_name(case.op.as_str(), &v);
             check_scalar(case, &case.op, got, want, name);
         }
         return;
@@ -280,15 +280,7 @@ fn check_single<T: Float + ReadableElement>(case: &Case) {
     let want = case.load0::<T>("expected");
     for l in vector_layouts(&x) {
         let v = l.view();
-        let got = match case.op.as_str() {
-            "sum" => parlinalg::sum(&v),
-            "mean" => parlinalg::mean(&v),
-            "max" => parlinalg::max(&v),
-            "min" => parlinalg::min(&v),
-            "norm2" => parlinalg::norm2(&v),
-            other => panic!("unknown reduction {other}"),
-        }
-        .unwrap();
+        let got = reduce_by_name(case.op.as_str(), &v);
         check_scalar(case, &case.op, got, want, l.name);
         // The same data as a 2-D matrix through every matrix layout, when it factors.
         let n = x.len();
@@ -298,14 +290,7 @@ fn check_single<T: Float + ReadableElement>(case: &Case) {
         {
             let m = Array2::from_shape_vec((r, n / r), x.to_vec()).unwrap();
             for lm in matrix_layouts(&m) {
-                let got = match case.op.as_str() {
-                    "sum" => parlinalg::sum(&lm.view()),
-                    "max" => parlinalg::max(&lm.view()),
-                    "min" => parlinalg::min(&lm.view()),
-                    "mean" => parlinalg::mean(&lm.view()),
-                    _ => parlinalg::norm2(&lm.view()),
-                }
-                .unwrap();
+                let got = reduce_by_name(&case.op, &lm.view());
                 check_scalar(case, &case.op, got, want, lm.name);
             }
         }

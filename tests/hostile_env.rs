@@ -10,14 +10,6 @@ use std::os::unix::ffi::OsStrExt;
 use serde_json::Value;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_HOSTILE_CHILD";
-const THREAD_VARS: &[&str] = &[
-    "PARLINALG_BLAS_THREADS",
-    "PARLINALG_OUTER_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "GOTO_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "RAYON_NUM_THREADS",
-];
 
 /// The child's side: runs one operation of each family and prints what each returned, as one
 /// JSON line. Does nothing in the parent.
@@ -63,7 +55,7 @@ fn child_entry() {
 fn child(vars: &[(&str, &OsStr)]) -> Value {
     let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new("1"))];
     set.extend_from_slice(vars);
-    common::run_child(THREAD_VARS, &set)
+    common::run_child(common::THREAD_VARS, &set)
 }
 
 /// Every operation fails with the error `matmul` gives, which names the variable.

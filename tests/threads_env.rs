@@ -9,14 +9,6 @@ use std::ffi::OsStr;
 use serde_json::Value;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_ENV_CHILD";
-const THREAD_VARS: &[&str] = &[
-    "PARLINALG_BLAS_THREADS",
-    "PARLINALG_OUTER_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "GOTO_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "RAYON_NUM_THREADS",
-];
 
 /// The child's side: reports what it resolved as one JSON line. Does nothing in the parent.
 #[test]
@@ -50,7 +42,7 @@ fn child_entry() {
 fn child(mode: &str, vars: &[(&str, &str)]) -> Value {
     let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new(mode))];
     set.extend(vars.iter().map(|(k, v)| (*k, OsStr::new(v))));
-    common::run_child(THREAD_VARS, &set)
+    common::run_child(common::THREAD_VARS, &set)
 }
 
 fn blas(v: &Value) -> (&Value, &Value) {

@@ -317,6 +317,16 @@ impl Rng {
     }
 }
 
+/// Every variable that sets a thread count, cleared in child processes that test them.
+pub const THREAD_VARS: &[&str] = &[
+    "PARLINALG_BLAS_THREADS",
+    "PARLINALG_OUTER_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+];
+
 /// Runs this test binary's `child_entry` test in a child process (for process-global
 /// scenarios: each child reads its own environment and loads OpenBLAS afresh), with `remove`
 /// taken out of its environment, then `set` added; returns the JSON the child printed after
