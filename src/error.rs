@@ -179,13 +179,6 @@ pub enum Error {
         #[source]
         source: PoolBuildError,
     },
-
-    /// A SIMD kernel level this CPU cannot run, or an unknown kernel, was asked for.
-    #[error("{what}: not available on this CPU or unknown")]
-    Unsupported {
-        /// What was asked for.
-        what: String,
-    },
 }
 
 /// rayon's [`ThreadPoolBuildError`](rayon::ThreadPoolBuildError), shared so that [`Error`]

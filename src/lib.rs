@@ -161,4 +161,4 @@ pub use openblas::info::{blas_library, BlasLibrary, ThreadingLayer};
 pub use openblas::kernel;
 pub use reduce::{max, max_axis, mean, mean_axis, min, min_axis, norm2, norm2_axis, sum, sum_axis};
 pub use scalar::Float;
-pub use simd::{simd_level, unary_at_level, SimdLevel};
+pub use simd::{simd_level, SimdLevel};

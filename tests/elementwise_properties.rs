@@ -7,7 +7,7 @@ mod common;
 
 use common::Rng;
 use ndarray::{arr0, Array, Array1, Array2, Array3, Axis, IxDyn};
-use parlinalg::{Error, Float, SimdLevel};
+use parlinalg::{Error, Float};
 
 fn pool(n: usize) -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
@@ -359,70 +359,71 @@ const OPS: [(&str, f64, f64, u64); 5] = [
     ("sigmoid", -30.0, 30.0, 4),
 ];
 
-#[test]
-fn ulp_sweeps_simd_and_portable() {
-    let levels = SimdLevel::available();
-    assert!(levels.contains(&SimdLevel::Portable));
-    assert!(levels.contains(&parlinalg::simd_level()));
-    for level in levels {
-        for (op, lo, hi, bound) in OPS {
-            let n = 300_000;
-            // ln and sqrt sweep geometrically (every binade), the others linearly.
-            let xs: Vec<f64> = (0..=n)
-                .map(|i| {
-                    let t = i as f64 / n as f64;
-                    if op == "ln" || op == "sqrt" {
-                        (lo.max(1e-300).ln() * (1.0 - t) + hi.ln() * t).exp()
-                    } else {
-                        lo + (hi - lo) * t
-                    }
-                })
-                .collect();
-            let got = parlinalg::unary_at_level(level, op, &xs).unwrap();
-            let r = reference(op);
-            let worst = xs
-                .iter()
-                .zip(&got)
-                .map(|(&x, &y)| (ulps(y, r(x)), x))
-                .max_by_key(|p| p.0)
-                .unwrap();
-            assert!(
-                worst.0 <= bound,
-                "{op} f64 at {level:?}: {} ulp at {:e}",
-                worst.0,
-                worst.1
-            );
-            // f32: against the f64 function rounded to f32 (within the f32 range).
-            let xs32: Vec<f32> = xs
-                .iter()
-                .map(|&x| x as f32)
-                .filter(|x| x.is_finite())
-                .collect();
-            let got = parlinalg::unary_at_level(level, op, &xs32).unwrap();
-            let worst = xs32
-                .iter()
-                .zip(&got)
-                .map(|(&x, &y)| (ulps32(y, r(x as f64) as f32), x))
-                .max_by_key(|p| p.0)
-                .unwrap();
-            assert!(
-                worst.0 <= bound,
-                "{op} f32 at {level:?}: {} ulp at {:e}",
-                worst.0,
-                worst.1
-            );
-        }
+/// `op` of every element of `xs` through the public function (at the detected SIMD level;
+/// every level is swept kernel by kernel in `src/simd/tests.rs`).
+fn public_unary<T: parlinalg::Float>(op: &str, xs: &[T]) -> Vec<T> {
+    let x = Array1::from(xs.to_vec());
+    match op {
+        "exp" => parlinalg::exp(&x),
+        "ln" => parlinalg::ln(&x),
+        "sqrt" => parlinalg::sqrt(&x),
+        "tanh" => parlinalg::tanh(&x),
+        "sigmoid" => parlinalg::sigmoid(&x),
+        other => panic!("no unary op {other}"),
     }
+    .to_vec()
 }
 
 #[test]
-fn public_functions_use_the_detected_level() {
-    let mut rng = Rng::new(5);
-    let x: Array1<f64> = rng.vector(10_000);
-    let want =
-        parlinalg::unary_at_level(parlinalg::simd_level(), "tanh", x.as_slice().unwrap()).unwrap();
-    assert_eq!(parlinalg::tanh(&x).to_vec(), want);
-    assert!(parlinalg::unary_at_level(SimdLevel::Portable, "nope", &[1.0f32]).is_err());
+fn ulp_sweeps_of_the_public_functions() {
+    let level = parlinalg::simd_level();
+    for (op, lo, hi, bound) in OPS {
+        let n = 300_000;
+        // ln and sqrt sweep geometrically (every binade), the others linearly.
+        let xs: Vec<f64> = (0..=n)
+            .map(|i| {
+                let t = i as f64 / n as f64;
+                if op == "ln" || op == "sqrt" {
+                    (lo.max(1e-300).ln() * (1.0 - t) + hi.ln() * t).exp()
+                } else {
+                    lo + (hi - lo) * t
+                }
+            })
+            .collect();
+        let got = public_unary(op, &xs);
+        let r = reference(op);
+        let worst = xs
+            .iter()
+            .zip(&got)
+            .map(|(&x, &y)| (ulps(y, r(x)), x))
+            .max_by_key(|p| p.0)
+            .unwrap();
+        assert!(
+            worst.0 <= bound,
+            "{op} f64 at {level:?}: {} ulp at {:e}",
+            worst.0,
+            worst.1
+        );
+        // f32: against the f64 function rounded to f32 (within the f32 range).
+        let xs32: Vec<f32> = xs
+            .iter()
+            .map(|&x| x as f32)
+            .filter(|x| x.is_finite())
+            .collect();
+        let got = public_unary(op, &xs32);
+        let worst = xs32
+            .iter()
+            .zip(&got)
+            .map(|(&x, &y)| (ulps32(y, r(x as f64) as f32), x))
+            .max_by_key(|p| p.0)
+            .unwrap();
+        assert!(
+            worst.0 <= bound,
+            "{op} f32 at {level:?}: {} ulp at {:e}",
+            worst.0,
+            worst.1
+        );
+    }
 }
 
 #[test]
@@ -441,9 +442,8 @@ fn outputs_beyond_the_streaming_threshold() {
         p.install(|| parlinalg::div_into(&x, &y, &mut out)).unwrap();
         let mut e_into = Array1::from_elem(n, f64::NAN);
         p.install(|| parlinalg::exp_into(&x, &mut e_into)).unwrap();
-        let serial =
-            parlinalg::unary_at_level(parlinalg::simd_level(), "exp", x.as_slice().unwrap())
-                .unwrap();
+        // The same kernel on one thread (a parlinalg call inside a caller's pool runs there).
+        let serial = pool(1).install(|| parlinalg::exp(&x));
         for i in 0..n {
             assert_eq!(s[i], x[i] + y[i], "add at {i}");
             assert_eq!(out[i], x[i] / y[i], "div at {i}");

@@ -80,42 +80,6 @@ pub fn simd_level() -> SimdLevel {
     *LEVEL.get_or_init(SimdLevel::detect)
 }
 
-/// Runs the unary kernel `op` (`"exp"`, `"ln"`, `"sqrt"`, `"tanh"`, `"sigmoid"`) over `src`
-/// at a chosen level, serially: for tests and benches that compare the SIMD and the portable
-/// paths. Not part of the stable API.
-///
-/// # Errors
-/// [`crate::Error::Unsupported`] when this CPU cannot run `level` or `op` is unknown.
-#[doc(hidden)]
-pub fn unary_at_level<T: crate::Float>(
-    level: SimdLevel,
-    op: &str,
-    src: &[T],
-) -> crate::Result<Vec<T>> {
-    if level > SimdLevel::detect() {
-        return Err(crate::Error::Unsupported {
-            what: format!("the {level:?} kernels"),
-        });
-    }
-    let op = match op {
-        "exp" => Unary::Exp,
-        "ln" => Unary::Ln,
-        "sqrt" => Unary::Sqrt,
-        "tanh" => Unary::Tanh,
-        "sigmoid" => Unary::Sigmoid,
-        other => {
-            return Err(crate::Error::Unsupported {
-                what: format!("the unary kernel {other:?}"),
-            })
-        }
-    };
-    let mut out = Vec::with_capacity(src.len());
-    T::unary(level, op, src, &mut out.spare_capacity_mut()[..src.len()]);
-    // SAFETY: the kernel wrote all src.len() elements of the spare capacity.
-    unsafe { out.set_len(src.len()) };
-    Ok(out)
-}
-
 /// A unary elementwise operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unary {
@@ -326,8 +290,8 @@ macro_rules! kernels {
                 }
                 match level {
                     // SAFETY: every caller passes a level no higher than `SimdLevel::detect()`
-                    // (crate code passes `simd_level()`, the detected level; `unary_at_level`,
-                    // the one public entry that takes a level, refuses higher ones), and
+                    // (crate code passes `simd_level()`, the detected level, and the tests
+                    // `SimdLevel::available()`, which filters by it), and
                     // `detect` returns `Avx512` only after `is_x86_feature_detected!` confirmed
                     // every feature enabled on `avx512`. The variants are public, so this is
                     // the callers' check, not the type's.

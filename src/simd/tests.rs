@@ -423,3 +423,13 @@ fn streaming_kernels_match_at_every_offset() {
         }
     }
 }
+
+#[test]
+fn public_functions_use_the_detected_level() {
+    let x: Vec<f64> = (0..10_000).map(|i| f64::from(i) * 1e-3 - 5.0).collect();
+    let mut want = vec![MaybeUninit::uninit(); x.len()];
+    f64::unary(simd_level(), Unary::Tanh, &x, &mut want);
+    // SAFETY: the kernel wrote every element of `want`.
+    let want: Vec<f64> = want.iter().map(|y| unsafe { y.assume_init() }).collect();
+    assert_eq!(crate::tanh(&ndarray::Array1::from(x)).to_vec(), want);
+}
