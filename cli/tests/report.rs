@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use parlinalg_cli::report::{classic, grid, latency, output, versus, workloads, ReportData};
+use parlinalg_cli::report::{classic, grid, latency, output, stats, versus, workloads, ReportData};
 
 fn parlinalg(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parlinalg"))
@@ -124,8 +124,8 @@ fn tiny() -> &'static (PathBuf, String, ReportData) {
         let args = [
             "report", "--quick", "--no-progress", "--workers", "2", "--elements", "20000",
             "--g-reps", "2", "--f-reps", "2", "--h-batch", "4", "--h-size", "32",
-            "--sizes", "8,16", "--large", "48", "--max-threads", "4", "--cell-seconds", "0.002",
-            "--rounds", "1", "--samples", "5", "--latency-small", "16", "--latency-large", "64",
+            "--sizes", "8,16", "--large", "48", "--max-threads", "4", "--sample-seconds", "0.002", "--size-seconds", "0.05",
+            "--rounds", "3", "--samples", "5", "--latency-small", "16", "--latency-large", "64",
             "--latency-seconds", "0.5", "--numpy-sizes", "16", "--threads", "1",
             // numpy's sections run parlinalg's side and say why numpy's was not run.
             "--python", "/nonexistent/python3", "--openmp-dir", "/nonexistent",
@@ -190,6 +190,8 @@ fn every_table_and_file_is_there() {
         "grid_heatmap.png",
         "latency.svg",
         "latency.png",
+        "classic.svg",
+        "classic.png",
     ] {
         let p = out.join(f);
         assert!(
@@ -213,6 +215,11 @@ fn measured_numbers_are_finite_and_positive() {
     assert!(nums.len() > 100, "{} numbers", nums.len());
     for (path, v) in nums {
         assert!(v.is_finite(), "{path} = {v}");
+        // Round numbers start at 0; the machine's steal and others' CPU may be 0.
+        if path.ends_with("][0]") && path.contains("samples") || path.contains(".machine.") {
+            assert!(v >= 0.0, "{path} = {v}");
+            continue;
+        }
         let may_be_zero = path.ends_with("exit_s") || path.ends_with("setup_s");
         assert!(v > 0.0 || (may_be_zero && v >= 0.0), "{path} = {v}");
     }
@@ -274,22 +281,39 @@ fn the_conclusions_agree_with_the_numbers() {
         g.conclusion,
         grid::conclude(g.cores, &g.threading, &g.sizes)
     );
+    let scored = |x: &stats::Samples| x.rounds(|r| !stats::is_pick_round(r));
     for s in &g.sizes {
-        let best = grid::best_of(&s.cells);
-        assert_eq!(best, &s.best);
-        assert!(s.cells.iter().all(|c| c.seconds >= best.seconds));
         let serial = s
             .cells
             .iter()
             .find(|c| (c.outer, c.blas) == (1, 1))
             .unwrap();
-        for c in &s.cells {
-            assert!((c.speedup - serial.seconds / c.seconds).abs() < 1e-9 * c.speedup);
+        for c in s.cells.iter().chain([&s.policy.cell]) {
+            // Every figure is recomputed from the samples it was computed from.
+            assert!(c.samples.len() >= g.settings.rounds, "{c:?}");
+            assert_eq!(c.seconds, c.samples.estimate());
+            let (speedup, _) = stats::ratio(&serial.samples, &c.samples, 0);
+            assert!((c.speedup - speedup).abs() <= 1e-12 * speedup, "{c:?}");
+            let iv = c.speedup_interval.expect("3 rounds give an interval");
+            assert!(iv.lo <= c.speedup && c.speedup <= iv.hi, "{c:?}");
+            let impossible = c.speedup > g.cores as f64 * grid::IMPOSSIBLE;
+            assert_eq!(c.flag.is_some(), impossible, "{c:?}");
         }
-        assert!((s.policy.vs_best - s.policy.cell.seconds / best.seconds).abs() < 1e-12);
+        // The best is picked on the odd rounds and scored on the even ones only.
+        let pick = stats::held_out_best(s.cells.iter().map(|c| &c.samples)).unwrap();
+        assert_eq!(
+            (s.best.outer, s.best.blas),
+            (s.cells[pick].outer, s.cells[pick].blas)
+        );
+        assert_eq!(s.best.samples, scored(&s.cells[pick].samples));
+        assert!(s.cells[pick].within_noise_of_best);
+        let (vs_best, _) = stats::ratio(&scored(&s.policy.cell.samples), &s.best.samples, 0);
+        assert!((s.policy.vs_best - vs_best).abs() <= 1e-12 * vs_best);
+        let (control, _) = stats::ratio(&s.control.samples, &serial.samples, 0);
+        assert!((s.control.ratio - control).abs() <= 1e-12 * control);
         assert!(
             g.conclusion
-                .contains(&format!("{}×{} for", best.outer, best.blas)),
+                .contains(&format!("{}×{} for", s.best.outer, s.best.blas)),
             "{}",
             g.conclusion
         );
@@ -300,9 +324,10 @@ fn the_conclusions_agree_with_the_numbers() {
                 .iter()
                 .filter(|c| c.threads() > g.cores)
                 .all(|c| c.seconds <= w.seconds));
-            assert!((r - w.seconds / best.seconds).abs() < 1e-12);
+            assert!((r - w.seconds / s.best.seconds).abs() < 1e-12);
         }
     }
+    assert!(g.conclusion.contains("the control"), "{}", g.conclusion);
     let l = data.latency.as_ref().unwrap();
     assert_eq!(
         l.conclusion,
@@ -310,7 +335,11 @@ fn the_conclusions_agree_with_the_numbers() {
     );
     for r in &l.rows {
         assert!(r.p50_ms <= r.p99_ms && r.p99_ms <= r.max_ms, "{r:?}");
+        // 5 samples: nothing bounds the p99 from above, and the table says the sample is too
+        // small.
+        assert_eq!(r.p99_hi_ms, None, "{r:?}");
     }
+    assert!(output::latency_md(l).contains("too few samples"));
     let v = data.versus.as_ref().unwrap();
     assert_eq!(v.conclusion, versus::conclude(&v.rows, &v.numpy));
 }
@@ -334,7 +363,7 @@ fn the_grid_runs_under_openmp_when_installed() {
     #[rustfmt::skip]
     let out = parlinalg(&[
         "report", "--only", "openmp", "--no-progress", "--sizes", "16", "--large", "0",
-        "--max-threads", "4", "--cell-seconds", "0.001", "--rounds", "1",
+        "--max-threads", "4", "--sample-seconds", "0.001", "--size-seconds", "0.02", "--rounds", "3",
         "--openmp-dir", openmp.to_str().unwrap(),
     ], &dir);
     assert!(out.status.success(), "{}", text(&out.stderr));

@@ -7,10 +7,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::report::cli::ClassicSettings;
+use crate::report::machine::MachineState;
 use crate::report::processes::{self, Job, Sharing};
 use crate::report::progress::Progress;
 use crate::report::python::PythonClassic;
-use crate::report::stats::{self, seconds};
+use crate::report::race::{Budget, Race, Sample};
+use crate::report::stats::{self, seconds, Interval, Samples};
 use crate::report::workloads::{self, Workload};
 
 /// How a row runs its workers.
@@ -47,7 +49,13 @@ pub struct ClassicRow {
     pub seconds: f64,
     /// Over the serial, 1-BLAS-thread row of the same workload.
     pub speedup: f64,
-    /// Process rows: what the shared memory cost.
+    /// The speedup's 95% interval over rounds (Rust's rows; Python's are measured once).
+    #[serde(default)]
+    pub speedup_interval: Option<Interval>,
+    /// Seconds, per round (Rust's rows).
+    #[serde(default)]
+    pub samples: Samples,
+    /// Process rows: what the shared memory cost (in the last round).
     pub sharing: Option<Sharing>,
 }
 
@@ -57,6 +65,8 @@ pub struct ClassicSection {
     pub settings: ClassicSettings,
     pub rust: Vec<ClassicRow>,
     pub python: PythonClassic,
+    /// The machine while the Rust rows ran.
+    pub machine: MachineState,
     /// On the main table (serial, threads, processes; h on 1 BLAS thread).
     pub conclusion: String,
     /// On h with every BLAS-threads choice.
@@ -65,138 +75,176 @@ pub struct ClassicSection {
     pub sharing_conclusion: String,
 }
 
-/// Estimated cost of the Rust rows, in seconds of one core, for the progress bar.
+/// Estimated seconds, for the progress bar.
 pub fn estimate(s: &ClassicSettings) -> f64 {
     let exp = s.elements as f64 * 8e-9 * (s.g_reps + s.f_reps) as f64;
     let h = 2.0 * (s.h_size as f64).powi(3) * s.h_batch as f64 / 30e9;
-    3.0 * exp + 3.0 * h * s.h_blas.len() as f64 + 0.1 * (2 + s.h_blas.len()) as f64
+    let per_round = 3.0 * exp + 3.0 * h * s.h_blas.len() as f64;
+    s.rounds as f64 * (per_round + 0.1 * (2 + s.h_blas.len()) as f64)
 }
 
-/// Measures every Rust row.
+/// One row to measure.
+#[derive(Debug, Clone, Copy)]
+struct Config {
+    workload: Workload,
+    how: How,
+    outer: usize,
+    blas: usize,
+}
+
+/// Measures the Rust rows: every row once per round, in a fresh random order each round.
 ///
 /// # Errors
-/// A failed process row or parlinalg error, as text.
+/// parlinalg's errors, a worker that failed, or a wrong result.
 pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
-    let mut rows = Vec::new();
+    let c = s.workers;
     let mut x = vec![0.0; s.elements];
     stats::fill_exp_input(&mut x, 11);
-    for (workload, reps) in [(Workload::G, s.g_reps), (Workload::F, s.f_reps)] {
-        rows.extend(measure_exp(workload, &x, reps, s.workers, progress)?);
-    }
-    drop(x);
-    rows.extend(measure_h(s, progress)?);
-    fill_speedups(&mut rows);
-    Ok(rows)
-}
-
-/// g or f (`reps` passes of exp over `x`): serially, on C threads and in C processes.
-fn measure_exp(
-    workload: Workload,
-    x: &[f64],
-    reps: usize,
-    c: usize,
-    progress: &mut Progress,
-) -> anyhow::Result<Vec<ClassicRow>> {
-    let cost = x.len() as f64 * 8e-9 * reps as f64;
-    let run = |x: &[f64], out: &mut [f64], reps: usize| match workload {
-        Workload::G => workloads::run_g(x, out, reps),
-        _ => workloads::run_f(x, out, reps),
-    };
-    let mut rows = Vec::new();
-    progress.label(format!("classic: {} serial", workload.name()));
-    // Output buffers written once before the clock starts (pages faulted in), in every row.
-    let mut out = vec![1.0; x.len()];
-    let serial = Plan::new(1, 1)?;
-    let t = seconds(|| {
-        serial
-            .run(|| run(x, &mut out, reps))
-            .expect("a 1-thread pool")
-    });
-    workloads::check_exp(x, &out)?;
-    rows.push(row(workload, How::Serial, 1, 1, t, None));
-    progress.advance(cost);
-
-    progress.label(format!("classic: {} on {c} threads", workload.name()));
-    let mut outs = vec![vec![1.0; x.len()]; c];
-    let threads = Plan::new(c, 1)?;
-    let t = seconds(|| {
-        threads
-            .run(|| {
-                outs.par_iter_mut()
-                    .with_max_len(1)
-                    .enumerate()
-                    .for_each(|(w, out)| run(x, out, workloads::share(reps, c, w)))
-            })
-            .expect("a pool of C threads")
-    });
-    for (w, out) in outs.iter().enumerate() {
-        if workloads::share(reps, c, w) > 0 {
-            workloads::check_exp(x, out)?;
-        }
-    }
-    drop(outs);
-    rows.push(row(workload, How::Threads, c, 1, t, None));
-    progress.advance(cost);
-
-    progress.label(format!("classic: {} in {c} processes", workload.name()));
-    let sharing = processes::run(&Job::Exp { workload, x, reps }, c)?;
-    let t = sharing.total_s();
-    rows.push(row(workload, How::Processes, c, 1, t, Some(sharing)));
-    progress.advance(cost + 0.1);
-    Ok(rows)
-}
-
-/// h (a batch of products) with every BLAS-threads choice: serially, on C outer threads and in
-/// C processes.
-fn measure_h(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
-    let (c, batch, n) = (s.workers, s.h_batch, s.h_size);
-    let a = stats::batch(batch, n, 21);
-    let b = stats::batch(batch, n, 22);
-    let (a_s, b_s) = (
+    let (a, b) = (
+        stats::batch(s.h_batch, s.h_size, 21),
+        stats::batch(s.h_batch, s.h_size, 22),
+    );
+    let (a, b) = (
         a.as_slice().expect("C order"),
         b.as_slice().expect("C order"),
     );
-    let cost = 2.0 * (n as f64).powi(3) * batch as f64 / 30e9;
-    // BLAS buffers and threads started before the first timed product.
+    let config = |workload, how, blas| Config {
+        workload,
+        how,
+        outer: if how == How::Serial { 1 } else { c },
+        blas,
+    };
+    let hows = [How::Serial, How::Threads, How::Processes];
+    let mut configs: Vec<Config> = [Workload::G, Workload::F]
+        .into_iter()
+        .flat_map(|w| hows.map(|how| config(w, how, 1)))
+        .collect();
+    configs.extend(
+        s.h_blas
+            .iter()
+            .flat_map(|&blas| hows.map(|how| config(Workload::H, how, blas))),
+    );
+    let mut sharing: Vec<Option<Sharing>> = vec![None; configs.len()];
+    let mut outs = vec![vec![1.0; x.len()]; c];
+    let mut h_out = vec![1.0; a.len()];
     parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2))?;
-    let mut rows = Vec::new();
-    for &blas in &s.h_blas {
-        for (how, outer) in [(How::Serial, 1), (How::Threads, c)] {
-            progress.label(format!("classic: h, {outer} outer × {blas} BLAS"));
-            let plan = Plan::new(outer, blas)?;
-            // As the processes do: each worker a contiguous block of products, written into an
-            // output whose pages were touched before the clock starts.
-            let mut out = vec![1.0; a_s.len()];
-            let t = seconds(|| {
-                plan.run(|| {
-                    blocks(a_s, b_s, &mut out, n * n, outer)
-                        .into_par_iter()
-                        .with_max_len(1)
-                        .try_for_each(|(a, b, c)| workloads::run_h(a, b, c, n))
-                })
-                .expect("a pool of K threads")
-                .expect("square products")
-            });
-            workloads::check_products(a_s, b_s, &out, n)?;
-            rows.push(row(Workload::H, how, outer, blas, t, None));
-            progress.advance(cost);
-        }
-        progress.label(format!("classic: h, {c} processes × {blas} BLAS"));
-        let job = Job::Products {
-            a: a_s,
-            b: b_s,
-            n,
+    let mut race = Race::new(configs.len(), &(0..configs.len()).collect::<Vec<_>>(), 5);
+    let budget = Budget {
+        min_rounds: s.rounds,
+        max_rounds: s.rounds,
+        seconds: 0.0,
+    };
+    race.run(budget, |i| -> anyhow::Result<Sample> {
+        let Config {
+            workload,
+            how,
+            outer,
             blas,
+        } = configs[i];
+        progress.label(format!(
+            "classic: {}, {outer} {} × {blas} BLAS",
+            workload.name(),
+            how.name()
+        ));
+        let reps = if workload == Workload::G {
+            s.g_reps
+        } else {
+            s.f_reps
         };
-        let sharing = processes::run(&job, c)?;
-        let t = sharing.total_s();
-        rows.push(row(Workload::H, How::Processes, c, blas, t, Some(sharing)));
-        progress.advance(cost + 0.1);
-    }
-    Ok(rows)
+        let t = match (workload, how) {
+            (_, How::Processes) => {
+                let job = match workload {
+                    Workload::H => Job::Products {
+                        a,
+                        b,
+                        n: s.h_size,
+                        blas,
+                    },
+                    _ => Job::Exp {
+                        workload,
+                        x: &x,
+                        reps,
+                    },
+                };
+                let sh = processes::run(&job, c)?;
+                let t = sh.total_s();
+                sharing[i] = Some(sh);
+                t
+            }
+            (Workload::H, _) => {
+                let plan = Plan::new(outer, blas)?;
+                let t = seconds(|| {
+                    plan.run(|| {
+                        blocks(a, b, &mut h_out, s.h_size * s.h_size, outer)
+                            .into_par_iter()
+                            .with_max_len(1)
+                            .try_for_each(|(a, b, c)| workloads::run_h(a, b, c, s.h_size))
+                    })
+                    .expect("a pool of K threads")
+                    .expect("square products")
+                });
+                workloads::check_products(a, b, &h_out, s.h_size)?;
+                t
+            }
+            _ => {
+                let run = |out: &mut [f64], reps| match workload {
+                    Workload::G => workloads::run_g(&x, out, reps),
+                    _ => workloads::run_f(&x, out, reps),
+                };
+                let t = seconds(|| {
+                    Plan::new(outer, 1)
+                        .expect("a pool of C threads")
+                        .run(|| {
+                            outs[..outer]
+                                .par_iter_mut()
+                                .with_max_len(1)
+                                .enumerate()
+                                .for_each(|(w, out)| run(out, workloads::share(reps, outer, w)))
+                        })
+                        .expect("a pool of C threads")
+                });
+                for (w, out) in outs[..outer].iter().enumerate() {
+                    if workloads::share(reps, outer, w) > 0 {
+                        workloads::check_exp(&x, out)?;
+                    }
+                }
+                t
+            }
+        };
+        progress.advance(t);
+        Ok(Sample {
+            per_call: t,
+            wall: t,
+        })
+    })?;
+    let serial_of = |w: Workload| {
+        let i = configs
+            .iter()
+            .position(|c| c.workload == w && c.how == How::Serial && c.blas == 1);
+        &race.samples[i.expect("every workload has a serial row")]
+    };
+    Ok(configs
+        .iter()
+        .zip(&race.samples)
+        .zip(sharing)
+        .map(|((c, samples), sharing)| {
+            let (speedup, speedup_interval) = stats::ratio(serial_of(c.workload), samples, 9);
+            ClassicRow {
+                workload: c.workload,
+                how: c.how,
+                outer: c.outer,
+                blas: c.blas,
+                seconds: samples.estimate(),
+                speedup,
+                speedup_interval,
+                samples: samples.clone(),
+                sharing,
+            }
+        })
+        .collect())
 }
 
-/// The batch split into `workers` contiguous blocks of products (as `processes` splits it).
+/// The workers' blocks of h: contiguous runs of products, one per worker.
 fn blocks<'a>(
     a: &'a [f64],
     b: &'a [f64],
@@ -218,26 +266,8 @@ fn blocks<'a>(
     out
 }
 
-fn row(
-    workload: Workload,
-    how: How,
-    outer: usize,
-    blas: usize,
-    seconds: f64,
-    sharing: Option<Sharing>,
-) -> ClassicRow {
-    ClassicRow {
-        workload,
-        how,
-        outer,
-        blas,
-        seconds,
-        speedup: f64::NAN,
-        sharing,
-    }
-}
-
-/// Speedup of every row over the serial 1-BLAS row of its workload.
+/// Speedup of every row over the serial 1-BLAS row of its workload (Python's rows, measured
+/// once each).
 pub fn fill_speedups(rows: &mut [ClassicRow]) {
     let base: Vec<(Workload, f64)> = rows
         .iter()
@@ -268,11 +298,20 @@ pub fn conclude(workers: usize, rust: &[ClassicRow], python: &PythonClassic) -> 
     let list = |v: &[f64]| format!("{:.2}×, {:.2}× and {:.2}×", v[0], v[1], v[2]);
     let t = speedups(rust, How::Threads);
     let p = speedups(rust, How::Processes);
-    let behind: Vec<&str> = ["g", "f", "h"]
-        .iter()
-        .zip(t.iter().zip(&p))
-        .filter(|(_, (t, p))| **t < 0.95 * **p)
-        .map(|(name, _)| *name)
+    // Processes are ahead on a workload only where threads' time ÷ processes' time has an
+    // interval wholly above 1; a difference inside it is noise.
+    let ahead = |w: Workload| -> Option<bool> {
+        let (t, p) = (
+            find(rust, w, How::Threads, 1)?,
+            find(rust, w, How::Processes, 1)?,
+        );
+        let (_, iv) = stats::ratio(&t.samples, &p.samples, 4);
+        Some(iv?.lo > 1.0)
+    };
+    let behind: Vec<&str> = [Workload::G, Workload::F, Workload::H]
+        .into_iter()
+        .filter(|&w| ahead(w) == Some(true))
+        .map(Workload::name)
         .collect();
     let best_any = t.iter().chain(&p).copied().fold(0.0, f64::max);
     let verdict = if best_any < 0.6 * workers as f64 {
@@ -281,10 +320,12 @@ pub fn conclude(workers: usize, rust: &[ClassicRow], python: &PythonClassic) -> 
              using the cores, so rerun on an idle machine"
         )
     } else if behind.is_empty() {
-        "threads did everything processes did, without the spawn, since Rust has no GIL".to_owned()
+        "threads did everything processes did (any difference is inside the intervals), \
+         without the spawn, since Rust has no GIL"
+            .to_owned()
     } else {
         format!(
-            "processes were more than 5% ahead of threads on {}",
+            "processes were ahead of threads, beyond the intervals, on {}",
             behind.join(" and ")
         )
     };
@@ -395,7 +436,25 @@ mod tests {
             compute_s: seconds - 0.06,
             exit_s: 0.01,
         });
-        row(workload, how, outer, blas, seconds, sharing)
+        // Five rounds with a little jitter, so that speedups have intervals.
+        let samples = Samples(
+            [1.0, 1.02, 0.99, 1.01, 1.0]
+                .iter()
+                .enumerate()
+                .map(|(r, j)| (r, seconds * j))
+                .collect(),
+        );
+        ClassicRow {
+            workload,
+            how,
+            outer,
+            blas,
+            seconds: samples.estimate(),
+            speedup: f64::NAN,
+            speedup_interval: None,
+            samples,
+            sharing,
+        }
     }
 
     fn rows(f_threads: f64) -> Vec<ClassicRow> {
@@ -434,8 +493,18 @@ mod tests {
         assert!(s.contains("2.00×, 2.00× and 1.92×"), "{s}");
         assert!(s.contains("no GIL"), "{s}");
         let s = conclude(2, &rows(1.5), &none);
-        assert!(s.contains("ahead of threads on f"), "{s}");
-        assert!(!s.contains("no GIL"), "{s}");
+        assert!(
+            s.contains("ahead of threads, beyond the intervals, on f"),
+            "{s}"
+        );
+        // 3% apart with rounds that overlap: inside the intervals, so not a finding.
+        let mut close = rows(1.0);
+        let f = close
+            .iter_mut()
+            .find(|r| r.workload == Workload::F && r.how == How::Threads);
+        f.unwrap().samples = Samples(vec![(0, 1.05), (1, 1.0), (2, 1.1), (3, 1.03), (4, 1.02)]);
+        let s = conclude(2, &close, &none);
+        assert!(s.contains("inside the intervals"), "{s}");
         let mut slow = rows(1.0);
         for r in &mut slow {
             r.seconds = if r.how == How::Serial {

@@ -49,11 +49,17 @@ pub struct Args {
     /// Grid: the largest K·N (outer × BLAS threads) tried [default: 4 × cores].
     #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_threads: Option<u32>,
-    /// Grid: seconds of serial work per cell and round.
+    /// Grid: seconds of serial work per sample (one cell in one round) [default: 0.1; 0.02
+    /// quick, 0.25 full].
+    #[arg(long, alias = "cell-seconds", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
+    pub sample_seconds: Option<f64>,
+    /// Grid: seconds spent on each size; the race keeps sampling the cells still in contention
+    /// until they are spent [default: 20; 2 quick, 60 full].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
-    pub cell_seconds: Option<f64>,
-    /// Grid and matmul vs numpy: rounds per cell (cells interleaved, medians quoted).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=50))]
+    pub size_seconds: Option<f64>,
+    /// Grid: rounds every cell gets (cells in random order each round); matmul vs numpy:
+    /// A/B rounds [default: grid 6, numpy 3; quick 4 and 2; full 8 and 5].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub rounds: Option<u32>,
 
     /// Classic table: C, the threads and the processes compared with serial [default: cores].
@@ -62,10 +68,16 @@ pub struct Args {
     /// Classic table: elements of the exp workloads [default: 10⁷; 2·10⁶ quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub elements: Option<u64>,
-    /// Classic table: repetitions of g, exp over the whole array [default: 100; 20 quick; 300 full].
+    /// Classic table: rounds (every row once per round, in random order) [default: 5; 3 quick,
+    /// 8 full].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
+    pub classic_rounds: Option<u32>,
+    /// Classic table: repetitions of g, exp over the whole array, per round (at least C)
+    /// [default: 20; 5 quick; 60 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub g_reps: Option<u32>,
-    /// Classic table: repetitions of f, the scalar exp loop [default: 6; 10 full].
+    /// Classic table: repetitions of f, the scalar exp loop, per round (at least C) [default:
+    /// 2; 3 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub f_reps: Option<u32>,
     /// Classic table: products in h's batch [default: 8].
@@ -75,7 +87,8 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8192))]
     pub h_size: Option<u32>,
 
-    /// Latency: samples of the small product per condition.
+    /// Latency: samples of the small product per condition [default: 1000; 300 quick, 3000
+    /// full] (a p99 needs about 370 for an upper bound).
     #[arg(long, value_parser = clap::value_parser!(u32).range(5..=100_000))]
     pub samples: Option<u32>,
     /// Latency: size n of the small n×n product whose latency is measured [default: 256].
@@ -170,6 +183,8 @@ pub struct ClassicSettings {
     pub h_size: usize,
     /// BLAS thread counts tried for h.
     pub h_blas: Vec<usize>,
+    /// Rounds: every row is measured once per round, in random order.
+    pub rounds: usize,
 }
 
 /// The inner vs outer grid.
@@ -179,7 +194,11 @@ pub struct GridSettings {
     /// The large single product (`None`: left out).
     pub large: Option<usize>,
     pub max_threads: usize,
-    pub cell_seconds: f64,
+    /// Seconds of serial work per sample.
+    pub sample_seconds: f64,
+    /// Seconds of measuring per size.
+    pub size_seconds: f64,
+    /// Rounds every cell gets.
     pub rounds: usize,
 }
 
@@ -271,18 +290,20 @@ impl ClassicSettings {
             .collect();
         h_blas.dedup();
         let or = |v: Option<u32>, default: usize| v.map_or(default, |v| v as usize);
+        let workers = or(args.workers, cores);
         ClassicSettings {
-            workers: or(args.workers, cores),
+            workers,
             elements: args
                 .elements
                 .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
                     e as usize
                 }),
-            g_reps: or(args.g_reps, pick(mode, 20, 100, 300)),
-            f_reps: or(args.f_reps, pick(mode, 4, 6, 10)),
+            g_reps: or(args.g_reps, pick(mode, 5, 20, 60)).max(workers),
+            f_reps: or(args.f_reps, pick(mode, 2, 2, 3)).max(workers),
             h_batch: or(args.h_batch, pick(mode, 8, 8, 16)),
             h_size: or(args.h_size, pick(mode, 512, 1024, 1024)),
             h_blas,
+            rounds: or(args.classic_rounds, pick(mode, 3, 5, 8)),
         }
     }
 }
@@ -300,8 +321,9 @@ impl GridSettings {
                 None => Some(pick(mode, 1536, 2048, 4096)),
             },
             max_threads: args.max_threads.map_or(4 * cores, |t| t as usize),
-            cell_seconds: args.cell_seconds.unwrap_or(pick(mode, 0.04, 0.25, 1.0)),
-            rounds: args.rounds.map_or(pick(mode, 1, 3, 3), |r| r as usize),
+            sample_seconds: args.sample_seconds.unwrap_or(pick(mode, 0.02, 0.1, 0.25)),
+            size_seconds: args.size_seconds.unwrap_or(pick(mode, 2.0, 20.0, 60.0)),
+            rounds: args.rounds.map_or(pick(mode, 4, 6, 8), |r| r as usize),
         }
     }
 }
@@ -315,7 +337,7 @@ impl LatencySettings {
                 .map_or(pick(mode, 1024, 1536, 2048), |n| n as usize),
             samples: args
                 .samples
-                .map_or(pick(mode, 60, 300, 1000), |s| s as usize),
+                .map_or(pick(mode, 300, 1000, 3000), |s| s as usize),
             max_seconds: args.latency_seconds.unwrap_or(pick(mode, 4.0, 12.0, 60.0)),
         }
     }
@@ -434,10 +456,13 @@ mod tests {
         let default = Settings::resolve(&parse(&[]).unwrap(), 2).unwrap();
         let full = Settings::resolve(&parse(&["--full"]).unwrap(), 2).unwrap();
         assert_eq!(quick.mode, Mode::Quick);
-        assert!(quick.grid.cell_seconds < default.grid.cell_seconds);
-        assert!(default.grid.cell_seconds < full.grid.cell_seconds);
+        assert!(quick.grid.sample_seconds < default.grid.sample_seconds);
+        assert!(default.grid.sample_seconds < full.grid.sample_seconds);
+        assert!(quick.grid.size_seconds < default.grid.size_seconds);
+        assert!(quick.grid.rounds >= 3, "an interval needs 3 rounds");
         assert_eq!(default.classic.elements, 10_000_000);
-        assert_eq!((full.classic.g_reps, full.classic.f_reps), (300, 10));
+        assert_eq!((full.classic.g_reps, full.classic.f_reps), (60, 3));
+        assert_eq!((quick.classic.rounds, default.classic.rounds), (3, 5));
         assert_eq!(default.grid.sizes, vec![64, 256, 1024]);
         assert_eq!(default.grid.max_threads, 8);
         assert_eq!(default.classic.h_blas, vec![1, 2]);

@@ -1,7 +1,9 @@
 //! Section 2, the inner vs outer grid: for each size, every (K outer, N BLAS) pair with
-//! K·N ≤ the limit, run through `matmul_batch_with(&a, &b, &Plan::new(K, N)?)`, and the
-//! default policy through `matmul_batch`; throughput, speedup over serial, the best split, the
-//! policy's distance from it, and the cost of the worst oversubscribed pair.
+//! K·N ≤ the limit, run through `matmul_batch_with(&a, &b, &Plan::new(K, N)?)`, the default
+//! policy through `matmul_batch`, and a control (the serial plan a second time); measured in a
+//! race (`race.rs`) and summarised with intervals (`stats.rs`): the speedups, the best split
+//! (picked and scored on different rounds), the policy's distance from it, and the cost of the
+//! worst oversubscribed pair.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -10,12 +12,20 @@ use parlinalg::threads::Plan;
 use serde::{Deserialize, Serialize};
 
 use crate::report::cli::GridSettings;
+use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
-use crate::report::stats::{self, gflops, median};
+use crate::report::race::{Budget, Race, Sample};
+use crate::report::stats::{self, gflops, is_pick_round, seconds, Interval, Samples, STATISTIC};
 
 /// Largest output of one batch, bytes: below glibc's largest mmap threshold (32 MiB), so the
 /// allocator reuses the buffer instead of faulting in fresh pages at every call.
 const MAX_OUTPUT_BYTES: usize = 24 << 20;
+
+/// No size runs more rounds than this, whatever its budget.
+const MAX_ROUNDS: usize = 60;
+
+/// A speedup above the usable cores × this is re-measured, and flagged if it persists.
+pub const IMPOSSIBLE: f64 = 1.10;
 
 /// One measured configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,11 +34,19 @@ pub struct Cell {
     pub outer: usize,
     /// N.
     pub blas: usize,
-    /// Median seconds of one call (one batch).
+    /// Seconds of one call (one batch): the statistic of its rounds.
     pub seconds: f64,
     pub gflops: f64,
     /// Serial (1×1) time / this time.
     pub speedup: f64,
+    /// The speedup's 95% interval (paired bootstrap over rounds; none below 3 rounds).
+    pub speedup_interval: Option<Interval>,
+    /// Its time ÷ the best pair's has an interval that holds 1.
+    pub within_noise_of_best: bool,
+    /// Why this figure is not a finding (a speedup above the usable cores that persisted).
+    pub flag: Option<String>,
+    /// Seconds per call, per round it was measured in.
+    pub samples: Samples,
 }
 
 impl Cell {
@@ -43,8 +61,18 @@ impl Cell {
 pub struct PolicyCell {
     pub cell: Cell,
     pub reason: String,
-    /// Policy time / best pair's time.
+    /// Policy time / best pair's time, on the rounds the best was not picked on.
     pub vs_best: f64,
+    pub vs_best_interval: Option<Interval>,
+}
+
+/// The run's own noise: the serial plan measured a second time, as a cell of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Control {
+    /// Its time / the serial cell's time (1 without noise).
+    pub ratio: f64,
+    pub interval: Option<Interval>,
+    pub samples: Samples,
 }
 
 /// One size.
@@ -53,14 +81,17 @@ pub struct GridSize {
     pub n: usize,
     /// Products per call.
     pub batch: usize,
-    /// Calls per measurement.
+    /// Calls per sample.
     pub calls: usize,
     /// The large single product (K = 1 only).
     pub single: bool,
+    /// Rounds run (a cell that left the race early has fewer samples).
+    pub rounds: usize,
     pub cells: Vec<Cell>,
     pub policy: PolicyCell,
-    /// The fastest pair.
+    /// The best pair, picked on the odd rounds and scored on the even ones.
     pub best: Cell,
+    pub control: Control,
     /// The slowest pair with K·N above the cores, and its time / the best time.
     pub worst_oversubscribed: Option<(Cell, f64)>,
 }
@@ -74,7 +105,11 @@ pub struct GridSection {
     pub threading: String,
     pub cores: usize,
     pub settings: GridSettings,
+    /// The statistic of every time.
+    pub statistic: String,
     pub sizes: Vec<GridSize>,
+    /// The machine while the grid ran.
+    pub machine: MachineState,
     pub conclusion: String,
 }
 
@@ -116,48 +151,68 @@ pub fn pairs(max: usize, cores: usize, single: bool) -> Vec<(usize, usize)> {
 }
 
 /// Estimated seconds, for the progress bar.
-pub fn estimate(s: &GridSettings, cores: usize) -> f64 {
-    let sizes = s.sizes.len() as f64;
-    let per = |single| (pairs(s.max_threads, cores, single).len() + 1) as f64;
-    let mut total = sizes * per(false) * s.rounds as f64 * s.cell_seconds * 0.8;
-    if s.large.is_some() {
-        total += per(true) * s.rounds as f64 * s.cell_seconds.max(0.5);
-    }
-    total + sizes * 0.2
+pub fn estimate(s: &GridSettings) -> f64 {
+    (s.sizes.len() + usize::from(s.large.is_some())) as f64 * (s.size_seconds + 1.0)
 }
 
 /// Measures the grid in this process (whatever OpenBLAS it loaded).
 ///
 /// # Errors
-/// parlinalg's errors, as text.
+/// parlinalg's errors.
 pub fn measure(
     s: &GridSettings,
     cores: usize,
     progress: &mut Progress,
 ) -> anyhow::Result<GridSection> {
     let lib = parlinalg::blas_library();
+    let machine = Snapshot::take();
     // Every outer pool built before the first measurement (a pool starts its threads once).
     for k in counts(s.max_threads, cores) {
         Plan::new(k, 1).and_then(|p| p.run(|| ()))?;
     }
-    let mut sizes = Vec::new();
-    let jobs = s
-        .sizes
-        .iter()
-        .map(|&n| (n, false))
-        .chain(s.large.map(|n| (n, true)));
-    for (n, single) in jobs {
-        sizes.push(measure_size(s, cores, n, single, progress)?);
-    }
-    let conclusion = conclude(cores, &lib.threading.to_string(), &sizes);
+    let jobs = s.sizes.iter().map(|&n| (n, false));
+    let sizes = jobs
+        .chain(s.large.map(|n| (n, true)))
+        .map(|(n, single)| measure_size(s, cores, n, single, progress))
+        .collect::<parlinalg::Result<Vec<_>>>()?;
     Ok(GridSection {
         library: lib.config.clone(),
         threading: lib.threading.to_string(),
         cores,
         settings: s.clone(),
+        statistic: STATISTIC.to_owned(),
+        conclusion: conclude(cores, &lib.threading.to_string(), &sizes),
         sizes,
-        conclusion,
+        machine: machine.until_now(),
     })
+}
+
+/// The batch and the calls per sample for size `n`: about `sample_seconds` of serial work.
+fn batch_and_calls(
+    s: &GridSettings,
+    cores: usize,
+    n: usize,
+    single: bool,
+) -> parlinalg::Result<(usize, usize)> {
+    let a = stats::matrix(n, 1);
+    let t1 = Plan::new(1, 1)?.run(|| {
+        let _ = parlinalg::matmul(&a, &a);
+        let reps = (2e7 / (2.0 * (n as f64).powi(3))).clamp(2.0, 1e4) as usize;
+        let t = seconds(|| {
+            for _ in 0..reps {
+                black_box(parlinalg::matmul(&a, &a).expect("square"));
+            }
+        });
+        t / reps as f64
+    })?;
+    let batch = if single {
+        1
+    } else {
+        let hi = (MAX_OUTPUT_BYTES / (n * n * 8)).max(2 * cores);
+        ((s.sample_seconds / t1) as usize).clamp(2 * cores, hi)
+    };
+    let calls = ((s.sample_seconds / (t1 * batch as f64)).ceil() as usize).max(1);
+    Ok((batch, calls))
 }
 
 fn measure_size(
@@ -168,113 +223,157 @@ fn measure_size(
     progress: &mut Progress,
 ) -> parlinalg::Result<GridSize> {
     progress.label(format!("grid: n = {n}, calibrating"));
-    // One product's serial time, then a batch of ~cell_seconds of serial work.
-    let a1 = stats::matrix(n, 1);
-    let t1 = Plan::new(1, 1)?.run(|| {
-        let _ = parlinalg::matmul(&a1, &a1);
-        let reps = (2e7 / (2.0 * (n as f64).powi(3))).clamp(2.0, 1e4) as usize;
-        let t = Instant::now();
-        for _ in 0..reps {
-            black_box(parlinalg::matmul(&a1, &a1).expect("square"));
-        }
-        t.elapsed().as_secs_f64() / reps as f64
-    })?;
-    let batch = if single {
-        1
-    } else {
-        let lo = 2 * cores;
-        let hi = (MAX_OUTPUT_BYTES / (n * n * 8)).max(lo);
-        ((s.cell_seconds / t1) as usize).clamp(lo, hi)
-    };
-    let calls = ((s.cell_seconds / (t1 * batch as f64)).ceil() as usize).max(1);
-    let a = stats::batch(batch, n, 3);
-    let b = stats::batch(batch, n, 4);
-    let configs = pairs(s.max_threads, cores, single);
+    let (batch, calls) = batch_and_calls(s, cores, n, single)?;
+    let (a, b) = (stats::batch(batch, n, 3), stats::batch(batch, n, 4));
+    let pairs = pairs(s.max_threads, cores, single);
     let choice = parlinalg::threads::plan_for_batch(batch, n, n, n)?;
-    let plans: Vec<Plan> = configs
+    // Configurations: the pairs, then the default policy, then the control (serial again).
+    let serial = pairs
+        .iter()
+        .position(|&p| p == (1, 1))
+        .expect("1×1 is a pair");
+    let (policy, control) = (pairs.len(), pairs.len() + 1);
+    let mut plans: Vec<Plan> = pairs
         .iter()
         .map(|&(k, nb)| Plan::new(k, nb))
         .collect::<parlinalg::Result<_>>()?;
-    let policy_at = plans.len();
-    // Untimed: the output buffer allocated once and the inputs in cache, so that the first
-    // timed cell pays no more than the others.
+    plans.extend([Plan::serial(), Plan::serial()]); // the policy's is unused
+                                                    // Untimed: the output buffer allocated once and the inputs in cache, so that the first
+                                                    // timed cell pays no more than the others.
     black_box(parlinalg::matmul_batch_with(&a, &b, &Plan::serial())?);
     black_box(parlinalg::matmul_batch(&a, &b)?);
-    let mut times: Vec<Vec<f64>> = vec![Vec::new(); plans.len() + 1];
-    let weight = s.cell_seconds * 0.8;
-    for round in 0..s.rounds {
-        for step in 0..=plans.len() {
-            let c = (step + round) % (plans.len() + 1);
-            progress.label(format!(
-                "grid: n = {n}, {}",
-                if c == policy_at {
-                    "default policy".to_owned()
-                } else {
-                    format!("{} outer × {} BLAS", configs[c].0, configs[c].1)
-                }
-            ));
-            let t = Instant::now();
-            for _ in 0..calls {
-                let out = if c == policy_at {
-                    parlinalg::matmul_batch(&a, &b)?
-                } else {
-                    parlinalg::matmul_batch_with(&a, &b, &plans[c])?
-                };
-                black_box(out);
-            }
-            times[c].push(t.elapsed().as_secs_f64() / calls as f64);
-            progress.advance(if single {
-                s.cell_seconds.max(0.5)
+    let mut one = |i: usize| -> parlinalg::Result<Sample> {
+        progress.label(match i {
+            _ if i == policy => format!("grid: n = {n}, default policy"),
+            _ if i == control => format!("grid: n = {n}, control (1 × 1 again)"),
+            _ => format!("grid: n = {n}, {} outer × {} BLAS", pairs[i].0, pairs[i].1),
+        });
+        let t = Instant::now();
+        for _ in 0..calls {
+            black_box(if i == policy {
+                parlinalg::matmul_batch(&a, &b)?
             } else {
-                weight
+                parlinalg::matmul_batch_with(&a, &b, &plans[i])?
             });
         }
-    }
-    let med: Vec<f64> = times.iter_mut().map(|t| median(t)).collect();
-    let serial = med[configs
-        .iter()
-        .position(|&p| p == (1, 1))
-        .expect("1×1 is a pair")];
-    let cell = |(k, nb): (usize, usize), t: f64| Cell {
-        outer: k,
-        blas: nb,
-        seconds: t,
-        gflops: gflops(n, batch, t),
-        speedup: serial / t,
+        let wall = t.elapsed().as_secs_f64();
+        progress.advance(wall);
+        let per_call = wall / calls as f64;
+        Ok(Sample { per_call, wall })
     };
-    let cells: Vec<Cell> = configs
+    let mut race = Race::new(plans.len(), &[serial, policy, control], n as u64);
+    let budget = Budget {
+        min_rounds: s.rounds,
+        max_rounds: MAX_ROUNDS,
+        seconds: s.size_seconds,
+    };
+    race.run(budget, &mut one)?;
+    // A speedup above the usable cores is re-measured before it is believed.
+    let limit = cores as f64 * IMPOSSIBLE;
+    let speedup = |i: usize| stats::ratio(&race.samples[serial], &race.samples[i], 0).0;
+    let suspects: Vec<usize> = (0..=policy).filter(|&i| speedup(i) > limit).collect();
+    if !suspects.is_empty() {
+        let which: Vec<usize> = [serial, control].into_iter().chain(suspects).collect();
+        race.extra(&which, s.rounds.max(4), &mut one)?;
+    }
+    let rounds = race.rounds();
+    let samples = race.samples;
+    let judge = Judge {
+        serial: &samples[serial],
+        cores,
+        n,
+        batch,
+    };
+    let mut cells: Vec<Cell> = pairs
         .iter()
-        .zip(&med)
-        .map(|(&p, &t)| cell(p, t))
+        .zip(&samples)
+        .map(|(&p, s)| judge.cell(p, s))
         .collect();
-    let best = best_of(&cells).clone();
-    let policy = cell(
-        (choice.plan.outer_threads(), choice.plan.blas_threads()),
-        med[policy_at],
-    );
+    let pick = stats::held_out_best(&samples[..pairs.len()]).unwrap_or(serial);
+    let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
+    let best = Judge {
+        serial: &scored(&samples[serial]),
+        ..judge
+    }
+    .cell(pairs[pick], &scored(&samples[pick]));
+    for (i, c) in cells.iter_mut().enumerate() {
+        let (_, iv) = stats::ratio(&samples[i], &samples[pick], i as u64);
+        c.within_noise_of_best = i == pick || iv.is_some_and(|iv| iv.contains(1.0));
+    }
+    let (vs_best, vs_best_interval) =
+        stats::ratio(&scored(&samples[policy]), &scored(&samples[pick]), 2);
+    let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
     let worst_oversubscribed = worst_oversubscribed(&cells, cores, &best);
     Ok(GridSize {
         n,
         batch,
         calls,
         single,
+        rounds,
         policy: PolicyCell {
-            vs_best: policy.seconds / best.seconds,
-            cell: policy,
+            cell: judge.cell(
+                (choice.plan.outer_threads(), choice.plan.blas_threads()),
+                &samples[policy],
+            ),
             reason: choice.reason,
+            vs_best,
+            vs_best_interval,
+        },
+        control: Control {
+            ratio,
+            interval,
+            samples: samples[control].clone(),
         },
         best,
         worst_oversubscribed,
-        cells,
+        cells: std::mem::take(&mut cells),
     })
 }
 
-/// The fastest cell.
-pub fn best_of(cells: &[Cell]) -> &Cell {
-    cells
-        .iter()
-        .min_by(|a, b| a.seconds.total_cmp(&b.seconds))
-        .expect("at least the 1×1 cell")
+/// Turns samples into a cell: its speedup over `serial`, the interval, and a flag when the
+/// speedup is more than the cores allow.
+#[derive(Clone, Copy)]
+struct Judge<'a> {
+    serial: &'a Samples,
+    cores: usize,
+    n: usize,
+    batch: usize,
+}
+
+impl Judge<'_> {
+    fn cell(&self, (outer, blas): (usize, usize), samples: &Samples) -> Cell {
+        let (speedup, speedup_interval) =
+            stats::ratio(self.serial, samples, (outer * 64 + blas) as u64);
+        let seconds = samples.estimate();
+        Cell {
+            outer,
+            blas,
+            seconds,
+            gflops: gflops(self.n, self.batch, seconds),
+            speedup,
+            speedup_interval,
+            within_noise_of_best: false,
+            flag: impossible(speedup, self.cores, self.serial),
+            samples: samples.clone(),
+        }
+    }
+}
+
+/// Why a speedup above the usable cores × [`IMPOSSIBLE`] is not a finding (`None` below it).
+pub fn impossible(speedup: f64, cores: usize, serial: &Samples) -> Option<String> {
+    if speedup <= cores as f64 * IMPOSSIBLE {
+        return None;
+    }
+    let mut v: Vec<f64> = serial.0.iter().map(|s| s.1).collect();
+    let spread = stats::percentile(&mut v, 1.0) / stats::percentile(&mut v, 0.0) - 1.0;
+    let cause = if spread > 0.25 {
+        format!("the serial cell's samples spread by {:.0}%, so a noisy serial time is the likely cause", 100.0 * spread)
+    } else {
+        format!("the serial cell's samples spread by only {:.0}%, so the likely cause is not noise but a superlinear effect (the split batch fits the per-core caches)", 100.0 * spread)
+    };
+    Some(format!(
+        "{speedup:.2}× is above the {cores} usable cores × {IMPOSSIBLE:.2} and persisted after re-measuring: {cause}"
+    ))
 }
 
 /// The slowest cell with K·N above the cores, with its time / the best time.
@@ -284,6 +383,18 @@ pub fn worst_oversubscribed(cells: &[Cell], cores: usize, best: &Cell) -> Option
         .filter(|c| c.threads() > cores)
         .max_by(|a, b| a.seconds.total_cmp(&b.seconds))
         .map(|c| (c.clone(), c.seconds / best.seconds))
+}
+
+/// `12%` or `−3%`: how far a time ratio is from 1.
+fn pct(ratio: f64) -> String {
+    format!("{:+.0}%", 100.0 * (ratio - 1.0))
+}
+
+/// `(+1% … +9%)`, or empty without an interval.
+fn pct_interval(iv: Option<Interval>) -> String {
+    iv.map_or(String::new(), |iv| {
+        format!(" ({} … {})", pct(iv.lo), pct(iv.hi))
+    })
 }
 
 /// The section's sentence, from the numbers.
@@ -301,8 +412,12 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
     let bests: Vec<String> = sizes
         .iter()
         .map(|g| {
+            let iv = g
+                .best
+                .speedup_interval
+                .map_or(String::new(), |iv| format!(", {:.2}–{:.2}", iv.lo, iv.hi));
             format!(
-                "{}×{} for {} ({:.2}×)",
+                "{}×{} for {} ({:.2}×{iv})",
                 g.best.outer,
                 g.best.blas,
                 name(g),
@@ -310,36 +425,43 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
             )
         })
         .collect();
+    let noise = |g: &GridSize| {
+        g.policy.vs_best <= 1.0 || g.policy.vs_best_interval.is_some_and(|iv| iv.contains(1.0))
+    };
     let gap = sizes
         .iter()
         .max_by(|a, b| a.policy.vs_best.total_cmp(&b.policy.vs_best))
         .expect("not empty");
-    let policy = if gap.policy.vs_best <= 1.05 {
+    let policy = if sizes.iter().all(noise) {
         format!(
-            "the default policy came within 5% of the best at every size (at worst {:.1}% behind, {})",
-            100.0 * (gap.policy.vs_best - 1.0),
-            name(gap)
-        )
-    } else if (gap.policy.cell.outer, gap.policy.cell.blas) == (gap.best.outer, gap.best.blas) {
-        format!(
-            "the default policy's largest gap from the best, {:.0}% for {}, was with the best \
-             pair itself ({}×{}, measured in its own cells): run-to-run noise",
-            100.0 * (gap.policy.vs_best - 1.0),
-            name(gap),
-            gap.best.outer,
-            gap.best.blas
+            "the default policy was within noise of the best pair at every size (its largest gap, {} for {}, has an interval that holds 0)",
+            pct(gap.policy.vs_best), name(gap)
         )
     } else {
         format!(
-            "the default policy was at most {:.0}% behind the best ({}: it picked {}×{}, the best was {}×{})",
-            100.0 * (gap.policy.vs_best - 1.0),
+            "the default policy was at most {} behind the best ({}{}: it picked {}×{}, the best was {}×{})",
+            pct(gap.policy.vs_best),
             name(gap),
+            pct_interval(gap.policy.vs_best_interval),
             gap.policy.cell.outer,
             gap.policy.cell.blas,
             gap.best.outer,
             gap.best.blas
         )
     };
+    let control = sizes
+        .iter()
+        .max_by(|a, b| {
+            (a.control.ratio - 1.0)
+                .abs()
+                .total_cmp(&(b.control.ratio - 1.0).abs())
+        })
+        .expect("not empty");
+    let control = format!(
+        "the control (the serial plan measured twice) differed from itself by {} at most ({}): that is this run's noise",
+        pct(control.control.ratio),
+        name(control)
+    );
     let worst = sizes
         .iter()
         .filter_map(|g| g.worst_oversubscribed.as_ref().map(|w| (g, w)))
@@ -353,8 +475,17 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
         ),
         None => String::new(),
     };
+    let flagged = sizes
+        .iter()
+        .flat_map(|g| g.cells.iter().chain([&g.policy.cell]))
+        .filter(|c| c.flag.is_some())
+        .count();
+    let flags = match flagged {
+        0 => String::new(),
+        n => format!(" {n} speedup(s) above the usable cores × {IMPOSSIBLE:.2} persisted after re-measuring and are flagged in the tables, not findings."),
+    };
     format!(
-        "On {cores} cores with {threading} OpenBLAS the best split was {}; {policy}{worst}.",
+        "On {cores} cores with {threading} OpenBLAS the best split was {}; {policy}; {control}{worst}.{flags}",
         bests.join(", ")
     )
 }
@@ -382,13 +513,45 @@ mod tests {
         assert!(big.contains(&64) && big.contains(&128) && big.contains(&256) && big.len() < 12);
     }
 
+    /// A cell whose samples are `seconds` in every one of 8 rounds, judged against a serial
+    /// cell of 1 s.
     fn cell(outer: usize, blas: usize, seconds: f64) -> Cell {
-        Cell {
-            outer,
-            blas,
-            seconds,
-            gflops: 1.0 / seconds,
-            speedup: 1.0 / seconds,
+        let serial = Samples((0..8).map(|r| (r, 1.0)).collect());
+        let judge = Judge {
+            serial: &serial,
+            cores: 2,
+            n: 64,
+            batch: 8,
+        };
+        judge.cell(
+            (outer, blas),
+            &Samples((0..8).map(|r| (r, seconds)).collect()),
+        )
+    }
+
+    fn size(cells: Vec<Cell>, policy: Cell, vs_best: f64, iv: Option<Interval>) -> GridSize {
+        let best = stats::held_out_best(cells.iter().map(|c| &c.samples)).unwrap();
+        let best = cells[best].clone();
+        GridSize {
+            n: 64,
+            batch: 8,
+            calls: 1,
+            single: false,
+            rounds: 8,
+            policy: PolicyCell {
+                cell: policy,
+                reason: "test".into(),
+                vs_best,
+                vs_best_interval: iv,
+            },
+            control: Control {
+                ratio: 1.03,
+                interval: Some(Interval { lo: 0.98, hi: 1.07 }),
+                samples: Samples::default(),
+            },
+            worst_oversubscribed: worst_oversubscribed(&cells, 2, &best),
+            best,
+            cells,
         }
     }
 
@@ -401,35 +564,74 @@ mod tests {
             cell(2, 2, 0.9),
             cell(4, 1, 0.6),
         ];
-        let best = best_of(&cells).clone();
-        assert_eq!((best.outer, best.blas), (2, 1));
-        let (w, r) = worst_oversubscribed(&cells, 2, &best).unwrap();
+        let real_gap = size(
+            cells.clone(),
+            cell(1, 2, 0.55),
+            1.1,
+            Some(Interval { lo: 1.05, hi: 1.15 }),
+        );
+        assert_eq!((real_gap.best.outer, real_gap.best.blas), (2, 1));
+        let (w, r) = real_gap.worst_oversubscribed.clone().unwrap();
         assert_eq!((w.outer, w.blas), (2, 2));
         assert!((r - 1.8).abs() < 1e-12);
-        let size = GridSize {
-            n: 64,
-            batch: 8,
-            calls: 1,
-            single: false,
-            policy: PolicyCell {
-                cell: cell(1, 2, 0.55),
-                reason: "test".into(),
-                vs_best: 1.1,
-            },
-            best,
-            worst_oversubscribed: Some((w, r)),
-            cells,
-        };
-        let s = conclude(2, "pthreads", &[size]);
-        assert!(s.contains("2×1 for n = 64 (2.00×)"), "{s}");
+        let s = conclude(2, "pthreads", &[real_gap]);
+        assert!(s.contains("2×1 for n = 64 (2.00×, 2.00–2.00)"), "{s}");
         assert!(
-            s.contains("at most 10% behind the best (n = 64: it picked 1×2"),
+            s.contains("at most +10% behind the best (n = 64 (+5% … +15%): it picked 1×2"),
             "{s}"
         );
         assert!(
             s.contains("2×2 for n = 64, took 1.80× the best time"),
             "{s}"
         );
+        assert!(s.contains("differed from itself by +3%"), "{s}");
         assert_eq!(s.matches(". ").count(), 0, "one sentence: {s}");
+        // The same gap with an interval that holds 1 is noise, and said to be.
+        let noise = size(
+            cells,
+            cell(1, 2, 0.55),
+            1.1,
+            Some(Interval { lo: 0.97, hi: 1.2 }),
+        );
+        let s = conclude(2, "pthreads", &[noise]);
+        assert!(
+            s.contains("within noise of the best pair at every size"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn an_impossible_speedup_is_flagged_with_its_reason() {
+        assert!(
+            cell(2, 1, 0.5).flag.is_none(),
+            "2.0× on 2 cores is possible"
+        );
+        assert!(
+            cell(2, 1, 0.46).flag.is_none(),
+            "2.17× is within the 10% margin"
+        );
+        let flagged = cell(2, 1, 0.4)
+            .flag
+            .expect("2.5× on 2 cores is not possible");
+        assert!(flagged.contains("above the 2 usable cores"), "{flagged}");
+        assert!(flagged.contains("spread by only 0%"), "{flagged}");
+        // A serial cell with a slow burst: the flag names the noise.
+        let noisy = Samples(vec![(0, 1.0), (1, 1.6), (2, 1.0), (3, 1.5)]);
+        let why = impossible(2.7, 2, &noisy).unwrap();
+        assert!(
+            why.contains("spread by 60%") && why.contains("noisy serial"),
+            "{why}"
+        );
+        let s = conclude(
+            2,
+            "pthreads",
+            &[size(
+                vec![cell(1, 1, 1.0), cell(2, 1, 0.4)],
+                cell(2, 1, 0.4),
+                1.0,
+                None,
+            )],
+        );
+        assert!(s.contains("2 speedup(s) above the usable cores"), "{s}");
     }
 }

@@ -25,6 +25,10 @@ pub struct LatencyRow {
     pub samples: usize,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The p99's 95% interval (order statistics): `None` for an end the sample is too small
+    /// to bound (for the upper end, fewer than about 370 samples).
+    pub p99_lo_ms: Option<f64>,
+    pub p99_hi_ms: Option<f64>,
     pub max_ms: f64,
 }
 
@@ -117,12 +121,15 @@ fn measure_all(
         });
         progress.advance((s.samples as f64 * 1.5e-3).min(s.max_seconds) * 3.0);
         for (is_loaded, mut v) in [(false, alone), (true, loaded)] {
+            let (lo, hi) = stats::quantile_ranks(v.len(), 0.99);
             rows.push(LatencyRow {
                 blas: label.clone(),
                 loaded: is_loaded,
                 samples: v.len(),
                 p50_ms: percentile(&mut v, 0.5),
                 p99_ms: percentile(&mut v, 0.99),
+                p99_lo_ms: lo.map(|i| v[i]),
+                p99_hi_ms: hi.map(|i| v[i]),
                 max_ms: percentile(&mut v, 1.0),
             });
         }
@@ -153,10 +160,23 @@ pub fn conclude(s: &LatencySettings, cores: usize, rows: &[LatencyRow]) -> Strin
                     al.p99_ms / fl.p99_ms
                 )
             };
+            // The claim holds only when the two p99 intervals are apart.
+            let (lower, higher) = if al.p99_ms < fl.p99_ms {
+                (al, fl)
+            } else {
+                (fl, al)
+            };
+            let apart =
+                matches!((lower.p99_hi_ms, higher.p99_lo_ms), (Some(hi), Some(lo)) if hi < lo);
+            let sure = if apart {
+                "their p99 intervals do not overlap"
+            } else {
+                "but their p99 intervals overlap or are unbounded at this sample size: within noise, not a finding"
+            };
             format!(
                 "Beside a thread running {0}×{0} products, a {1}×{1} product's p99 latency went \
                  from {2:.2} to {3:.2} ms ({rf:.1}×) with BLAS threads fixed at {cores} and from \
-                 {4:.2} to {5:.2} ms ({ra:.1}×) under auto, so {better}.",
+                 {4:.2} to {5:.2} ms ({ra:.1}×) under auto, so {better} ({sure}).",
                 s.large, s.small, fa.p99_ms, fl.p99_ms, aa.p99_ms, al.p99_ms
             )
         }
@@ -172,9 +192,11 @@ mod tests {
         LatencyRow {
             blas: blas.into(),
             loaded,
-            samples: 10,
+            samples: 1000,
             p50_ms: p99 / 2.0,
             p99_ms: p99,
+            p99_lo_ms: Some(p99 * 0.9),
+            p99_hi_ms: Some(p99 * 1.1),
             max_ms: p99 * 2.0,
         }
     }
@@ -196,6 +218,12 @@ mod tests {
         let c = conclude(&s, 2, &rows);
         assert!(c.contains("from 1.00 to 80.00 ms (80.0×)"), "{c}");
         assert!(c.contains("auto kept it 40.0× lower"), "{c}");
+        assert!(c.contains("do not overlap"), "{c}");
+        let mut few = rows.clone();
+        few[3].p99_hi_ms = None;
+        few[1].p99_lo_ms = Some(1.5);
+        let c = conclude(&s, 2, &few);
+        assert!(c.contains("within noise, not a finding"), "{c}");
         let rows = [
             row("fixed 2", false, 1.0),
             row("fixed 2", true, 2.0),

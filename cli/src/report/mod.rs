@@ -24,13 +24,15 @@ pub mod classic;
 pub mod cli;
 pub mod grid;
 pub mod latency;
+mod machine;
 mod openmp;
 pub mod output;
 mod plots;
 mod processes;
 mod progress;
 mod python;
-mod stats;
+mod race;
+pub mod stats;
 pub mod versus;
 pub mod workloads;
 
@@ -180,13 +182,13 @@ fn estimated_seconds(settings: &Settings) -> f64 {
         total += versus::estimate(&settings.versus);
     }
     if settings.runs(Section::Grid) {
-        total += grid::estimate(&settings.grid, settings.cores);
+        total += grid::estimate(&settings.grid);
     }
     if settings.runs(Section::Latency) {
         total += latency::estimate(&settings.latency);
     }
     if settings.runs(Section::Openmp) && openmp::installed(&settings.openmp_dir) {
-        total += grid::estimate(&settings.grid, settings.cores);
+        total += grid::estimate(&settings.grid);
     }
     total
 }
@@ -196,7 +198,9 @@ fn classic_section(
     settings: &Settings,
     progress: &mut Progress,
 ) -> anyhow::Result<classic::ClassicSection> {
+    let machine = machine::Snapshot::take();
     let rust = classic::measure(&settings.classic, progress)?;
+    let machine = machine.until_now();
     let python = if settings.numpy {
         python::run(&settings.python, &settings.out, &settings.classic, progress)
     } else {
@@ -211,6 +215,7 @@ fn classic_section(
         settings: settings.classic.clone(),
         rust,
         python,
+        machine,
     })
 }
 
@@ -220,6 +225,9 @@ fn write_plots(
     data: &ReportData,
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
     let mut plots = Vec::new();
+    if let Some(c) = &data.classic {
+        plots.push(("classic", plots::Plot::Classic(c)));
+    }
     if let Some(g) = &data.grid {
         plots.push((
             "grid_speedup",

@@ -153,8 +153,9 @@ mod tests {
             sizes: vec![8],
             large: None,
             max_threads: 2,
-            cell_seconds: 0.001,
-            rounds: 1,
+            sample_seconds: 0.001,
+            size_seconds: 0.01,
+            rounds: 3,
         };
         let out = run(
             Path::new("/nonexistent"),

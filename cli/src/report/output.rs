@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::classic::{self, ClassicRow, ClassicSection, How};
 use crate::report::cli::Settings;
-use crate::report::grid::GridSection;
+use crate::report::grid::{Cell, GridSection, IMPOSSIBLE};
 use crate::report::latency::LatencySection;
 use crate::report::openmp::OpenMpOutcome;
 use crate::report::python::PythonClassic;
+use crate::report::stats::{Interval, STATISTIC};
 use crate::report::versus::VersusSection;
 use crate::report::workloads::Workload;
 
@@ -72,10 +73,21 @@ pub fn header_md(h: &Header, settings: &Settings) -> String {
     )
 }
 
-fn cell(rows: &[ClassicRow], w: Workload, how: How, blas: usize) -> String {
+/// `1.23 s (1.93×, 1.88–1.97)`, with ⚠ when the speedup is above the workers × 1.10.
+fn cell(rows: &[ClassicRow], w: Workload, how: How, blas: usize, workers: usize) -> String {
     classic::find(rows, w, how, blas).map_or_else(
         || "—".to_owned(),
-        |r| format!("{} ({:.2}×)", fmt_s(r.seconds), r.speedup),
+        |r| {
+            let iv = r
+                .speedup_interval
+                .map_or(String::new(), |iv| format!(", {:.2}–{:.2}", iv.lo, iv.hi));
+            let flag = if r.speedup > workers as f64 * IMPOSSIBLE {
+                " ⚠"
+            } else {
+                ""
+            };
+            format!("{} ({:.2}×{iv}){flag}", fmt_s(r.seconds), r.speedup)
+        },
     )
 }
 
@@ -90,13 +102,17 @@ pub fn classic_md(c: &ClassicSection) -> String {
     );
     let _ = writeln!(
         md,
-        "g: exp over {} elements at once (`parlinalg::exp_into` a reused buffer), {}×; f: a scalar loop calling `f64::exp` \
-         per element over the same array, {}×; h: {} products of {}×{} f64 matrices. Threads \
+        "g: exp over {} elements at once (`parlinalg::exp_into` a reused buffer), {}× per round; f: a scalar loop calling `f64::exp` \
+         per element over the same array, {}× per round; h: {} products of {}×{} f64 matrices. Threads \
          and processes split the repetitions (g, f) or the products (h); processes are this \
          program re-executed, sharing inputs and outputs through one memfd segment; their time \
          runs from the first spawn to the last exit (writing the inputs into the segment is \
-         listed apart, below). Time (speedup over serial).\n",
-        s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size
+         listed apart, below). Rust's rows: every row once per round, {} rounds in random \
+         order; the time is the **{}** of the rounds, and the speedup over serial has its 95% \
+         interval (paired bootstrap over rounds); ⚠ marks a speedup above the {} workers × \
+         {IMPOSSIBLE:.2}, which no split can reach: noise of the serial row, not a finding. \
+         Python's rows are measured once. Time (speedup over serial).\n",
+        s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size, s.rounds, STATISTIC, s.workers
     );
     let py_rows: &[ClassicRow] = match &c.python {
         PythonClassic::Ran { rows, .. } => rows,
@@ -115,11 +131,11 @@ pub fn classic_md(c: &ClassicSection) -> String {
     ] {
         let _ = write!(md, "| {label} |");
         for w in [Workload::G, Workload::F, Workload::H] {
-            let _ = write!(md, " {} |", cell(&c.rust, w, how, 1));
+            let _ = write!(md, " {} |", cell(&c.rust, w, how, 1, s.workers));
         }
         if with_py {
             for w in [Workload::G, Workload::F, Workload::H] {
-                let _ = write!(md, " {} |", cell(py_rows, w, how, 1));
+                let _ = write!(md, " {} |", cell(py_rows, w, how, 1, s.workers));
             }
         }
         md.push('\n');
@@ -138,7 +154,7 @@ pub fn classic_md(c: &ClassicSection) -> String {
             let _ = writeln!(md, "\nPython's version was not run: {why}.");
         }
     }
-    let _ = writeln!(md, "\n{}\n", c.conclusion);
+    let _ = writeln!(md, "\n{}\n\n{}\n", c.machine.describe(), c.conclusion);
 
     let _ = writeln!(md, "### h with every BLAS-threads choice\n");
     if with_py {
@@ -160,10 +176,14 @@ pub fn classic_md(c: &ClassicSection) -> String {
             let _ = write!(
                 md,
                 "| {outer} {what} × {blas} | {} |",
-                cell(&c.rust, Workload::H, how, blas)
+                cell(&c.rust, Workload::H, how, blas, s.workers)
             );
             if with_py {
-                let _ = write!(md, " {} |", cell(py_rows, Workload::H, how, blas));
+                let _ = write!(
+                    md,
+                    " {} |",
+                    cell(py_rows, Workload::H, how, blas, s.workers)
+                );
             }
             md.push('\n');
         }
@@ -229,82 +249,158 @@ pub fn versus_md(v: &VersusSection) -> String {
     md
 }
 
+/// A Markdown table: a header row, then the rows; the first column left-aligned, the others
+/// right-aligned.
+pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    let mut md = line(header);
+    md.push_str(&format!(
+        "|---|{}\n",
+        "---:|".repeat(header.len().saturating_sub(1))
+    ));
+    for r in rows {
+        md.push_str(&line(r));
+    }
+    md
+}
+
+fn strings<const N: usize>(v: [&str; N]) -> Vec<String> {
+    v.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// `1.93× (1.88–1.97)`: a speedup or ratio with its interval, when it has one.
+fn with_interval(x: f64, iv: Option<Interval>, unit: &str) -> String {
+    match iv {
+        Some(iv) => format!("{x:.2}{unit} ({:.2}–{:.2})", iv.lo, iv.hi),
+        None => format!("{x:.2}{unit}"),
+    }
+}
+
 /// A grid section (`title` says which library).
 pub fn grid_md(g: &GridSection, title: &str) -> String {
+    let st = &g.settings;
     let mut md = format!(
         "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for every \
-         pair with K·N ≤ {}, and the default policy through `matmul_batch`; median of {} \
-         interleaved round(s) of about {} s of serial work each. OpenBLAS: {}.\n\n\
-         | n | batch × calls | serial | best K×N | best speedup | policy's K×N | policy speedup | policy / best time | worst oversubscribed | its time / best |\n\
-         |---|---:|---:|---|---:|---|---:|---:|---|---:|\n",
-        g.settings.max_threads, g.settings.rounds, g.settings.cell_seconds, g.library
+         pair with K·N ≤ {}, the default policy through `matmul_batch`, and a control (the \
+         serial plan measured a second time, as a cell of its own). A sample is about {} s of \
+         serial work; each round measures every cell once in a fresh random order; after {} \
+         rounds a cell whose time is clearly above the leader's (its interval wholly above) \
+         leaves the race, and the rest are sampled until {} s per size are spent. Times are the \
+         **{}** of a cell's rounds; intervals are 95%, from a paired bootstrap over rounds. The \
+         best pair is picked on the odd rounds and scored on the even ones. A speedup above the \
+         {} usable cores × {IMPOSSIBLE:.2} is re-measured and, if it persists, flagged. \
+         OpenBLAS: {}.\n\n",
+        st.max_threads,
+        st.sample_seconds,
+        st.rounds,
+        st.size_seconds,
+        g.statistic,
+        g.cores,
+        g.library
     );
-    for s in &g.sizes {
-        let serial = s
-            .cells
-            .iter()
-            .find(|c| (c.outer, c.blas) == (1, 1))
-            .map_or(f64::NAN, |c| c.seconds);
-        let (worst, ratio) = s.worst_oversubscribed.as_ref().map_or_else(
-            || ("—".to_owned(), "—".to_owned()),
-            |(c, r)| (format!("{}×{}", c.outer, c.blas), format!("{r:.2}×")),
-        );
-        let _ = writeln!(
-            md,
-            "| {}{} | {} × {} | {} | {}×{} | {:.2}× | {}×{} | {:.2}× | {:.3} | {worst} | {ratio} |",
-            s.n,
-            if s.single { " (single)" } else { "" },
-            s.batch,
-            s.calls,
-            fmt_s(serial),
-            s.best.outer,
-            s.best.blas,
-            s.best.speedup,
-            s.policy.cell.outer,
-            s.policy.cell.blas,
-            s.policy.cell.speedup,
-            s.policy.vs_best
-        );
-    }
+    let header = strings([
+        "n",
+        "batch × calls",
+        "rounds",
+        "serial",
+        "best K×N",
+        "best speedup",
+        "policy's K×N",
+        "policy speedup",
+        "policy / best time",
+        "control / serial",
+        "worst oversubscribed",
+        "its time / best",
+    ]);
+    let rows: Vec<Vec<String>> = g
+        .sizes
+        .iter()
+        .map(|s| {
+            let serial = s.cells.iter().find(|c| (c.outer, c.blas) == (1, 1));
+            let (worst, ratio) = s.worst_oversubscribed.as_ref().map_or_else(
+                || ("—".to_owned(), "—".to_owned()),
+                |(c, r)| (format!("{}×{}", c.outer, c.blas), format!("{r:.2}×")),
+            );
+            vec![
+                format!("{}{}", s.n, if s.single { " (single)" } else { "" }),
+                format!("{} × {}", s.batch, s.calls),
+                s.rounds.to_string(),
+                serial.map_or("—".to_owned(), |c| fmt_s(c.seconds)),
+                format!("{}×{}", s.best.outer, s.best.blas),
+                with_interval(s.best.speedup, s.best.speedup_interval, "×"),
+                format!("{}×{}", s.policy.cell.outer, s.policy.cell.blas),
+                with_interval(s.policy.cell.speedup, s.policy.cell.speedup_interval, "×"),
+                with_interval(s.policy.vs_best, s.policy.vs_best_interval, ""),
+                with_interval(s.control.ratio, s.control.interval, ""),
+                worst,
+                ratio,
+            ]
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
     md.push_str(
-        "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads):\n\n",
+        "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads), with \
+         its interval; **bold**: within noise of the best pair; [r] the rounds of a cell that \
+         left the race early; ⚠ flagged (below):\n\n",
     );
+    let mut flags = Vec::new();
     for s in &g.sizes {
-        let mut ks: Vec<usize> = s.cells.iter().map(|c| c.outer).collect();
-        let mut ns: Vec<usize> = s.cells.iter().map(|c| c.blas).collect();
-        ks.sort_unstable();
-        ks.dedup();
-        ns.sort_unstable();
-        ns.dedup();
-        let _ = write!(
-            md,
-            "| n = {}{} |",
+        let sorted = |f: fn(&Cell) -> usize| {
+            let mut v: Vec<usize> = s.cells.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let (ks, ns) = (sorted(|c| c.outer), sorted(|c| c.blas));
+        let mut header = vec![format!(
+            "n = {}{}",
             s.n,
             if s.single { " (single)" } else { "" }
-        );
-        for n in &ns {
-            let _ = write!(md, " N = {n} |");
-        }
-        let _ = write!(md, "\n|---|{}\n", "---:|".repeat(ns.len()));
-        for k in &ks {
-            let _ = write!(md, "| K = {k} |");
-            for n in &ns {
-                match s.cells.iter().find(|c| (c.outer, c.blas) == (*k, *n)) {
-                    Some(c) => {
-                        let _ = write!(md, " {:.2} |", c.speedup);
-                    }
-                    None => md.push_str(" |"),
-                }
-            }
-            md.push('\n');
-        }
+        )];
+        header.extend(ns.iter().map(|n| format!("N = {n}")));
+        let rows: Vec<Vec<String>> = ks
+            .iter()
+            .map(|&k| {
+                let mut row = vec![format!("K = {k}")];
+                row.extend(ns.iter().map(|&n| {
+                    s.cells
+                        .iter()
+                        .find(|c| (c.outer, c.blas) == (k, n))
+                        .map_or_else(String::new, |c| {
+                            if let Some(f) = &c.flag {
+                                flags.push(format!("n = {}, {}×{}: {f}", s.n, k, n));
+                            }
+                            let mut t = with_interval(c.speedup, c.speedup_interval, "");
+                            if c.samples.len() < s.rounds {
+                                t.push_str(&format!(" [{}]", c.samples.len()));
+                            }
+                            if c.flag.is_some() {
+                                t.push_str(" ⚠");
+                            }
+                            if c.within_noise_of_best {
+                                format!("**{t}**")
+                            } else {
+                                t
+                            }
+                        })
+                }));
+                row
+            })
+            .collect();
+        md.push_str(&table(&header, &rows));
         let _ = writeln!(
             md,
             "\nPolicy for n = {}: {}×{}, {}.\n",
             s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
         );
+        if let Some(f) = &s.policy.cell.flag {
+            flags.push(format!("n = {}, the default policy: {f}", s.n));
+        }
     }
-    let _ = writeln!(md, "{}\n", g.conclusion);
+    for f in flags {
+        let _ = writeln!(md, "- ⚠ {f}");
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", g.machine.describe(), g.conclusion);
     md
 }
 
@@ -314,26 +410,46 @@ pub fn latency_md(l: &LatencySection) -> String {
         "## 3. Latency under a mixed load\n\nA {0}×{0} f64 product, timed alone and beside a \
          thread running {1}×{1} products, with BLAS threads fixed at {2} (what the pthreads \
          OpenBLAS does by default) and under parlinalg's `auto`; milliseconds, up to {3} \
-         samples 0.2 ms apart.\n\n\
-         | BLAS threads | load | samples | p50 | p99 | max |\n|---|---|---:|---:|---:|---:|\n",
+         samples 0.2 ms apart. The p99's 95% interval comes from the order statistics of the \
+         samples; with fewer than about 370 samples nothing bounds it from above (the true p99 \
+         may lie beyond the largest sample), and the table says so.\n\n",
         l.settings.small, l.settings.large, l.cores, l.settings.samples
     );
-    for r in &l.rows {
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {:.3} | {:.3} | {:.3} |",
-            r.blas,
-            if r.loaded {
+    let header = strings([
+        "BLAS threads",
+        "load",
+        "samples",
+        "p50",
+        "p99",
+        "p99 interval",
+        "max",
+    ]);
+    let rows: Vec<Vec<String>> = l
+        .rows
+        .iter()
+        .map(|r| {
+            let interval = match (r.p99_lo_ms, r.p99_hi_ms) {
+                (Some(lo), Some(hi)) => format!("{lo:.3}–{hi:.3}"),
+                (Some(lo), None) => format!("≥ {lo:.3}: too few samples for an upper bound"),
+                _ => "too few samples".to_owned(),
+            };
+            let load = if r.loaded {
                 "beside large products"
             } else {
                 "alone"
-            },
-            r.samples,
-            r.p50_ms,
-            r.p99_ms,
-            r.max_ms
-        );
-    }
+            };
+            vec![
+                r.blas.clone(),
+                load.to_owned(),
+                r.samples.to_string(),
+                format!("{:.3}", r.p50_ms),
+                format!("{:.3}", r.p99_ms),
+                interval,
+                format!("{:.3}", r.max_ms),
+            ]
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
     let _ = writeln!(md, "\n{}\n", l.conclusion);
     md
 }
@@ -423,9 +539,14 @@ struct GridCsv<'a> {
     kind: &'a str,
     outer: usize,
     blas: usize,
+    rounds: usize,
     seconds: f64,
     gflops: f64,
     speedup: f64,
+    speedup_lo: Option<f64>,
+    speedup_hi: Option<f64>,
+    within_noise_of_best: bool,
+    flag: Option<&'a str>,
 }
 
 /// A row of latency.csv.
@@ -436,6 +557,8 @@ struct LatencyCsv<'a> {
     samples: usize,
     p50_ms: f64,
     p99_ms: f64,
+    p99_lo_ms: Option<f64>,
+    p99_hi_ms: Option<f64>,
     max_ms: f64,
 }
 
@@ -522,9 +645,14 @@ pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
                     kind,
                     outer: c.outer,
                     blas: c.blas,
+                    rounds: c.samples.len(),
                     seconds: c.seconds,
                     gflops: c.gflops,
                     speedup: c.speedup,
+                    speedup_lo: c.speedup_interval.map(|iv| iv.lo),
+                    speedup_hi: c.speedup_interval.map(|iv| iv.hi),
+                    within_noise_of_best: c.within_noise_of_best,
+                    flag: c.flag.as_deref(),
                 })
         });
     add("grid.csv", csv_text(grid_rows)?);
@@ -537,6 +665,8 @@ pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
                 samples: r.samples,
                 p50_ms: r.p50_ms,
                 p99_ms: r.p99_ms,
+                p99_lo_ms: r.p99_lo_ms,
+                p99_hi_ms: r.p99_hi_ms,
                 max_ms: r.max_ms,
             }))?,
         );

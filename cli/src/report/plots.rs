@@ -11,8 +11,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::report::classic::{self as table, ClassicSection, How};
 use crate::report::grid::{Cell, GridSection, GridSize};
 use crate::report::latency::LatencySection;
+use crate::report::workloads::Workload;
 
 /// Line colours, one per outer-thread count (Tableau 10).
 const PALETTE: [RGBColor; 8] = [
@@ -38,9 +40,11 @@ pub enum Plot<'a> {
     Heatmap(&'a GridSection, &'a str),
     /// p50 / p99 / max of each latency condition, log scale.
     Latency(&'a LatencySection),
+    /// The classic table's speedups over serial (threads, processes), with their intervals.
+    Classic(&'a ClassicSection),
 }
 
-type DrawResult = Result<(), String>;
+type DrawResult = anyhow::Result<()>;
 
 impl Plot<'_> {
     fn size(&self) -> (u32, u32) {
@@ -48,18 +52,22 @@ impl Plot<'_> {
             Plot::Speedup(g, _) | Plot::Heatmap(g, _) => {
                 (60 + PANEL_W * g.sizes.len().max(1) as u32, HEIGHT)
             }
-            Plot::Latency(_) => (820, HEIGHT),
+            Plot::Latency(_) | Plot::Classic(_) => (820, HEIGHT),
         }
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult {
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE)?;
         match *self {
             Plot::Speedup(g, title) => speedup(root, g, title),
             Plot::Heatmap(g, title) => heatmap(root, g, title),
             Plot::Latency(l) => latency(root, l),
+            Plot::Classic(c) => classic(root, c),
         }?;
-        root.present().map_err(|e| e.to_string())
+        Ok(root.present()?)
     }
 }
 
@@ -68,7 +76,7 @@ impl Plot<'_> {
 /// # Errors
 /// Drawing, I/O or PNG encoding errors, as text.
 pub fn write(dir: &Path, name: &str, plot: &Plot<'_>) -> anyhow::Result<Vec<PathBuf>> {
-    register_font().map_err(anyhow::Error::msg)?;
+    register_font()?;
     let svg = dir.join(format!("{name}.svg"));
     let png = dir.join(format!("{name}.png"));
     let size = plot.size();
@@ -81,12 +89,13 @@ pub fn write(dir: &Path, name: &str, plot: &Plot<'_>) -> anyhow::Result<Vec<Path
 
 fn register_font() -> DrawResult {
     static ONCE: Once = Once::new();
-    let mut result = Ok(());
+    let mut loaded = true;
     ONCE.call_once(|| {
-        result = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-            .map_err(|_| "the built-in DejaVu Sans font does not load".to_owned());
+        loaded = plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+            .is_ok();
     });
-    result
+    anyhow::ensure!(loaded, "the built-in DejaVu Sans font does not load");
+    Ok(())
 }
 
 /// The title and subtitle; returns the area below them.
@@ -94,8 +103,11 @@ fn titled<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
     subtitle: &str,
-) -> Result<DrawingArea<DB, Shift>, String> {
-    let area = root.titled(title, (FONT, 18)).map_err(|e| e.to_string())?;
+) -> anyhow::Result<DrawingArea<DB, Shift>>
+where
+    DB::ErrorType: 'static,
+{
+    let area = root.titled(title, (FONT, 18))?;
     let (w, _) = area.dim_in_pixel();
     area.draw(&Text::new(
         subtitle.to_owned(),
@@ -104,8 +116,7 @@ fn titled<DB: DrawingBackend>(
             .into_font()
             .color(&BLACK)
             .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(|e| e.to_string())?;
+    ))?;
     Ok(area.margin(22, 0, 0, 0))
 }
 
@@ -121,9 +132,12 @@ fn speedup<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     grid: &GridSection,
     title: &str,
-) -> DrawResult {
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let subtitle = format!(
-        "{} cores, {} OpenBLAS; dashed: ideal; ring: default policy",
+        "{} cores, {} OpenBLAS; bars: 95% intervals; dashed: ideal; ring: default policy",
         grid.cores, grid.threading
     );
     let area = titled(root, title, &subtitle)?;
@@ -131,7 +145,8 @@ fn speedup<DB: DrawingBackend>(
     let y_max = grid
         .sizes
         .iter()
-        .flat_map(|s| s.cells.iter().chain([&s.policy.cell]).map(|c| c.speedup))
+        .flat_map(|s| s.cells.iter().chain([&s.policy.cell]))
+        .map(|c| c.speedup_interval.map_or(c.speedup, |iv| iv.hi))
         .fold(grid.cores as f64, f64::max)
         * 1.1;
     let mut ks: Vec<usize> = grid
@@ -148,8 +163,7 @@ fn speedup<DB: DrawingBackend>(
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(if p == 0 { 44 } else { 30 })
-            .build_cartesian_2d(1.0..x_max, 0.0..y_max)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(1.0..x_max, 0.0..y_max)?;
         chart
             .configure_mesh()
             .x_desc("K·N threads")
@@ -158,17 +172,14 @@ fn speedup<DB: DrawingBackend>(
             .y_desc(if p == 0 { "speedup over serial" } else { "" })
             .label_style((FONT, 11))
             .light_line_style(WHITE)
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         let ideal = (1..=grid.settings.max_threads).map(|t| (t as f64, t.min(grid.cores) as f64));
-        chart
-            .draw_series(DashedLineSeries::new(
-                ideal,
-                4,
-                4,
-                RGBColor(150, 150, 150).into(),
-            ))
-            .map_err(|e| e.to_string())?;
+        chart.draw_series(DashedLineSeries::new(
+            ideal,
+            4,
+            4,
+            RGBColor(150, 150, 150).into(),
+        ))?;
         for (i, &k) in ks.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let mut pts: Vec<(f64, f64)> = size
@@ -178,25 +189,32 @@ fn speedup<DB: DrawingBackend>(
                 .map(|c| (c.threads() as f64, c.speedup))
                 .collect();
             pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let line = chart
-                .draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
-                .map_err(|e| e.to_string())?;
+            let line = chart.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))?;
             if p == 0 {
                 line.label(format!("K = {k} outer")).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
                 });
             }
-            chart
-                .draw_series(pts.iter().map(|&xy| Circle::new(xy, 3, color.filled())))
-                .map_err(|e| e.to_string())?;
+            chart.draw_series(pts.iter().map(|&xy| Circle::new(xy, 3, color.filled())))?;
+            let bars = size.cells.iter().filter(|c| c.outer == k).filter_map(|c| {
+                let iv = c.speedup_interval?;
+                let x = c.threads() as f64;
+                Some(ErrorBar::new_vertical(
+                    x,
+                    iv.lo,
+                    c.speedup,
+                    iv.hi,
+                    color.stroke_width(1),
+                    6,
+                ))
+            });
+            chart.draw_series(bars)?;
         }
         let pol = (size.policy.cell.threads() as f64, size.policy.cell.speedup);
-        chart
-            .draw_series([
-                Circle::new(pol, 7, BLACK.stroke_width(2)),
-                Circle::new(pol, 3, BLACK.filled()),
-            ])
-            .map_err(|e| e.to_string())?;
+        chart.draw_series([
+            Circle::new(pol, 7, BLACK.stroke_width(2)),
+            Circle::new(pol, 3, BLACK.filled()),
+        ])?;
         if p == 0 {
             chart
                 .configure_series_labels()
@@ -204,8 +222,7 @@ fn speedup<DB: DrawingBackend>(
                 .label_font((FONT, 11))
                 .background_style(WHITE.mix(0.8))
                 .border_style(RGBColor(200, 200, 200))
-                .draw()
-                .map_err(|e| e.to_string())?;
+                .draw()?;
         }
     }
     Ok(())
@@ -222,9 +239,12 @@ fn heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     grid: &GridSection,
     title: &str,
-) -> DrawResult {
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let subtitle = format!(
-        "speedup over serial; {} cores, {} OpenBLAS; * = default policy's pick",
+        "speedup over serial; {} cores, {} OpenBLAS; * = default policy's pick; orange frame: within noise of the best",
         grid.cores, grid.threading
     );
     let area = titled(root, title, &subtitle)?;
@@ -247,8 +267,7 @@ fn heatmap<DB: DrawingBackend>(
             .margin(8)
             .x_label_area_size(36)
             .y_label_area_size(if p == 0 { 44 } else { 30 })
-            .build_cartesian_2d(0.0..ns.len() as f64, ks.len() as f64..0.0)
-            .map_err(|e| e.to_string())?;
+            .build_cartesian_2d(0.0..ns.len() as f64, ks.len() as f64..0.0)?;
         let label_of = |list: &[usize], v: f64| {
             let i = v.floor() as usize;
             if (v - i as f64 - 0.5).abs() < 1e-6 {
@@ -267,18 +286,21 @@ fn heatmap<DB: DrawingBackend>(
             .x_label_formatter(&|v| label_of(&ns, *v))
             .y_label_formatter(&|v| label_of(&ks, *v))
             .label_style((FONT, 11))
-            .draw()
-            .map_err(|e| e.to_string())?;
+            .draw()?;
         let policy = (size.policy.cell.outer, size.policy.cell.blas);
         for cell in &size.cells {
             let i = ks.iter().position(|&k| k == cell.outer).unwrap_or(0) as f64;
             let j = ns.iter().position(|&n| n == cell.blas).unwrap_or(0) as f64;
-            chart
-                .draw_series([Rectangle::new(
-                    [(j + 0.03, i + 0.03), (j + 0.97, i + 0.97)],
-                    heat(cell.speedup, max).filled(),
-                )])
-                .map_err(|e| e.to_string())?;
+            chart.draw_series([Rectangle::new(
+                [(j + 0.03, i + 0.03), (j + 0.97, i + 0.97)],
+                heat(cell.speedup, max).filled(),
+            )])?;
+            if cell.within_noise_of_best {
+                chart.draw_series([Rectangle::new(
+                    [(j + 0.06, i + 0.06), (j + 0.94, i + 0.94)],
+                    PALETTE[1].stroke_width(3),
+                )])?;
+            }
             let ink = if cell.speedup / max > 0.55 {
                 WHITE
             } else {
@@ -293,19 +315,20 @@ fn heatmap<DB: DrawingBackend>(
                 .into_font()
                 .color(&ink)
                 .pos(Pos::new(HPos::Center, VPos::Center));
-            chart
-                .draw_series([Text::new(
-                    format!("{:.2}{star}", cell.speedup),
-                    (j + 0.5, i + 0.5),
-                    style,
-                )])
-                .map_err(|e| e.to_string())?;
+            chart.draw_series([Text::new(
+                format!("{:.2}{star}", cell.speedup),
+                (j + 0.5, i + 0.5),
+                style,
+            )])?;
         }
     }
     Ok(())
 }
 
-fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySection) -> DrawResult {
+fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySection) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let title = format!(
         "Latency of a {0}×{0} product, alone and beside {1}×{1} products",
         lat.settings.small, lat.settings.large
@@ -329,8 +352,7 @@ fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySecti
         .margin(10)
         .x_label_area_size(44)
         .y_label_area_size(56)
-        .build_cartesian_2d(0.0..groups as f64, (lo..hi).log_scale())
-        .map_err(|e| e.to_string())?;
+        .build_cartesian_2d(0.0..groups as f64, (lo..hi).log_scale())?;
     let group_label = |v: f64| {
         let g = v.floor() as usize;
         match lat.rows.get(g) {
@@ -348,8 +370,7 @@ fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySecti
         .x_label_formatter(&|v| group_label(*v))
         .y_desc("ms")
         .label_style((FONT, 11))
-        .draw()
-        .map_err(|e| e.to_string())?;
+        .draw()?;
     for (i, name) in ["p50", "p99", "max"].into_iter().enumerate() {
         let color = PALETTE[i];
         let bars = lat.rows.iter().enumerate().map(|(g, r)| {
@@ -358,8 +379,7 @@ fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySecti
             Rectangle::new([(x, lo), (x + 0.24, v)], color.filled())
         });
         chart
-            .draw_series(bars)
-            .map_err(|e| e.to_string())?
+            .draw_series(bars)?
             .label(name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
@@ -369,8 +389,103 @@ fn latency<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, lat: &LatencySecti
         .label_font((FONT, 11))
         .background_style(WHITE.mix(0.8))
         .border_style(RGBColor(200, 200, 200))
-        .draw()
-        .map_err(|e| e.to_string())
+        .draw()?;
+    Ok(())
+}
+
+/// Speedup bars of the classic table: g, f and h (every BLAS count), threads and processes side
+/// by side, with their intervals and the workers as the ideal.
+fn classic<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &ClassicSection) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let workers = c.settings.workers;
+    let title = format!("The classic table: {workers} threads or {workers} processes?");
+    let subtitle = format!(
+        "speedup over serial, {} rounds; bars: 95% intervals; dashed: {workers} workers",
+        c.settings.rounds
+    );
+    let area = titled(root, &title, &subtitle)?;
+    let groups: Vec<(Workload, usize)> = [(Workload::G, 1), (Workload::F, 1)]
+        .into_iter()
+        .chain(c.settings.h_blas.iter().map(|&b| (Workload::H, b)))
+        .collect();
+    let y_max = c
+        .rust
+        .iter()
+        .map(|r| r.speedup_interval.map_or(r.speedup, |iv| iv.hi))
+        .fold(workers as f64, f64::max)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&area)
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..groups.len() as f64, 0.0..y_max)?;
+    let label = |v: f64| {
+        let g = v.floor() as usize;
+        match groups.get(g) {
+            Some((w, b)) if (v - g as f64 - 0.5).abs() < 1e-6 => match w {
+                Workload::H => format!("h, {b} BLAS"),
+                _ => w.name().to_owned(),
+            },
+            _ => String::new(),
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(2 * groups.len() + 1)
+        .x_label_formatter(&|v| label(*v))
+        .y_desc("speedup over serial")
+        .label_style((FONT, 11))
+        .draw()?;
+    let ideal = [(0.0, workers as f64), (groups.len() as f64, workers as f64)];
+    chart.draw_series(DashedLineSeries::new(
+        ideal,
+        4,
+        4,
+        RGBColor(150, 150, 150).into(),
+    ))?;
+    for (i, how) in [How::Threads, How::Processes].into_iter().enumerate() {
+        let color = PALETTE[i];
+        let rows: Vec<(f64, &table::ClassicRow)> = groups
+            .iter()
+            .enumerate()
+            .filter_map(|(g, &(w, b))| {
+                Some((
+                    g as f64 + 0.15 + 0.36 * i as f64,
+                    table::find(&c.rust, w, how, b)?,
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(
+                rows.iter().map(|&(x, r)| {
+                    Rectangle::new([(x, 0.0), (x + 0.32, r.speedup)], color.filled())
+                }),
+            )?
+            .label(format!("{workers} {}", how.name()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+        chart.draw_series(rows.iter().filter_map(|&(x, r)| {
+            let iv = r.speedup_interval?;
+            Some(ErrorBar::new_vertical(
+                x + 0.16,
+                iv.lo,
+                r.speedup,
+                iv.hi,
+                BLACK.stroke_width(1),
+                8,
+            ))
+        }))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()?;
+    Ok(())
 }
 
 #[cfg(test)]

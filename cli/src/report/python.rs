@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::report::classic::{fill_speedups, ClassicRow, How};
 use crate::report::cli::ClassicSettings;
 use crate::report::progress::Progress;
+use crate::report::stats::Samples;
 use crate::report::workloads::Workload;
 
 /// The script, shipped inside the report.
@@ -155,6 +156,8 @@ fn parse_row(v: &serde_json::Value) -> Option<ClassicRow> {
         blas: usize::try_from(v["blas"].as_u64()?).ok()?.max(1),
         seconds,
         speedup: f64::NAN,
+        speedup_interval: None,
+        samples: Samples::default(),
         sharing: None,
     })
 }

@@ -22,7 +22,7 @@ pub struct VersusRow {
     pub parlinalg_gflops: f64,
     /// numpy's median GFLOP/s.
     pub numpy_gflops: Option<f64>,
-    /// Median of the per-round ratios parlinalg / numpy.
+    /// parlinalg / numpy: the ratio of the two medians.
     pub ratio: Option<f64>,
     /// ndarray's `.dot` (n ≤ 1024 only: it is slow).
     pub ndarray_gflops: Option<f64>,
@@ -65,7 +65,6 @@ pub fn measure(
             progress.label(format!("matmul vs numpy: n = {n}, {t} BLAS threads"));
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
-            let mut ratios = Vec::new();
             for _ in 0..s.rounds {
                 let g = with_blas_threads(t, || {
                     gflops(
@@ -78,19 +77,24 @@ pub fn measure(
                 if let (Ok(_), Some(py)) = (&numpy, python) {
                     if let Some(gn) = numpy_gflops(py, n, t) {
                         theirs.push(gn);
-                        ratios.push(g / gn);
                     }
                 }
                 progress.advance(1.2);
             }
             let nd =
                 (n <= 1024).then(|| gflops(n, 1, time_median(|| drop(a.dot(&b))).as_secs_f64()));
+            let (ours, theirs) = (
+                median(&mut ours),
+                (!theirs.is_empty()).then(|| median(&mut theirs)),
+            );
             rows.push(VersusRow {
                 n,
                 threads: t,
-                parlinalg_gflops: median(&mut ours),
-                numpy_gflops: (!theirs.is_empty()).then(|| median(&mut theirs)),
-                ratio: (!ratios.is_empty()).then(|| median(&mut ratios)),
+                parlinalg_gflops: ours,
+                numpy_gflops: theirs,
+                // The ratio of the two medians shown beside it (a median of per-round ratios
+                // could disagree with both columns).
+                ratio: theirs.map(|gn| ours / gn),
                 ndarray_gflops: nd,
             });
             progress.advance(0.4);
