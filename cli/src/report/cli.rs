@@ -58,7 +58,7 @@ pub struct Args {
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub size_seconds: Option<f64>,
     /// Grid: rounds every cell gets (cells in random order each round); matmul vs numpy:
-    /// A/B rounds [default: grid 6, numpy 3; quick 4 and 2; full 8 and 5].
+    /// A/B rounds [default: grid 6, numpy 3; quick 6 and 2; full 8 and 5].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub rounds: Option<u32>,
 
@@ -87,7 +87,7 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8192))]
     pub h_size: Option<u32>,
 
-    /// Latency: samples of the small product per condition [default: 1000; 300 quick, 3000
+    /// Latency: samples of the small product per condition [default: 1000; 400 quick, 3000
     /// full] (a p99 needs about 370 for an upper bound).
     #[arg(long, value_parser = clap::value_parser!(u32).range(5..=100_000))]
     pub samples: Option<u32>,
@@ -323,7 +323,7 @@ impl GridSettings {
             max_threads: args.max_threads.map_or(4 * cores, |t| t as usize),
             sample_seconds: args.sample_seconds.unwrap_or(pick(mode, 0.02, 0.1, 0.25)),
             size_seconds: args.size_seconds.unwrap_or(pick(mode, 2.0, 20.0, 60.0)),
-            rounds: args.rounds.map_or(pick(mode, 4, 6, 8), |r| r as usize),
+            rounds: args.rounds.map_or(pick(mode, 6, 6, 8), |r| r as usize),
         }
     }
 }
@@ -337,7 +337,7 @@ impl LatencySettings {
                 .map_or(pick(mode, 1024, 1536, 2048), |n| n as usize),
             samples: args
                 .samples
-                .map_or(pick(mode, 300, 1000, 3000), |s| s as usize),
+                .map_or(pick(mode, 400, 1000, 3000), |s| s as usize),
             max_seconds: args.latency_seconds.unwrap_or(pick(mode, 4.0, 12.0, 60.0)),
         }
     }

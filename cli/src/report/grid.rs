@@ -151,8 +151,24 @@ pub fn pairs(max: usize, cores: usize, single: bool) -> Vec<(usize, usize)> {
 }
 
 /// Estimated seconds, for the progress bar.
-pub fn estimate(s: &GridSettings) -> f64 {
-    (s.sizes.len() + usize::from(s.large.is_some())) as f64 * (s.size_seconds + 1.0)
+pub fn estimate(s: &GridSettings, cores: usize) -> f64 {
+    // A size takes its budget, or its first rounds of every cell if they take longer (about
+    // two thirds of a serial sample per cell on average).
+    let size = |cells: usize, sample: f64| {
+        s.size_seconds
+            .max(s.rounds as f64 * (cells + 2) as f64 * sample * 0.65)
+            + 0.5
+    };
+    let batched =
+        s.sizes.len() as f64 * size(pairs(s.max_threads, cores, false).len(), s.sample_seconds);
+    let single = s.large.map_or(0.0, |n| {
+        let product = 2.0 * (n as f64).powi(3) / 40e9;
+        size(
+            pairs(s.max_threads, cores, true).len(),
+            product.max(s.sample_seconds),
+        )
+    });
+    batched + single
 }
 
 /// Measures the grid in this process (whatever OpenBLAS it loaded).

@@ -182,13 +182,13 @@ fn estimated_seconds(settings: &Settings) -> f64 {
         total += versus::estimate(&settings.versus);
     }
     if settings.runs(Section::Grid) {
-        total += grid::estimate(&settings.grid);
+        total += grid::estimate(&settings.grid, settings.cores);
     }
     if settings.runs(Section::Latency) {
         total += latency::estimate(&settings.latency);
     }
     if settings.runs(Section::Openmp) && openmp::installed(&settings.openmp_dir) {
-        total += grid::estimate(&settings.grid);
+        total += grid::estimate(&settings.grid, settings.cores);
     }
     total
 }
