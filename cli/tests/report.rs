@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use parlinalg_cli::report::{classic, grid, latency, output, stats, versus, workloads, ReportData};
+use parlinalg_cli::report::{
+    classic, grid, latency, output, sharing, stats, versus, workloads, ReportData,
+};
 
 fn parlinalg(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_parlinalg"))
@@ -127,6 +129,7 @@ fn tiny() -> &'static (PathBuf, String, ReportData) {
             "--sizes", "8,16", "--large", "48", "--max-threads", "4", "--sample-seconds", "0.002", "--size-seconds", "0.05",
             "--rounds", "3", "--samples", "5", "--latency-small", "16", "--latency-large", "64",
             "--latency-seconds", "0.5", "--numpy-sizes", "16", "--threads", "1",
+            "--processes", "1,2", "--process-products", "20",
             // numpy's sections run parlinalg's side and say why numpy's was not run.
             "--python", "/nonexistent/python3", "--openmp-dir", "/nonexistent",
         ];
@@ -169,6 +172,7 @@ fn every_table_and_file_is_there() {
         "## 2. The inner vs outer grid",
         "## 3. Latency under a mixed load",
         "## 4. The grid under the OpenMP build of OpenBLAS",
+        "## 5. Processes sharing the machine",
         "apt-get install libopenblas0-openmp",
         "Python's version was not run",
     ] {
@@ -192,6 +196,7 @@ fn every_table_and_file_is_there() {
         "latency.png",
         "classic.svg",
         "classic.png",
+        "processes.csv",
     ] {
         let p = out.join(f);
         assert!(
@@ -342,6 +347,28 @@ fn the_conclusions_agree_with_the_numbers() {
     assert!(output::latency_md(l).contains("too few samples"));
     let v = data.versus.as_ref().unwrap();
     assert_eq!(v.conclusion, versus::conclude(&v.rows, &v.numpy));
+    let x = data.sharing.as_ref().unwrap();
+    assert_eq!(x.conclusion, sharing::conclude(x.cores, &x.rows));
+    assert_eq!(x.rows.len(), 2 * 4, "P = 1, 2 under four modes");
+    for r in &x.rows {
+        let fixed1 = x
+            .rows
+            .iter()
+            .find(|f| f.processes == r.processes && f.mode == sharing::Mode::Fixed1)
+            .unwrap();
+        let (ratio, _) = stats::ratio(&r.samples, &fixed1.samples, 0);
+        assert!((r.vs_fixed1 - ratio).abs() <= 1e-12 * ratio, "{r:?}");
+        assert_eq!(r.samples.len(), x.settings.rounds);
+        assert!(r.p50_ms <= r.p99_ms);
+    }
+    match &x.mpi {
+        // Each rank says how many BLAS threads it runs and where the count came from.
+        sharing::MpiOutcome::Ran { ranks, threads, .. } => {
+            assert_eq!(*ranks, x.cores);
+            assert!(threads.iter().all(|t| t.iter().any(|l| l.starts_with("BLAS threads"))));
+        }
+        sharing::MpiOutcome::NotRun { why } => assert!(why.contains("openmpi-bin") || why.contains("failed"), "{why}"),
+    }
 }
 
 /// With the OpenMP build present (Debian's path or PARLINALG_TEST_OPENMP_DIR), a tiny grid runs

@@ -7,6 +7,8 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 
+use crate::report::sharing::SharingSettings;
+
 /// Where Debian's `libopenblas0-openmp` puts the OpenMP build of OpenBLAS.
 pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
 
@@ -124,6 +126,16 @@ pub struct Args {
     /// Internal: run as a worker process of the classic table (JSON spec).
     #[arg(long, hide = true, value_name = "SPEC")]
     pub worker: Option<String>,
+    /// Processes: products per process [default: 1000; 200 quick, 2001 full].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub process_products: Option<u32>,
+    /// Processes: the process counts, comma separated [default: 1, the cores, twice the cores].
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: Option<Vec<u32>>,
+
+    /// Internal: run as one process of the processes section (JSON spec).
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub sharing_child: Option<String>,
     /// Internal: run the grid as a child process (JSON spec), print the result as JSON.
     #[arg(long, hide = true, value_name = "SPEC")]
     pub grid_child: Option<String>,
@@ -142,6 +154,8 @@ pub enum Section {
     Latency,
     /// The grid under the OpenMP build of OpenBLAS.
     Openmp,
+    /// Processes sharing the machine: fixed counts, per-process auto, the machine budget, MPI.
+    Processes,
 }
 
 /// The run length.
@@ -170,6 +184,7 @@ pub struct Settings {
     pub grid: GridSettings,
     pub latency: LatencySettings,
     pub versus: VersusSettings,
+    pub sharing: SharingSettings,
 }
 
 /// The classic table's workloads.
@@ -247,6 +262,7 @@ impl Settings {
             grid: GridSettings::resolve(args, mode, cores),
             latency: LatencySettings::resolve(args, mode),
             versus: VersusSettings::resolve(args, mode, cores),
+            sharing: sharing_settings(args, mode, cores),
         })
     }
 
@@ -265,6 +281,7 @@ fn sections(args: &Args) -> Result<Vec<Section>, clap::Error> {
             Section::Grid,
             Section::Latency,
             Section::Openmp,
+            Section::Processes,
         ]
     });
     sections.retain(|s| !args.skip.contains(s));
@@ -369,6 +386,24 @@ impl VersusSettings {
                 .map_or_else(default_threads, |t| to_usize(t)),
             rounds: args.rounds.map_or(pick(mode, 2, 3, 5), |r| r as usize),
         }
+    }
+}
+
+/// The processes section.
+fn sharing_settings(args: &Args, mode: Mode, cores: usize) -> SharingSettings {
+    let mut processes = args
+        .processes
+        .as_ref()
+        .map_or_else(|| vec![1, cores, 2 * cores], |p| to_usize(p));
+    processes.sort_unstable();
+    processes.dedup();
+    SharingSettings {
+        products: args
+            .process_products
+            .map_or(pick(mode, 200, 1000, 2001), |p| p as usize),
+        n: 256,
+        processes,
+        rounds: pick(mode, 2, 3, 5),
     }
 }
 

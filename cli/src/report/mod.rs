@@ -16,7 +16,9 @@
 //! 2. the inner vs outer grid: every K outer × N BLAS pair, the best, the default policy, the
 //!    worst oversubscribed pair;
 //! 3. a small product's latency beside large ones, fixed BLAS threads vs `auto`;
-//! 4. the grid under the OpenMP build of OpenBLAS when it is installed.
+//! 4. the grid under the OpenMP build of OpenBLAS when it is installed;
+//! 5. processes sharing the machine: fixed counts, per-process `auto`, the machine budget, and
+//!    the same program as an MPI job when `mpirun` is installed.
 //!
 //! Markdown on stdout; report.md, report.json, CSV files and PNG/SVG plots in `--out`.
 
@@ -32,6 +34,7 @@ mod processes;
 mod progress;
 mod python;
 mod race;
+pub mod sharing;
 pub mod stats;
 pub mod versus;
 pub mod workloads;
@@ -47,6 +50,8 @@ use progress::Progress;
 pub fn main(args: &Args) -> u8 {
     let role = if let Some(spec) = &args.worker {
         Some(processes::worker_main(spec))
+    } else if let Some(spec) = &args.sharing_child {
+        Some(sharing::child_main(spec))
     } else {
         args.grid_child
             .as_ref()
@@ -115,6 +120,7 @@ pub fn run(
         grid: None,
         latency: None,
         openmp: None,
+        sharing: None,
         seconds: 0.0,
     };
     if settings.runs(Section::Classic) {
@@ -150,6 +156,11 @@ pub fn run(
         );
         emit(&mut progress, output::openmp_md(&o));
         data.openmp = Some(o);
+    }
+    if settings.runs(Section::Processes) {
+        let s = sharing::measure(&settings.sharing, settings.cores, &mut progress)?;
+        emit(&mut progress, output::sharing_md(&s));
+        data.sharing = Some(s);
     }
     data.seconds = progress.elapsed();
 
@@ -189,6 +200,9 @@ fn estimated_seconds(settings: &Settings) -> f64 {
     }
     if settings.runs(Section::Openmp) && openmp::installed(&settings.openmp_dir) {
         total += grid::estimate(&settings.grid, settings.cores);
+    }
+    if settings.runs(Section::Processes) {
+        total += sharing::estimate(&settings.sharing, settings.cores);
     }
     total
 }

@@ -13,6 +13,7 @@ use crate::report::grid::{Cell, GridSection, IMPOSSIBLE};
 use crate::report::latency::LatencySection;
 use crate::report::openmp::OpenMpOutcome;
 use crate::report::python::PythonClassic;
+use crate::report::sharing::{MpiOutcome, SharingSection};
 use crate::report::stats::{Interval, STATISTIC};
 use crate::report::versus::VersusSection;
 use crate::report::workloads::Workload;
@@ -30,6 +31,8 @@ pub struct ReportData {
     pub grid: Option<GridSection>,
     pub latency: Option<LatencySection>,
     pub openmp: Option<OpenMpOutcome>,
+    #[serde(default)]
+    pub sharing: Option<SharingSection>,
     /// Wall time of the whole run.
     pub seconds: f64,
 }
@@ -477,6 +480,52 @@ pub fn openmp_md(o: &OpenMpOutcome) -> String {
     }
 }
 
+/// The processes section.
+pub fn sharing_md(x: &SharingSection) -> String {
+    let st = &x.settings;
+    let mut md = format!(
+        "## 5. Processes sharing the machine\n\nP copies of one program, each making {} \
+         products of {n}×{n} f64 through `parlinalg::matmul`, started at once, with BLAS threads \
+         fixed at 1, fixed at the {} cores, under each process's own `auto` with the \
+         machine-wide budget off (`PARLINALG_BUDGET=off`: every process believes it is alone), \
+         and under the budget (the default: the processes share one slot per core). Wall time \
+         from the first spawn to the last exit, the **{}** of {} rounds in random order; the \
+         ratio to the fixed-1 row with as many processes has its 95% interval; latency is each \
+         product's time, over every process (last round).\n\n",
+        st.products, x.cores, x.statistic, st.rounds, n = st.n
+    );
+    let header = strings(["processes", "BLAS threads", "wall", "products/s", "time / fixed 1", "p50 ms", "p99 ms"]);
+    let rows: Vec<Vec<String>> = x
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.processes.to_string(),
+                r.mode.label(x.cores),
+                fmt_s(r.seconds),
+                format!("{:.0}", r.throughput),
+                with_interval(r.vs_fixed1, r.vs_fixed1_interval, "×"),
+                format!("{:.3}", r.p50_ms),
+                format!("{:.3}", r.p99_ms),
+            ]
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    match &x.mpi {
+        MpiOutcome::Ran { command, ranks, seconds, threads } => {
+            let _ = writeln!(md, "\nAs an MPI job, `{command}`: {ranks} ranks in {}; what each rank ran:\n", fmt_s(*seconds));
+            for (i, lines) in threads.iter().enumerate() {
+                let _ = writeln!(md, "- rank {i}: {}", lines.join("; "));
+            }
+        }
+        MpiOutcome::NotRun { why } => {
+            let _ = writeln!(md, "\nThe MPI job was not run: {why}.");
+        }
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", x.machine.describe(), x.conclusion);
+    md
+}
+
 /// The whole report as Markdown.
 pub fn markdown(d: &ReportData) -> String {
     let mut md = header_md(&d.header, &d.settings);
@@ -497,6 +546,9 @@ pub fn markdown(d: &ReportData) -> String {
     }
     if let Some(o) = &d.openmp {
         md.push_str(&openmp_md(o));
+    }
+    if let Some(x) = &d.sharing {
+        md.push_str(&sharing_md(x));
     }
     md
 }
@@ -560,6 +612,20 @@ struct LatencyCsv<'a> {
     p99_lo_ms: Option<f64>,
     p99_hi_ms: Option<f64>,
     max_ms: f64,
+}
+
+/// A row of processes.csv.
+#[derive(Serialize)]
+struct ProcessesCsv {
+    processes: usize,
+    blas: String,
+    seconds: f64,
+    throughput: f64,
+    vs_fixed1: f64,
+    vs_fixed1_lo: Option<f64>,
+    vs_fixed1_hi: Option<f64>,
+    p50_ms: f64,
+    p99_ms: f64,
 }
 
 /// One CSV file from serde rows (the header from the field names), or `None` without rows.
@@ -668,6 +734,22 @@ pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
                 p99_lo_ms: r.p99_lo_ms,
                 p99_hi_ms: r.p99_hi_ms,
                 max_ms: r.max_ms,
+            }))?,
+        );
+    }
+    if let Some(x) = &d.sharing {
+        add(
+            "processes.csv",
+            csv_text(x.rows.iter().map(|r| ProcessesCsv {
+                processes: r.processes,
+                blas: r.mode.label(x.cores),
+                seconds: r.seconds,
+                throughput: r.throughput,
+                vs_fixed1: r.vs_fixed1,
+                vs_fixed1_lo: r.vs_fixed1_interval.map(|iv| iv.lo),
+                vs_fixed1_hi: r.vs_fixed1_interval.map(|iv| iv.hi),
+                p50_ms: r.p50_ms,
+                p99_ms: r.p99_ms,
             }))?,
         );
     }
