@@ -270,12 +270,12 @@ impl Control {
     fn from_process() -> Result<Control> {
         super::fork::watch();
         let lib = BlasLibrary::query();
-        let cores = Cores::detect();
+        let lookup = |name: &str| std::env::var_os(name);
+        let cores = super::cores::detect_from(&lookup)?;
         let max_blas = lib
             .max_threads
             .unwrap_or(super::MAX_THREADS)
             .clamp(1, super::MAX_THREADS);
-        let lookup = |name: &str| std::env::var_os(name);
         let settings = env::resolve(&lookup, &cores, max_blas, super::MAX_THREADS)?;
         let control = Control {
             state: Mutex::new(State {

@@ -329,6 +329,7 @@ pub(crate) fn relevant_vars() -> impl Iterator<Item = &'static str> {
         .into_iter()
         .chain(STANDARD_BLAS_VARS)
         .chain([RAYON_VAR, crate::openblas::kernel::CORETYPE_VAR])
+        .chain(super::launcher::launcher_vars())
 }
 
 #[cfg(test)]
@@ -342,6 +343,9 @@ mod tests {
             count: n,
             affinity: Some(n),
             quota: None,
+            online: Some(n),
+            launcher: None,
+            bound_to_one_core: false,
             why: format!("{n} in the affinity mask"),
         }
     }

@@ -59,6 +59,7 @@ mod control;
 mod cores;
 mod env;
 mod fork;
+mod launcher;
 mod plan;
 mod policy;
 mod report;
@@ -72,6 +73,7 @@ pub use env::{
     BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
     RAYON_VAR, STANDARD_BLAS_VARS,
 };
+pub use launcher::{CPUS_PER_TASK_VARS, LOCAL_SIZE_VARS};
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{last_batch_decision, plan_for_batch, BatchDecision, PlanChoice};
 pub use report::{report, Report, UsageReport, Warning};
