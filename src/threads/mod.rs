@@ -55,6 +55,7 @@
 //! parlinalg counts concurrent BLAS callers; when they ask for more threads than cores it logs
 //! one warning through the `log` crate (it never prints).
 
+mod budget;
 mod control;
 mod cores;
 mod env;
@@ -68,6 +69,7 @@ mod stack;
 mod worker;
 
 pub use crate::openblas::loaded_blas_libraries;
+pub use budget::{BudgetReport, BUDGET_GROUP_VAR, BUDGET_VAR};
 pub use cores::Cores;
 pub use env::{
     BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
