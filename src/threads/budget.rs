@@ -303,6 +303,13 @@ impl Budget {
             return want;
         };
         let dirfd = dir.fd.as_raw_fd();
+        if s.want.is_none() && !s.ignored.iter().any(|i| i.starts_with("want")) {
+            match open_file(dirfd, "want") {
+                Ok(fd) => s.want = Some(fd),
+                // Without it, holders cannot see waiters: they keep what they took.
+                Err(why) => s.ignored.push(format!("want: {why}")),
+            }
+        }
         let held = s.slots.iter().filter(|x| x.held).count();
         let others_want = held >= 1 && s.want.as_ref().is_some_and(someone_wants);
         let mut held_now = held;
@@ -344,16 +351,6 @@ impl Budget {
         }
         // Wanting while holding nothing; not otherwise.
         if held_now == 0 && !s.wanting {
-            if s.want.is_none() {
-                match open_file(dirfd, "want") {
-                    Ok(fd) => s.want = Some(fd),
-                    Err(why) => {
-                        if !s.ignored.iter().any(|i| i.starts_with("want")) {
-                            s.ignored.push(format!("want: {why}"));
-                        }
-                    }
-                }
-            }
             s.wanting = s.want.as_ref().is_some_and(|w| try_lock_shared(w));
         } else if held_now > 0 && s.wanting {
             if let Some(w) = &s.want {
@@ -717,6 +714,58 @@ mod tests {
             .open(dir.join(format!("cpu{cpu}")))
             .unwrap();
         !try_lock(&OwnedFd::from(f))
+    }
+
+    fn budget(group: &str, cpus: Vec<usize>) -> &'static Budget {
+        let env = BudgetEnv {
+            enabled: Setting {
+                value: true,
+                source: Source::Code,
+            },
+            group: Setting {
+                value: group.to_owned(),
+                source: Source::Code,
+            },
+        };
+        Box::leak(Box::new(Budget::new(env, cpus, 2)))
+    }
+
+    #[test]
+    fn a_process_tries_only_the_slots_of_its_mask_and_gives_them_back_when_idle() {
+        // Three "processes" (each budget opens its own descriptors: flock locks of different
+        // open file descriptions conflict also within one process).
+        let group = format!("unit-mask-{}", std::process::id());
+        let low = budget(&group, vec![0, 1]);
+        let high = budget(&group, vec![2, 3]);
+        let across = budget(&group, vec![1, 2]);
+        assert_eq!(low.grant(2), 2);
+        assert_eq!(high.grant(2), 2, "disjoint masks do not compete");
+        assert_eq!(
+            across.grant(2),
+            1,
+            "none free: its own thread, never a wait"
+        );
+        assert_eq!(across.report().held, 0);
+        for b in [low, high, across] {
+            b.done();
+        }
+        assert_eq!((low.report().held, high.report().held), (2, 2));
+        // The one that wanted is seen: at its next check, a holder keeps one slot only.
+        std::thread::sleep(CHECK_EVERY * 2);
+        assert_eq!(low.grant(2), 1);
+        low.done();
+        // Idle: everything goes back by itself.
+        let start = Instant::now();
+        while low.report().held + high.report().held > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "slots kept while idle"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(start.elapsed() >= IDLE_RELEASE / 2);
+        let dir = low.report().dir.unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
