@@ -13,6 +13,7 @@ products=${2:-2001}
 target=${CARGO_TARGET_DIR:-target}
 cargo build --release --example processes_budget >&2
 bin="$target/release/examples/processes_budget"
+trap 'rm -rf "/dev/shm/parlinalg-$(id -u)/bench$$"' EXIT
 
 now() { date +%s.%N; }
 run() { # copies, env assignments...

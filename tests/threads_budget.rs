@@ -50,6 +50,10 @@ fn child_entry() {
             }
         }
     }
+    let mut forked = serde_json::Value::Null;
+    if mode == "fork" && first.is_ok() {
+        forked = fork_while_holding(&a);
+    }
     let out = match parlinalg::threads::report() {
         // The parts the tests read, in one short line (MPI ranks share one stdout: a line
         // longer than a pipe's atomic write could interleave with another rank's).
@@ -61,10 +65,54 @@ fn child_entry() {
             },
             "first": first.err(), "calls": calls,
             "over": over, "max_threads": max_threads, "pid": std::process::id(),
+            "forked": forked,
         }),
         Err(e) => serde_json::json!({ "ok": false, "error": e.to_string(), "first": first.err() }),
     };
     println!("CHILD-RESULT {out}");
+}
+
+/// In a child that holds every slot (a thread keeps making products): forks; the forked
+/// child must hold nothing (it closed its copies of the descriptors without unlocking) and
+/// find no free slot; after it exits, this process must still hold its slots.
+fn fork_while_holding(a: &parlinalg::ndarray::Array2<f64>) -> Value {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (a, stop) = (a.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                parlinalg::matmul(&a, &a).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let dir = parlinalg::threads::report().unwrap().budget.dir.unwrap();
+    let before = parlinalg::threads::report().unwrap().budget.held;
+    // SAFETY: fork in a test child; the forked child only calls parlinalg and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let held_in_child = parlinalg::threads::report().unwrap().budget.held;
+        parlinalg::matmul(a, a).unwrap();
+        let threads = parlinalg::threads::blas_threads();
+        let code = if held_in_child == 0 && threads == 1 {
+            0
+        } else {
+            10 + held_in_child as i32
+        };
+        // SAFETY: ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked just above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let (held, _) = holders(&dir);
+    let after = held.get(&std::process::id()).copied().unwrap_or(0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    serde_json::json!({
+        "before": before, "after": after,
+        "child_exit": libc::WEXITSTATUS(status), "child_exited": libc::WIFEXITED(status),
+    })
 }
 
 /// This binary as a child in `mode`, with a clean thread environment plus `vars`, optionally
@@ -129,6 +177,15 @@ fn results(child: Child, within: Duration) -> Vec<Value> {
 fn run(wrapper: &[&str], mode: &str, vars: &[(&str, &str)]) -> Value {
     let child = command(wrapper, mode, vars).spawn().unwrap();
     results(child, Duration::from_secs(60)).remove(0)
+}
+
+/// Removes a test group's directory when the test ends (also when it fails).
+struct Clean(PathBuf);
+
+impl Drop for Clean {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn group(name: &str) -> String {
@@ -204,6 +261,7 @@ fn holders(dir: &Path) -> (HashMap<u32, usize>, usize) {
 #[test]
 fn concurrent_processes_never_hold_more_slots_than_cores_and_share_them() {
     let g = group("concurrent");
+    let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
     let kids: Vec<Child> = (0..4)
         .map(|_| {
@@ -264,6 +322,7 @@ fn kill_9_of_a_holder_returns_its_slots_at_once() {
         return;
     }
     let g = group("kill");
+    let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
     let mut kid = command(
         &[],
@@ -319,6 +378,7 @@ fn disjoint_affinity_masks_do_not_block_each_other() {
         return;
     }
     let g = group("disjoint");
+    let _clean = Clean(group_dir(&g));
     let half = online / 2;
     let low = format!("0-{}", half - 1);
     let high = format!("{half}-{}", 2 * half - 1);
@@ -344,6 +404,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         return;
     }
     let g = group("broken");
+    let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
     mkdir700(&dir);
     // cpu0: a directory; cpu1: a symlink; want: a FIFO; others untouched.
@@ -379,6 +440,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
     // SAFETY: geteuid cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         let g = group("foreign");
+        let _clean = Clean(group_dir(&g));
         let dir = group_dir(&g);
         mkdir700(&dir);
         let f = dir.join("cpu0");
@@ -394,6 +456,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
 
     // A group directory others may enter: the budget is off, said, and the call still runs.
     let g = group("mode");
+    let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
     mkdir700(&dir);
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
@@ -423,7 +486,9 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
 
     // The group directory is a symlink to another directory: refused (O_NOFOLLOW).
     let g = group("link");
+    let _clean = Clean(group_dir(&g));
     let target = group_dir(&group("link-target"));
+    let _clean_target = Clean(target.clone());
     mkdir700(&target);
     std::os::unix::fs::symlink(&target, group_dir(&g)).unwrap();
     let r = run(&[], "report", &[("PARLINALG_BUDGET_GROUP", &g)]);
@@ -434,6 +499,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
 fn variables_precedence_in_children() {
     // Off: said, with the variable; nothing held.
     let g = group("vars");
+    let _clean = Clean(group_dir(&g));
     let r = run(
         &[],
         "report",
@@ -548,6 +614,29 @@ fn mpirun_np_2_gives_each_rank_one_blas_thread_and_says_why() {
         );
         println!("rank: {} BLAS thread ({why})", rep["blas_threads_now"]);
     }
+}
+
+#[test]
+fn a_forked_child_holds_nothing_and_leaves_the_parents_slots_held() {
+    if cores() < 2 {
+        println!("SKIPPED: one usable core, the budget is never used");
+        return;
+    }
+    let g = group("fork");
+    let _clean = Clean(group_dir(&g));
+    let r = run(&[], "fork", &[("PARLINALG_BUDGET_GROUP", &g)]);
+    let f = &r["forked"];
+    assert_eq!(f["before"], cores(), "{r}");
+    assert_eq!(f["child_exited"], true, "{f}");
+    assert_eq!(
+        f["child_exit"], 0,
+        "the forked child held slots or ran more than 1 thread: {f}"
+    );
+    assert_eq!(
+        f["after"],
+        cores(),
+        "the child's exit released the parent's slots: {f}"
+    );
 }
 
 /// A silent pass proves nothing: the sampling sees a real holder.
