@@ -201,7 +201,8 @@ pub(crate) struct Budget {
     /// The most threads the in-process rule can ask (the usable cores).
     cap: usize,
     state: Mutex<State>,
-    /// Threads the slots held allow (≥ 1), for calls between checks.
+    /// Threads the slots held allowed at the last check (≥ 1), for calls between checks; kept
+    /// after the slots go back (it is then what the last call had); `usize::MAX` before any.
     granted: AtomicUsize,
     /// When the next check is due, in ns since `epoch()`; 0: now.
     next_check: AtomicU64,
@@ -246,7 +247,7 @@ impl Budget {
                 releaser: false,
                 ignored: Vec::new(),
             }),
-            granted: AtomicUsize::new(1),
+            granted: AtomicUsize::new(usize::MAX),
             next_check: AtomicU64::new(0),
             last_use: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
@@ -286,6 +287,11 @@ impl Budget {
             s.releaser = spawn_releaser(self);
         }
         n.clamp(1, want)
+    }
+
+    /// What the last check granted (`usize::MAX` before the first): what the last call had.
+    pub(crate) fn last_grant(&self) -> usize {
+        self.granted.load(Relaxed)
     }
 
     /// The end of a call [`Self::grant`] admitted.
@@ -351,7 +357,7 @@ impl Budget {
         }
         // Wanting while holding nothing; not otherwise.
         if held_now == 0 && !s.wanting {
-            s.wanting = s.want.as_ref().is_some_and(|w| try_lock_shared(w));
+            s.wanting = s.want.as_ref().is_some_and(try_lock_shared);
         } else if held_now > 0 && s.wanting {
             if let Some(w) = &s.want {
                 unlock_fd(w.as_raw_fd());
@@ -401,7 +407,6 @@ impl Budget {
             }
             s.wanting = false;
         }
-        self.granted.store(1, Relaxed);
     }
 
     /// The read-only view for the report (opens the directory if not yet opened: that takes
@@ -455,7 +460,7 @@ pub(super) fn rebuild_in_child(budget: &Budget, s: &mut State) {
     s.want = None;
     s.wanting = false;
     s.releaser = false;
-    budget.granted.store(1, Relaxed);
+    budget.granted.store(usize::MAX, Relaxed);
     budget.next_check.store(0, SeqCst);
     budget.in_flight.store(0, SeqCst);
 }

@@ -386,8 +386,16 @@ impl Control {
     }
 
     /// The count for a call that is alone (or made under scopes, which are honoured exactly).
+    /// Under `auto` with the budget in use, at most what the budget last granted: closing a
+    /// scope (or changing the baseline) puts back the count the last call had, not more than
+    /// the budget gave it.
     fn solitary_threads(&self, s: &State) -> usize {
-        self.rule(s, 1, false)
+        let n = self.rule(s, 1, false);
+        if self.depends_on_callers(s) && self.budget.active() {
+            n.min(self.budget.last_grant())
+        } else {
+            n
+        }
     }
 
     /// Sets OpenBLAS's count when it differs from `n`, and records the first count OpenBLAS
