@@ -15,6 +15,28 @@ have_openblas() {
   command -v pkg-config >/dev/null 2>&1 && pkg-config --exists openblas
 }
 
+# Optional: Open MPI's mpirun, for the test suite's one real `mpirun -np 2` job
+# (tests/threads_budget.rs). Installed where apt-get and root (or password-less sudo) allow;
+# otherwise that test prints SKIPPED. Never fatal.
+if ! command -v mpirun >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  mpi_sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      mpi_sudo="sudo -n"
+    else
+      mpi_sudo="none"
+    fi
+  fi
+  if [ "$mpi_sudo" = "none" ]; then
+    say "mpirun is missing and this user cannot install packages: the mpirun test will be SKIPPED"
+  else
+    say "installing openmpi-bin (for the mpirun test; optional)"
+    { $mpi_sudo apt-get update -qq &&
+      DEBIAN_FRONTEND=noninteractive $mpi_sudo apt-get install -y -qq openmpi-bin >/dev/null; } ||
+      say "could not install openmpi-bin: the mpirun test will be SKIPPED"
+  fi
+fi
+
 if have_openblas; then
   exit 0
 fi

@@ -31,6 +31,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use super::budget::{self, Budget, BudgetHold};
 use super::cores::Cores;
 use super::env::{self, BlasThreads, Setting, Source};
 use super::stack::Stack;
@@ -210,6 +211,8 @@ pub(crate) struct Control {
     pub max_blas: usize,
     /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
     pub deterministic: bool,
+    /// The machine-wide budget this process shares with other processes (`budget.rs`).
+    pub budget: Budget,
 }
 
 static CONTROL: OnceLock<std::result::Result<Control, Error>> = OnceLock::new();
@@ -227,6 +230,8 @@ pub(crate) fn control() -> Result<&'static Control> {
 pub(super) struct ControlHold {
     control: &'static Control,
     state: MutexGuard<'static, State>,
+    /// Taken after `state` (no code holds both otherwise).
+    budget: BudgetHold,
 }
 
 /// Waits for the controller (if another thread is building it) and takes its lock; `None`
@@ -245,9 +250,11 @@ pub(super) fn wait_for_threaded_calls() {
 
 pub(super) fn hold_for_fork() -> Option<ControlHold> {
     let control = control().ok()?;
+    let state = control.lock();
     Some(ControlHold {
         control,
-        state: control.lock(),
+        state,
+        budget: control.budget.hold_for_fork(),
     })
 }
 
@@ -263,6 +270,7 @@ impl ControlHold {
         s.reapply = true;
         self.control.counters.reset();
         self.control.refresh_fast(s);
+        budget::rebuild_in_child(&self.control.budget, &mut self.budget);
     }
 }
 
@@ -270,13 +278,19 @@ impl Control {
     fn from_process() -> Result<Control> {
         super::fork::watch();
         let lib = BlasLibrary::query();
-        let cores = Cores::detect();
+        let lookup = |name: &str| std::env::var_os(name);
+        let cores = super::cores::detect_from(&lookup)?;
         let max_blas = lib
             .max_threads
             .unwrap_or(super::MAX_THREADS)
             .clamp(1, super::MAX_THREADS);
-        let lookup = |name: &str| std::env::var_os(name);
         let settings = env::resolve(&lookup, &cores, max_blas, super::MAX_THREADS)?;
+        let budget_env = budget::parse_env(&lookup)?;
+        let budget = Budget::new(
+            budget_env,
+            budget::affinity_cpus(),
+            cores.count.min(max_blas),
+        );
         let control = Control {
             state: Mutex::new(State {
                 baseline: settings.blas,
@@ -294,6 +308,7 @@ impl Control {
             layer: lib.threading,
             max_blas,
             deterministic: settings.deterministic,
+            budget,
         };
         {
             let mut state = control.lock();
@@ -371,8 +386,16 @@ impl Control {
     }
 
     /// The count for a call that is alone (or made under scopes, which are honoured exactly).
+    /// Under `auto` with the budget in use, at most what the budget last granted: closing a
+    /// scope (or changing the baseline) puts back the count the last call had, not more than
+    /// the budget gave it.
     fn solitary_threads(&self, s: &State) -> usize {
-        self.rule(s, 1, false)
+        let n = self.rule(s, 1, false);
+        if self.depends_on_callers(s) && self.budget.active() {
+            n.min(self.budget.last_grant())
+        } else {
+            n
+        }
     }
 
     /// Sets OpenBLAS's count when it differs from `n`, and records the first count OpenBLAS
@@ -415,14 +438,14 @@ impl Control {
     /// Registers a caller; returns the threads it asked for. Calls too small for OpenBLAS to
     /// thread touch nothing shared; the others update atomic counters and, when their count
     /// depends on other callers, take the lock to decide it.
-    fn enter(&self, size: CallSize) -> usize {
+    fn enter(&'static self, size: CallSize) -> (usize, bool) {
         // OpenBLAS runs small calls on the caller's thread: they ask for no BLAS thread, cannot
         // oversubscribe, and are not counted (shared counters bouncing between cores cost more
         // than a 16×16 product).
         if !size.may_thread() {
-            return 1;
+            return (1, false);
         }
-        let asked = self.enter_threaded();
+        let (asked, budgeted) = self.enter_threaded();
         let c = &self.counters;
         c.calls.fetch_add(1, Relaxed);
         let now = c.load.fetch_add(load_delta(asked), Relaxed) + load_delta(asked);
@@ -437,7 +460,7 @@ impl Control {
                 self.warn_oversubscribed(active, asked_now);
             }
         }
-        asked
+        (asked, budgeted)
     }
 
     /// The thread count for a call OpenBLAS may thread, and applies it. Without the lock when
@@ -445,7 +468,11 @@ impl Control {
     /// for a caller alone) and is already in force; under it otherwise. In the pthreads build
     /// the fast path never writes the count (a stale answer could overwrite a scope another
     /// thread just opened); in the OpenMP build the count it sets is the calling thread's own.
-    fn enter_threaded(&self) -> usize {
+    ///
+    /// Under `auto` (the answer depends on other callers: `fast_any` is 0), a caller alone in
+    /// this process also asks the machine-wide budget, before any lock, and gets at most what
+    /// it grants; whether it asked is returned, to give the grant back when the call ends.
+    fn enter_threaded(&'static self) -> (usize, bool) {
         // Counted first, then the fork gate read (both sequentially consistent, as the fork
         // handler's close-then-count): either the handler waits for this call, or this call
         // waits for the fork.
@@ -460,19 +487,26 @@ impl Control {
         if threaded > 1 {
             self.counters.overlapping_calls.fetch_add(1, Relaxed);
         }
-        let fast = match self.fast_any.load(Relaxed) {
-            0 if threaded == 1 => self.fast_alone.load(Relaxed),
+        let any = self.fast_any.load(Relaxed);
+        // The budget: only `auto`, only a caller alone here (overlapping callers get one thread
+        // each from the in-process rule), only when it could get more than one thread.
+        let granted = (any == 0 && threaded == 1 && self.budget.active())
+            .then(|| self.budget.grant(self.cores.count.min(self.max_blas)));
+        let budgeted = granted.is_some();
+        let cap = granted.unwrap_or(usize::MAX);
+        let fast = match any {
+            0 if threaded == 1 => self.fast_alone.load(Relaxed).min(cap),
             any => any,
         };
         if fast != 0 {
             match self.layer {
-                ThreadingLayer::Sequential => return fast,
+                ThreadingLayer::Sequential => return (fast, budgeted),
                 ThreadingLayer::OpenMp => {
                     self.set_if_different(fast);
-                    return fast;
+                    return (fast, budgeted);
                 }
                 _ if crate::openblas::ffi::get_num_threads() == fast as std::ffi::c_int => {
-                    return fast
+                    return (fast, budgeted)
                 }
                 // The count must change: only under the lock.
                 _ => {}
@@ -493,9 +527,15 @@ impl Control {
             false
         };
         let n = self.rule(&s, threaded, overlapping);
+        // A grant applies to `auto` only (the state may have changed since it was asked).
+        let n = if self.depends_on_callers(&s) {
+            n.min(cap)
+        } else {
+            n
+        };
         self.apply(&mut s, n);
         self.refresh_fast(&s);
-        n
+        (n, budgeted)
     }
 
     #[cold]
@@ -508,9 +548,12 @@ impl Control {
         );
     }
 
-    fn leave(&self, size: CallSize, asked: usize) {
+    fn leave(&self, size: CallSize, asked: usize, budgeted: bool) {
         if !size.may_thread() {
             return;
+        }
+        if budgeted {
+            self.budget.done();
         }
         self.counters.active_threaded.fetch_sub(1, SeqCst);
         self.counters.load.fetch_sub(load_delta(asked), Relaxed);
@@ -605,15 +648,15 @@ fn unpack_load(load: u64) -> (usize, usize) {
 /// # Errors
 /// The environment's [`Error::InvalidEnv`], if a thread variable holds junk.
 pub(crate) fn blas_call<R>(size: CallSize, f: impl FnOnce() -> R) -> Result<R> {
-    struct Leave<'a>(&'a Control, CallSize, usize);
+    struct Leave<'a>(&'a Control, CallSize, usize, bool);
     impl Drop for Leave<'_> {
         fn drop(&mut self) {
-            self.0.leave(self.1, self.2);
+            self.0.leave(self.1, self.2, self.3);
         }
     }
     let control = control()?;
-    let asked = control.enter(size);
-    let _leave = Leave(control, size, asked);
+    let (asked, budgeted) = control.enter(size);
+    let _leave = Leave(control, size, asked, budgeted);
     Ok(f())
 }
 

@@ -2,7 +2,8 @@
 //!
 //! OpenBLAS counts the processors it sees at load and starts that many threads, ignoring a
 //! container's CPU quota: on a 64-core host with a 2-CPU quota it would oversubscribe 32-fold.
-//! parlinalg's defaults start from the smaller of the two limits below.
+//! parlinalg's defaults start from the smaller of the two limits below, and under an MPI or
+//! Slurm launcher take this rank's share of them (`launcher.rs`).
 
 use std::path::{Path, PathBuf};
 
@@ -18,12 +19,26 @@ pub struct Cores {
     pub affinity: Option<usize>,
     /// The cgroup CPU quota in whole CPUs (rounded up), when one is set.
     pub quota: Option<usize>,
+    /// CPUs online on the machine (`sysconf(_SC_NPROCESSORS_ONLN)`), when known: an affinity
+    /// mask narrower than this is the process's own (a launcher or `taskset` bound it).
+    pub online: Option<usize>,
+    /// The launcher variable that decided the count, as `NAME=value` (e.g.
+    /// `OMPI_COMM_WORLD_LOCAL_SIZE=8`), when one did.
+    pub launcher: Option<String>,
+    /// The process is bound to a single core (its affinity mask holds one CPU of several).
+    pub bound_to_one_core: bool,
     /// One line saying where `count` comes from.
     pub why: String,
 }
 
 impl Cores {
-    /// Reads the affinity mask and the cgroup quota of this process.
+    /// Reads the affinity mask and the cgroup quota of this process, and takes this rank's
+    /// share under an MPI or Slurm launcher (the rule is in the README's "Launchers" section:
+    /// its own mask or per-task CPU count, else the limits divided by the local rank count).
+    ///
+    /// Infallible: a launcher variable holding junk is ignored here (the limits are returned
+    /// as they are), while every parlinalg operation fails with its
+    /// [`Error::InvalidEnv`](crate::Error::InvalidEnv).
     ///
     /// ```
     /// let cores = parlinalg::threads::Cores::detect();
@@ -31,8 +46,7 @@ impl Cores {
     /// println!("{} cores: {}", cores.count, cores.why);
     /// ```
     pub fn detect() -> Cores {
-        let quota = cgroup_quota(Path::new("/proc/self/cgroup"), Path::new("/sys/fs/cgroup"));
-        Cores::combine(affinity_count(), quota)
+        detect_from(&|name| std::env::var_os(name)).unwrap_or_else(|_| limits())
     }
 
     /// The usable count from the two limits. Pure.
@@ -58,9 +72,39 @@ impl Cores {
             count: count.max(1),
             affinity,
             quota,
+            online: None,
+            launcher: None,
+            bound_to_one_core: false,
             why,
         }
     }
+}
+
+/// This process's limits (affinity mask ∩ cgroup quota), without the launcher rule.
+fn limits() -> Cores {
+    let quota = cgroup_quota(Path::new("/proc/self/cgroup"), Path::new("/sys/fs/cgroup"));
+    let mut c = Cores::combine(affinity_count(), quota);
+    c.online = online_count();
+    c
+}
+
+/// The cores of this process, with the launcher rule applied to the variables `lookup` gives.
+///
+/// # Errors
+/// [`crate::Error::InvalidEnv`] for a launcher variable holding junk.
+pub(crate) fn detect_from(
+    lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>,
+) -> crate::Result<Cores> {
+    let base = limits();
+    let online = base.online;
+    super::launcher::apply(base, online, lookup)
+}
+
+/// CPUs online on the machine.
+fn online_count() -> Option<usize> {
+    // SAFETY: sysconf only reads a system value.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
 /// CPUs in this process's affinity mask.

@@ -325,10 +325,17 @@ fn blas_value(p: Parsed) -> BlasThreads {
 
 /// The raw values of every variable parlinalg reads, for the report.
 pub(crate) fn relevant_vars() -> impl Iterator<Item = &'static str> {
-    [BLAS_THREADS_VAR, OUTER_THREADS_VAR, DETERMINISTIC_VAR]
-        .into_iter()
-        .chain(STANDARD_BLAS_VARS)
-        .chain([RAYON_VAR, crate::openblas::kernel::CORETYPE_VAR])
+    [
+        BLAS_THREADS_VAR,
+        OUTER_THREADS_VAR,
+        DETERMINISTIC_VAR,
+        super::budget::BUDGET_VAR,
+        super::budget::BUDGET_GROUP_VAR,
+    ]
+    .into_iter()
+    .chain(STANDARD_BLAS_VARS)
+    .chain([RAYON_VAR, crate::openblas::kernel::CORETYPE_VAR])
+    .chain(super::launcher::launcher_vars())
 }
 
 #[cfg(test)]
@@ -342,6 +349,9 @@ mod tests {
             count: n,
             affinity: Some(n),
             quota: None,
+            online: Some(n),
+            launcher: None,
+            bound_to_one_core: false,
             why: format!("{n} in the affinity mask"),
         }
     }

@@ -8,6 +8,8 @@
 //! |---|---|---|---|---|
 //! | BLAS threads | [`set_blas_threads`], [`blas_threads_scope`], [`Plan`] | `PARLINALG_BLAS_THREADS` | `OPENBLAS_NUM_THREADS`, `GOTO_NUM_THREADS`, `OMP_NUM_THREADS` | `auto` |
 //! | outer threads | [`set_outer_threads`], [`Plan`] | `PARLINALG_OUTER_THREADS` | `RAYON_NUM_THREADS` | [`Cores::detect`] |
+//! | machine-wide budget (`auto` only) | — | `PARLINALG_BUDGET` (`on`/`off`), `PARLINALG_BUDGET_GROUP` | — | on, group `default` |
+//! | cores of this rank | — | — | launcher variables ([`LOCAL_SIZE_VARS`], [`CPUS_PER_TASK_VARS`]) | affinity ∩ cgroup quota |
 //!
 //! A variable holding junk (`abc`, `-1`, `0` where zero means nothing, `1e9`, an empty string, a
 //! count above the maximum) is an [`crate::Error::InvalidEnv`] naming it,
@@ -25,6 +27,22 @@
 //! caller alone gets every usable core; while several application threads make calls that
 //! OpenBLAS would thread, each call runs single-threaded (pthreads OpenBLAS would otherwise
 //! make them queue on one lock) or, with OpenMP OpenBLAS, gets cores / callers threads.
+//!
+//! **Processes share a machine-wide budget** (`budget.rs`): under `auto`, a call OpenBLAS would
+//! thread, made while no other thread of the process makes one, takes free slots (one `flock`ed
+//! file per CPU of its affinity mask, in `/dev/shm/parlinalg-<uid>/<group>/`) and runs one
+//! thread per slot, at least one; it never blocks, and a killed process's slots come back at
+//! once (the kernel drops its locks). Slots are leased (checked at most every 2 ms, given back
+//! 10 ms after the last call), a holder gives its extra slots back while another process wants
+//! one, and fixed counts, scopes, plans and deterministic mode never consult it.
+//! [`BUDGET_VAR`] (`PARLINALG_BUDGET=off`) turns it off, [`BUDGET_GROUP_VAR`] separates sets of
+//! processes; [`report`] shows it ([`BudgetReport`]). The README's "Processes" section says why
+//! this and not TBB's IPC semaphores or make's jobserver.
+//!
+//! **Launchers** (`launcher.rs`): under MPI or Slurm, [`Cores::detect`] gives this rank its share
+//! of the node: its own affinity mask or per-task CPU count ([`CPUS_PER_TASK_VARS`]) if it has
+//! one, else the limits divided by the local rank count ([`LOCAL_SIZE_VARS`]), never divided
+//! twice; [`Cores::why`] says which variable decided, and a rank bound to one core is said to be.
 //!
 //! **Results under `auto` can depend on what other threads do.** OpenBLAS rounds differently
 //! on one and on several threads, and `auto` picks the count from the other callers, so four
@@ -55,10 +73,12 @@
 //! parlinalg counts concurrent BLAS callers; when they ask for more threads than cores it logs
 //! one warning through the `log` crate (it never prints).
 
+mod budget;
 mod control;
 mod cores;
 mod env;
 mod fork;
+mod launcher;
 mod plan;
 mod policy;
 mod report;
@@ -67,11 +87,13 @@ mod stack;
 mod worker;
 
 pub use crate::openblas::loaded_blas_libraries;
+pub use budget::{BudgetReport, BUDGET_GROUP_VAR, BUDGET_VAR};
 pub use cores::Cores;
 pub use env::{
     BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
     RAYON_VAR, STANDARD_BLAS_VARS,
 };
+pub use launcher::{CPUS_PER_TASK_VARS, LOCAL_SIZE_VARS};
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{last_batch_decision, plan_for_batch, BatchDecision, PlanChoice};
 pub use report::{report, Report, UsageReport, Warning};

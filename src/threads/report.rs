@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::budget::BudgetReport;
 use super::control::control;
 use super::cores::Cores;
 use super::env::{relevant_vars, BlasThreads, Setting};
@@ -51,6 +52,8 @@ pub struct Report {
     pub blas_threads_now: usize,
     /// Outer threads (parlinalg's rayon pool) and where the count came from.
     pub outer_threads: Setting<usize>,
+    /// The machine-wide budget shared with other processes (read only: looking takes no slot).
+    pub budget: BudgetReport,
     /// The thread variables of the environment, as read (`None`: unset).
     pub env: Vec<(String, Option<String>)>,
     /// Concurrent BLAS use seen so far.
@@ -115,6 +118,18 @@ pub enum Warning {
         /// Peak threads asked / cores.
         factor: f64,
     },
+    /// The machine-wide budget is on but cannot be used (its directory failed a check), so
+    /// this process's `auto` takes every usable core whatever other processes do.
+    BudgetUnavailable {
+        /// What is wrong.
+        why: String,
+    },
+    /// Slot files of the budget failed their check and are ignored (their CPUs are not used
+    /// for extra BLAS threads).
+    BudgetSlotsIgnored {
+        /// Each file and why.
+        files: Vec<String>,
+    },
     /// The BLAS thread count asked for (environment or code) exceeds the usable cores.
     /// parlinalg keeps it (OpenBLAS accepts up to its compiled maximum, and the user asked),
     /// but every multithreaded call oversubscribes the cores.
@@ -152,6 +167,13 @@ impl fmt::Display for Warning {
                 "concurrent BLAS callers asked for {factor:.1}× the cores; use a plan, or leave \
                  BLAS threads on auto"
             ),
+            Warning::BudgetUnavailable { why } => write!(
+                f,
+                "machine-wide budget unusable ({why}): auto ignores other processes"
+            ),
+            Warning::BudgetSlotsIgnored { files } => {
+                write!(f, "budget slot files ignored: {}", files.join("; "))
+            }
             Warning::MoreThreadsThanCores {
                 threads,
                 cores,
@@ -226,6 +248,17 @@ pub fn report() -> Result<Report> {
             });
         }
     }
+    let budget = c.budget.report();
+    if budget.why.starts_with("off: budget directory") {
+        warnings.push(Warning::BudgetUnavailable {
+            why: budget.why.trim_start_matches("off: ").to_owned(),
+        });
+    }
+    if !budget.ignored.is_empty() {
+        warnings.push(Warning::BudgetSlotsIgnored {
+            files: budget.ignored.clone(),
+        });
+    }
     if libraries.len() > 1 {
         warnings.push(Warning::SeveralBlasLibraries {
             paths: libraries.clone(),
@@ -248,6 +281,7 @@ pub fn report() -> Result<Report> {
         blas_threads_scoped: c.scoped(),
         blas_threads_now: super::blas_threads(),
         outer_threads: c.outer(),
+        budget,
         env: relevant_vars()
             .map(|name| {
                 let raw = std::env::var_os(name);
@@ -343,6 +377,7 @@ impl Report {
                 ),
             ),
             ("outer threads", format!("{outer} [{outer_source}]")),
+            ("budget", self.budget_row()),
             (
                 "environment",
                 if env.is_empty() {
@@ -352,6 +387,23 @@ impl Report {
                 },
             ),
         ]
+    }
+
+    /// The budget's row: on or off and why, the group and directory, the slots held.
+    fn budget_row(&self) -> String {
+        let b = &self.budget;
+        let dir = b
+            .dir
+            .as_ref()
+            .map_or(String::new(), |d| format!(", {}", d.display()));
+        if b.enabled {
+            format!(
+                "{}; group {}{dir}; this process holds {} of its {} slots",
+                b.why, b.group, b.held, b.slots
+            )
+        } else {
+            format!("{}; group {}", b.why, b.group)
+        }
     }
 
     /// What was seen at run time: usage, the last batch, the loaded libraries.
@@ -429,6 +481,7 @@ mod tests {
             "cores usable",
             "BLAS threads",
             "outer threads",
+            "budget",
             "warnings",
         ] {
             assert!(text.contains(key), "{key} missing in\n{text}");

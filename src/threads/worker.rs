@@ -17,10 +17,23 @@ const WORKER_STACK: usize = 8 << 20;
 
 /// rayon's `spawn_handler`: runs `thread` on a new detached pthread.
 pub(super) fn spawn(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
+    let name = thread.name().map(str::to_owned);
+    spawn_named(name, move || thread.run())
+}
+
+/// Runs `f` on a new detached pthread (the budget's release thread).
+pub(super) fn spawn_plain(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    spawn_named(Some("parlinalg-budget".into()), f)
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn spawn_named(name: Option<String>, f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     extern "C" fn start(arg: *mut c_void) -> *mut c_void {
-        // SAFETY: `arg` is the box `spawn` leaked for this thread; it is taken back once, here.
-        let thread = unsafe { Box::from_raw(arg.cast::<rayon::ThreadBuilder>()) };
-        if let Some(name) = thread.name() {
+        // SAFETY: `arg` is the box `spawn_named` leaked for this thread; it is taken back once,
+        // here.
+        let (name, job) = *unsafe { Box::from_raw(arg.cast::<(Option<String>, Job)>()) };
+        if let Some(name) = name {
             // The kernel keeps 15 bytes of a thread's name.
             let short: String = name.chars().take(15).collect();
             if let Ok(name) = std::ffi::CString::new(short) {
@@ -29,7 +42,7 @@ pub(super) fn spawn(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
             }
         }
         // A panic must not unwind into C (rayon catches the panics of jobs itself).
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| thread.run()));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
         std::ptr::null_mut()
     }
     let mut attr = MaybeUninit::<libc::pthread_attr_t>::uninit();
@@ -43,7 +56,8 @@ pub(super) fn spawn(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
         libc::pthread_attr_setstacksize(attr.as_mut_ptr(), WORKER_STACK);
         libc::pthread_attr_setdetachstate(attr.as_mut_ptr(), libc::PTHREAD_CREATE_DETACHED);
     }
-    let arg = Box::into_raw(Box::new(thread)).cast::<c_void>();
+    let job: Job = Box::new(f);
+    let arg = Box::into_raw(Box::new((name, job))).cast::<c_void>();
     let mut id = MaybeUninit::<libc::pthread_t>::uninit();
     // SAFETY: `id` and `attr` are valid; `start` is an `extern "C" fn` taking and returning a
     // pointer, as pthread_create expects; `arg` stays valid until `start` takes it back.
@@ -52,7 +66,7 @@ pub(super) fn spawn(thread: rayon::ThreadBuilder) -> std::io::Result<()> {
     unsafe { libc::pthread_attr_destroy(attr.as_mut_ptr()) };
     if rc != 0 {
         // SAFETY: the thread was not created, so `start` never took the box: free it here.
-        drop(unsafe { Box::from_raw(arg.cast::<rayon::ThreadBuilder>()) });
+        drop(unsafe { Box::from_raw(arg.cast::<(Option<String>, Job)>()) });
         return Err(std::io::Error::from_raw_os_error(rc));
     }
     Ok(())

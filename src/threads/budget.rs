@@ -1,0 +1,803 @@
+//! The machine-wide budget: cooperating processes share the cores, with no daemon, and a
+//! killed process's share comes back by itself.
+//!
+//! **Slots.** One file per CPU of the machine, `cpu<N>`, in a directory of the user's own
+//! (`/dev/shm/parlinalg-<uid>/<group>/`; `$XDG_RUNTIME_DIR`, then `/tmp`, when there is no
+//! `/dev/shm`). A process holds a slot by holding a kernel `flock` on its file (exclusive,
+//! always `LOCK_NB`: it never blocks and never waits on another process). The kernel drops the
+//! lock when the holder's last descriptor closes, so a process killed with `kill -9` gives its
+//! slots back at once; nothing is counted in a file, so nothing can be left wrong.
+//!
+//! **Who takes what.** Only calls OpenBLAS would thread, under the `auto` policy, when the
+//! in-process rule gives them more than one thread, touch the budget (every smaller call, a
+//! fixed count, an open scope, deterministic mode and in-process overlap never do). Such a call
+//! asks for the threads the rule gives it and gets one per slot it holds, at least one: its
+//! calling thread is a slot like any other (it runs on a core), and with no slot free it still
+//! runs on one thread, its own. A process only tries the slots of CPUs in its affinity mask, so
+//! processes whose masks do not overlap never compete.
+//!
+//! **Leases, so that a call pays nothing.** Slots are kept between calls: a call checks a clock
+//! and two atomics, and the budget is looked at again (a few `flock`s) at most every
+//! [`CHECK_EVERY`]. A helper thread (a plain pthread, running only while something is held)
+//! gives everything back once no threadable call has started for [`IDLE_RELEASE`].
+//!
+//! **Fairness.** A process that finds no slot free marks itself wanting: it holds a shared lock
+//! on the group's `want` file (so a killed waiter stops wanting at once too). A holder of more
+//! than one slot tests that file at its next check (an exclusive `LOCK_NB` that fails while
+//! anyone wants) and gives its extra slots back; a holder takes more only when nobody wants.
+//! So four busy processes on two cores settle at one thread each, and one alone takes both.
+//!
+//! **Safety of the files.** The directories are created `0700` and opened with `O_NOFOLLOW`;
+//! each directory and file is checked with `fstat` (owner is this user, no access for group or
+//! others, a directory or a regular file as expected). A directory that fails the check turns
+//! the budget off for the process (reported, with why); a slot file that fails it (a symlink,
+//! a directory, a FIFO, another owner) is ignored (reported) and its CPU is not used. Every
+//! file is opened `O_CLOEXEC | O_NONBLOCK`. Another user cannot create, take or corrupt
+//! anything in a `0700` directory of ours; root can, as everywhere.
+//!
+//! **Fork.** `flock` locks belong to the open file description, which a forked child shares:
+//! the child closes its copies of every budget descriptor without unlocking (the parent's
+//! locks stay: the description is still open in the parent) and starts with nothing held.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::env::{Setting, Source};
+use crate::{Error, Result};
+
+/// parlinalg's switch for the machine-wide budget: `on` (the default) or `off` (also `1`/`0`).
+///
+/// ```
+/// assert_eq!(parlinalg::threads::BUDGET_VAR, "PARLINALG_BUDGET");
+/// ```
+pub const BUDGET_VAR: &str = "PARLINALG_BUDGET";
+
+/// The budget's group: processes share slots only with processes of the same group (and
+/// user). 1 to 64 characters from `A-Z a-z 0-9 _ - .`, not starting with `.`; `default` when
+/// unset.
+///
+/// ```
+/// assert_eq!(parlinalg::threads::BUDGET_GROUP_VAR, "PARLINALG_BUDGET_GROUP");
+/// ```
+pub const BUDGET_GROUP_VAR: &str = "PARLINALG_BUDGET_GROUP";
+
+/// How often a process looks at the budget again while it makes threadable calls.
+pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(2);
+
+/// How long after its last threadable call a process keeps its slots.
+pub(crate) const IDLE_RELEASE: Duration = Duration::from_millis(10);
+
+/// The budget's settings from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BudgetEnv {
+    pub enabled: Setting<bool>,
+    pub group: Setting<String>,
+}
+
+/// Reads [`BUDGET_VAR`] and [`BUDGET_GROUP_VAR`] through `lookup`. Pure.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] for a switch other than on/off/1/0, or a group name that is empty,
+/// too long, starts with `.` or holds a character outside `A-Z a-z 0-9 _ - .`.
+pub(crate) fn parse_env(lookup: &dyn Fn(&str) -> Option<OsString>) -> Result<BudgetEnv> {
+    let bad = |name: &str, raw: &OsString, why: &str| Error::InvalidEnv {
+        name: name.to_owned(),
+        value: raw.to_string_lossy().into_owned(),
+        why: why.to_owned(),
+    };
+    let enabled = match lookup(BUDGET_VAR) {
+        None => Setting {
+            value: true,
+            source: Source::Default("on unless PARLINALG_BUDGET=off".into()),
+        },
+        Some(raw) => {
+            let t = raw.to_str().map(|s| {
+                s.trim_matches(|c: char| c.is_ascii_whitespace())
+                    .to_ascii_lowercase()
+            });
+            let value = match t.as_deref() {
+                Some("on" | "1") => true,
+                Some("off" | "0") => false,
+                _ => return Err(bad(BUDGET_VAR, &raw, "expected on or off (or 1 or 0)")),
+            };
+            Setting {
+                value,
+                source: Source::Env(BUDGET_VAR.into()),
+            }
+        }
+    };
+    let group =
+        match lookup(BUDGET_GROUP_VAR) {
+            None => Setting {
+                value: "default".to_owned(),
+                source: Source::Default("no group set".into()),
+            },
+            Some(raw) => {
+                let ok = raw.to_str().filter(|s| {
+                    (1..=64).contains(&s.len())
+                        && !s.starts_with('.')
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+                });
+                match ok {
+                    Some(s) => Setting {
+                        value: s.to_owned(),
+                        source: Source::Env(BUDGET_GROUP_VAR.into()),
+                    },
+                    None => return Err(bad(
+                        BUDGET_GROUP_VAR,
+                        &raw,
+                        "expected 1 to 64 characters from A-Z a-z 0-9 _ - . (not starting with .)",
+                    )),
+                }
+            }
+        };
+    Ok(BudgetEnv { enabled, group })
+}
+
+/// The budget as this process sees it: read-only (looking takes no slot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BudgetReport {
+    /// Whether this process takes part in a machine-wide budget now.
+    pub enabled: bool,
+    /// Why it is on or off (the variable, or the problem with the directory).
+    pub why: String,
+    /// The group (processes share slots only within a group).
+    pub group: String,
+    /// The group's directory, once known.
+    pub dir: Option<PathBuf>,
+    /// Slots this process may take: CPUs in its affinity mask whose slot file is usable.
+    pub slots: usize,
+    /// Slots this process holds now.
+    pub held: usize,
+    /// Slot files ignored, and why (a symlink, a directory, another owner, ...).
+    pub ignored: Vec<String>,
+}
+
+/// One CPU's slot file.
+#[derive(Debug)]
+struct Slot {
+    cpu: usize,
+    /// Opened on first use; `None` also after a fork (reopened then).
+    fd: Option<OwnedFd>,
+    held: bool,
+    /// The file failed its check: never used.
+    broken: bool,
+}
+
+/// The group's directory, opened and checked.
+#[derive(Debug)]
+struct Dir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+#[derive(Debug)]
+pub(super) struct State {
+    /// `None` until first opened; `Some(Err(why))` when the directory is unusable.
+    dir: Option<std::result::Result<Dir, String>>,
+    slots: Vec<Slot>,
+    want: Option<OwnedFd>,
+    /// This process holds a shared lock on `want` (it found no slot free).
+    wanting: bool,
+    /// The release thread runs.
+    releaser: bool,
+    ignored: Vec<String>,
+}
+
+/// The process's part of the budget.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    pub enabled: Setting<bool>,
+    pub group: Setting<String>,
+    /// The most threads the in-process rule can ask (the usable cores).
+    cap: usize,
+    state: Mutex<State>,
+    /// Threads the slots held allowed at the last check (≥ 1), for calls between checks; kept
+    /// after the slots go back (it is then what the last call had); `usize::MAX` before any.
+    granted: AtomicUsize,
+    /// When the next check is due, in ns since `epoch()`; 0: now.
+    next_check: AtomicU64,
+    /// When the last threadable call started, in ns since `epoch()`.
+    last_use: AtomicU64,
+    /// Calls that were granted threads and have not finished.
+    in_flight: AtomicUsize,
+    /// Set when the directory turned out unusable: calls skip the budget.
+    broken: AtomicBool,
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn nanos(t: Instant) -> u64 {
+    u64::try_from(t.duration_since(epoch()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Budget {
+    /// The budget of a process whose affinity mask holds `cpus`, and which may use `cap` cores.
+    pub(crate) fn new(env: BudgetEnv, cpus: Vec<usize>, cap: usize) -> Budget {
+        let _ = epoch();
+        Budget {
+            enabled: env.enabled,
+            group: env.group,
+            cap: cap.max(1),
+            state: Mutex::new(State {
+                dir: None,
+                slots: cpus
+                    .into_iter()
+                    .map(|cpu| Slot {
+                        cpu,
+                        fd: None,
+                        held: false,
+                        broken: false,
+                    })
+                    .collect(),
+                want: None,
+                wanting: false,
+                releaser: false,
+                ignored: Vec::new(),
+            }),
+            granted: AtomicUsize::new(usize::MAX),
+            next_check: AtomicU64::new(0),
+            last_use: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether calls go through the budget.
+    pub(crate) fn active(&self) -> bool {
+        self.enabled.value && self.cap > 1 && !self.broken.load(Relaxed)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every update is a few field writes and syscalls: a poisoned lock is used as it is.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The threads a call asking for `want` (≥ 2) may run: one per slot held, at least 1. Must
+    /// be paired with [`Self::done`] when the call ends.
+    pub(crate) fn grant(&'static self, want: usize) -> usize {
+        self.in_flight.fetch_add(1, SeqCst);
+        let now = Instant::now();
+        let t = nanos(now);
+        self.last_use.store(t, Relaxed);
+        if t < self.next_check.load(SeqCst) {
+            return self.granted.load(Relaxed).clamp(1, want);
+        }
+        let mut s = self.lock();
+        // Another caller may have checked meanwhile.
+        if t < self.next_check.load(SeqCst) {
+            return self.granted.load(Relaxed).clamp(1, want);
+        }
+        let n = self.check(&mut s, want.min(self.cap));
+        self.granted.store(n, Relaxed);
+        self.next_check.store(nanos(now + CHECK_EVERY), SeqCst);
+        if (n > 1 || s.wanting || s.slots.iter().any(|x| x.held)) && !s.releaser {
+            s.releaser = spawn_releaser(self);
+        }
+        n.clamp(1, want)
+    }
+
+    /// What the last check granted (`usize::MAX` before the first): what the last call had.
+    pub(crate) fn last_grant(&self) -> usize {
+        self.granted.load(Relaxed)
+    }
+
+    /// The end of a call [`Self::grant`] admitted.
+    pub(crate) fn done(&self) {
+        self.in_flight.fetch_sub(1, SeqCst);
+    }
+
+    /// Looks at the budget (with the lock): gives extra slots back when another process wants
+    /// one, takes free ones when none does, marks this process wanting when it has none.
+    fn check(&self, s: &mut State, want: usize) -> usize {
+        if s.dir.is_none() {
+            self.open(s);
+        }
+        let Some(Ok(dir)) = &s.dir else {
+            return want;
+        };
+        let dirfd = dir.fd.as_raw_fd();
+        if s.want.is_none() && !s.ignored.iter().any(|i| i.starts_with("want")) {
+            match open_file(dirfd, "want") {
+                Ok(fd) => s.want = Some(fd),
+                // Without it, holders cannot see waiters: they keep what they took.
+                Err(why) => s.ignored.push(format!("want: {why}")),
+            }
+        }
+        let held = s.slots.iter().filter(|x| x.held).count();
+        let others_want = held >= 1 && s.want.as_ref().is_some_and(someone_wants);
+        let mut held_now = held;
+        if held > 1 && others_want {
+            for slot in s.slots.iter_mut().filter(|x| x.held).skip(1) {
+                unlock(slot);
+                held_now -= 1;
+            }
+        } else if held < want && !others_want {
+            let start = current_cpu();
+            let n = s.slots.len();
+            let first = s.slots.iter().position(|x| x.cpu == start).unwrap_or(0);
+            for i in 0..n {
+                if held_now >= want {
+                    break;
+                }
+                let slot_index = (first + i) % n;
+                let slot = &mut s.slots[slot_index];
+                if slot.held || slot.broken {
+                    continue;
+                }
+                if slot.fd.is_none() {
+                    match open_file(dirfd, &format!("cpu{}", slot.cpu)) {
+                        Ok(fd) => slot.fd = Some(fd),
+                        Err(why) => {
+                            slot.broken = true;
+                            s.ignored
+                                .push(format!("cpu{}: {why}", s.slots[slot_index].cpu));
+                            continue;
+                        }
+                    }
+                }
+                let slot = &mut s.slots[slot_index];
+                if slot.fd.as_ref().is_some_and(try_lock) {
+                    slot.held = true;
+                    held_now += 1;
+                }
+            }
+        }
+        // Wanting while holding nothing; not otherwise.
+        if held_now == 0 && !s.wanting {
+            s.wanting = s.want.as_ref().is_some_and(try_lock_shared);
+        } else if held_now > 0 && s.wanting {
+            if let Some(w) = &s.want {
+                unlock_fd(w.as_raw_fd());
+            }
+            s.wanting = false;
+        }
+        held_now.max(1)
+    }
+
+    /// Opens and checks the group's directory (once).
+    fn open(&self, s: &mut State) {
+        let opened = open_group_dir(&self.group.value);
+        if opened.is_err() {
+            self.broken.store(true, Relaxed);
+        }
+        s.dir = Some(opened);
+    }
+
+    /// Gives everything back when no threadable call started for [`IDLE_RELEASE`]; whether
+    /// something is still held (the releaser keeps running).
+    fn release_if_idle(&self) -> bool {
+        let mut s = self.lock();
+        let idle = nanos(Instant::now()).saturating_sub(self.last_use.load(Relaxed))
+            >= IDLE_RELEASE.as_nanos() as u64;
+        if idle {
+            // Callers between `grant`'s count and its check go to the lock (and wait for this
+            // release) or are seen here: then nothing is released.
+            self.next_check.store(0, SeqCst);
+            if self.in_flight.load(SeqCst) == 0 {
+                self.release_all(&mut s);
+            }
+        }
+        let still = s.wanting || s.slots.iter().any(|x| x.held);
+        if !still {
+            s.releaser = false;
+        }
+        still
+    }
+
+    fn release_all(&self, s: &mut State) {
+        for slot in s.slots.iter_mut().filter(|x| x.held) {
+            unlock(slot);
+        }
+        if s.wanting {
+            if let Some(w) = &s.want {
+                unlock_fd(w.as_raw_fd());
+            }
+            s.wanting = false;
+        }
+    }
+
+    /// The read-only view for the report (opens the directory if not yet opened: that takes
+    /// no slot).
+    pub(crate) fn report(&self) -> BudgetReport {
+        let mut s = self.lock();
+        let (enabled, why) = if !self.enabled.value {
+            (false, format!("off [{}]", self.enabled.source))
+        } else if self.cap <= 1 {
+            (
+                false,
+                "off: this process may use one core, so it never takes a slot".to_owned(),
+            )
+        } else {
+            if s.dir.is_none() {
+                self.open(&mut s);
+            }
+            match &s.dir {
+                Some(Err(why)) => (false, format!("off: {why}")),
+                _ => (true, format!("on [{}]", self.enabled.source)),
+            }
+        };
+        let dir = match &s.dir {
+            Some(Ok(d)) => Some(d.path.clone()),
+            _ => None,
+        };
+        BudgetReport {
+            enabled,
+            why,
+            group: self.group.value.clone(),
+            dir,
+            slots: s.slots.iter().filter(|x| !x.broken).count(),
+            held: s.slots.iter().filter(|x| x.held).count(),
+            ignored: s.ignored.clone(),
+        }
+    }
+
+    /// The lock, held by the forking thread across `fork()`.
+    pub(super) fn hold_for_fork(&self) -> MutexGuard<'_, State> {
+        self.lock()
+    }
+}
+
+/// In the forked child, with the lock held: forgets every descriptor (closed without
+/// unlocking: the parent's locks live on in its own descriptors) and everything held.
+pub(super) fn rebuild_in_child(budget: &Budget, s: &mut State) {
+    for slot in &mut s.slots {
+        slot.fd = None;
+        slot.held = false;
+    }
+    s.want = None;
+    s.wanting = false;
+    s.releaser = false;
+    budget.granted.store(usize::MAX, Relaxed);
+    budget.next_check.store(0, SeqCst);
+    budget.in_flight.store(0, SeqCst);
+}
+
+pub(super) type BudgetHold = MutexGuard<'static, State>;
+
+/// Starts the release thread; whether it runs.
+fn spawn_releaser(budget: &'static Budget) -> bool {
+    super::worker::spawn_plain(move || {
+        while budget.release_if_idle() {
+            std::thread::sleep(IDLE_RELEASE / 2);
+        }
+    })
+    .is_ok()
+}
+
+/// The CPU the calling thread runs on (0 if unknown).
+fn current_cpu() -> usize {
+    // SAFETY: sched_getcpu takes no argument and only returns a number.
+    usize::try_from(unsafe { libc::sched_getcpu() }).unwrap_or(0)
+}
+
+/// `LOCK_EX | LOCK_NB`: whether it was taken. Never blocks.
+fn try_lock(fd: &OwnedFd) -> bool {
+    // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
+    unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+}
+
+/// Whether some process holds `want` (shared): an exclusive `LOCK_NB` that fails then, given
+/// straight back when it succeeds.
+fn someone_wants(want: &OwnedFd) -> bool {
+    if try_lock(want) {
+        unlock_fd(want.as_raw_fd());
+        false
+    } else {
+        true
+    }
+}
+
+fn try_lock_shared(fd: &OwnedFd) -> bool {
+    // SAFETY: flock on a descriptor we own; LOCK_NB never blocks.
+    unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 }
+}
+
+fn unlock_fd(fd: RawFd) {
+    // SAFETY: flock on a descriptor we own.
+    unsafe { libc::flock(fd, libc::LOCK_UN) };
+}
+
+fn unlock(slot: &mut Slot) {
+    if let Some(fd) = &slot.fd {
+        unlock_fd(fd.as_raw_fd());
+    }
+    slot.held = false;
+}
+
+/// This process's effective user id.
+fn euid() -> libc::uid_t {
+    // SAFETY: geteuid cannot fail and takes no argument.
+    unsafe { libc::geteuid() }
+}
+
+/// Checks an open descriptor: ours, no access for others, of the expected kind.
+fn check_fd(fd: RawFd, dir: bool) -> std::result::Result<(), String> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat writes a `stat` into the zeroed buffer we own.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(format!("fstat failed: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: fstat succeeded, so the struct is initialised (it was zeroed anyway).
+    let st = unsafe { st.assume_init() };
+    let kind = st.st_mode & libc::S_IFMT;
+    let want = if dir { libc::S_IFDIR } else { libc::S_IFREG };
+    if kind != want {
+        return Err(format!(
+            "not a {} (mode {:o})",
+            if dir { "directory" } else { "regular file" },
+            st.st_mode
+        ));
+    }
+    if st.st_uid != euid() {
+        return Err(format!("owned by uid {}, not {}", st.st_uid, euid()));
+    }
+    if st.st_mode & 0o077 != 0 {
+        return Err(format!(
+            "mode {:o} lets other users in (expected no group or other access)",
+            st.st_mode & 0o777
+        ));
+    }
+    Ok(())
+}
+
+fn cstr(name: &str) -> std::result::Result<CString, String> {
+    CString::new(name).map_err(|_| format!("{name:?} holds a NUL byte"))
+}
+
+/// `openat(dirfd, name)` with `flags`, as an owned descriptor.
+fn openat(
+    dirfd: RawFd,
+    name: &str,
+    flags: libc::c_int,
+    mode: libc::mode_t,
+) -> std::result::Result<OwnedFd, String> {
+    let c = cstr(name)?;
+    // SAFETY: `c` is NUL-terminated; openat returns a new descriptor or -1.
+    let fd = unsafe { libc::openat(dirfd, c.as_ptr(), flags, libc::c_uint::from(mode)) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: `fd` was just returned by openat and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// `mkdirat(dirfd, name, 0700)` (an existing entry is fine: it is checked when opened), then
+/// opens it without following a symlink, and checks it.
+fn open_dir_at(dirfd: RawFd, name: &str) -> std::result::Result<OwnedFd, String> {
+    let c = cstr(name)?;
+    // SAFETY: `c` is NUL-terminated; mkdirat only creates a directory entry.
+    let rc = unsafe { libc::mkdirat(dirfd, c.as_ptr(), 0o700) };
+    if rc != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(format!("cannot create {name}: {e}"));
+        }
+    }
+    let fd = openat(
+        dirfd,
+        name,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(|e| format!("cannot open {name}: {e}"))?;
+    check_fd(fd.as_raw_fd(), true).map_err(|e| format!("{name}: {e}"))?;
+    Ok(fd)
+}
+
+/// A slot (or the `want`) file in the group's directory: created `0600` if missing, never
+/// through a symlink, never blocking (a FIFO), checked to be a regular file of ours.
+fn open_file(dirfd: RawFd, name: &str) -> std::result::Result<OwnedFd, String> {
+    let fd = openat(
+        dirfd,
+        name,
+        libc::O_RDWR
+            | libc::O_CREAT
+            | libc::O_NOFOLLOW
+            | libc::O_CLOEXEC
+            | libc::O_NONBLOCK
+            | libc::O_NOCTTY,
+        0o600,
+    )?;
+    check_fd(fd.as_raw_fd(), false)?;
+    Ok(fd)
+}
+
+/// Where the per-user directories live: `/dev/shm`, else `$XDG_RUNTIME_DIR`, else `/tmp`.
+fn base_dir() -> PathBuf {
+    if Path::new("/dev/shm").is_dir() {
+        return PathBuf::from("/dev/shm");
+    }
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(p) if p.is_absolute() && p.is_dir() => p,
+        _ => PathBuf::from("/tmp"),
+    }
+}
+
+/// Opens (creating them `0700` if needed) and checks `<base>/parlinalg-<uid>/<group>`.
+fn open_group_dir(group: &str) -> std::result::Result<Dir, String> {
+    let base = base_dir();
+    let user = format!("parlinalg-{}", euid());
+    let path = base.join(&user).join(group);
+    let fail = |why: String| format!("budget directory {}: {why}", path.display());
+    let basefd = openat(
+        libc::AT_FDCWD,
+        &base.to_string_lossy(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        0,
+    )
+    .map_err(|e| fail(format!("cannot open {}: {e}", base.display())))?;
+    let userfd = open_dir_at(basefd.as_raw_fd(), &user).map_err(fail)?;
+    let fd = open_dir_at(userfd.as_raw_fd(), group).map_err(fail)?;
+    Ok(Dir { fd, path })
+}
+
+/// The CPUs in this process's affinity mask (every online CPU if it cannot be read).
+pub(crate) fn affinity_cpus() -> Vec<usize> {
+    let mut set = std::mem::MaybeUninit::<libc::cpu_set_t>::zeroed();
+    // SAFETY: `set` is a zeroed cpu_set_t we own; sched_getaffinity writes at most its size.
+    let rc = unsafe {
+        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr())
+    };
+    // SAFETY: initialised by the call (zeroed before anyway).
+    let set = unsafe { set.assume_init() };
+    if rc != 0 {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return (0..n).collect();
+    }
+    // SAFETY: CPU_ISSET only reads the set; every index is below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> Result<BudgetEnv> {
+        let map: HashMap<String, OsString> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        parse_env(&move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn switch_and_group_parse_and_junk_is_refused() {
+        let d = env(&[]).unwrap();
+        assert!(d.enabled.value);
+        assert_eq!(d.group.value, "default");
+        for (v, on) in [("on", true), ("OFF", false), (" 0 ", false), ("1", true)] {
+            assert_eq!(env(&[(BUDGET_VAR, v)]).unwrap().enabled.value, on, "{v:?}");
+        }
+        for junk in ["", "yes", "2", "of"] {
+            let e = env(&[(BUDGET_VAR, junk)]).unwrap_err();
+            assert!(e.to_string().contains(BUDGET_VAR), "{e}");
+        }
+        assert_eq!(
+            env(&[(BUDGET_GROUP_VAR, "job-42.a_b")])
+                .unwrap()
+                .group
+                .value,
+            "job-42.a_b"
+        );
+        let long = "x".repeat(65);
+        for junk in [
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            "é",
+            long.as_str(),
+            "a\0b",
+        ] {
+            let e = env(&[(BUDGET_GROUP_VAR, junk)]).unwrap_err();
+            assert!(e.to_string().contains(BUDGET_GROUP_VAR), "{junk:?}: {e}");
+        }
+    }
+
+    /// Whether `dir/cpu<cpu>` is locked by another open file description.
+    fn slot_held(dir: &Path, cpu: usize) -> bool {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(dir.join(format!("cpu{cpu}")))
+            .unwrap();
+        !try_lock(&OwnedFd::from(f))
+    }
+
+    fn budget(group: &str, cpus: Vec<usize>) -> &'static Budget {
+        let env = BudgetEnv {
+            enabled: Setting {
+                value: true,
+                source: Source::Code,
+            },
+            group: Setting {
+                value: group.to_owned(),
+                source: Source::Code,
+            },
+        };
+        Box::leak(Box::new(Budget::new(env, cpus, 2)))
+    }
+
+    #[test]
+    fn a_process_tries_only_the_slots_of_its_mask_and_gives_them_back_when_idle() {
+        // Three "processes" (each budget opens its own descriptors: flock locks of different
+        // open file descriptions conflict also within one process).
+        let group = format!("unit-mask-{}", std::process::id());
+        let low = budget(&group, vec![0, 1]);
+        let high = budget(&group, vec![2, 3]);
+        let across = budget(&group, vec![1, 2]);
+        assert_eq!(low.grant(2), 2);
+        assert_eq!(high.grant(2), 2, "disjoint masks do not compete");
+        assert_eq!(
+            across.grant(2),
+            1,
+            "none free: its own thread, never a wait"
+        );
+        assert_eq!(across.report().held, 0);
+        for b in [low, high, across] {
+            b.done();
+        }
+        assert_eq!((low.report().held, high.report().held), (2, 2));
+        // The one that wanted is seen: at its next check, a holder keeps one slot only.
+        std::thread::sleep(CHECK_EVERY * 2);
+        assert_eq!(low.grant(2), 1);
+        low.done();
+        // Idle: everything goes back by itself.
+        let start = Instant::now();
+        while low.report().held + high.report().held > 0 {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "slots kept while idle"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(start.elapsed() >= IDLE_RELEASE / 2);
+        let dir = low.report().dir.unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn closing_a_forked_copy_of_a_locked_descriptor_keeps_the_lock() {
+        // What the child handler relies on: close() of one descriptor of an open file
+        // description releases its flock only when no descriptor refers to it any more.
+        let dir = std::env::temp_dir().join(format!("parlinalg-flock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cpu0");
+        std::fs::write(&path, b"").unwrap();
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let fd = OwnedFd::from(f);
+        assert!(try_lock(&fd));
+        assert!(slot_held(&dir, 0));
+        // A duplicate (what a forked child inherits) closed: still held.
+        // SAFETY: dup of a descriptor we own.
+        let dup = unsafe { libc::dup(fd.as_raw_fd()) };
+        assert!(dup >= 0);
+        // SAFETY: `dup` is ours and closed once.
+        unsafe { libc::close(dup) };
+        assert!(slot_held(&dir, 0));
+        drop(fd);
+        assert!(!slot_held(&dir, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,545 @@
+//! Launchers: under MPI and Slurm, several ranks of one job share a node, and each must take
+//! its share of the cores, not all of them.
+//!
+//! The rule, stated once (in [`apply`]), starting from the process's own limits (affinity mask ∩
+//! cgroup quota, [`Cores::combine`]):
+//!
+//! 1. **The rank has its own mask** (its affinity mask holds fewer CPUs than are online: the
+//!    launcher, or the user with `taskset`, bound it): the mask is its share, and it is not
+//!    divided again. A rank bound to one core is said to be (`bound to one core`).
+//! 2. **A per-task CPU count** (`SLURM_CPUS_PER_TASK`, `SRUN_CPUS_PER_TASK`): that many, at most
+//!    the process's limits.
+//! 3. **A local rank count** (the first set of [`LOCAL_SIZE_VARS`]): the limits divided by it
+//!    (at least 1): `2 = 16 cores ÷ 8 local ranks (OMPI_COMM_WORLD_LOCAL_SIZE=8)`.
+//! 4. Otherwise the limits as they are.
+//!
+//! A count is never divided twice: a mask or a per-task count already is the rank's share.
+//! Each launcher variable present is validated (junk is an [`Error::InvalidEnv`], as for every
+//! variable parlinalg reads), and the one that decided is kept in [`Cores::launcher`].
+
+use std::ffi::OsString;
+
+use super::cores::Cores;
+use crate::{Error, Result};
+
+/// The variables that give the number of ranks on this node, highest precedence first: Open
+/// MPI, MPICH and Intel MPI, Cray PMI, MVAPICH2, then Slurm (`SLURM_NTASKS_PER_NODE`, or
+/// `SLURM_TASKS_PER_NODE` read at this node's `SLURM_NODEID`).
+///
+/// ```
+/// use parlinalg::threads::LOCAL_SIZE_VARS;
+/// assert_eq!(LOCAL_SIZE_VARS[0], "OMPI_COMM_WORLD_LOCAL_SIZE");
+/// ```
+pub const LOCAL_SIZE_VARS: [&str; 6] = [
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "MPI_LOCALNRANKS",
+    "PMI_LOCAL_SIZE",
+    "MV2_COMM_WORLD_LOCAL_SIZE",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_TASKS_PER_NODE",
+];
+
+/// The variables that give a rank's own CPU count (Slurm's `--cpus-per-task`), highest first.
+///
+/// ```
+/// assert!(parlinalg::threads::CPUS_PER_TASK_VARS.contains(&"SLURM_CPUS_PER_TASK"));
+/// ```
+pub const CPUS_PER_TASK_VARS: [&str; 2] = ["SLURM_CPUS_PER_TASK", "SRUN_CPUS_PER_TASK"];
+
+/// Slurm's index of this node in the job, for `SLURM_TASKS_PER_NODE`.
+const NODE_ID_VAR: &str = "SLURM_NODEID";
+
+/// Every launcher variable parlinalg reads (for the report's environment line).
+pub(crate) fn launcher_vars() -> impl Iterator<Item = &'static str> {
+    LOCAL_SIZE_VARS
+        .into_iter()
+        .chain(CPUS_PER_TASK_VARS)
+        .chain([NODE_ID_VAR])
+}
+
+/// Counts above this are junk (no node has a million ranks).
+const MAX_COUNT: usize = 1 << 20;
+
+fn invalid(name: &str, raw: &str, why: impl Into<String>) -> Error {
+    Error::InvalidEnv {
+        name: name.to_owned(),
+        value: raw.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// A positive count (ASCII digits, ASCII whitespace around).
+fn positive(name: &str, raw: &str) -> Result<usize> {
+    let t = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid(name, raw, "expected a positive integer"));
+    }
+    match t.parse::<usize>() {
+        Ok(0) => Err(invalid(name, raw, "zero; expected a positive integer")),
+        Ok(n) if n <= MAX_COUNT => Ok(n),
+        _ => Err(invalid(
+            name,
+            raw,
+            format!("too large; the maximum is {MAX_COUNT}"),
+        )),
+    }
+}
+
+/// Slurm's compressed per-node list, `"2(x3),1"` (nodes 0–2 run 2 tasks, node 3 runs 1): the
+/// count of node `node`, or of every node when they all run the same number (then no node id
+/// is needed). Pure.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] naming `SLURM_TASKS_PER_NODE` (or `SLURM_NODEID`) when the list is
+/// malformed, the node id is missing while counts differ, or it is past the list's end.
+pub(crate) fn slurm_tasks_on_node(raw: &str, node: Option<&str>) -> Result<usize> {
+    const NAME: &str = "SLURM_TASKS_PER_NODE";
+    let bad = |why: &str| {
+        invalid(
+            NAME,
+            raw,
+            format!("{why}; expected a list like \"2(x3),1\""),
+        )
+    };
+    let mut groups = Vec::new();
+    for part in raw.trim().split(',') {
+        let (count, repeat) = match part.split_once('(') {
+            None => (part, 1),
+            Some((count, rest)) => {
+                let times = rest
+                    .strip_prefix('x')
+                    .and_then(|r| r.strip_suffix(')'))
+                    .ok_or_else(|| bad("a repeat is not \"(xN)\""))?;
+                (count, positive(NAME, times).map_err(|_| bad("bad repeat"))?)
+            }
+        };
+        let count = positive(NAME, count).map_err(|_| bad("an entry is not a positive integer"))?;
+        groups.push((count, repeat));
+    }
+    let first = groups[0].0;
+    if groups.iter().all(|&(c, _)| c == first) {
+        return Ok(first);
+    }
+    let node_raw =
+        node.ok_or_else(|| bad("nodes run different counts and SLURM_NODEID is not set"))?;
+    let t = node_raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    let mut node: usize = t
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| t.parse().ok())
+        .flatten()
+        .ok_or_else(|| invalid(NODE_ID_VAR, node_raw, "expected a node index (0, 1, ...)"))?;
+    for (count, repeat) in groups {
+        if node < repeat {
+            return Ok(count);
+        }
+        node -= repeat;
+    }
+    Err(invalid(
+        NODE_ID_VAR,
+        node_raw,
+        format!("past the end of SLURM_TASKS_PER_NODE={raw:?}"),
+    ))
+}
+
+/// Applies the launcher rule (module docs) to the process's limits `base`, with `online` CPUs
+/// online, reading variables through `lookup`. Pure.
+///
+/// # Errors
+/// [`Error::InvalidEnv`] for the first launcher variable that holds junk.
+pub(crate) fn apply(
+    base: Cores,
+    online: Option<usize>,
+    lookup: &dyn Fn(&str) -> Option<OsString>,
+) -> Result<Cores> {
+    let text = |name: &str| -> Result<Option<String>> {
+        match lookup(name) {
+            None => Ok(None),
+            Some(raw) => raw
+                .into_string()
+                .map(Some)
+                .map_err(|raw| invalid(name, &raw.to_string_lossy(), "not valid UTF-8")),
+        }
+    };
+    // Every variable present is validated, also those a higher one overrides.
+    let mut local: Option<(String, usize)> = None;
+    for name in LOCAL_SIZE_VARS {
+        let Some(raw) = text(name)? else { continue };
+        let n = if name == "SLURM_TASKS_PER_NODE" {
+            slurm_tasks_on_node(&raw, text(NODE_ID_VAR)?.as_deref())?
+        } else {
+            positive(name, &raw)?
+        };
+        local.get_or_insert((format!("{name}={}", raw.trim()), n));
+    }
+    let mut per_task: Option<(String, usize)> = None;
+    for name in CPUS_PER_TASK_VARS {
+        if let Some(raw) = text(name)? {
+            let n = positive(name, &raw)?;
+            per_task.get_or_insert((format!("{name}={}", raw.trim()), n));
+        }
+    }
+    let own_mask = match (base.affinity, online) {
+        (Some(a), Some(o)) => a < o,
+        _ => false,
+    };
+    let mut cores = base;
+    cores.online = online;
+    cores.bound_to_one_core = own_mask && cores.affinity == Some(1);
+    let launcher_note = |v: &Option<(String, usize)>| {
+        v.as_ref()
+            .map_or(String::new(), |(var, _)| format!(", launcher {var}"))
+    };
+    if own_mask {
+        let (a, o) = (cores.affinity.unwrap_or(1), online.unwrap_or(1));
+        let decided = per_task.clone().or(local.clone());
+        let capped = per_task
+            .as_ref()
+            .map(|(_, n)| *n)
+            .filter(|&n| n < cores.count);
+        if let Some(n) = capped {
+            cores.count = n;
+        }
+        cores.why = if cores.bound_to_one_core {
+            format!(
+                "bound to one core: its affinity mask holds 1 of the {o} CPUs online{}",
+                launcher_note(&decided)
+            )
+        } else {
+            format!(
+                "{}; its own affinity mask ({a} of {o} CPUs online), not divided again{}",
+                cores.why,
+                launcher_note(&decided)
+            )
+        };
+        if let Some(n) = capped {
+            cores.why = format!(
+                "{n} CPUs per task ({}), within {}",
+                decided_var(&per_task),
+                cores.why
+            );
+        }
+        cores.launcher = decided.map(|(v, _)| v);
+        return Ok(cores);
+    }
+    if let Some((var, n)) = per_task {
+        let count = n.min(cores.count);
+        cores.why = format!("{count} = {n} CPUs per task ({var}), within {}", cores.why);
+        cores.count = count;
+        cores.launcher = Some(var);
+        return Ok(cores);
+    }
+    if let Some((var, ranks)) = local {
+        let all = cores.count;
+        let count = (all / ranks).max(1);
+        let rounded = if all < ranks {
+            " (fewer cores than ranks: at least 1 each)"
+        } else {
+            ""
+        };
+        cores.why = format!(
+            "{count} = {all} cores ÷ {ranks} local ranks ({var}){rounded}; the node: {}",
+            cores.why
+        );
+        cores.count = count;
+        cores.launcher = Some(var);
+    }
+    Ok(cores)
+}
+
+fn decided_var(v: &Option<(String, usize)>) -> &str {
+    v.as_ref().map_or("", |(var, _)| var.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn run(
+        affinity: Option<usize>,
+        online: Option<usize>,
+        quota: Option<usize>,
+        vars: &[(&str, &str)],
+    ) -> Result<Cores> {
+        let map: HashMap<String, OsString> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), OsString::from(v)))
+            .collect();
+        apply(Cores::combine(affinity, quota), online, &move |k| {
+            map.get(k).cloned()
+        })
+    }
+
+    #[test]
+    fn the_table_of_launcher_combinations() {
+        // (affinity, online, quota, variables, count, launcher, words in why)
+        #[allow(clippy::type_complexity)]
+        let table: &[(
+            Option<usize>,
+            Option<usize>,
+            Option<usize>,
+            &[(&str, &str)],
+            usize,
+            Option<&str>,
+            &[&str],
+        )] = &[
+            // No launcher: the limits.
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[],
+                16,
+                None,
+                &["16 in the affinity mask"],
+            ),
+            (Some(16), Some(16), Some(4), &[], 4, None, &["quota 4"]),
+            // Open MPI, unbound ranks: divided, with the issue's wording.
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("OMPI_COMM_WORLD_LOCAL_SIZE", "8")],
+                2,
+                Some("OMPI_COMM_WORLD_LOCAL_SIZE=8"),
+                &["2 = 16 cores ÷ 8 local ranks (OMPI_COMM_WORLD_LOCAL_SIZE=8)"],
+            ),
+            // Each MPI's variable.
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("MPI_LOCALNRANKS", "4")],
+                4,
+                Some("MPI_LOCALNRANKS=4"),
+                &["÷ 4 local ranks"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("PMI_LOCAL_SIZE", "2")],
+                8,
+                Some("PMI_LOCAL_SIZE=2"),
+                &["÷ 2"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("MV2_COMM_WORLD_LOCAL_SIZE", "16")],
+                1,
+                Some("MV2_COMM_WORLD_LOCAL_SIZE=16"),
+                &["÷ 16"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("SLURM_NTASKS_PER_NODE", "3")],
+                5,
+                Some("SLURM_NTASKS_PER_NODE=3"),
+                &["÷ 3"],
+            ),
+            // Slurm's compressed list, at this node.
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("SLURM_TASKS_PER_NODE", "4(x2),2"), ("SLURM_NODEID", "2")],
+                8,
+                Some("SLURM_TASKS_PER_NODE=4(x2),2"),
+                &["÷ 2 local ranks"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("SLURM_TASKS_PER_NODE", "4(x2),2"), ("SLURM_NODEID", "1")],
+                4,
+                Some("SLURM_TASKS_PER_NODE=4(x2),2"),
+                &["÷ 4"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("SLURM_TASKS_PER_NODE", "8(x3)")],
+                2,
+                Some("SLURM_TASKS_PER_NODE=8(x3)"),
+                &["÷ 8"],
+            ),
+            // Precedence: the MPI variable over Slurm's.
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[
+                    ("SLURM_NTASKS_PER_NODE", "2"),
+                    ("OMPI_COMM_WORLD_LOCAL_SIZE", "4"),
+                ],
+                4,
+                Some("OMPI_COMM_WORLD_LOCAL_SIZE=4"),
+                &["÷ 4"],
+            ),
+            // More ranks than cores: at least 1 each, and said.
+            (
+                Some(2),
+                Some(2),
+                None,
+                &[("OMPI_COMM_WORLD_LOCAL_SIZE", "4")],
+                1,
+                Some("OMPI_COMM_WORLD_LOCAL_SIZE=4"),
+                &["at least 1"],
+            ),
+            // The quota is divided, not the mask.
+            (
+                Some(64),
+                Some(64),
+                Some(8),
+                &[("PMI_LOCAL_SIZE", "4")],
+                2,
+                Some("PMI_LOCAL_SIZE=4"),
+                &["8 cores ÷ 4", "quota 8"],
+            ),
+            // A per-task count: used, not divided by the rank count (never twice).
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("SLURM_CPUS_PER_TASK", "4"), ("SLURM_NTASKS_PER_NODE", "4")],
+                4,
+                Some("SLURM_CPUS_PER_TASK=4"),
+                &["4 CPUs per task"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                None,
+                &[("SRUN_CPUS_PER_TASK", "3")],
+                3,
+                Some("SRUN_CPUS_PER_TASK=3"),
+                &["3 CPUs per task"],
+            ),
+            (
+                Some(16),
+                Some(16),
+                Some(2),
+                &[("SLURM_CPUS_PER_TASK", "4")],
+                2,
+                Some("SLURM_CPUS_PER_TASK=4"),
+                &["2 = 4 CPUs per task"],
+            ),
+            // Its own mask: not divided again.
+            (
+                Some(4),
+                Some(16),
+                None,
+                &[("OMPI_COMM_WORLD_LOCAL_SIZE", "4")],
+                4,
+                Some("OMPI_COMM_WORLD_LOCAL_SIZE=4"),
+                &["own affinity mask (4 of 16", "not divided"],
+            ),
+            // Bound to one core, and said.
+            (
+                Some(1),
+                Some(2),
+                None,
+                &[("OMPI_COMM_WORLD_LOCAL_SIZE", "2")],
+                1,
+                Some("OMPI_COMM_WORLD_LOCAL_SIZE=2"),
+                &["bound to one core", "OMPI_COMM_WORLD_LOCAL_SIZE=2"],
+            ),
+            (
+                Some(1),
+                Some(8),
+                None,
+                &[],
+                1,
+                None,
+                &["bound to one core", "1 of the 8 CPUs"],
+            ),
+            // A mask and a smaller per-task count: the smaller (a cap, not a division).
+            (
+                Some(8),
+                Some(16),
+                None,
+                &[("SLURM_CPUS_PER_TASK", "2"), ("SLURM_NTASKS_PER_NODE", "2")],
+                2,
+                Some("SLURM_CPUS_PER_TASK=2"),
+                &["2 CPUs per task", "own affinity mask"],
+            ),
+            // Online unknown: no mask judgement, the rank count divides.
+            (
+                Some(8),
+                None,
+                None,
+                &[("MPI_LOCALNRANKS", "2")],
+                4,
+                Some("MPI_LOCALNRANKS=2"),
+                &["÷ 2"],
+            ),
+        ];
+        for (i, &(aff, online, quota, vars, count, launcher, words)) in table.iter().enumerate() {
+            let c = run(aff, online, quota, vars).unwrap_or_else(|e| panic!("row {i}: {e}"));
+            assert_eq!(c.count, count, "row {i} {vars:?}: {}", c.why);
+            assert_eq!(c.launcher.as_deref(), launcher, "row {i}: {}", c.why);
+            for w in words {
+                assert!(c.why.contains(w), "row {i}: {w:?} not in {:?}", c.why);
+            }
+            assert_eq!(
+                c.bound_to_one_core,
+                c.why.contains("bound to one core"),
+                "row {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn junk_in_a_launcher_variable_is_an_error_naming_it() {
+        for (name, value) in [
+            ("OMPI_COMM_WORLD_LOCAL_SIZE", "two"),
+            ("OMPI_COMM_WORLD_LOCAL_SIZE", "0"),
+            ("MPI_LOCALNRANKS", ""),
+            ("PMI_LOCAL_SIZE", "-1"),
+            ("MV2_COMM_WORLD_LOCAL_SIZE", "99999999999"),
+            ("SLURM_CPUS_PER_TASK", "1.5"),
+            ("SLURM_TASKS_PER_NODE", "2(3)"),
+            ("SLURM_TASKS_PER_NODE", "2(x0)"),
+            ("SLURM_TASKS_PER_NODE", ",2"),
+        ] {
+            // Junk is an error even where a higher variable decides.
+            let vars = [(name, value), ("OMPI_COMM_WORLD_LOCAL_SIZE", "2")];
+            let vars = if name == "OMPI_COMM_WORLD_LOCAL_SIZE" {
+                &vars[..1]
+            } else {
+                &vars[..]
+            };
+            let err = run(Some(4), Some(4), None, vars).unwrap_err();
+            let msg = err.to_string();
+            assert!(msg.contains(name), "{name}={value:?}: {msg}");
+        }
+        // Counts differ and no node id; a node past the end.
+        let e = run(Some(4), Some(4), None, &[("SLURM_TASKS_PER_NODE", "2,1")]).unwrap_err();
+        assert!(e.to_string().contains("SLURM_NODEID"), "{e}");
+        let e = run(
+            Some(4),
+            Some(4),
+            None,
+            &[("SLURM_TASKS_PER_NODE", "2,1"), ("SLURM_NODEID", "2")],
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("SLURM_NODEID"), "{e}");
+    }
+
+    #[test]
+    fn slurm_lists() {
+        assert_eq!(slurm_tasks_on_node("4", None).unwrap(), 4);
+        assert_eq!(slurm_tasks_on_node("2(x3),1", Some("0")).unwrap(), 2);
+        assert_eq!(slurm_tasks_on_node("2(x3),1", Some("2")).unwrap(), 2);
+        assert_eq!(slurm_tasks_on_node("2(x3),1", Some("3")).unwrap(), 1);
+        assert!(slurm_tasks_on_node("2(x3),1", Some("4")).is_err());
+        assert!(slurm_tasks_on_node("2(x3),1", Some("x")).is_err());
+    }
+}

@@ -1,0 +1,663 @@
+//! The machine-wide budget with real processes: children of this test binary make threadable
+//! products at once while the parent samples who holds which slot (from `/proc/locks`, which
+//! takes no lock); `kill -9` of a holder; disjoint masks; broken and foreign files in the
+//! budget directory; the variables' precedence; and one real `mpirun -np 2` job.
+//!
+//! Each test uses its own budget group, so tests (and other programs on the machine) do not
+//! share slots with each other.
+
+mod common;
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const MODE_VAR: &str = "PARLINALG_TEST_BUDGET_CHILD";
+const SECS_VAR: &str = "PARLINALG_TEST_BUDGET_SECS";
+
+/// In a child: `products` multiplies 256×256 matrices for the given seconds, checking after
+/// each that OpenBLAS runs no more threads than the slots the process holds (at least 1), then
+/// prints its report; `report` makes one threadable product and prints the report.
+#[test]
+fn child_entry() {
+    let Ok(mode) = std::env::var(MODE_VAR) else {
+        return;
+    };
+    let a = parlinalg::ndarray::Array2::<f64>::from_elem((256, 256), 0.5);
+    let first = parlinalg::matmul(&a, &a)
+        .map(|_| ())
+        .map_err(|e| e.to_string());
+    let mut calls = 0u64;
+    let mut over = 0u64;
+    let mut max_threads = parlinalg::threads::blas_threads();
+    if mode == "products" && first.is_ok() {
+        let secs: f64 = std::env::var(SECS_VAR).unwrap().parse().unwrap();
+        let end = Instant::now() + Duration::from_secs_f64(secs);
+        while Instant::now() < end {
+            parlinalg::matmul(&a, &a).unwrap();
+            calls += 1;
+            let threads = parlinalg::threads::blas_threads();
+            max_threads = max_threads.max(threads);
+            if calls % 64 == 0 {
+                let held = parlinalg::threads::report().unwrap().budget.held;
+                if threads > held.max(1) {
+                    over += 1;
+                }
+            }
+        }
+    }
+    let mut forked = serde_json::Value::Null;
+    if mode == "fork" && first.is_ok() {
+        forked = fork_while_holding(&a);
+    }
+    let out = match parlinalg::threads::report() {
+        // The parts the tests read, in one short line (MPI ranks share one stdout: a line
+        // longer than a pipe's atomic write could interleave with another rank's).
+        Ok(r) => serde_json::json!({
+            "ok": true,
+            "report": {
+                "cores": r.cores, "budget": r.budget, "warnings": r.warnings,
+                "blas_threads_now": r.blas_threads_now,
+            },
+            "first": first.err(), "calls": calls,
+            "over": over, "max_threads": max_threads, "pid": std::process::id(),
+            "forked": forked,
+        }),
+        Err(e) => serde_json::json!({ "ok": false, "error": e.to_string(), "first": first.err() }),
+    };
+    println!("CHILD-RESULT {out}");
+}
+
+/// In a child that holds every slot (a thread keeps making products): forks; the forked
+/// child must hold nothing (it closed its copies of the descriptors without unlocking) and
+/// find no free slot; after it exits, this process must still hold its slots.
+fn fork_while_holding(a: &parlinalg::ndarray::Array2<f64>) -> Value {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (a, stop) = (a.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                parlinalg::matmul(&a, &a).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let dir = parlinalg::threads::report().unwrap().budget.dir.unwrap();
+    let before = parlinalg::threads::report().unwrap().budget.held;
+    // SAFETY: fork in a test child; the forked child only calls parlinalg and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let held_in_child = parlinalg::threads::report().unwrap().budget.held;
+        parlinalg::matmul(a, a).unwrap();
+        let threads = parlinalg::threads::blas_threads();
+        let code = if held_in_child == 0 && threads == 1 {
+            0
+        } else {
+            10 + held_in_child as i32
+        };
+        // SAFETY: ends the forked child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for the child forked just above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let (held, _) = holders(&dir);
+    let after = held.get(&std::process::id()).copied().unwrap_or(0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().unwrap();
+    serde_json::json!({
+        "before": before, "after": after,
+        "child_exit": libc::WEXITSTATUS(status), "child_exited": libc::WIFEXITED(status),
+    })
+}
+
+/// This binary as a child in `mode`, with a clean thread environment plus `vars`, optionally
+/// under a wrapper command (`taskset -c 0`, `mpirun ...`).
+fn command(wrapper: &[&str], mode: &str, vars: &[(&str, &str)]) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = match wrapper.split_first() {
+        None => Command::new(&exe),
+        Some((prog, args)) => {
+            let mut c = Command::new(prog);
+            c.args(args).arg(&exe);
+            c
+        }
+    };
+    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
+    for v in common::THREAD_VARS
+        .iter()
+        .chain(parlinalg::threads::LOCAL_SIZE_VARS.iter())
+        .chain(parlinalg::threads::CPUS_PER_TASK_VARS.iter())
+        .chain(["PARLINALG_BUDGET", "PARLINALG_BUDGET_GROUP", "SLURM_NODEID"].iter())
+    {
+        cmd.env_remove(v);
+    }
+    cmd.env(MODE_VAR, mode);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+/// Every `CHILD-RESULT` a finished child printed (one per MPI rank).
+fn results(child: Child, within: Duration) -> Vec<Value> {
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = rx
+        .recv_timeout(within)
+        .unwrap_or_else(|_| {
+            // SAFETY: kill sends a signal to the child we started.
+            unsafe { libc::kill(id as i32, libc::SIGKILL) };
+            panic!("child {id} did not finish within {within:?}: a hang");
+        })
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let found: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| l.split_once("CHILD-RESULT ").map(|(_, j)| j))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "child printed no result ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    found
+}
+
+fn run(wrapper: &[&str], mode: &str, vars: &[(&str, &str)]) -> Value {
+    let child = command(wrapper, mode, vars).spawn().unwrap();
+    results(child, Duration::from_secs(60)).remove(0)
+}
+
+/// Removes a test group's directory when the test ends (also when it fails).
+struct Clean(PathBuf);
+
+impl Drop for Clean {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn group(name: &str) -> String {
+    format!("test-{name}-{}", std::process::id())
+}
+
+/// `mkdir -p` with mode 0700 (what the budget itself creates; a 0755 directory turns it off).
+fn mkdir700(dir: &Path) {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .unwrap();
+}
+
+fn cores() -> usize {
+    parlinalg::threads::Cores::detect().count
+}
+
+/// The budget directory of `group` (as the children compute it).
+fn group_dir(group: &str) -> PathBuf {
+    // SAFETY: geteuid cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    let base = if Path::new("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::var_os("XDG_RUNTIME_DIR").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from)
+    };
+    base.join(format!("parlinalg-{uid}")).join(group)
+}
+
+/// Who holds which slot of `dir` now: pid → slots, read from `/proc/locks` (takes no lock).
+fn holders(dir: &Path) -> (HashMap<u32, usize>, usize) {
+    let mut inode_kind = HashMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if let Ok(m) = e.metadata() {
+                inode_kind.insert(
+                    (m.dev(), m.ino()),
+                    e.file_name().to_string_lossy().into_owned(),
+                );
+            }
+        }
+    }
+    let dev = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
+    let (mut held, mut wanting) = (HashMap::new(), 0);
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    for line in locks.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // "1: FLOCK  ADVISORY  WRITE 24408 00:1b:6 0 EOF"
+        if f.len() < 6 || f[1] != "FLOCK" || f[1..].contains(&"->") {
+            continue;
+        }
+        let Ok(pid) = f[4].parse::<u32>() else {
+            continue;
+        };
+        let Some(ino) = f[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) else {
+            continue;
+        };
+        let Some(name) = inode_kind.get(&(dev, ino)) else {
+            continue;
+        };
+        if name.starts_with("cpu") && f[3] == "WRITE" {
+            *held.entry(pid).or_insert(0) += 1;
+        } else if name == "want" && f[3] == "READ" {
+            wanting += 1;
+        }
+    }
+    (held, wanting)
+}
+
+#[test]
+fn concurrent_processes_never_hold_more_slots_than_cores_and_share_them() {
+    let g = group("concurrent");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    let kids: Vec<Child> = (0..4)
+        .map(|_| {
+            command(
+                &[],
+                "products",
+                &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "2.5")],
+            )
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    let pids: Vec<u32> = kids.iter().map(Child::id).collect();
+    let start = Instant::now();
+    let (mut samples, mut unfair, mut max_total) = (0, 0, 0);
+    while start.elapsed() < Duration::from_secs(2) {
+        let (held, wanting) = holders(&dir);
+        let total: usize = held.values().sum();
+        max_total = max_total.max(total);
+        assert!(
+            total <= cores(),
+            "{total} slots held on {} cores: {held:?}",
+            cores()
+        );
+        // After a warm-up: a process keeping an extra slot while another wants one is a
+        // transient (until its next check), not a state.
+        if start.elapsed() > Duration::from_millis(300) {
+            samples += 1;
+            if wanting > 0 && held.values().any(|&n| n > 1) {
+                unfair += 1;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out: Vec<Value> = kids
+        .into_iter()
+        .map(|k| results(k, Duration::from_secs(60)).remove(0))
+        .collect();
+    for r in &out {
+        assert_eq!(r["ok"], true, "{r}");
+        assert!(r["calls"].as_u64().unwrap() > 10, "{r}");
+        assert_eq!(r["over"], 0, "more BLAS threads than slots held: {r}");
+        assert!(pids.contains(&(r["pid"].as_u64().unwrap() as u32)));
+    }
+    if cores() >= 2 {
+        assert!(max_total >= 1, "no slot was ever held");
+        assert!(
+            unfair * 5 <= samples,
+            "{unfair} of {samples} samples had a process keep extra slots while another wanted"
+        );
+    }
+}
+
+#[test]
+fn kill_9_of_a_holder_returns_its_slots_at_once() {
+    if cores() < 2 {
+        println!("SKIPPED: one usable core, the budget is never used");
+        return;
+    }
+    let g = group("kill");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    let mut kid = command(
+        &[],
+        "products",
+        &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "30")],
+    )
+    .spawn()
+    .unwrap();
+    let pid = kid.id();
+    let start = Instant::now();
+    loop {
+        let (held, _) = holders(&dir);
+        if held.get(&pid).copied().unwrap_or(0) == cores() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the child never held every slot: {held:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kid.kill().unwrap(); // SIGKILL
+    kid.wait().unwrap();
+    let (held, wanting) = holders(&dir);
+    assert!(
+        held.is_empty() && wanting == 0,
+        "after kill -9: {held:?}, {wanting} wanting"
+    );
+    // And a new process takes them straight away.
+    let r = run(&[], "report", &[("PARLINALG_BUDGET_GROUP", &g)]);
+    assert_eq!(r["report"]["budget"]["held"], cores(), "{r}");
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn disjoint_affinity_masks_do_not_block_each_other() {
+    // Two processes each on half of the CPUs: each takes all of its half, whatever the other
+    // holds. A mask of one CPU never uses the budget, so this needs 4 CPUs.
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !have("taskset") || online < 4 || cores() < 4 {
+        println!(
+            "SKIPPED: needs taskset and 4 CPUs (have taskset: {}, {online} CPUs); the slot \
+             choice by mask is also checked in-process (src/threads/budget.rs)",
+            have("taskset")
+        );
+        return;
+    }
+    let g = group("disjoint");
+    let _clean = Clean(group_dir(&g));
+    let half = online / 2;
+    let low = format!("0-{}", half - 1);
+    let high = format!("{half}-{}", 2 * half - 1);
+    let vars = [("PARLINALG_BUDGET_GROUP", g.as_str()), (SECS_VAR, "1.5")];
+    let a = command(&["taskset", "-c", &low], "products", &vars)
+        .spawn()
+        .unwrap();
+    let b = command(&["taskset", "-c", &high], "products", &vars)
+        .spawn()
+        .unwrap();
+    for r in [
+        results(a, Duration::from_secs(60)),
+        results(b, Duration::from_secs(60)),
+    ] {
+        assert_eq!(r[0]["max_threads"], half, "{}", r[0]);
+    }
+}
+
+#[test]
+fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
+    if cores() < 2 {
+        println!("SKIPPED: one usable core, the budget is never used");
+        return;
+    }
+    let g = group("broken");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    mkdir700(&dir);
+    // cpu0: a directory; cpu1: a symlink; want: a FIFO; others untouched.
+    mkdir700(&dir.join("cpu0"));
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("cpu1")).unwrap();
+    let fifo = std::ffi::CString::new(dir.join("want").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo on a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let r = run(
+        &[],
+        "products",
+        &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.3")],
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let b = &r["report"]["budget"];
+    let ignored = b["ignored"].to_string();
+    for name in ["cpu0", "cpu1", "want"] {
+        assert!(ignored.contains(name), "{name} not ignored: {b}");
+    }
+    assert_eq!(
+        b["held"].as_u64().unwrap() as usize,
+        cores().saturating_sub(2),
+        "{b}"
+    );
+    assert!(
+        r["report"]["warnings"]
+            .to_string()
+            .contains("budget_slots_ignored"),
+        "{r}"
+    );
+
+    // As root: a slot file owned by another user is ignored too.
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        let g = group("foreign");
+        let _clean = Clean(group_dir(&g));
+        let dir = group_dir(&g);
+        mkdir700(&dir);
+        let f = dir.join("cpu0");
+        std::fs::write(&f, b"").unwrap();
+        std::os::unix::fs::chown(&f, Some(12345), Some(12345)).unwrap();
+        let r = run(&[], "report", &[("PARLINALG_BUDGET_GROUP", &g)]);
+        let b = &r["report"]["budget"];
+        assert!(
+            b["ignored"].to_string().contains("owned by uid 12345"),
+            "{b}"
+        );
+    }
+
+    // A group directory others may enter: the budget is off, said, and the call still runs.
+    let g = group("mode");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    mkdir700(&dir);
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = run(
+        &[],
+        "products",
+        &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.2")],
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let b = &r["report"]["budget"];
+    assert_eq!(b["enabled"], false, "{b}");
+    assert!(
+        b["why"].as_str().unwrap().contains("lets other users in"),
+        "{b}"
+    );
+    assert!(
+        r["report"]["warnings"]
+            .to_string()
+            .contains("budget_unavailable"),
+        "{r}"
+    );
+    assert_eq!(
+        r["max_threads"].as_u64().unwrap() as usize,
+        cores(),
+        "no budget: auto's own rule"
+    );
+
+    // The group directory is a symlink to another directory: refused (O_NOFOLLOW).
+    let g = group("link");
+    let _clean = Clean(group_dir(&g));
+    let target = group_dir(&group("link-target"));
+    let _clean_target = Clean(target.clone());
+    mkdir700(&target);
+    std::os::unix::fs::symlink(&target, group_dir(&g)).unwrap();
+    let r = run(&[], "report", &[("PARLINALG_BUDGET_GROUP", &g)]);
+    assert_eq!(r["report"]["budget"]["enabled"], false, "{r}");
+}
+
+#[test]
+fn variables_precedence_in_children() {
+    // Off: said, with the variable; nothing held.
+    let g = group("vars");
+    let _clean = Clean(group_dir(&g));
+    let r = run(
+        &[],
+        "report",
+        &[("PARLINALG_BUDGET", "off"), ("PARLINALG_BUDGET_GROUP", &g)],
+    );
+    let b = &r["report"]["budget"];
+    assert_eq!(b["enabled"], false, "{b}");
+    assert!(
+        b["why"].as_str().unwrap().contains("PARLINALG_BUDGET"),
+        "{b}"
+    );
+    assert_eq!(b["held"], 0);
+    // Junk: a typed error from every operation.
+    for (k, v) in [
+        ("PARLINALG_BUDGET", "maybe"),
+        ("PARLINALG_BUDGET_GROUP", "../x"),
+    ] {
+        let r = run(&[], "report", &[(k, v)]);
+        assert_eq!(r["ok"], false, "{r}");
+        assert!(r["first"].as_str().unwrap().contains(k), "{r}");
+    }
+    // A fixed count is the user's choice: the budget is not asked.
+    let r = run(
+        &[],
+        "products",
+        &[
+            ("PARLINALG_BLAS_THREADS", "2"),
+            ("PARLINALG_BUDGET_GROUP", &g),
+            (SECS_VAR, "0.2"),
+        ],
+    );
+    assert_eq!(r["report"]["budget"]["held"], 0, "{r}");
+    assert_eq!(r["max_threads"], 2, "{r}");
+    // Launchers: divided by the local ranks; a per-task count wins over the rank count.
+    let r = run(&[], "report", &[("OMPI_COMM_WORLD_LOCAL_SIZE", "2")]);
+    let c = &r["report"]["cores"];
+    assert_eq!(
+        c["count"].as_u64().unwrap() as usize,
+        (cores() / 2).max(1),
+        "{c}"
+    );
+    assert!(
+        c["why"]
+            .as_str()
+            .unwrap()
+            .contains("local ranks (OMPI_COMM_WORLD_LOCAL_SIZE=2)"),
+        "{c}"
+    );
+    let r = run(
+        &[],
+        "report",
+        &[("SLURM_CPUS_PER_TASK", "1"), ("SLURM_NTASKS_PER_NODE", "1")],
+    );
+    let c = &r["report"]["cores"];
+    assert_eq!(c["count"], 1, "{c}");
+    assert_eq!(c["launcher"], "SLURM_CPUS_PER_TASK=1", "{c}");
+    assert_eq!(r["report"]["blas_threads_now"], 1, "{r}");
+    // Junk in a launcher variable: an error naming it.
+    let r = run(&[], "report", &[("PMI_LOCAL_SIZE", "lots")]);
+    assert!(
+        r["first"].as_str().unwrap().contains("PMI_LOCAL_SIZE"),
+        "{r}"
+    );
+    // Its own mask: not divided again, and a rank bound to one core is said to be.
+    if have("taskset") && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let r = run(
+            &["taskset", "-c", "0"],
+            "report",
+            &[("OMPI_COMM_WORLD_LOCAL_SIZE", "2")],
+        );
+        let c = &r["report"]["cores"];
+        assert_eq!(c["count"], 1, "{c}");
+        assert_eq!(c["bound_to_one_core"], true, "{c}");
+        assert!(
+            c["why"].as_str().unwrap().contains("bound to one core"),
+            "{c}"
+        );
+    } else {
+        println!("SKIPPED (part): taskset or a second CPU missing");
+    }
+}
+
+#[test]
+fn mpirun_np_2_gives_each_rank_one_blas_thread_and_says_why() {
+    if !have("mpirun") {
+        println!(
+            "SKIPPED: mpirun not found (scripts/ensure-deps.sh installs openmpi-bin where it can)"
+        );
+        return;
+    }
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) != 2 {
+        println!("SKIPPED: this check is for 2 CPUs");
+        return;
+    }
+    // Root needs Open MPI's consent; both are harmless otherwise.
+    let vars = [
+        ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
+        ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"),
+    ];
+    let child = command(&["mpirun", "-np", "2"], "report", &vars)
+        .spawn()
+        .unwrap();
+    let ranks = results(child, Duration::from_secs(60));
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    for r in &ranks {
+        let rep = &r["report"];
+        assert_eq!(rep["blas_threads_now"], 1, "{rep}");
+        let why = rep["cores"]["why"].as_str().unwrap();
+        assert!(
+            why.contains("OMPI_COMM_WORLD_LOCAL_SIZE=2"),
+            "the source names the launcher: {why}"
+        );
+        println!("rank: {} BLAS thread ({why})", rep["blas_threads_now"]);
+    }
+}
+
+#[test]
+fn a_forked_child_holds_nothing_and_leaves_the_parents_slots_held() {
+    if cores() < 2 {
+        println!("SKIPPED: one usable core, the budget is never used");
+        return;
+    }
+    let g = group("fork");
+    let _clean = Clean(group_dir(&g));
+    let r = run(&[], "fork", &[("PARLINALG_BUDGET_GROUP", &g)]);
+    let f = &r["forked"];
+    assert_eq!(f["before"], cores(), "{r}");
+    assert_eq!(f["child_exited"], true, "{f}");
+    assert_eq!(
+        f["child_exit"], 0,
+        "the forked child held slots or ran more than 1 thread: {f}"
+    );
+    assert_eq!(
+        f["after"],
+        cores(),
+        "the child's exit released the parent's slots: {f}"
+    );
+}
+
+/// A silent pass proves nothing: the sampling sees a real holder.
+#[test]
+fn the_sampler_sees_a_lock_held_here() {
+    let dir = std::env::temp_dir().join(format!("parlinalg-sampler-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = std::fs::File::create(dir.join("cpu0")).unwrap();
+    // SAFETY: flock on a file we own, non-blocking.
+    assert_eq!(
+        unsafe {
+            libc::flock(
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                libc::LOCK_EX | libc::LOCK_NB,
+            )
+        },
+        0
+    );
+    let (held, _) = holders(&dir);
+    assert_eq!(held.get(&std::process::id()), Some(&1), "{held:?}");
+    drop(f);
+    assert!(holders(&dir).0.is_empty());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
