@@ -365,9 +365,14 @@ fn the_conclusions_agree_with_the_numbers() {
         // Each rank says how many BLAS threads it runs and where the count came from.
         sharing::MpiOutcome::Ran { ranks, threads, .. } => {
             assert_eq!(*ranks, x.cores);
-            assert!(threads.iter().all(|t| t.iter().any(|l| l.starts_with("BLAS threads"))));
+            assert!(threads
+                .iter()
+                .all(|t| t.iter().any(|l| l.starts_with("BLAS threads"))));
         }
-        sharing::MpiOutcome::NotRun { why } => assert!(why.contains("openmpi-bin") || why.contains("failed"), "{why}"),
+        sharing::MpiOutcome::NotRun { why } => assert!(
+            why.contains("openmpi-bin") || why.contains("failed"),
+            "{why}"
+        ),
     }
 }
 

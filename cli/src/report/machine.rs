@@ -17,8 +17,10 @@ const LISTED: f64 = 0.05;
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     at: std::time::Instant,
-    /// Jiffies of every CPU: (all, steal).
-    cpu: Option<(u64, u64)>,
+    /// Jiffies of every CPU: (all, steal, busy = not idle, not waiting, not stolen).
+    cpu: Option<(u64, u64, u64)>,
+    /// CPU seconds of this process and its waited-for children.
+    own: f64,
     /// Per process: (name, parent, user + system jiffies).
     procs: HashMap<u32, (String, u32, u64)>,
 }
@@ -31,10 +33,11 @@ pub struct MachineState {
     pub steal: Option<f64>,
     /// The one-minute load average at the end.
     pub load: Option<f64>,
-    /// Other processes (not this one or its children) that used more than 5% of a core, with
-    /// their share of one core, busiest first.
+    /// Other processes (not this one or its children) still running at the end that used more
+    /// than 5% of a core, with their share of one core, busiest first.
     pub busy: Vec<(String, f64)>,
-    /// Their total share of one core.
+    /// Everything else's share of one core: the machine's busy time less this process's and
+    /// its children's (so processes that started and ended inside the section count too).
     pub others: f64,
 }
 
@@ -47,6 +50,7 @@ impl Snapshot {
                 .ok()
                 .and_then(|t| parse_cpu(&t)),
             procs: processes(),
+            own: own_cpu_seconds(),
         }
     }
 
@@ -74,16 +78,20 @@ impl MachineState {
         let load = self
             .load
             .map_or(String::new(), |l| format!(", load average {l:.2}"));
-        let others = if self.busy.is_empty() {
-            "no other process above 5% of a core".to_owned()
+        let names: Vec<String> = self
+            .busy
+            .iter()
+            .map(|(n, s)| format!("{n} {:.0}%", 100.0 * s))
+            .collect();
+        let named = if names.is_empty() {
+            String::new()
         } else {
-            let names: Vec<String> = self
-                .busy
-                .iter()
-                .map(|(n, s)| format!("{n} {:.0}%", 100.0 * s))
-                .collect();
-            format!("other processes used {} of a core", names.join(", "))
+            format!(" ({})", names.join(", "))
         };
+        let others = format!(
+            "other processes used {:.0}% of a core{named}",
+            100.0 * self.others
+        );
         let warning = if self.busy() {
             " **Busy machine: these figures are not those of an idle machine; run again when it \
              is quiet.**"
@@ -99,16 +107,21 @@ impl MachineState {
 
 fn state(a: &Snapshot, b: &Snapshot, me: u32, load: Option<f64>) -> MachineState {
     let seconds = b.at.duration_since(a.at).as_secs_f64();
-    let steal = match (a.cpu, b.cpu) {
-        (Some((ta, sa)), Some((tb, sb))) if tb > ta => {
-            Some(sb.saturating_sub(sa) as f64 / (tb - ta) as f64)
-        }
-        _ => None,
-    };
     // SAFETY: sysconf only reads a configuration value.
     let hz = match unsafe { libc::sysconf(libc::_SC_CLK_TCK) } {
         n if n > 0 => n as f64,
         _ => 100.0,
+    };
+    let (steal, others) = match (a.cpu, b.cpu) {
+        (Some((ta, sa, ba)), Some((tb, sb, bb))) if tb > ta => {
+            let busy = bb.saturating_sub(ba) as f64 / hz;
+            let others = (busy - (b.own - a.own)).max(0.0) / seconds.max(1e-3);
+            (
+                Some(sb.saturating_sub(sa) as f64 / (tb - ta) as f64),
+                others,
+            )
+        }
+        _ => (None, 0.0),
     };
     let mut busy: Vec<(String, f64)> = b
         .procs
@@ -120,7 +133,6 @@ fn state(a: &Snapshot, b: &Snapshot, me: u32, load: Option<f64>) -> MachineState
             (share > 0.0).then(|| (name.clone(), share))
         })
         .collect();
-    let others = busy.iter().map(|b| b.1).sum();
     busy.retain(|b| b.1 > LISTED);
     busy.sort_by(|x, y| y.1.total_cmp(&x.1));
     MachineState {
@@ -132,8 +144,22 @@ fn state(a: &Snapshot, b: &Snapshot, me: u32, load: Option<f64>) -> MachineState
     }
 }
 
-/// `(all, steal)` jiffies from the `cpu` line of `/proc/stat`.
-fn parse_cpu(stat: &str) -> Option<(u64, u64)> {
+/// CPU seconds (user + system) of this process and of its children that were waited for.
+fn own_cpu_seconds() -> f64 {
+    let of = |who| {
+        // SAFETY: getrusage writes one rusage into `u`, which is valid for writes.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut u) } != 0 {
+            return 0.0;
+        }
+        let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
+        t(u.ru_utime) + t(u.ru_stime)
+    };
+    of(libc::RUSAGE_SELF) + of(libc::RUSAGE_CHILDREN)
+}
+
+/// `(all, steal, busy)` jiffies from the `cpu` line of `/proc/stat`.
+fn parse_cpu(stat: &str) -> Option<(u64, u64, u64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
     let v: Vec<u64> = line
         .split_whitespace()
@@ -142,7 +168,8 @@ fn parse_cpu(stat: &str) -> Option<(u64, u64)> {
         .collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
     let all = v.iter().take(8).sum();
-    Some((all, *v.get(7)?))
+    let (idle, iowait, steal) = (*v.get(3)?, *v.get(4)?, *v.get(7)?);
+    Some((all, steal, all - idle - iowait - steal))
 }
 
 /// `(name, parent, user + system jiffies)` from a `/proc/<pid>/stat` line.
@@ -179,7 +206,7 @@ mod tests {
     #[test]
     fn proc_lines_parse() {
         let stat = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n";
-        assert_eq!(parse_cpu(stat), Some((1000, 35)));
+        assert_eq!(parse_cpu(stat), Some((1000, 35, 1000 - 800 - 10 - 35)));
         let line = "4242 (my (odd) name) S 17 4242 4242 0 -1 4194304 100 0 0 0 250 30 0 0 20 0 1";
         assert_eq!(
             parse_proc_stat(line),
@@ -191,27 +218,32 @@ mod tests {
     #[test]
     fn a_busy_neighbour_and_steal_are_flagged_but_our_children_are_not() {
         let at = std::time::Instant::now();
-        let snap = |cpu, procs: &[(u32, &str, u32, u64)], secs: u64| Snapshot {
+        let snap = |cpu, own, procs: &[(u32, &str, u32, u64)], secs: u64| Snapshot {
             at: at + std::time::Duration::from_secs(secs),
             cpu: Some(cpu),
+            own,
             procs: procs
                 .iter()
                 .map(|&(pid, n, p, j)| (pid, (n.to_owned(), p, j)))
                 .collect(),
         };
-        let hz = 100.0; // what Linux's USER_HZ is everywhere
+        // 10 s on 2 CPUs at USER_HZ = 100: 2000 jiffies, 120 stolen. Busy: cargo 800, this
+        // process 600 and its child 300 (9 s of its own), and 200 of a process that started and
+        // ended in between (not in either listing).
         let a = snap(
-            (0, 0),
+            (0, 0, 0),
+            0.0,
             &[(1, "cargo", 0, 0), (2, "child", 9, 0), (9, "me", 1, 0)],
             0,
         );
         let b = snap(
-            (10_000, 600),
+            (2000, 120, 1900),
+            9.0,
             &[
-                (1, "cargo", 0, (0.8 * hz * 10.0) as u64),
-                (2, "child", 9, 1000),
-                (9, "me", 1, 2000),
-                (5, "new", 0, 10),
+                (1, "cargo", 0, 800),
+                (2, "child", 9, 300),
+                (9, "me", 1, 600),
+                (5, "new", 0, 1),
             ],
             10,
         );
@@ -220,12 +252,21 @@ mod tests {
         assert_eq!(s.busy.len(), 1, "{s:?}");
         assert_eq!(s.busy[0].0, "cargo");
         assert!((s.busy[0].1 - 0.8).abs() < 0.01);
+        assert!(
+            (s.others - 1.0).abs() < 1e-9,
+            "cargo and the one that left: {s:?}"
+        );
         assert!(s.busy(), "{s:?}");
         assert!(s.describe().contains("Busy machine"), "{}", s.describe());
+        assert!(
+            s.describe().contains("100% of a core (cargo 80%)"),
+            "{}",
+            s.describe()
+        );
         let quiet = state(&a, &a, 9, None);
         assert!(!quiet.busy() && quiet.busy.is_empty());
         assert!(
-            quiet.describe().contains("no other process"),
+            quiet.describe().contains("used 0% of a core."),
             "{}",
             quiet.describe()
         );

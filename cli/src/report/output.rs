@@ -492,9 +492,21 @@ pub fn sharing_md(x: &SharingSection) -> String {
          from the first spawn to the last exit, the **{}** of {} rounds in random order; the \
          ratio to the fixed-1 row with as many processes has its 95% interval; latency is each \
          product's time, over every process (last round).\n\n",
-        st.products, x.cores, x.statistic, st.rounds, n = st.n
+        st.products,
+        x.cores,
+        x.statistic,
+        st.rounds,
+        n = st.n
     );
-    let header = strings(["processes", "BLAS threads", "wall", "products/s", "time / fixed 1", "p50 ms", "p99 ms"]);
+    let header = strings([
+        "processes",
+        "BLAS threads",
+        "wall",
+        "products/s",
+        "time / fixed 1",
+        "p50 ms",
+        "p99 ms",
+    ]);
     let rows: Vec<Vec<String>> = x
         .rows
         .iter()
@@ -512,8 +524,17 @@ pub fn sharing_md(x: &SharingSection) -> String {
         .collect();
     md.push_str(&table(&header, &rows));
     match &x.mpi {
-        MpiOutcome::Ran { command, ranks, seconds, threads } => {
-            let _ = writeln!(md, "\nAs an MPI job, `{command}`: {ranks} ranks in {}; what each rank ran:\n", fmt_s(*seconds));
+        MpiOutcome::Ran {
+            command,
+            ranks,
+            seconds,
+            threads,
+        } => {
+            let _ = writeln!(
+                md,
+                "\nAs an MPI job, `{command}`: {ranks} ranks in {}; what each rank ran:\n",
+                fmt_s(*seconds)
+            );
             for (i, lines) in threads.iter().enumerate() {
                 let _ = writeln!(md, "- rank {i}: {}", lines.join("; "));
             }

@@ -44,7 +44,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    const ALL: [Mode; 4] = [Mode::Fixed1, Mode::FixedCores, Mode::AutoAlone, Mode::Budget];
+    const ALL: [Mode; 4] = [
+        Mode::Fixed1,
+        Mode::FixedCores,
+        Mode::AutoAlone,
+        Mode::Budget,
+    ];
 
     /// The environment the children get.
     fn env(self, cores: usize) -> Vec<(&'static str, String)> {
@@ -125,7 +130,11 @@ pub struct SharingSection {
 /// Estimated seconds, for the progress bar.
 pub fn estimate(s: &SharingSettings, cores: usize) -> f64 {
     let product = 2.0 * (s.n as f64).powi(3) / 40e9;
-    let work: f64 = s.processes.iter().map(|&p| p as f64 * s.products as f64 * product / cores as f64).sum();
+    let work: f64 = s
+        .processes
+        .iter()
+        .map(|&p| p as f64 * s.products as f64 * product / cores as f64)
+        .sum();
     (work + 0.05 * s.processes.len() as f64) * (Mode::ALL.len() * s.rounds) as f64 + work
 }
 
@@ -133,13 +142,26 @@ pub fn estimate(s: &SharingSettings, cores: usize) -> f64 {
 ///
 /// # Errors
 /// A child that failed or printed no result.
-pub fn measure(s: &SharingSettings, cores: usize, progress: &mut Progress) -> anyhow::Result<SharingSection> {
+pub fn measure(
+    s: &SharingSettings,
+    cores: usize,
+    progress: &mut Progress,
+) -> anyhow::Result<SharingSection> {
     let machine = Snapshot::take();
     let group = format!("report-{}", std::process::id());
-    let configs: Vec<(usize, Mode)> = s.processes.iter().flat_map(|&p| Mode::ALL.map(|m| (p, m))).collect();
+    let configs: Vec<(usize, Mode)> = s
+        .processes
+        .iter()
+        .flat_map(|&p| Mode::ALL.map(|m| (p, m)))
+        .collect();
     let mut last: Vec<Vec<ChildResult>> = vec![Vec::new(); configs.len()];
-    let mut race = crate::report::race::Race::new(configs.len(), &(0..configs.len()).collect::<Vec<_>>(), 11);
-    let budget = crate::report::race::Budget { min_rounds: s.rounds, max_rounds: s.rounds, seconds: 0.0 };
+    let mut race =
+        crate::report::race::Race::new(configs.len(), &(0..configs.len()).collect::<Vec<_>>(), 11);
+    let budget = crate::report::race::Budget {
+        min_rounds: s.rounds,
+        max_rounds: s.rounds,
+        seconds: 0.0,
+    };
     race.run(budget, |i| -> anyhow::Result<crate::report::race::Sample> {
         let (p, mode) = configs[i];
         progress.label(format!("processes: {p} × {}", mode.label(cores)));
@@ -149,16 +171,28 @@ pub fn measure(s: &SharingSettings, cores: usize, progress: &mut Progress) -> an
         last[i] = run_children(s, p, &env)?;
         let wall = t.elapsed().as_secs_f64();
         progress.advance(wall);
-        Ok(crate::report::race::Sample { per_call: wall, wall })
+        Ok(crate::report::race::Sample {
+            per_call: wall,
+            wall,
+        })
     })?;
-    let fixed1 = |p: usize| configs.iter().position(|&c| c == (p, Mode::Fixed1)).expect("every P has a fixed-1 row");
+    let fixed1 = |p: usize| {
+        configs
+            .iter()
+            .position(|&c| c == (p, Mode::Fixed1))
+            .expect("every P has a fixed-1 row")
+    };
     let rows: Vec<SharingRow> = configs
         .iter()
         .enumerate()
         .map(|(i, &(p, mode))| {
             let samples = &race.samples[i];
-            let (vs_fixed1, vs_fixed1_interval) = stats::ratio(samples, &race.samples[fixed1(p)], i as u64);
-            let mut ms: Vec<f64> = last[i].iter().flat_map(|c| c.product_ms.iter().copied()).collect();
+            let (vs_fixed1, vs_fixed1_interval) =
+                stats::ratio(samples, &race.samples[fixed1(p)], i as u64);
+            let mut ms: Vec<f64> = last[i]
+                .iter()
+                .flat_map(|c| c.product_ms.iter().copied())
+                .collect();
             let seconds = samples.estimate();
             SharingRow {
                 processes: p,
@@ -194,14 +228,23 @@ fn child_command(s: &SharingSettings) -> anyhow::Result<(std::path::PathBuf, Vec
 }
 
 /// Starts `p` children at once with `env`, waits for all, and reads their results.
-fn run_children(s: &SharingSettings, p: usize, env: &[(&str, String)]) -> anyhow::Result<Vec<ChildResult>> {
+fn run_children(
+    s: &SharingSettings,
+    p: usize,
+    env: &[(&str, String)],
+) -> anyhow::Result<Vec<ChildResult>> {
     let (exe, args) = child_command(s)?;
     let children: Vec<std::process::Child> = (0..p)
         .map(|_| {
             let mut cmd = Command::new(&exe);
-            cmd.args(&args).stdout(Stdio::piped()).stderr(Stdio::piped());
+            cmd.args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
             // The report's own thread variables must not reach the children.
-            let ours = [parlinalg::threads::BLAS_THREADS_VAR, parlinalg::threads::BUDGET_VAR];
+            let ours = [
+                parlinalg::threads::BLAS_THREADS_VAR,
+                parlinalg::threads::BUDGET_VAR,
+            ];
             for v in parlinalg::threads::STANDARD_BLAS_VARS.iter().chain(&ours) {
                 cmd.env_remove(v);
             }
@@ -209,12 +252,20 @@ fn run_children(s: &SharingSettings, p: usize, env: &[(&str, String)]) -> anyhow
             cmd.spawn()
         })
         .collect::<Result<_, _>>()?;
-    children.into_iter().map(|c| parse_child(c.wait_with_output()?)).collect()
+    children
+        .into_iter()
+        .map(|c| parse_child(c.wait_with_output()?))
+        .collect()
 }
 
 fn parse_child(out: std::process::Output) -> anyhow::Result<ChildResult> {
     let stdout = String::from_utf8_lossy(&out.stdout);
-    anyhow::ensure!(out.status.success(), "a child failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "a child failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout
         .lines()
         .find_map(|l| l.strip_prefix(RESULT))
@@ -236,28 +287,46 @@ fn run_mpi(s: &SharingSettings, cores: usize, group: &str) -> MpiOutcome {
         if unsafe { libc::geteuid() } == 0 {
             cmd.arg("--allow-run-as-root");
         }
-        cmd.args(["-np", &cores.to_string(), "--oversubscribe"]).arg(&exe).args(&args);
+        cmd.args(["-np", &cores.to_string(), "--oversubscribe"])
+            .arg(&exe)
+            .args(&args);
         cmd.env(parlinalg::threads::BUDGET_GROUP_VAR, group);
         let command = format!("mpirun -np {cores} parlinalg report --sharing-child …");
         let t = Instant::now();
         let out = cmd.stdin(Stdio::null()).output()?;
         let seconds = t.elapsed().as_secs_f64();
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        anyhow::ensure!(out.status.success(), "{} exited with {}: {}", command, out.status, String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(
+            out.status.success(),
+            "{} exited with {}: {}",
+            command,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let threads = stdout
             .lines()
             .filter_map(|l| l.strip_prefix(RESULT))
             .map(|l| serde_json::from_str::<ChildResult>(l).map(|c| c.threads))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(MpiOutcome::Ran { command, ranks: threads.len(), seconds, threads })
+        Ok(MpiOutcome::Ran {
+            command,
+            ranks: threads.len(),
+            seconds,
+            threads,
+        })
     })();
-    result.unwrap_or_else(|e| MpiOutcome::NotRun { why: format!("the MPI job failed: {e:#}") })
+    result.unwrap_or_else(|e| MpiOutcome::NotRun {
+        why: format!("the MPI job failed: {e:#}"),
+    })
 }
 
 /// The first `name` on `PATH`.
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     let path = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).ok_or(())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or(())
 }
 
 /// `parlinalg report --sharing-child SPEC`: the program each process runs. Prints one result
@@ -278,10 +347,17 @@ pub fn child_main(spec: &str) -> anyhow::Result<()> {
     let report = parlinalg::threads::report()?.to_string();
     let threads = report
         .lines()
-        .filter(|l| ["cores usable", "BLAS threads", "budget"].iter().any(|k| l.starts_with(k)))
-        .map(str::to_owned)
+        .filter(|l| {
+            ["cores usable", "BLAS threads", "budget"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
         .collect();
-    let result = ChildResult { product_ms, threads };
+    let result = ChildResult {
+        product_ms,
+        threads,
+    };
     println!("{RESULT}{}", serde_json::to_string(&result)?);
     Ok(())
 }
@@ -294,7 +370,11 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
     };
     let cmp = |r: &SharingRow| {
         let noise = r.vs_fixed1_interval.is_some_and(|iv| iv.contains(1.0));
-        format!("{:.2}×{}", r.vs_fixed1, if noise { " (within noise)" } else { "" })
+        format!(
+            "{:.2}×{}",
+            r.vs_fixed1,
+            if noise { " (within noise)" } else { "" }
+        )
     };
     let mut parts = Vec::new();
     if let (Some(alone), Some(budget)) = (get(most, Mode::AutoAlone), get(most, Mode::Budget)) {
@@ -305,7 +385,10 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
         ));
     }
     if let Some(one) = get(1, Mode::Budget) {
-        parts.push(format!("one process alone under the budget took {} its 1-thread time", cmp(one)));
+        parts.push(format!(
+            "one process alone under the budget took {} its 1-thread time",
+            cmp(one)
+        ));
     }
     if parts.is_empty() {
         return "Not every configuration was measured.".into();
