@@ -42,7 +42,7 @@ fn child_entry() {
             calls += 1;
             let threads = parlinalg::threads::blas_threads();
             max_threads = max_threads.max(threads);
-            if calls % 64 == 0 {
+            if calls.is_multiple_of(64) {
                 let held = parlinalg::threads::report().unwrap().budget.held;
                 if threads > held.max(1) {
                     over += 1;
