@@ -56,11 +56,11 @@ pub struct Args {
     #[arg(long, alias = "cell-seconds", value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub sample_seconds: Option<f64>,
     /// Grid: seconds spent on each size; the race keeps sampling the cells still in contention
-    /// until they are spent [default: 20; 2 quick, 60 full].
+    /// until they are spent [default: 25; 2 quick, 60 full].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds, allow_negative_numbers = true)]
     pub size_seconds: Option<f64>,
     /// Grid: rounds every cell gets (cells in random order each round); matmul vs numpy:
-    /// A/B rounds [default: grid 6, numpy 3; quick 6 and 2; full 8 and 5].
+    /// A/B rounds [default: grid 8, numpy 3; quick 6 and 2; full 10 and 5].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub rounds: Option<u32>,
 
@@ -339,8 +339,8 @@ impl GridSettings {
             },
             max_threads: args.max_threads.map_or(4 * cores, |t| t as usize),
             sample_seconds: args.sample_seconds.unwrap_or(pick(mode, 0.02, 0.1, 0.25)),
-            size_seconds: args.size_seconds.unwrap_or(pick(mode, 2.0, 20.0, 60.0)),
-            rounds: args.rounds.map_or(pick(mode, 6, 6, 8), |r| r as usize),
+            size_seconds: args.size_seconds.unwrap_or(pick(mode, 2.0, 25.0, 60.0)),
+            rounds: args.rounds.map_or(pick(mode, 6, 8, 10), |r| r as usize),
         }
     }
 }

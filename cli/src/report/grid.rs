@@ -8,7 +8,11 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use parlinalg::threads::Plan;
+use parlinalg::ndarray::Array3;
+use parlinalg::threads::{Plan, PlanChoice};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use crate::report::cli::GridSettings;
@@ -171,7 +175,9 @@ pub fn estimate(s: &GridSettings, cores: usize) -> f64 {
     batched + single
 }
 
-/// Measures the grid in this process (whatever OpenBLAS it loaded).
+/// Measures the grid in this process (whatever OpenBLAS it loaded). The sizes' rounds are
+/// interleaved, in random order, so each cell's samples span the whole section rather than a
+/// stretch of it: a slow minute of the machine touches every size alike.
 ///
 /// # Errors
 /// parlinalg's errors.
@@ -187,9 +193,34 @@ pub fn measure(
         Plan::new(k, 1).and_then(|p| p.run(|| ()))?;
     }
     let jobs = s.sizes.iter().map(|&n| (n, false));
-    let sizes = jobs
+    let jobs: Vec<SizeJob> = jobs
         .chain(s.large.map(|n| (n, true)))
-        .map(|(n, single)| measure_size(s, cores, n, single, progress))
+        .map(|(n, single)| SizeJob::prepare(s, cores, n, single, progress))
+        .collect::<parlinalg::Result<_>>()?;
+    let mut races: Vec<Race> = jobs.iter().map(SizeJob::race).collect();
+    let mut spent = vec![0.0; jobs.len()];
+    let budget = Budget {
+        min_rounds: s.rounds,
+        max_rounds: MAX_ROUNDS,
+        seconds: s.size_seconds,
+    };
+    let mut rng = SmallRng::seed_from_u64(17);
+    loop {
+        let mut open: Vec<usize> = (0..jobs.len())
+            .filter(|&j| !budget.done(races[j].rounds(), spent[j]))
+            .collect();
+        if open.is_empty() {
+            break;
+        }
+        open.shuffle(&mut rng);
+        for j in open {
+            spent[j] += races[j].step(s.rounds, |i| jobs[j].measure(i, progress))?;
+        }
+    }
+    let sizes = jobs
+        .iter()
+        .zip(races)
+        .map(|(job, race)| job.finish(race, s.rounds, progress))
         .collect::<parlinalg::Result<Vec<_>>>()?;
     Ok(GridSection {
         library: lib.config.clone(),
@@ -231,119 +262,165 @@ fn batch_and_calls(
     Ok((batch, calls))
 }
 
-fn measure_size(
-    s: &GridSettings,
-    cores: usize,
+/// One size: its inputs and configurations — the pairs, then the default policy, then the
+/// control (the serial plan again).
+struct SizeJob {
     n: usize,
     single: bool,
-    progress: &mut Progress,
-) -> parlinalg::Result<GridSize> {
-    progress.label(format!("grid: n = {n}, calibrating"));
-    let (batch, calls) = batch_and_calls(s, cores, n, single)?;
-    let (a, b) = (stats::batch(batch, n, 3), stats::batch(batch, n, 4));
-    let pairs = pairs(s.max_threads, cores, single);
-    let choice = parlinalg::threads::plan_for_batch(batch, n, n, n)?;
-    // Configurations: the pairs, then the default policy, then the control (serial again).
-    let serial = pairs
-        .iter()
-        .position(|&p| p == (1, 1))
-        .expect("1×1 is a pair");
-    let (policy, control) = (pairs.len(), pairs.len() + 1);
-    let mut plans: Vec<Plan> = pairs
-        .iter()
-        .map(|&(k, nb)| Plan::new(k, nb))
-        .collect::<parlinalg::Result<_>>()?;
-    plans.extend([Plan::serial(), Plan::serial()]); // the policy's is unused
-                                                    // Untimed: the output buffer allocated once and the inputs in cache, so that the first
-                                                    // timed cell pays no more than the others.
-    black_box(parlinalg::matmul_batch_with(&a, &b, &Plan::serial())?);
-    black_box(parlinalg::matmul_batch(&a, &b)?);
-    let mut one = |i: usize| -> parlinalg::Result<Sample> {
+    batch: usize,
+    calls: usize,
+    cores: usize,
+    a: Array3<f64>,
+    b: Array3<f64>,
+    pairs: Vec<(usize, usize)>,
+    plans: Vec<Plan>,
+    choice: PlanChoice,
+    serial: usize,
+    policy: usize,
+    control: usize,
+}
+
+impl SizeJob {
+    fn prepare(
+        s: &GridSettings,
+        cores: usize,
+        n: usize,
+        single: bool,
+        progress: &mut Progress,
+    ) -> parlinalg::Result<SizeJob> {
+        progress.label(format!("grid: n = {n}, calibrating"));
+        let (batch, calls) = batch_and_calls(s, cores, n, single)?;
+        let (a, b) = (stats::batch(batch, n, 3), stats::batch(batch, n, 4));
+        let pairs = pairs(s.max_threads, cores, single);
+        let choice = parlinalg::threads::plan_for_batch(batch, n, n, n)?;
+        let serial = pairs
+            .iter()
+            .position(|&p| p == (1, 1))
+            .expect("1×1 is a pair");
+        let mut plans: Vec<Plan> = pairs
+            .iter()
+            .map(|&(k, nb)| Plan::new(k, nb))
+            .collect::<parlinalg::Result<_>>()?;
+        plans.extend([Plan::serial(), Plan::serial()]); // the policy's is unused
+        Ok(SizeJob {
+            n,
+            single,
+            batch,
+            calls,
+            cores,
+            a,
+            b,
+            policy: pairs.len(),
+            control: pairs.len() + 1,
+            pairs,
+            plans,
+            choice,
+            serial,
+        })
+    }
+
+    fn race(&self) -> Race {
+        Race::new(
+            self.plans.len(),
+            &[self.serial, self.policy, self.control],
+            self.n as u64,
+        )
+    }
+
+    /// One sample of configuration `i`.
+    fn measure(&self, i: usize, progress: &mut Progress) -> parlinalg::Result<Sample> {
+        let n = self.n;
         progress.label(match i {
-            _ if i == policy => format!("grid: n = {n}, default policy"),
-            _ if i == control => format!("grid: n = {n}, control (1 × 1 again)"),
-            _ => format!("grid: n = {n}, {} outer × {} BLAS", pairs[i].0, pairs[i].1),
+            _ if i == self.policy => format!("grid: n = {n}, default policy"),
+            _ if i == self.control => format!("grid: n = {n}, control (1 × 1 again)"),
+            _ => format!(
+                "grid: n = {n}, {} outer × {} BLAS",
+                self.pairs[i].0, self.pairs[i].1
+            ),
         });
         let t = Instant::now();
-        for _ in 0..calls {
-            black_box(if i == policy {
-                parlinalg::matmul_batch(&a, &b)?
+        for _ in 0..self.calls {
+            black_box(if i == self.policy {
+                parlinalg::matmul_batch(&self.a, &self.b)?
             } else {
-                parlinalg::matmul_batch_with(&a, &b, &plans[i])?
+                parlinalg::matmul_batch_with(&self.a, &self.b, &self.plans[i])?
             });
         }
         let wall = t.elapsed().as_secs_f64();
         progress.advance(wall);
-        let per_call = wall / calls as f64;
+        let per_call = wall / self.calls as f64;
         Ok(Sample { per_call, wall })
-    };
-    let mut race = Race::new(plans.len(), &[serial, policy, control], n as u64);
-    let budget = Budget {
-        min_rounds: s.rounds,
-        max_rounds: MAX_ROUNDS,
-        seconds: s.size_seconds,
-    };
-    race.run(budget, &mut one)?;
-    // A speedup above the usable cores is re-measured before it is believed.
-    let limit = cores as f64 * IMPOSSIBLE;
-    let speedup = |i: usize| stats::ratio(&race.samples[serial], &race.samples[i], 0).0;
-    let suspects: Vec<usize> = (0..=policy).filter(|&i| speedup(i) > limit).collect();
-    if !suspects.is_empty() {
-        let which: Vec<usize> = [serial, control].into_iter().chain(suspects).collect();
-        race.extra(&which, s.rounds.max(4), &mut one)?;
     }
-    let rounds = race.rounds();
-    let samples = race.samples;
-    let judge = Judge {
-        serial: &samples[serial],
-        cores,
-        n,
-        batch,
-    };
-    let mut cells: Vec<Cell> = pairs
-        .iter()
-        .zip(&samples)
-        .map(|(&p, s)| judge.cell(p, s))
-        .collect();
-    let pick = stats::held_out_best(&samples[..pairs.len()]).unwrap_or(serial);
-    let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
-    let best = Judge {
-        serial: &scored(&samples[serial]),
-        ..judge
+
+    /// Re-measures the speedups above the usable cores, then summarises the size.
+    fn finish(
+        &self,
+        mut race: Race,
+        rounds: usize,
+        progress: &mut Progress,
+    ) -> parlinalg::Result<GridSize> {
+        let (serial, policy, control) = (self.serial, self.policy, self.control);
+        let limit = self.cores as f64 * IMPOSSIBLE;
+        let speedup = |i: usize| stats::ratio(&race.samples[serial], &race.samples[i], 0).0;
+        let suspects: Vec<usize> = (0..=policy).filter(|&i| speedup(i) > limit).collect();
+        if !suspects.is_empty() {
+            let which: Vec<usize> = [serial, control].into_iter().chain(suspects).collect();
+            race.extra(&which, rounds.max(4), |i| self.measure(i, progress))?;
+        }
+        let samples = &race.samples;
+        let judge = Judge {
+            serial: &samples[serial],
+            cores: self.cores,
+            n: self.n,
+            batch: self.batch,
+        };
+        let mut cells: Vec<Cell> = self
+            .pairs
+            .iter()
+            .zip(samples)
+            .map(|(&p, s)| judge.cell(p, s))
+            .collect();
+        // The best is picked on the odd rounds and scored on the even ones.
+        let pick = stats::held_out_best(&samples[..self.pairs.len()]).unwrap_or(serial);
+        let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
+        let best = Judge {
+            serial: &scored(&samples[serial]),
+            ..judge
+        }
+        .cell(self.pairs[pick], &scored(&samples[pick]));
+        for (i, c) in cells.iter_mut().enumerate() {
+            let (_, iv) = stats::ratio(&samples[i], &samples[pick], i as u64);
+            c.within_noise_of_best = i == pick || iv.is_some_and(|iv| iv.contains(1.0));
+        }
+        let (vs_best, vs_best_interval) =
+            stats::ratio(&scored(&samples[policy]), &scored(&samples[pick]), 2);
+        let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
+        let plan = &self.choice.plan;
+        Ok(GridSize {
+            n: self.n,
+            batch: self.batch,
+            calls: self.calls,
+            single: self.single,
+            rounds: race.rounds(),
+            policy: PolicyCell {
+                cell: judge.cell(
+                    (plan.outer_threads(), plan.blas_threads()),
+                    &samples[policy],
+                ),
+                reason: self.choice.reason.clone(),
+                vs_best,
+                vs_best_interval,
+            },
+            control: Control {
+                ratio,
+                interval,
+                samples: samples[control].clone(),
+            },
+            worst_oversubscribed: worst_oversubscribed(&cells, self.cores, &best),
+            best,
+            cells: std::mem::take(&mut cells),
+        })
     }
-    .cell(pairs[pick], &scored(&samples[pick]));
-    for (i, c) in cells.iter_mut().enumerate() {
-        let (_, iv) = stats::ratio(&samples[i], &samples[pick], i as u64);
-        c.within_noise_of_best = i == pick || iv.is_some_and(|iv| iv.contains(1.0));
-    }
-    let (vs_best, vs_best_interval) =
-        stats::ratio(&scored(&samples[policy]), &scored(&samples[pick]), 2);
-    let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
-    let worst_oversubscribed = worst_oversubscribed(&cells, cores, &best);
-    Ok(GridSize {
-        n,
-        batch,
-        calls,
-        single,
-        rounds,
-        policy: PolicyCell {
-            cell: judge.cell(
-                (choice.plan.outer_threads(), choice.plan.blas_threads()),
-                &samples[policy],
-            ),
-            reason: choice.reason,
-            vs_best,
-            vs_best_interval,
-        },
-        control: Control {
-            ratio,
-            interval,
-            samples: samples[control].clone(),
-        },
-        best,
-        worst_oversubscribed,
-        cells: std::mem::take(&mut cells),
-    })
 }
 
 /// Turns samples into a cell: its speedup over `serial`, the interval, and a flag when the

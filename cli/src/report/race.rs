@@ -25,6 +25,13 @@ pub struct Budget {
     pub seconds: f64,
 }
 
+impl Budget {
+    /// Whether a race that ran `rounds` rounds in `spent` seconds should stop.
+    pub fn done(&self, rounds: usize, spent: f64) -> bool {
+        rounds >= self.max_rounds || (rounds >= self.min_rounds && spent >= self.seconds)
+    }
+}
+
 /// The samples of every configuration, and which are still racing.
 #[derive(Debug, Clone)]
 pub struct Race {
@@ -69,19 +76,30 @@ impl Race {
         mut measure: impl FnMut(usize) -> Result<Sample, E>,
     ) -> Result<(), E> {
         let mut spent = 0.0;
-        let start = self.rounds;
-        while self.rounds - start < budget.max_rounds
-            && (self.rounds - start < budget.min_rounds || spent < budget.seconds)
-        {
-            let active: Vec<usize> = (0..self.samples.len())
-                .filter(|&i| self.active[i])
-                .collect();
-            spent += self.round(&active, &mut measure)?;
-            if self.rounds - start >= budget.min_rounds {
-                self.drop_clearly_slower();
-            }
+        while !budget.done(self.rounds, spent) {
+            spent += self.step(budget.min_rounds, &mut measure)?;
         }
         Ok(())
+    }
+
+    /// One round over the configurations still racing, then (past `min_rounds`) the clearly
+    /// slower ones leave; returns the wall time spent. For callers that interleave races.
+    ///
+    /// # Errors
+    /// The first error of `measure`.
+    pub fn step<E>(
+        &mut self,
+        min_rounds: usize,
+        mut measure: impl FnMut(usize) -> Result<Sample, E>,
+    ) -> Result<f64, E> {
+        let active: Vec<usize> = (0..self.samples.len())
+            .filter(|&i| self.active[i])
+            .collect();
+        let spent = self.round(&active, &mut measure)?;
+        if self.rounds >= min_rounds {
+            self.drop_clearly_slower();
+        }
+        Ok(spent)
     }
 
     /// `rounds` more rounds of only the configurations `which` (a re-measurement).
