@@ -41,10 +41,11 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', value_name = "SECTION")]
     pub skip: Vec<Section>,
 
-    /// Grid: sizes n of the batched n×n products, comma separated [default: 64,256,1024].
+    /// Grid: sizes n of the batched n×n products, comma separated [default: 64,256,1024;
+    /// 64,256,512 quick].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=8192))]
     pub sizes: Option<Vec<u32>>,
-    /// Grid: size of the one large single product; 0 leaves it out [default: 1536 quick,
+    /// Grid: size of the one large single product; 0 leaves it out [default: 1024 quick,
     /// 2048, 4096 full].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=16384))]
     pub large: Option<u32>,
@@ -71,15 +72,15 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub elements: Option<u64>,
     /// Classic table: rounds (every row once per round, in random order) [default: 5; 3 quick,
-    /// 8 full].
+    /// 5 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub classic_rounds: Option<u32>,
     /// Classic table: repetitions of g, exp over the whole array, per round (at least C)
-    /// [default: 20; 5 quick; 60 full].
+    /// [default: 100; 20 quick; 300 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub g_reps: Option<u32>,
     /// Classic table: repetitions of f, the scalar exp loop, per round (at least C) [default:
-    /// 2; 3 full].
+    /// 6; 4 quick; 10 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub f_reps: Option<u32>,
     /// Classic table: products in h's batch [default: 8].
@@ -315,12 +316,12 @@ impl ClassicSettings {
                 .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
                     e as usize
                 }),
-            g_reps: or(args.g_reps, pick(mode, 5, 20, 60)).max(workers),
-            f_reps: or(args.f_reps, pick(mode, 2, 2, 3)).max(workers),
+            g_reps: or(args.g_reps, pick(mode, 20, 100, 300)).max(workers),
+            f_reps: or(args.f_reps, pick(mode, 4, 6, 10)).max(workers),
             h_batch: or(args.h_batch, pick(mode, 8, 8, 16)),
             h_size: or(args.h_size, pick(mode, 512, 1024, 1024)),
             h_blas,
-            rounds: or(args.classic_rounds, pick(mode, 3, 5, 8)),
+            rounds: or(args.classic_rounds, pick(mode, 3, 5, 5)),
         }
     }
 }
@@ -328,14 +329,21 @@ impl ClassicSettings {
 impl GridSettings {
     fn resolve(args: &Args, mode: Mode, cores: usize) -> Self {
         GridSettings {
-            sizes: args
-                .sizes
-                .as_ref()
-                .map_or_else(|| vec![64, 256, 1024], |s| to_usize(s)),
+            sizes: args.sizes.as_ref().map_or_else(
+                || {
+                    pick(
+                        mode,
+                        vec![64, 256, 512],
+                        vec![64, 256, 1024],
+                        vec![64, 256, 1024],
+                    )
+                },
+                |s| to_usize(s),
+            ),
             large: match args.large {
                 Some(0) => None,
                 Some(n) => Some(n as usize),
-                None => Some(pick(mode, 1536, 2048, 4096)),
+                None => Some(pick(mode, 1024, 2048, 4096)),
             },
             max_threads: args.max_threads.map_or(4 * cores, |t| t as usize),
             sample_seconds: args.sample_seconds.unwrap_or(pick(mode, 0.02, 0.1, 0.25)),
@@ -496,7 +504,7 @@ mod tests {
         assert!(quick.grid.size_seconds < default.grid.size_seconds);
         assert!(quick.grid.rounds >= 3, "an interval needs 3 rounds");
         assert_eq!(default.classic.elements, 10_000_000);
-        assert_eq!((full.classic.g_reps, full.classic.f_reps), (60, 3));
+        assert_eq!((full.classic.g_reps, full.classic.f_reps), (300, 10));
         assert_eq!((quick.classic.rounds, default.classic.rounds), (3, 5));
         assert_eq!(default.grid.sizes, vec![64, 256, 1024]);
         assert_eq!(default.grid.max_threads, 8);
