@@ -77,10 +77,11 @@ pub struct ClassicSection {
 
 /// Estimated seconds, for the progress bar.
 pub fn estimate(s: &ClassicSettings) -> f64 {
-    let exp = s.elements as f64 * 8e-9 * (s.g_reps + s.f_reps) as f64;
+    // Serial, then threads and processes at about half of it each, plus the segment's setup.
+    let exp = s.elements as f64 * 1.2e-9 * (s.g_reps + s.f_reps) as f64;
     let h = 2.0 * (s.h_size as f64).powi(3) * s.h_batch as f64 / 30e9;
-    let per_round = 3.0 * exp + 3.0 * h * s.h_blas.len() as f64;
-    s.rounds as f64 * (per_round + 0.1 * (2 + s.h_blas.len()) as f64)
+    let per_round = 2.2 * (exp + h * s.h_blas.len() as f64);
+    s.rounds as f64 * (per_round + 0.3 * (2 + s.h_blas.len()) as f64)
 }
 
 /// One row to measure.
