@@ -21,7 +21,10 @@ use crate::report::progress::Progress;
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum OpenMpOutcome {
     /// It ran under the library in `dir`.
-    Ran { dir: PathBuf, grid: GridSection },
+    Ran {
+        dir: PathBuf,
+        grid: Box<GridSection>,
+    },
     /// The library is not there: how to get it.
     NotInstalled { how: String },
     /// It is there but the child failed.
@@ -97,7 +100,7 @@ pub fn run(dir: &Path, s: &GridSettings, cores: usize, progress: &mut Progress) 
     match result {
         Some(Ok(grid)) if output.status.success() => OpenMpOutcome::Ran {
             dir: dir.to_owned(),
-            grid,
+            grid: Box::new(grid),
         },
         Some(Err(e)) => OpenMpOutcome::Failed {
             why: format!("unreadable result from the child: {e}"),

@@ -713,7 +713,7 @@ pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
         );
     }
     let openmp_grid = match &d.openmp {
-        Some(OpenMpOutcome::Ran { grid, .. }) => Some(grid),
+        Some(OpenMpOutcome::Ran { grid, .. }) => Some(&**grid),
         _ => None,
     };
     let grid_rows = [d.grid.as_ref(), openmp_grid]

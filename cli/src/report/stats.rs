@@ -38,6 +38,11 @@ impl Samples {
         self.0.len()
     }
 
+    /// No round measured.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The [`STATISTIC`] of the seconds; `NaN` without samples.
     pub fn estimate(&self) -> f64 {
         let mut v: Vec<f64> = self.0.iter().map(|s| s.1).collect();
