@@ -218,23 +218,39 @@ fn group_dir(group: &str) -> PathBuf {
     base.join(format!("parlinalg-{uid}")).join(group)
 }
 
+/// `/proc/locks` in reads as large as the kernel gives. The file is made a record per `read`
+/// call when the reader asks for little (as `read_to_string`'s first reads do), so locks taken
+/// and released between the calls would show twice; one large read is made at once.
+fn proc_locks() -> String {
+    use std::io::Read as _;
+    let mut text = Vec::new();
+    let Ok(mut f) = std::fs::File::open("/proc/locks") else {
+        return String::new();
+    };
+    let mut buf = vec![0u8; 1 << 20];
+    while let Ok(n @ 1..) = f.read(&mut buf) {
+        text.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
 /// Who holds which slot of `dir` now: pid → slots, read from `/proc/locks` (takes no lock).
+/// A lock counts once per (process, file), on `dir`'s own device: the same inode number on
+/// another file system is another file, and a process cannot hold one file twice.
 fn holders(dir: &Path) -> (HashMap<u32, usize>, usize) {
     let mut inode_kind = HashMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if let Ok(m) = e.metadata() {
-                inode_kind.insert(
-                    (m.dev(), m.ino()),
-                    e.file_name().to_string_lossy().into_owned(),
-                );
+                inode_kind.insert(m.ino(), e.file_name().to_string_lossy().into_owned());
             }
         }
     }
     let dev = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
+    let device = format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev));
+    let mut seen = std::collections::HashSet::new();
     let (mut held, mut wanting) = (HashMap::new(), 0);
-    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
-    for line in locks.lines() {
+    for line in proc_locks().lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         // "1: FLOCK  ADVISORY  WRITE 24408 00:1b:6 0 EOF"
         if f.len() < 6 || f[1] != "FLOCK" || f[1..].contains(&"->") {
@@ -243,12 +259,18 @@ fn holders(dir: &Path) -> (HashMap<u32, usize>, usize) {
         let Ok(pid) = f[4].parse::<u32>() else {
             continue;
         };
-        let Some(ino) = f[5].rsplit(':').next().and_then(|i| i.parse::<u64>().ok()) else {
+        let Some((lock_device, ino)) = f[5].rsplit_once(':') else {
             continue;
         };
-        let Some(name) = inode_kind.get(&(dev, ino)) else {
+        let Ok(ino) = ino.parse::<u64>() else {
             continue;
         };
+        let Some(name) = inode_kind.get(&ino) else {
+            continue;
+        };
+        if lock_device != device || !seen.insert((pid, ino)) {
+            continue;
+        }
         if name.starts_with("cpu") && f[3] == "WRITE" {
             *held.entry(pid).or_insert(0) += 1;
         } else if name == "want" && f[3] == "READ" {
