@@ -1,9 +1,11 @@
 //! The OpenBLAS layer, at the bottom: the raw symbols (`ffi`), what the loaded library says about
 //! itself (`info`), whether its kernel suits this CPU and the in-process switch (`kernel`), and
-//! which BLAS libraries the process has loaded (`loaded`). It knows neither ndarray nor parlinalg's
-//! threads; the thread layer above it is the only code that sets thread counts.
+//! which BLAS libraries the process has loaded (`loaded`); and the one heap setting its threaded
+//! calls need (`heap`). It knows neither ndarray nor parlinalg's threads; the thread layer above
+//! it is the only code that sets thread counts.
 
 pub(crate) mod ffi;
+pub(crate) mod heap;
 pub(crate) mod info;
 pub mod kernel;
 mod loaded;
