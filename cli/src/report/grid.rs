@@ -100,6 +100,19 @@ pub struct GridSize {
     pub worst_oversubscribed: Option<(Cell, f64)>,
 }
 
+impl GridSize {
+    /// The K (outer) and the N (BLAS) values of its cells, each sorted, without repeats.
+    pub fn axes(&self) -> (Vec<usize>, Vec<usize>) {
+        let sorted = |f: fn(&Cell) -> usize| {
+            let mut v: Vec<usize> = self.cells.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        (sorted(|c| c.outer), sorted(|c| c.blas))
+    }
+}
+
 /// The section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GridSection {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::classic::{self, ClassicRow, ClassicSection, How};
 use crate::report::cli::Settings;
-use crate::report::grid::{Cell, GridSection, IMPOSSIBLE};
+use crate::report::grid::{GridSection, IMPOSSIBLE};
 use crate::report::latency::LatencySection;
 use crate::report::openmp::OpenMpOutcome;
 use crate::report::python::PythonClassic;
@@ -122,27 +122,40 @@ pub fn classic_md(c: &ClassicSection) -> String {
         PythonClassic::Skipped { .. } => &[],
     };
     let with_py = !py_rows.is_empty();
-    if with_py {
-        md.push_str("| | Rust g | Rust f | Rust h | numpy g | Python f | numpy h |\n|---|---:|---:|---:|---:|---:|---:|\n");
+    let languages: &[&[ClassicRow]] = if with_py {
+        &[&c.rust, py_rows]
     } else {
-        md.push_str("| | Rust g | Rust f | Rust h |\n|---|---:|---:|---:|\n");
+        &[&c.rust]
+    };
+    let mut header = strings(["", "Rust g", "Rust f", "Rust h"]);
+    if with_py {
+        header.extend(strings(["numpy g", "Python f", "numpy h"]));
     }
-    for (how, label) in [
-        (How::Serial, "serial".to_owned()),
-        (How::Threads, format!("{} threads", s.workers)),
-        (How::Processes, format!("{} processes", s.workers)),
-    ] {
-        let _ = write!(md, "| {label} |");
-        for w in [Workload::G, Workload::F, Workload::H] {
-            let _ = write!(md, " {} |", cell(&c.rust, w, how, 1, s.workers));
-        }
-        if with_py {
-            for w in [Workload::G, Workload::F, Workload::H] {
-                let _ = write!(md, " {} |", cell(py_rows, w, how, 1, s.workers));
-            }
-        }
-        md.push('\n');
-    }
+    let hows = [
+        (How::Serial, 1, "serial".to_owned(), "thread"),
+        (
+            How::Threads,
+            s.workers,
+            format!("{} threads", s.workers),
+            "threads",
+        ),
+        (
+            How::Processes,
+            s.workers,
+            format!("{} processes", s.workers),
+            "processes",
+        ),
+    ];
+    let rows: Vec<Vec<String>> = hows
+        .iter()
+        .map(|(how, _, label, _)| {
+            let cells = languages.iter().flat_map(|rows| {
+                [Workload::G, Workload::F, Workload::H].map(|w| cell(rows, w, *how, 1, s.workers))
+            });
+            std::iter::once(label.clone()).chain(cells).collect()
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
     match &c.python {
         PythonClassic::Ran { python, numpy, .. } => {
             let _ = writeln!(
@@ -160,63 +173,59 @@ pub fn classic_md(c: &ClassicSection) -> String {
     let _ = writeln!(md, "\n{}\n\n{}\n", c.machine.describe(), c.conclusion);
 
     let _ = writeln!(md, "### h with every BLAS-threads choice\n");
+    let mut header = strings(["outer × BLAS threads", "Rust"]);
     if with_py {
-        md.push_str("| outer × BLAS threads | Rust | numpy |\n|---|---:|---:|\n");
-    } else {
-        md.push_str("| outer × BLAS threads | Rust |\n|---|---:|\n");
+        header.push("numpy".to_owned());
     }
-    for &blas in &s.h_blas {
-        for (how, outer) in [
-            (How::Serial, 1),
-            (How::Threads, s.workers),
-            (How::Processes, s.workers),
-        ] {
-            let what = match how {
-                How::Serial => "thread",
-                How::Threads => "threads",
-                How::Processes => "processes",
-            };
-            let _ = write!(
-                md,
-                "| {outer} {what} × {blas} | {} |",
-                cell(&c.rust, Workload::H, how, blas, s.workers)
-            );
-            if with_py {
-                let _ = write!(
-                    md,
-                    " {} |",
-                    cell(py_rows, Workload::H, how, blas, s.workers)
-                );
-            }
-            md.push('\n');
-        }
-    }
+    let rows: Vec<Vec<String>> = s
+        .h_blas
+        .iter()
+        .flat_map(|&blas| {
+            hows.iter().map(move |(how, outer, _, what)| {
+                let cells = languages
+                    .iter()
+                    .map(|rows| cell(rows, Workload::H, *how, blas, s.workers));
+                std::iter::once(format!("{outer} {what} × {blas}"))
+                    .chain(cells)
+                    .collect()
+            })
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
     let _ = writeln!(md, "\n{}\n", c.h_conclusion);
 
     let _ = writeln!(md, "### What sharing memory with the processes cost\n");
     md.push_str(
         "Setup: create the memfd segment, map it and write the inputs once (before the row's \
          clock starts). Spawn: from the first spawn until every worker has mapped the segment \
-         and waits. Exit: from the last worker's end of compute until all are reaped.\n\n\
-         | row | segment | setup | spawn | compute | exit | spawn + exit |\n\
-         |---|---:|---:|---:|---:|---:|---:|\n",
+         and waits. Exit: from the last worker's end of compute until all are reaped.\n\n",
     );
-    for r in &c.rust {
-        if let Some(sh) = &r.sharing {
-            let _ = writeln!(
-                md,
-                "| {} × {} BLAS | {} | {} | {} | {} | {} | {:.1}% |",
-                r.workload.name(),
-                r.blas,
+    let header = strings([
+        "row",
+        "segment",
+        "setup",
+        "spawn",
+        "compute",
+        "exit",
+        "spawn + exit",
+    ]);
+    let rows: Vec<Vec<String>> = c
+        .rust
+        .iter()
+        .filter_map(|r| {
+            let sh = r.sharing.as_ref()?;
+            Some(vec![
+                format!("{} × {} BLAS", r.workload.name(), r.blas),
                 mb(sh.bytes),
                 fmt_s(sh.setup_s),
                 fmt_s(sh.spawn_s),
                 fmt_s(sh.compute_s),
                 fmt_s(sh.exit_s),
-                100.0 * classic::overhead_fraction(sh)
-            );
-        }
-    }
+                format!("{:.1}%", 100.0 * classic::overhead_fraction(sh)),
+            ])
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
     let _ = writeln!(md, "\n{}\n", c.sharing_conclusion);
     md
 }
@@ -255,7 +264,8 @@ pub fn versus_md(v: &VersusSection) -> String {
 /// A Markdown table: a header row, then the rows; the first column left-aligned, the others
 /// right-aligned.
 pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
-    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+    // An empty first cell (the classic table's corner) reads `| |`.
+    let line = |cells: &[String]| format!("| {} |\n", cells.join(" | ").trim_start());
     let mut md = line(header);
     md.push_str(&format!(
         "|---|{}\n",
@@ -348,13 +358,7 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
     );
     let mut flags = Vec::new();
     for s in &g.sizes {
-        let sorted = |f: fn(&Cell) -> usize| {
-            let mut v: Vec<usize> = s.cells.iter().map(f).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let (ks, ns) = (sorted(|c| c.outer), sorted(|c| c.blas));
+        let (ks, ns) = s.axes();
         let mut header = vec![format!(
             "n = {}{}",
             s.n,
@@ -622,19 +626,6 @@ struct GridCsv<'a> {
     flag: Option<&'a str>,
 }
 
-/// A row of latency.csv.
-#[derive(Serialize)]
-struct LatencyCsv<'a> {
-    blas: &'a str,
-    loaded: bool,
-    samples: usize,
-    p50_ms: f64,
-    p99_ms: f64,
-    p99_lo_ms: Option<f64>,
-    p99_hi_ms: Option<f64>,
-    max_ms: f64,
-}
-
 /// A row of processes.csv.
 #[derive(Serialize)]
 struct ProcessesCsv {
@@ -744,19 +735,8 @@ pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
         });
     add("grid.csv", csv_text(grid_rows)?);
     if let Some(l) = &d.latency {
-        add(
-            "latency.csv",
-            csv_text(l.rows.iter().map(|r| LatencyCsv {
-                blas: &r.blas,
-                loaded: r.loaded,
-                samples: r.samples,
-                p50_ms: r.p50_ms,
-                p99_ms: r.p99_ms,
-                p99_lo_ms: r.p99_lo_ms,
-                p99_hi_ms: r.p99_hi_ms,
-                max_ms: r.max_ms,
-            }))?,
-        );
+        // A latency row is flat: its fields are latency.csv's columns.
+        add("latency.csv", csv_text(&l.rows)?);
     }
     if let Some(x) = &d.sharing {
         add(

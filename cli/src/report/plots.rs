@@ -12,7 +12,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::report::classic::{self as table, ClassicSection, How};
-use crate::report::grid::{Cell, GridSection, GridSize};
+use crate::report::grid::{GridSection, GridSize};
 use crate::report::latency::LatencySection;
 use crate::report::workloads::Workload;
 
@@ -120,12 +120,25 @@ where
     Ok(area.margin(22, 0, 0, 0))
 }
 
-fn panel_name(size: &GridSize) -> String {
-    if size.single {
+/// One size's panel: its name above, room for the axes' labels (more on the first panel, the
+/// only one with a y caption).
+fn panel_chart<'a, 'b, DB: DrawingBackend>(
+    panel: &'a DrawingArea<DB, Shift>,
+    size: &GridSize,
+    first: bool,
+) -> ChartBuilder<'a, 'b, DB> {
+    let name = if size.single {
         format!("one {0}×{0} product", size.n)
     } else {
         format!("n = {}, batch of {}", size.n, size.batch)
-    }
+    };
+    let mut chart = ChartBuilder::on(panel);
+    chart
+        .caption(name, (FONT, 13))
+        .margin(8)
+        .x_label_area_size(36)
+        .y_label_area_size(if first { 44 } else { 30 });
+    chart
 }
 
 fn speedup<DB: DrawingBackend>(
@@ -158,12 +171,8 @@ where
     ks.dedup();
     let panels = area.split_evenly((1, grid.sizes.len().max(1)));
     for (p, (panel, size)) in panels.iter().zip(&grid.sizes).enumerate() {
-        let mut chart = ChartBuilder::on(panel)
-            .caption(panel_name(size), (FONT, 13))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(if p == 0 { 44 } else { 30 })
-            .build_cartesian_2d(1.0..x_max, 0.0..y_max)?;
+        let mut chart =
+            panel_chart(panel, size, p == 0).build_cartesian_2d(1.0..x_max, 0.0..y_max)?;
         chart
             .configure_mesh()
             .x_desc("K·N threads")
@@ -255,18 +264,8 @@ where
         .fold(grid.cores as f64, f64::max);
     let panels = area.split_evenly((1, grid.sizes.len().max(1)));
     for (p, (panel, size)) in panels.iter().zip(&grid.sizes).enumerate() {
-        let sorted = |f: fn(&Cell) -> usize| {
-            let mut v: Vec<usize> = size.cells.iter().map(f).collect();
-            v.sort_unstable();
-            v.dedup();
-            v
-        };
-        let (ks, ns) = (sorted(|c| c.outer), sorted(|c| c.blas));
-        let mut chart = ChartBuilder::on(panel)
-            .caption(panel_name(size), (FONT, 13))
-            .margin(8)
-            .x_label_area_size(36)
-            .y_label_area_size(if p == 0 { 44 } else { 30 })
+        let (ks, ns) = size.axes();
+        let mut chart = panel_chart(panel, size, p == 0)
             .build_cartesian_2d(0.0..ns.len() as f64, ks.len() as f64..0.0)?;
         let label_of = |list: &[usize], v: f64| {
             let i = v.floor() as usize;
