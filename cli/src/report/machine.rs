@@ -1,6 +1,9 @@
 //! The machine's own state while a section ran, from `/proc`: the hypervisor's steal, the load
 //! average and the other processes that were busy. A figure measured beside a busy process is
-//! not the idle machine's, and the report says so.
+//! not the idle machine's, and the report says so. Also how far apart two usable CPUs are (a
+//! cache line's one-way trip between threads pinned to each, at the start and at the end): a
+//! VM's host may place two vCPUs in one core complex or in two and move them while the report
+//! runs, and threads that share one product's data (several BLAS threads) feel it.
 
 use std::collections::HashMap;
 
@@ -13,6 +16,9 @@ const BUSY: f64 = 0.10;
 /// Processes listed by name: those that used more than this share of one core.
 const LISTED: f64 = 0.05;
 
+/// A cache line's one-way trip above this (ns): the two CPUs are in different core complexes.
+const FAR_NS: f64 = 100.0;
+
 /// A reading of `/proc` at one instant.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -23,6 +29,8 @@ pub struct Snapshot {
     own: f64,
     /// Per process: (name, parent, user + system jiffies).
     procs: HashMap<u32, (String, u32, u64)>,
+    /// The first two usable CPUs and a cache line's one-way trip between them, ns.
+    distance: Option<((usize, usize), f64)>,
 }
 
 /// What the machine did between two snapshots.
@@ -39,6 +47,18 @@ pub struct MachineState {
     /// Everything else's share of one core: the machine's busy time less this process's and
     /// its children's (so processes that started and ended inside the section count too).
     pub others: f64,
+    /// Two usable CPUs and a cache line's one-way trip between them (ns) at the start and at
+    /// the end; `None` with one usable CPU.
+    #[serde(default)]
+    pub core_to_core: Option<CoreToCore>,
+}
+
+/// How far apart two CPUs were: a cache line's one-way trip between them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CoreToCore {
+    pub cpus: (usize, usize),
+    pub start_ns: f64,
+    pub end_ns: f64,
 }
 
 impl Snapshot {
@@ -51,6 +71,7 @@ impl Snapshot {
                 .and_then(|t| parse_cpu(&t)),
             procs: processes(),
             own: own_cpu_seconds(),
+            distance: core_to_core_ns(),
         }
     }
 
@@ -92,6 +113,22 @@ impl MachineState {
             "other processes used {:.0}% of a core{named}",
             100.0 * self.others
         );
+        let distance = self.core_to_core.map_or(String::new(), |d| {
+            let far = if d.start_ns.max(d.end_ns) > FAR_NS {
+                format!(
+                    " (over {FAR_NS:.0} ns: the host placed them in different core complexes for \
+                     part of the section, where threads that share one product, such as several \
+                     BLAS threads, gain less than within one)"
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "; a cache line from CPU {} to CPU {} took {:.0} ns at the start, {:.0} ns at \
+                 the end{far}",
+                d.cpus.0, d.cpus.1, d.start_ns, d.end_ns
+            )
+        });
         let warning = if self.busy() {
             " **Busy machine: these figures are not those of an idle machine; run again when it \
              is quiet.**"
@@ -99,7 +136,7 @@ impl MachineState {
             ""
         };
         format!(
-            "Machine during this section ({:.0} s): {steal}{load}; {others}.{warning}",
+            "Machine during this section ({:.0} s): {steal}{load}; {others}{distance}.{warning}",
             self.seconds
         )
     }
@@ -135,13 +172,97 @@ fn state(a: &Snapshot, b: &Snapshot, me: u32, load: Option<f64>) -> MachineState
         .collect();
     busy.retain(|b| b.1 > LISTED);
     busy.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let core_to_core = a
+        .distance
+        .zip(b.distance)
+        .and_then(|((cpus, start), (at_end, end))| {
+            (cpus == at_end).then_some(CoreToCore {
+                cpus,
+                start_ns: start,
+                end_ns: end,
+            })
+        });
     MachineState {
         seconds,
         steal,
         load,
         busy,
         others,
+        core_to_core,
     }
+}
+
+/// The first two CPUs of this process's affinity mask and the median one-way latency (ns) of a
+/// cache line passed back and forth between two threads pinned to them; `None` with one CPU
+/// or when a thread cannot be pinned.
+fn core_to_core_ns() -> Option<((usize, usize), f64)> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set for sched_getaffinity to fill.
+    let mut mask: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: pid 0 is this thread; the size is the set's own.
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut mask) } != 0
+    {
+        return None;
+    }
+    // SAFETY: CPU_ISSET reads inside the set for every cpu below its 1024 bits.
+    let mut cpus = (0..1024).filter(|&c| unsafe { libc::CPU_ISSET(c, &mask) });
+    let pair = (cpus.next()?, cpus.next()?);
+    let mut runs: Vec<f64> = (0..3).map(|_| ping_pong(pair)).collect::<Option<_>>()?;
+    runs.sort_by(f64::total_cmp);
+    Some((pair, runs[1]))
+}
+
+/// One run: 20 000 round trips of a counter between a thread on each CPU; ns one way.
+fn ping_pong((a, b): (usize, usize)) -> Option<f64> {
+    use std::sync::atomic::{
+        AtomicBool, AtomicU64,
+        Ordering::{Acquire, Release},
+    };
+    const TRIPS: u64 = 20_000;
+    let pin = |cpu: usize| {
+        // SAFETY: as above; CPU_SET writes inside the set (cpu < 1024, from CPU_ISSET's range),
+        // and sched_setaffinity(0, ..) pins only the calling thread, one the report spawned.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        }
+    };
+    let (flag, failed) = (AtomicU64::new(0), AtomicBool::new(false));
+    // The first side sends the odd values and waits for the even ones, the other answers; a
+    // side that cannot be pinned says so and the other stops waiting.
+    let side = |cpu: usize, sends_first: bool| -> Option<f64> {
+        if !pin(cpu) {
+            failed.store(true, Release);
+            return None;
+        }
+        let start = std::time::Instant::now();
+        for i in 0..TRIPS {
+            let (send, awaited) = if sends_first {
+                (2 * i + 1, 2 * i + 2)
+            } else {
+                (2 * i + 2, 2 * i + 1)
+            };
+            if sends_first {
+                flag.store(send, Release);
+            }
+            while flag.load(Acquire) != awaited {
+                if failed.load(Acquire) {
+                    return None;
+                }
+                std::hint::spin_loop();
+            }
+            if !sends_first {
+                flag.store(send, Release);
+            }
+        }
+        Some(start.elapsed().as_secs_f64() * 1e9 / (2 * TRIPS) as f64)
+    };
+    std::thread::scope(|s| {
+        let other = s.spawn(|| side(b, false));
+        let mine = s.spawn(|| side(a, true)).join().ok().flatten();
+        let theirs = other.join().ok().flatten();
+        mine.zip(theirs).map(|(m, _)| m)
+    })
 }
 
 /// CPU seconds (user + system) of this process and of its children that were waited for.
@@ -204,6 +325,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn two_cpus_are_measured_apart_and_one_is_not() {
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        match core_to_core_ns() {
+            Some(((a, b), ns)) => {
+                assert!(a < b, "two CPUs of the mask, in order: {a}, {b}");
+                assert!(ns.is_finite() && ns > 0.0 && ns < 1e6, "{ns} ns");
+            }
+            None => assert!(cpus < 2, "{cpus} CPUs usable but no distance measured"),
+        }
+    }
+
+    #[test]
     fn proc_lines_parse() {
         let stat = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n";
         assert_eq!(parse_cpu(stat), Some((1000, 35, 1000 - 800 - 10 - 35)));
@@ -226,6 +359,7 @@ mod tests {
                 .iter()
                 .map(|&(pid, n, p, j)| (pid, (n.to_owned(), p, j)))
                 .collect(),
+            distance: Some(((0, 1), if secs == 0 { 45.0 } else { 180.0 })),
         };
         // 10 s on 2 CPUs at USER_HZ = 100: 2000 jiffies, 120 stolen. Busy: cargo 800, this
         // process 600 and its child 300 (9 s of its own), and 200 of a process that started and
@@ -259,6 +393,14 @@ mod tests {
         assert!(s.busy(), "{s:?}");
         assert!(s.describe().contains("Busy machine"), "{}", s.describe());
         assert!(
+            s.describe().contains(
+                "a cache line from CPU 0 to CPU 1 took 45 ns at the start, 180 ns at the end \
+                 (over 100 ns: the host placed them in different core complexes"
+            ),
+            "{}",
+            s.describe()
+        );
+        assert!(
             s.describe().contains("100% of a core (cargo 80%)"),
             "{}",
             s.describe()
@@ -266,7 +408,10 @@ mod tests {
         let quiet = state(&a, &a, 9, None);
         assert!(!quiet.busy() && quiet.busy.is_empty());
         assert!(
-            quiet.describe().contains("used 0% of a core."),
+            quiet.describe().contains(
+                "used 0% of a core; a cache line from CPU 0 to CPU 1 took 45 ns at the start, \
+                 45 ns at the end."
+            ),
             "{}",
             quiet.describe()
         );
