@@ -18,9 +18,10 @@
 //! values, since glibc then adjusts nothing. Other C libraries and Rust global allocators are
 //! not touched (on them this does nothing OpenBLAS's `malloc` would notice).
 
-/// The block that raises glibc's dynamic thresholds: above any job table of an OpenBLAS build
-/// for up to 128 threads (2 MiB), so that a table and a result of any size stay under the trim
-/// threshold.
+/// The block that raises glibc's dynamic thresholds: twice the job table of an OpenBLAS build
+/// for 128 threads (2 MiB), so that a table and a result together never reach the trim
+/// threshold (results above glibc's 32 MiB cap are `mmap`ed per call anyway, at any thread
+/// count).
 pub(crate) const PRIME_BYTES: usize = 4 << 20;
 
 /// Raises glibc's dynamic `mmap` and trim thresholds once (see the module docs); later calls

@@ -277,7 +277,7 @@ impl ControlHold {
 impl Control {
     fn from_process() -> Result<Control> {
         super::fork::watch();
-        // Before any call OpenBLAS may thread (see the module for why).
+        // Before any call OpenBLAS may thread (`openblas/heap.rs` says why).
         crate::openblas::heap::prime_malloc_thresholds();
         let lib = BlasLibrary::query();
         let lookup = |name: &str| std::env::var_os(name);
