@@ -180,6 +180,19 @@ fn every_table_and_file_is_there() {
         assert!(stdout.contains(heading), "{heading:?} missing from stdout");
     }
     assert!(md.matches("\n|---").count() >= 9, "{md}");
+    // The classic table, the grid, the latency and the processes each say what the machine did,
+    // and, with two CPUs usable, how far apart two of them were.
+    let machine_lines: Vec<&str> = md
+        .lines()
+        .filter(|l| l.starts_with("Machine during this section"))
+        .collect();
+    assert!(machine_lines.len() >= 4, "{machine_lines:?}");
+    if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
+        assert!(
+            machine_lines.iter().all(|l| l.contains("a cache line from CPU")),
+            "{machine_lines:?}"
+        );
+    }
     let out = dir.join("report-out");
     for f in [
         "report.md",

@@ -12,6 +12,7 @@ use parlinalg::threads::{
 use serde::{Deserialize, Serialize};
 
 use crate::report::cli::LatencySettings;
+use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile};
 
@@ -39,6 +40,9 @@ pub struct LatencySection {
     pub cores: usize,
     pub rows: Vec<LatencyRow>,
     pub conclusion: String,
+    /// The machine while the section ran.
+    #[serde(default)]
+    pub machine: Option<MachineState>,
 }
 
 /// Estimated seconds, for the progress bar.
@@ -56,7 +60,9 @@ pub fn measure(
     progress: &mut Progress,
 ) -> anyhow::Result<LatencySection> {
     let before = blas_threads_setting()?;
+    let machine = Snapshot::take();
     let result = measure_all(s, cores, progress);
+    let machine = Some(machine.until_now());
     match before.value {
         BlasThreads::Fixed(n) => set_blas_threads(n),
         BlasThreads::Auto => set_blas_threads_auto(),
@@ -68,6 +74,7 @@ pub fn measure(
         cores,
         rows,
         conclusion,
+        machine,
     })
 }
 

@@ -457,6 +457,9 @@ pub fn latency_md(l: &LatencySection) -> String {
         })
         .collect();
     md.push_str(&table(&header, &rows));
+    if let Some(m) = &l.machine {
+        let _ = writeln!(md, "\n{}", m.describe());
+    }
     let _ = writeln!(md, "\n{}\n", l.conclusion);
     md
 }
