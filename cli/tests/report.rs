@@ -189,7 +189,9 @@ fn every_table_and_file_is_there() {
     assert!(machine_lines.len() >= 4, "{machine_lines:?}");
     if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
         assert!(
-            machine_lines.iter().all(|l| l.contains("a cache line from CPU")),
+            machine_lines
+                .iter()
+                .all(|l| l.contains("a cache line from CPU")),
             "{machine_lines:?}"
         );
     }

@@ -98,21 +98,51 @@ struct Config {
 /// # Errors
 /// parlinalg's errors, a worker that failed, or a wrong result.
 pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
-    let c = s.workers;
-    let mut x = vec![0.0; s.elements];
-    stats::fill_exp_input(&mut x, 11);
-    let (a, b) = (
-        stats::batch(s.h_batch, s.h_size, 21),
-        stats::batch(s.h_batch, s.h_size, 22),
-    );
-    let (a, b) = (
-        a.as_slice().expect("C order"),
-        b.as_slice().expect("C order"),
-    );
+    let configs = configs(s);
+    let mut bench = Bench::new(s);
+    let mut sharing: Vec<Option<Sharing>> = vec![None; configs.len()];
+    parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2))?;
+    let mut race = Race::new(configs.len(), &(0..configs.len()).collect::<Vec<_>>(), 5);
+    let budget = Budget {
+        min_rounds: s.rounds,
+        max_rounds: s.rounds,
+        seconds: 0.0,
+    };
+    race.run(budget, |i| -> anyhow::Result<Sample> {
+        let c = configs[i];
+        progress.label(format!(
+            "classic: {}, {} {} × {} BLAS",
+            c.workload.name(),
+            c.outer,
+            c.how.name(),
+            c.blas
+        ));
+        let t = match c.how {
+            How::Processes => {
+                let sh = bench.in_processes(c)?;
+                let t = sh.total_s();
+                sharing[i] = Some(sh);
+                t
+            }
+            _ if c.workload == Workload::H => bench.products_in_threads(c)?,
+            _ => bench.exp_in_threads(c)?,
+        };
+        progress.advance(t);
+        Ok(Sample {
+            per_call: t,
+            wall: t,
+        })
+    })?;
+    Ok(rows(&configs, &race, sharing))
+}
+
+/// Every row: g and f serial, in C threads and in C processes with 1 BLAS thread; h the same
+/// with each BLAS-threads choice.
+fn configs(s: &ClassicSettings) -> Vec<Config> {
     let config = |workload, how, blas| Config {
         workload,
         how,
-        outer: if how == How::Serial { 1 } else { c },
+        outer: if how == How::Serial { 1 } else { s.workers },
         blas,
     };
     let hows = [How::Serial, How::Threads, How::Processes];
@@ -125,106 +155,19 @@ pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<V
             .iter()
             .flat_map(|&blas| hows.map(|how| config(Workload::H, how, blas))),
     );
-    let mut sharing: Vec<Option<Sharing>> = vec![None; configs.len()];
-    let mut outs = vec![vec![1.0; x.len()]; c];
-    let mut h_out = vec![1.0; a.len()];
-    parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2))?;
-    let mut race = Race::new(configs.len(), &(0..configs.len()).collect::<Vec<_>>(), 5);
-    let budget = Budget {
-        min_rounds: s.rounds,
-        max_rounds: s.rounds,
-        seconds: 0.0,
-    };
-    race.run(budget, |i| -> anyhow::Result<Sample> {
-        let Config {
-            workload,
-            how,
-            outer,
-            blas,
-        } = configs[i];
-        progress.label(format!(
-            "classic: {}, {outer} {} × {blas} BLAS",
-            workload.name(),
-            how.name()
-        ));
-        let reps = if workload == Workload::G {
-            s.g_reps
-        } else {
-            s.f_reps
-        };
-        let t = match (workload, how) {
-            (_, How::Processes) => {
-                let job = match workload {
-                    Workload::H => Job::Products {
-                        a,
-                        b,
-                        n: s.h_size,
-                        blas,
-                    },
-                    _ => Job::Exp {
-                        workload,
-                        x: &x,
-                        reps,
-                    },
-                };
-                let sh = processes::run(&job, c)?;
-                let t = sh.total_s();
-                sharing[i] = Some(sh);
-                t
-            }
-            (Workload::H, _) => {
-                let plan = Plan::new(outer, blas)?;
-                let t = seconds(|| {
-                    plan.run(|| {
-                        blocks(a, b, &mut h_out, s.h_size * s.h_size, outer)
-                            .into_par_iter()
-                            .with_max_len(1)
-                            .try_for_each(|(a, b, c)| workloads::run_h(a, b, c, s.h_size))
-                    })
-                    .expect("a pool of K threads")
-                    .expect("square products")
-                });
-                workloads::check_products(a, b, &h_out, s.h_size)?;
-                t
-            }
-            _ => {
-                let run = |out: &mut [f64], reps| match workload {
-                    Workload::G => workloads::run_g(&x, out, reps),
-                    _ => workloads::run_f(&x, out, reps),
-                };
-                let t = seconds(|| {
-                    Plan::new(outer, 1)
-                        .expect("a pool of C threads")
-                        .run(|| {
-                            outs[..outer]
-                                .par_iter_mut()
-                                .with_max_len(1)
-                                .enumerate()
-                                .for_each(|(w, out)| run(out, workloads::share(reps, outer, w)))
-                        })
-                        .expect("a pool of C threads")
-                });
-                for (w, out) in outs[..outer].iter().enumerate() {
-                    if workloads::share(reps, outer, w) > 0 {
-                        workloads::check_exp(&x, out)?;
-                    }
-                }
-                t
-            }
-        };
-        progress.advance(t);
-        Ok(Sample {
-            per_call: t,
-            wall: t,
-        })
-    })?;
+    configs
+}
+
+/// The rows from the race's samples: each time with its speedup over the serial row of its
+/// workload.
+fn rows(configs: &[Config], race: &Race, sharing: Vec<Option<Sharing>>) -> Vec<ClassicRow> {
     let serial_of = |w: Workload| {
         let i = configs
             .iter()
             .position(|c| c.workload == w && c.how == How::Serial && c.blas == 1);
         &race.samples[i.expect("every workload has a serial row")]
     };
-    Ok(configs
+    configs
         .iter()
         .zip(&race.samples)
         .zip(sharing)
@@ -242,7 +185,110 @@ pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<V
                 sharing,
             }
         })
-        .collect())
+        .collect()
+}
+
+/// The inputs (one x for g and f, a batch a, b for h) and the outputs threads write into,
+/// made once; each method times one row and checks what it computed.
+struct Bench<'s> {
+    s: &'s ClassicSettings,
+    x: Vec<f64>,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    /// One output per thread for g and f.
+    outs: Vec<Vec<f64>>,
+    h_out: Vec<f64>,
+}
+
+impl<'s> Bench<'s> {
+    fn new(s: &'s ClassicSettings) -> Self {
+        let mut x = vec![0.0; s.elements];
+        stats::fill_exp_input(&mut x, 11);
+        let [a, b] = [21, 22].map(|seed| {
+            stats::batch(s.h_batch, s.h_size, seed)
+                .into_raw_vec_and_offset()
+                .0
+        });
+        Bench {
+            s,
+            outs: vec![vec![1.0; x.len()]; s.workers],
+            h_out: vec![1.0; a.len()],
+            x,
+            a,
+            b,
+        }
+    }
+
+    fn reps(&self, workload: Workload) -> usize {
+        if workload == Workload::G {
+            self.s.g_reps
+        } else {
+            self.s.f_reps
+        }
+    }
+
+    /// g, f or h split over C worker processes.
+    fn in_processes(&self, c: Config) -> anyhow::Result<Sharing> {
+        let job = match c.workload {
+            Workload::H => Job::Products {
+                a: &self.a,
+                b: &self.b,
+                n: self.s.h_size,
+                blas: c.blas,
+            },
+            workload => Job::Exp {
+                workload,
+                x: &self.x,
+                reps: self.reps(workload),
+            },
+        };
+        processes::run(&job, self.s.workers)
+    }
+
+    /// h's batch in `c.outer` threads of `c.blas` BLAS threads each (serial: 1 × blas).
+    fn products_in_threads(&mut self, c: Config) -> anyhow::Result<f64> {
+        let (n, plan) = (self.s.h_size, Plan::new(c.outer, c.blas)?);
+        let (a, b, out) = (&self.a, &self.b, &mut self.h_out);
+        let t = seconds(|| {
+            plan.run(|| {
+                blocks(a, b, out, n * n, c.outer)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .try_for_each(|(a, b, c)| workloads::run_h(a, b, c, n))
+            })
+            .expect("a pool of K threads")
+            .expect("square products")
+        });
+        workloads::check_products(a, b, out, n)?;
+        Ok(t)
+    }
+
+    /// g or f, its repetitions split over `c.outer` threads (serial: 1).
+    fn exp_in_threads(&mut self, c: Config) -> anyhow::Result<f64> {
+        let (reps, outer) = (self.reps(c.workload), c.outer);
+        let (x, outs) = (&self.x, &mut self.outs[..outer]);
+        let run = |out: &mut [f64], reps| match c.workload {
+            Workload::G => workloads::run_g(x, out, reps),
+            _ => workloads::run_f(x, out, reps),
+        };
+        let t = seconds(|| {
+            Plan::new(outer, 1)
+                .expect("a pool of C threads")
+                .run(|| {
+                    outs.par_iter_mut()
+                        .with_max_len(1)
+                        .enumerate()
+                        .for_each(|(w, out)| run(out, workloads::share(reps, outer, w)))
+                })
+                .expect("a pool of C threads")
+        });
+        for (w, out) in outs.iter().enumerate() {
+            if workloads::share(reps, outer, w) > 0 {
+                workloads::check_exp(x, out)?;
+            }
+        }
+        Ok(t)
+    }
 }
 
 /// The workers' blocks of h: contiguous runs of products, one per worker.
