@@ -15,7 +15,7 @@ use crate::report::openmp::OpenMpOutcome;
 use crate::report::python::PythonClassic;
 use crate::report::sharing::{MpiOutcome, SharingSection};
 use crate::report::stats::{Interval, STATISTIC};
-use crate::report::versus::VersusSection;
+use crate::report::versus::{VersusRow, VersusSection};
 use crate::report::workloads::Workload;
 
 /// Everything the run measured.
@@ -96,6 +96,44 @@ fn cell(rows: &[ClassicRow], w: Workload, how: How, blas: usize, workers: usize)
 
 /// The classic section: the main table, h with every BLAS choice, and sharing costs.
 pub fn classic_md(c: &ClassicSection) -> String {
+    let py_rows: &[ClassicRow] = match &c.python {
+        PythonClassic::Ran { rows, .. } => rows,
+        PythonClassic::Skipped { .. } => &[],
+    };
+    // Rust's rows, then Python's when it ran: one column group each.
+    let languages: &[&[ClassicRow]] = if py_rows.is_empty() {
+        &[&c.rust]
+    } else {
+        &[&c.rust, py_rows]
+    };
+    let mut md = classic_main_md(c, languages);
+    md.push_str(&classic_h_md(c, languages));
+    md.push_str(&classic_sharing_md(c));
+    md
+}
+
+/// Serial, C threads and C processes: (how, outer count, the main table's label, the h table's
+/// noun).
+fn hows(workers: usize) -> [(How, usize, String, &'static str); 3] {
+    [
+        (How::Serial, 1, "serial".to_owned(), "thread"),
+        (
+            How::Threads,
+            workers,
+            format!("{workers} threads"),
+            "threads",
+        ),
+        (
+            How::Processes,
+            workers,
+            format!("{workers} processes"),
+            "processes",
+        ),
+    ]
+}
+
+/// The main table: g, f and h at 1 BLAS thread, serial, in threads and in processes.
+fn classic_main_md(c: &ClassicSection, languages: &[&[ClassicRow]]) -> String {
     let s = &c.settings;
     let mut md = String::new();
     let _ = writeln!(
@@ -117,36 +155,11 @@ pub fn classic_md(c: &ClassicSection) -> String {
          Python's rows are measured once. Time (speedup over serial).\n",
         s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size, s.rounds, STATISTIC, s.workers
     );
-    let py_rows: &[ClassicRow] = match &c.python {
-        PythonClassic::Ran { rows, .. } => rows,
-        PythonClassic::Skipped { .. } => &[],
-    };
-    let with_py = !py_rows.is_empty();
-    let languages: &[&[ClassicRow]] = if with_py {
-        &[&c.rust, py_rows]
-    } else {
-        &[&c.rust]
-    };
     let mut header = strings(["", "Rust g", "Rust f", "Rust h"]);
-    if with_py {
+    if languages.len() > 1 {
         header.extend(strings(["numpy g", "Python f", "numpy h"]));
     }
-    let hows = [
-        (How::Serial, 1, "serial".to_owned(), "thread"),
-        (
-            How::Threads,
-            s.workers,
-            format!("{} threads", s.workers),
-            "threads",
-        ),
-        (
-            How::Processes,
-            s.workers,
-            format!("{} processes", s.workers),
-            "processes",
-        ),
-    ];
-    let rows: Vec<Vec<String>> = hows
+    let rows: Vec<Vec<String>> = hows(s.workers)
         .iter()
         .map(|(how, _, label, _)| {
             let cells = languages.iter().flat_map(|rows| {
@@ -171,12 +184,19 @@ pub fn classic_md(c: &ClassicSection) -> String {
         }
     }
     let _ = writeln!(md, "\n{}\n\n{}\n", c.machine.describe(), c.conclusion);
+    md
+}
 
+/// h with every BLAS-threads choice, serial, in threads and in processes.
+fn classic_h_md(c: &ClassicSection, languages: &[&[ClassicRow]]) -> String {
+    let s = &c.settings;
+    let mut md = String::new();
     let _ = writeln!(md, "### h with every BLAS-threads choice\n");
     let mut header = strings(["outer × BLAS threads", "Rust"]);
-    if with_py {
+    if languages.len() > 1 {
         header.push("numpy".to_owned());
     }
+    let hows = hows(s.workers);
     let rows: Vec<Vec<String>> = s
         .h_blas
         .iter()
@@ -193,7 +213,12 @@ pub fn classic_md(c: &ClassicSection) -> String {
         .collect();
     md.push_str(&table(&header, &rows));
     let _ = writeln!(md, "\n{}\n", c.h_conclusion);
+    md
+}
 
+/// What sharing memory with the processes cost, row by row.
+fn classic_sharing_md(c: &ClassicSection) -> String {
+    let mut md = String::new();
     let _ = writeln!(md, "### What sharing memory with the processes cost\n");
     md.push_str(
         "Setup: create the memfd segment, map it and write the inputs once (before the row's \
@@ -598,6 +623,36 @@ struct ClassicCsv<'a> {
     exit_s: Option<f64>,
 }
 
+impl<'a> ClassicCsv<'a> {
+    /// Rust's rows, then Python's.
+    fn rows(c: &'a ClassicSection) -> impl Iterator<Item = ClassicCsv<'a>> {
+        let py: &[ClassicRow] = match &c.python {
+            PythonClassic::Ran { rows, .. } => rows,
+            PythonClassic::Skipped { .. } => &[],
+        };
+        [("rust", &c.rust[..]), ("python", py)]
+            .into_iter()
+            .flat_map(|(language, list)| list.iter().map(move |r| (language, r)))
+            .map(|(language, r)| {
+                let sh = r.sharing.as_ref();
+                ClassicCsv {
+                    language,
+                    workload: r.workload.name(),
+                    how: r.how.name(),
+                    outer: r.outer,
+                    blas: r.blas,
+                    seconds: r.seconds,
+                    speedup: r.speedup,
+                    segment_bytes: sh.map(|s| s.bytes),
+                    setup_s: sh.map(|s| s.setup_s),
+                    spawn_s: sh.map(|s| s.spawn_s),
+                    compute_s: sh.map(|s| s.compute_s),
+                    exit_s: sh.map(|s| s.exit_s),
+                }
+            })
+    }
+}
+
 /// A row of matmul_vs_numpy.csv.
 #[derive(Serialize)]
 struct VersusCsv {
@@ -607,6 +662,19 @@ struct VersusCsv {
     numpy_gflops: Option<f64>,
     ratio: Option<f64>,
     ndarray_gflops: Option<f64>,
+}
+
+impl From<&VersusRow> for VersusCsv {
+    fn from(r: &VersusRow) -> Self {
+        VersusCsv {
+            n: r.n,
+            blas_threads: r.threads,
+            parlinalg_gflops: r.parlinalg_gflops,
+            numpy_gflops: r.numpy_gflops,
+            ratio: r.ratio,
+            ndarray_gflops: r.ndarray_gflops,
+        }
+    }
 }
 
 /// A row of grid.csv: one cell (`kind` = `pair`) or the policy's choice (`policy`).
@@ -629,6 +697,42 @@ struct GridCsv<'a> {
     flag: Option<&'a str>,
 }
 
+impl<'a> GridCsv<'a> {
+    /// Every pair and the policy's choice of every size, the pthreads grid then OpenMP's.
+    fn rows(d: &'a ReportData) -> impl Iterator<Item = GridCsv<'a>> {
+        let openmp_grid = match &d.openmp {
+            Some(OpenMpOutcome::Ran { grid, .. }) => Some(&**grid),
+            _ => None,
+        };
+        [d.grid.as_ref(), openmp_grid]
+            .into_iter()
+            .flatten()
+            .flat_map(|g| g.sizes.iter().map(move |s| (g, s)))
+            .flat_map(|(g, s)| {
+                let cells = s.cells.iter().map(|c| ("pair", c));
+                cells
+                    .chain(std::iter::once(("policy", &s.policy.cell)))
+                    .map(move |(kind, c)| GridCsv {
+                        threading: &g.threading,
+                        n: s.n,
+                        single: s.single,
+                        batch: s.batch,
+                        kind,
+                        outer: c.outer,
+                        blas: c.blas,
+                        rounds: c.samples.len(),
+                        seconds: c.seconds,
+                        gflops: c.gflops,
+                        speedup: c.speedup,
+                        speedup_lo: c.speedup_interval.map(|iv| iv.lo),
+                        speedup_hi: c.speedup_interval.map(|iv| iv.hi),
+                        within_noise_of_best: c.within_noise_of_best,
+                        flag: c.flag.as_deref(),
+                    })
+            })
+    }
+}
+
 /// A row of processes.csv.
 #[derive(Serialize)]
 struct ProcessesCsv {
@@ -641,6 +745,22 @@ struct ProcessesCsv {
     vs_fixed1_hi: Option<f64>,
     p50_ms: f64,
     p99_ms: f64,
+}
+
+impl ProcessesCsv {
+    fn rows(x: &SharingSection) -> impl Iterator<Item = ProcessesCsv> + '_ {
+        x.rows.iter().map(|r| ProcessesCsv {
+            processes: r.processes,
+            blas: r.mode.label(x.cores),
+            seconds: r.seconds,
+            throughput: r.throughput,
+            vs_fixed1: r.vs_fixed1,
+            vs_fixed1_lo: r.vs_fixed1_interval.map(|iv| iv.lo),
+            vs_fixed1_hi: r.vs_fixed1_interval.map(|iv| iv.hi),
+            p50_ms: r.p50_ms,
+            p99_ms: r.p99_ms,
+        })
+    }
 }
 
 /// One CSV file from serde rows (the header from the field names), or `None` without rows.
@@ -667,95 +787,21 @@ pub fn csv_files(d: &ReportData) -> anyhow::Result<Vec<(String, String)>> {
         }
     };
     if let Some(c) = &d.classic {
-        let py: &[ClassicRow] = match &c.python {
-            PythonClassic::Ran { rows, .. } => rows,
-            PythonClassic::Skipped { .. } => &[],
-        };
-        let rows = [("rust", &c.rust[..]), ("python", py)]
-            .into_iter()
-            .flat_map(|(language, list)| list.iter().map(move |r| (language, r)))
-            .map(|(language, r)| {
-                let sh = r.sharing.as_ref();
-                ClassicCsv {
-                    language,
-                    workload: r.workload.name(),
-                    how: r.how.name(),
-                    outer: r.outer,
-                    blas: r.blas,
-                    seconds: r.seconds,
-                    speedup: r.speedup,
-                    segment_bytes: sh.map(|s| s.bytes),
-                    setup_s: sh.map(|s| s.setup_s),
-                    spawn_s: sh.map(|s| s.spawn_s),
-                    compute_s: sh.map(|s| s.compute_s),
-                    exit_s: sh.map(|s| s.exit_s),
-                }
-            });
-        add("classic.csv", csv_text(rows)?);
+        add("classic.csv", csv_text(ClassicCsv::rows(c))?);
     }
     if let Some(v) = &d.versus {
         add(
             "matmul_vs_numpy.csv",
-            csv_text(v.rows.iter().map(|r| VersusCsv {
-                n: r.n,
-                blas_threads: r.threads,
-                parlinalg_gflops: r.parlinalg_gflops,
-                numpy_gflops: r.numpy_gflops,
-                ratio: r.ratio,
-                ndarray_gflops: r.ndarray_gflops,
-            }))?,
+            csv_text(v.rows.iter().map(VersusCsv::from))?,
         );
     }
-    let openmp_grid = match &d.openmp {
-        Some(OpenMpOutcome::Ran { grid, .. }) => Some(&**grid),
-        _ => None,
-    };
-    let grid_rows = [d.grid.as_ref(), openmp_grid]
-        .into_iter()
-        .flatten()
-        .flat_map(|g| g.sizes.iter().map(move |s| (g, s)))
-        .flat_map(|(g, s)| {
-            let cells = s.cells.iter().map(|c| ("pair", c));
-            cells
-                .chain(std::iter::once(("policy", &s.policy.cell)))
-                .map(move |(kind, c)| GridCsv {
-                    threading: &g.threading,
-                    n: s.n,
-                    single: s.single,
-                    batch: s.batch,
-                    kind,
-                    outer: c.outer,
-                    blas: c.blas,
-                    rounds: c.samples.len(),
-                    seconds: c.seconds,
-                    gflops: c.gflops,
-                    speedup: c.speedup,
-                    speedup_lo: c.speedup_interval.map(|iv| iv.lo),
-                    speedup_hi: c.speedup_interval.map(|iv| iv.hi),
-                    within_noise_of_best: c.within_noise_of_best,
-                    flag: c.flag.as_deref(),
-                })
-        });
-    add("grid.csv", csv_text(grid_rows)?);
+    add("grid.csv", csv_text(GridCsv::rows(d))?);
     if let Some(l) = &d.latency {
         // A latency row is flat: its fields are latency.csv's columns.
         add("latency.csv", csv_text(&l.rows)?);
     }
     if let Some(x) = &d.sharing {
-        add(
-            "processes.csv",
-            csv_text(x.rows.iter().map(|r| ProcessesCsv {
-                processes: r.processes,
-                blas: r.mode.label(x.cores),
-                seconds: r.seconds,
-                throughput: r.throughput,
-                vs_fixed1: r.vs_fixed1,
-                vs_fixed1_lo: r.vs_fixed1_interval.map(|iv| iv.lo),
-                vs_fixed1_hi: r.vs_fixed1_interval.map(|iv| iv.hi),
-                p50_ms: r.p50_ms,
-                p99_ms: r.p99_ms,
-            }))?,
-        );
+        add("processes.csv", csv_text(ProcessesCsv::rows(x))?);
     }
     Ok(files)
 }
