@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::classic::{self, ClassicRow, ClassicSection, How};
 use crate::report::cli::Settings;
-use crate::report::grid::{GridSection, IMPOSSIBLE};
+use crate::report::grid::{Cell, GridSection, GridSize, IMPOSSIBLE};
 use crate::report::latency::LatencySection;
 use crate::report::openmp::OpenMpOutcome;
 use crate::report::python::PythonClassic;
@@ -336,6 +336,31 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
         g.cores,
         g.library
     );
+    md.push_str(&grid_summary_md(g));
+    md.push_str(
+        "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads), with \
+         its interval; **bold**: within noise of the best pair; [r] the rounds of a cell that \
+         left the race early; ⚠ flagged (below):\n\n",
+    );
+    let mut flags = Vec::new();
+    for s in &g.sizes {
+        md.push_str(&size_matrix_md(s, &mut flags));
+    }
+    for f in flags {
+        let _ = writeln!(md, "- ⚠ {f}");
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", g.machine.describe(), g.conclusion);
+    md
+}
+
+/// `64` or `2048 (single)`.
+fn size_name(s: &GridSize) -> String {
+    format!("{}{}", s.n, if s.single { " (single)" } else { "" })
+}
+
+/// The grid's summary: one row per size, the best pair, the policy, the control and the worst
+/// oversubscribed pair.
+fn grid_summary_md(g: &GridSection) -> String {
     let header = strings([
         "n",
         "batch × calls",
@@ -360,7 +385,7 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
                 |(c, r)| (format!("{}×{}", c.outer, c.blas), format!("{r:.2}×")),
             );
             vec![
-                format!("{}{}", s.n, if s.single { " (single)" } else { "" }),
+                size_name(s),
                 format!("{} × {}", s.batch, s.calls),
                 s.rounds.to_string(),
                 serial.map_or("—".to_owned(), |c| fmt_s(c.seconds)),
@@ -375,65 +400,56 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
             ]
         })
         .collect();
-    md.push_str(&table(&header, &rows));
-    md.push_str(
-        "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads), with \
-         its interval; **bold**: within noise of the best pair; [r] the rounds of a cell that \
-         left the race early; ⚠ flagged (below):\n\n",
+    table(&header, &rows)
+}
+
+/// One size's K × N matrix of speedups and the policy's line; the flags it raises go to `flags`.
+fn size_matrix_md(s: &GridSize, flags: &mut Vec<String>) -> String {
+    let (ks, ns) = s.axes();
+    let mut header = vec![format!("n = {}", size_name(s))];
+    header.extend(ns.iter().map(|n| format!("N = {n}")));
+    let rows: Vec<Vec<String>> = ks
+        .iter()
+        .map(|&k| {
+            let mut row = vec![format!("K = {k}")];
+            row.extend(ns.iter().map(|&n| {
+                let Some(c) = s.cells.iter().find(|c| (c.outer, c.blas) == (k, n)) else {
+                    return String::new();
+                };
+                if let Some(f) = &c.flag {
+                    flags.push(format!("n = {}, {}×{}: {f}", s.n, k, n));
+                }
+                matrix_cell(c, s.rounds)
+            }));
+            row
+        })
+        .collect();
+    let mut md = table(&header, &rows);
+    let _ = writeln!(
+        md,
+        "\nPolicy for n = {}: {}×{}, {}.\n",
+        s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
     );
-    let mut flags = Vec::new();
-    for s in &g.sizes {
-        let (ks, ns) = s.axes();
-        let mut header = vec![format!(
-            "n = {}{}",
-            s.n,
-            if s.single { " (single)" } else { "" }
-        )];
-        header.extend(ns.iter().map(|n| format!("N = {n}")));
-        let rows: Vec<Vec<String>> = ks
-            .iter()
-            .map(|&k| {
-                let mut row = vec![format!("K = {k}")];
-                row.extend(ns.iter().map(|&n| {
-                    s.cells
-                        .iter()
-                        .find(|c| (c.outer, c.blas) == (k, n))
-                        .map_or_else(String::new, |c| {
-                            if let Some(f) = &c.flag {
-                                flags.push(format!("n = {}, {}×{}: {f}", s.n, k, n));
-                            }
-                            let mut t = with_interval(c.speedup, c.speedup_interval, "");
-                            if c.samples.len() < s.rounds {
-                                t.push_str(&format!(" [{}]", c.samples.len()));
-                            }
-                            if c.flag.is_some() {
-                                t.push_str(" ⚠");
-                            }
-                            if c.within_noise_of_best {
-                                format!("**{t}**")
-                            } else {
-                                t
-                            }
-                        })
-                }));
-                row
-            })
-            .collect();
-        md.push_str(&table(&header, &rows));
-        let _ = writeln!(
-            md,
-            "\nPolicy for n = {}: {}×{}, {}.\n",
-            s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
-        );
-        if let Some(f) = &s.policy.cell.flag {
-            flags.push(format!("n = {}, the default policy: {f}", s.n));
-        }
+    if let Some(f) = &s.policy.cell.flag {
+        flags.push(format!("n = {}, the default policy: {f}", s.n));
     }
-    for f in flags {
-        let _ = writeln!(md, "- ⚠ {f}");
-    }
-    let _ = writeln!(md, "\n{}\n\n{}\n", g.machine.describe(), g.conclusion);
     md
+}
+
+/// `1.93 (1.88–1.97) [4] ⚠`, bold when within noise of the best.
+fn matrix_cell(c: &Cell, rounds: usize) -> String {
+    let mut t = with_interval(c.speedup, c.speedup_interval, "");
+    if c.samples.len() < rounds {
+        t.push_str(&format!(" [{}]", c.samples.len()));
+    }
+    if c.flag.is_some() {
+        t.push_str(" ⚠");
+    }
+    if c.within_noise_of_best {
+        format!("**{t}**")
+    } else {
+        t
+    }
 }
 
 /// The latency section.
