@@ -152,33 +152,7 @@ pub(crate) fn apply(
     online: Option<usize>,
     lookup: &dyn Fn(&str) -> Option<OsString>,
 ) -> Result<Cores> {
-    let text = |name: &str| -> Result<Option<String>> {
-        match lookup(name) {
-            None => Ok(None),
-            Some(raw) => raw
-                .into_string()
-                .map(Some)
-                .map_err(|raw| invalid(name, &raw.to_string_lossy(), "not valid UTF-8")),
-        }
-    };
-    // Every variable present is validated, also those a higher one overrides.
-    let mut local: Option<(String, usize)> = None;
-    for name in LOCAL_SIZE_VARS {
-        let Some(raw) = text(name)? else { continue };
-        let n = if name == "SLURM_TASKS_PER_NODE" {
-            slurm_tasks_on_node(&raw, text(NODE_ID_VAR)?.as_deref())?
-        } else {
-            positive(name, &raw)?
-        };
-        local.get_or_insert((format!("{name}={}", raw.trim()), n));
-    }
-    let mut per_task: Option<(String, usize)> = None;
-    for name in CPUS_PER_TASK_VARS {
-        if let Some(raw) = text(name)? {
-            let n = positive(name, &raw)?;
-            per_task.get_or_insert((format!("{name}={}", raw.trim()), n));
-        }
-    }
+    let (local, per_task) = read_launcher(lookup)?;
     let own_mask = match (base.affinity, online) {
         (Some(a), Some(o)) => a < o,
         _ => false,
@@ -186,41 +160,8 @@ pub(crate) fn apply(
     let mut cores = base;
     cores.online = online;
     cores.bound_to_one_core = own_mask && cores.affinity == Some(1);
-    let launcher_note = |v: &Option<(String, usize)>| {
-        v.as_ref()
-            .map_or(String::new(), |(var, _)| format!(", launcher {var}"))
-    };
     if own_mask {
-        let (a, o) = (cores.affinity.unwrap_or(1), online.unwrap_or(1));
-        let decided = per_task.clone().or(local.clone());
-        let capped = per_task
-            .as_ref()
-            .map(|(_, n)| *n)
-            .filter(|&n| n < cores.count);
-        if let Some(n) = capped {
-            cores.count = n;
-        }
-        cores.why = if cores.bound_to_one_core {
-            format!(
-                "bound to one core: its affinity mask holds 1 of the {o} CPUs online{}",
-                launcher_note(&decided)
-            )
-        } else {
-            format!(
-                "{}; its own affinity mask ({a} of {o} CPUs online), not divided again{}",
-                cores.why,
-                launcher_note(&decided)
-            )
-        };
-        if let Some(n) = capped {
-            cores.why = format!(
-                "{n} CPUs per task ({}), within {}",
-                decided_var(&per_task),
-                cores.why
-            );
-        }
-        cores.launcher = decided.map(|(v, _)| v);
-        return Ok(cores);
+        return Ok(within_own_mask(cores, local, per_task));
     }
     if let Some((var, n)) = per_task {
         let count = n.min(cores.count);
@@ -245,6 +186,75 @@ pub(crate) fn apply(
         cores.launcher = Some(var);
     }
     Ok(cores)
+}
+
+/// A launcher variable that decided, as `NAME=value`, and its count.
+type Launcher = Option<(String, usize)>;
+
+/// The first local-rank-count variable set and the first CPUs-per-task variable set, in
+/// precedence order. Every variable present is validated, also those a higher one overrides.
+fn read_launcher(lookup: &dyn Fn(&str) -> Option<OsString>) -> Result<(Launcher, Launcher)> {
+    let text = |name: &str| -> Result<Option<String>> {
+        match lookup(name) {
+            None => Ok(None),
+            Some(raw) => raw
+                .into_string()
+                .map(Some)
+                .map_err(|raw| invalid(name, &raw.to_string_lossy(), "not valid UTF-8")),
+        }
+    };
+    let mut local: Launcher = None;
+    for name in LOCAL_SIZE_VARS {
+        let Some(raw) = text(name)? else { continue };
+        let n = if name == "SLURM_TASKS_PER_NODE" {
+            slurm_tasks_on_node(&raw, text(NODE_ID_VAR)?.as_deref())?
+        } else {
+            positive(name, &raw)?
+        };
+        local.get_or_insert((format!("{name}={}", raw.trim()), n));
+    }
+    let mut per_task: Launcher = None;
+    for name in CPUS_PER_TASK_VARS {
+        if let Some(raw) = text(name)? {
+            let n = positive(name, &raw)?;
+            per_task.get_or_insert((format!("{name}={}", raw.trim()), n));
+        }
+    }
+    Ok((local, per_task))
+}
+
+/// A rank with its own affinity mask: the mask already is its share (never divided again),
+/// capped by a per-task CPU count below it; the launcher is named, not applied.
+fn within_own_mask(mut cores: Cores, local: Launcher, per_task: Launcher) -> Cores {
+    let (a, o) = (cores.affinity.unwrap_or(1), cores.online.unwrap_or(1));
+    let decided = per_task.clone().or(local);
+    let note = decided
+        .as_ref()
+        .map_or(String::new(), |(var, _)| format!(", launcher {var}"));
+    let capped = per_task
+        .as_ref()
+        .map(|(_, n)| *n)
+        .filter(|&n| n < cores.count);
+    if let Some(n) = capped {
+        cores.count = n;
+    }
+    cores.why = if cores.bound_to_one_core {
+        format!("bound to one core: its affinity mask holds 1 of the {o} CPUs online{note}")
+    } else {
+        format!(
+            "{}; its own affinity mask ({a} of {o} CPUs online), not divided again{note}",
+            cores.why
+        )
+    };
+    if let Some(n) = capped {
+        cores.why = format!(
+            "{n} CPUs per task ({}), within {}",
+            decided_var(&per_task),
+            cores.why
+        );
+    }
+    cores.launcher = decided.map(|(v, _)| v);
+    cores
 }
 
 fn decided_var(v: &Option<(String, usize)>) -> &str {
