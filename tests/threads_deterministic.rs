@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use parlinalg::ndarray::Array2;
+use rand::rngs::SmallRng;
+use rand::{Rng as _, SeedableRng};
 
 const CHILD_VAR: &str = "PARLINALG_TEST_DETERMINISTIC_CHILD";
 
@@ -14,13 +16,8 @@ const CHILD_VAR: &str = "PARLINALG_TEST_DETERMINISTIC_CHILD";
 fn products() -> Vec<(Array2<f64>, Array2<f64>)> {
     (0..4u64)
         .map(|p| {
-            let mut s = 0x9e37_79b9_7f4a_7c15u64.wrapping_mul(p + 1);
-            let mut next = move || {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-            };
+            let mut rng = SmallRng::seed_from_u64(p + 1);
+            let mut next = move || rng.random_range(-0.5..0.5);
             let a = Array2::from_shape_simple_fn((200, 1000), &mut next);
             let b = Array2::from_shape_simple_fn((1000, 200), &mut next);
             (a, b)

@@ -2,6 +2,7 @@
 //! the reduction leaves' order.
 
 use super::*;
+use rand::{Rng as _, SeedableRng};
 
 /// Distance between two floats counted in representable numbers (0 when equal, also for two
 /// NaNs; `u64::MAX` when only one is NaN).
@@ -243,15 +244,8 @@ fn many_leaves_in_one_call_match_one_at_a_time() {
 
 #[test]
 fn leaves_agree_bit_for_bit_across_levels() {
-    let mut s = 0x1234_5678_u64;
-    let xs: Vec<f64> = (0..LEAF)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        })
-        .collect();
+    let mut rng = rand::rngs::SmallRng::seed_from_u64(0x1234_5678);
+    let xs: Vec<f64> = (0..LEAF).map(|_| rng.random_range(-1.0..1.0)).collect();
     for len in [1, 31, 32, 33, 1000, LEAF] {
         let x = &xs[..len];
         let want = leaf(SimdLevel::Portable, Fold::Sum, x);
