@@ -36,8 +36,8 @@ envs() {
 }
 # One process alone, under the defaults and at 1 thread, back to back in alternating order,
 # with the two vCPUs' distance measured before and after the pair: a host that places them
-# in two core complexes (a cache line takes over 100 ns from one to the other, against tens of ns within one) slows
-# two BLAS threads sharing one product, and may move them at any time.
+# in two core complexes (a cache line takes over 100 ns from one to the other, against tens
+# of ns within one) slows two BLAS threads sharing one product, and may move them at any time.
 far_ns=100
 alone_pair() { # round
   local l0 l1 d f
@@ -50,7 +50,9 @@ alone_pair() { # round
   printf 'round %d: 1 default %.3f s, 1 fixed_1 %.3f s, core to core %s → %s ns (%s)\n' "$1" "$d" "$f" "$l0" "$l1" "$place" >&2
   times["1 default"]="${times["1 default"]:-} $d"
   times["1 fixed_1"]="${times["1 fixed_1"]:-} $f"
-  alone[$place]="${alone[$place]:-} $(echo "$d / $f" | bc -l)"
+  local q; q=$(echo "$d / $f" | bc -l)
+  alone[$place]="${alone[$place]:-} $q"
+  alone[all]="${alone[all]:-} $q"
 }
 declare -A times alone
 for r in $(seq "$rounds"); do
@@ -75,6 +77,7 @@ ratio() { echo "${med[$1]} / ${med[$2]}" | bc -l; }
 printf '\n4 copies, defaults / fixed 1 thread: %.3f (target ≤ 1.10)\n' "$(ratio '4 default' '4 fixed_1')"
 printf '4 copies, budget off / fixed 1 thread: %.3f\n' "$(ratio '4 budget_off' '4 fixed_1')"
 printf '1 copy, defaults / fixed 1 thread: %.3f over all rounds (target ≤ 0.70)\n' "$(ratio '1 default' '1 fixed_1')"
+printf '  median of the %d lone pairs'"'"' ratios: %.3f\n' "$(echo "${alone[all]}" | wc -w)" "$(echo "${alone[all]}" | median)"
 for place in near far changed; do
   v=${alone[$place]:-}
   n=$(echo "$v" | wc -w)
