@@ -120,6 +120,16 @@
 //! before `main`, and [`kernel::kernel_selection`] says what happened
 //! (`PARLINALG_KERNEL_SWITCH=off` turns this off; a user's `OPENBLAS_CORETYPE` is kept).
 //! [`threads`] reads and sets the BLAS thread count.
+//!
+//! ## What linking parlinalg changes in a process
+//!
+//! Besides the kernel switch above: a `pthread_atfork` handler that makes `fork()` safe beside
+//! threaded calls (README, "Fork"), and, before the first BLAS call, one `malloc` and `free`
+//! of 4 MiB that raise glibc's dynamic `mmap` and trim thresholds, as a program's first large
+//! temporary would. Without it, OpenBLAS's per-call job table and a result near 256×256 make
+//! glibc give the heap's top back to the kernel after every threaded product and fault it in
+//! again on the next one. A program that set its own thresholds (`mallopt`,
+//! `MALLOC_TRIM_THRESHOLD_`) keeps them.
 
 #![warn(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 #![deny(unreachable_pub)]
