@@ -30,11 +30,16 @@ pub(crate) fn prime_malloc_thresholds() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        // SAFETY: malloc and free of one block, used by nobody else; `black_box` keeps the
-        // pair from being optimised away (its effect is on glibc's state, not on the block).
+        // SAFETY: malloc and free of one block that nobody else sees; the volatile write stays
+        // inside it (checked non-null first). The write keeps the pair: the optimiser may
+        // remove a `malloc` whose block is only freed, and the effect wanted is on glibc's
+        // state, not on the block.
         unsafe {
-            let block = std::hint::black_box(libc::malloc(PRIME_BYTES));
-            libc::free(block);
+            let block = libc::malloc(PRIME_BYTES).cast::<u8>();
+            if !block.is_null() {
+                std::ptr::write_volatile(block, 0);
+            }
+            libc::free(block.cast());
         }
     });
 }
