@@ -120,6 +120,42 @@ where
     Ok(area.margin(22, 0, 0, 0))
 }
 
+/// The legend of the series that have labels, in a corner of the chart.
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font((FONT, 11))
+        .background_style(WHITE.mix(0.8))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()?;
+    Ok(())
+}
+
+/// A grey dashed line: the ideal a plot measures against.
+fn dashed<I>(points: I) -> DashedLineSeries<I::IntoIter, i32>
+where
+    I: IntoIterator<Item = (f64, f64)>,
+    I::IntoIter: Clone,
+{
+    DashedLineSeries::new(points, 4, 4, RGBColor(150, 150, 150).into())
+}
+
+/// The item whose band `v` is the middle of (bands 0–1, 1–2, …), for axis labels that sit in
+/// the middle of a band and nowhere else.
+fn at_band_middle<T>(items: &[T], v: f64) -> Option<&T> {
+    let i = v.floor() as usize;
+    ((v - i as f64 - 0.5).abs() < 1e-6)
+        .then(|| items.get(i))
+        .flatten()
+}
+
 /// One size's panel: its name above, room for the axes' labels (more on the first panel, the
 /// only one with a y caption).
 fn panel_chart<'a, 'b, DB: DrawingBackend>(
@@ -183,12 +219,7 @@ where
             .light_line_style(WHITE)
             .draw()?;
         let ideal = (1..=grid.settings.max_threads).map(|t| (t as f64, t.min(grid.cores) as f64));
-        chart.draw_series(DashedLineSeries::new(
-            ideal,
-            4,
-            4,
-            RGBColor(150, 150, 150).into(),
-        ))?;
+        chart.draw_series(dashed(ideal))?;
         for (i, &k) in ks.iter().enumerate() {
             let color = PALETTE[i % PALETTE.len()];
             let mut pts: Vec<(f64, f64)> = size
@@ -225,13 +256,7 @@ where
             Circle::new(pol, 3, BLACK.filled()),
         ])?;
         if p == 0 {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font((FONT, 11))
-                .background_style(WHITE.mix(0.8))
-                .border_style(RGBColor(200, 200, 200))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
     }
     Ok(())
@@ -268,12 +293,7 @@ where
         let mut chart = panel_chart(panel, size, p == 0)
             .build_cartesian_2d(0.0..ns.len() as f64, ks.len() as f64..0.0)?;
         let label_of = |list: &[usize], v: f64| {
-            let i = v.floor() as usize;
-            if (v - i as f64 - 0.5).abs() < 1e-6 {
-                list.get(i).map_or(String::new(), usize::to_string)
-            } else {
-                String::new()
-            }
+            at_band_middle(list, v).map_or(String::new(), usize::to_string)
         };
         chart
             .configure_mesh()
@@ -353,14 +373,10 @@ where
         .y_label_area_size(56)
         .build_cartesian_2d(0.0..groups as f64, (lo..hi).log_scale())?;
     let group_label = |v: f64| {
-        let g = v.floor() as usize;
-        match lat.rows.get(g) {
-            Some(r) if (v - g as f64 - 0.5).abs() < 1e-6 => {
-                let load = if r.loaded { "beside load" } else { "alone" };
-                format!("BLAS {}, {load}", r.blas)
-            }
-            _ => String::new(),
-        }
+        at_band_middle(&lat.rows, v).map_or(String::new(), |r| {
+            let load = if r.loaded { "beside load" } else { "alone" };
+            format!("BLAS {}, {load}", r.blas)
+        })
     };
     chart
         .configure_mesh()
@@ -382,13 +398,7 @@ where
             .label(name)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .label_font((FONT, 11))
-        .background_style(WHITE.mix(0.8))
-        .border_style(RGBColor(200, 200, 200))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
     Ok(())
 }
 
@@ -421,14 +431,10 @@ where
         .y_label_area_size(50)
         .build_cartesian_2d(0.0..groups.len() as f64, 0.0..y_max)?;
     let label = |v: f64| {
-        let g = v.floor() as usize;
-        match groups.get(g) {
-            Some((w, b)) if (v - g as f64 - 0.5).abs() < 1e-6 => match w {
-                Workload::H => format!("h, {b} BLAS"),
-                _ => w.name().to_owned(),
-            },
-            _ => String::new(),
-        }
+        at_band_middle(&groups, v).map_or(String::new(), |(w, b)| match w {
+            Workload::H => format!("h, {b} BLAS"),
+            _ => w.name().to_owned(),
+        })
     };
     chart
         .configure_mesh()
@@ -439,12 +445,7 @@ where
         .label_style((FONT, 11))
         .draw()?;
     let ideal = [(0.0, workers as f64), (groups.len() as f64, workers as f64)];
-    chart.draw_series(DashedLineSeries::new(
-        ideal,
-        4,
-        4,
-        RGBColor(150, 150, 150).into(),
-    ))?;
+    chart.draw_series(dashed(ideal))?;
     for (i, how) in [How::Threads, How::Processes].into_iter().enumerate() {
         let color = PALETTE[i];
         let rows: Vec<(f64, &table::ClassicRow)> = groups
@@ -477,13 +478,7 @@ where
             ))
         }))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 11))
-        .background_style(WHITE.mix(0.8))
-        .border_style(RGBColor(200, 200, 200))
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     Ok(())
 }
 
