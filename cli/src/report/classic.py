@@ -90,6 +90,30 @@ def shared_file(shapes):
     return path
 
 
+def in_processes(ctx, kind, inputs, out_shapes, reps, c, check):
+    """Runs `kind` in c spawned processes sharing one file: the inputs, then the outputs.
+    Returns (setup, seconds): writing the inputs, and the processes' run; `check` gets the
+    outputs before the file goes."""
+    shapes = [x.shape for x in inputs] + out_shapes
+    t = time.perf_counter()
+    path = shared_file(shapes)
+    try:
+        arrays = open_arrays(path, shapes, "r+")
+        for arr, x in zip(arrays, inputs):
+            arr[:] = x
+            arr.flush()
+        setup = time.perf_counter() - t
+        t = time.perf_counter()
+        with ctx.Pool(c) as pool:
+            pool.map(worker, [(kind, path, shapes, w, c, share(reps, c, w)) for w in range(c)])
+        seconds = time.perf_counter() - t
+        check(arrays[len(inputs):])
+        del arrays
+    finally:
+        os.unlink(path)
+    return setup, seconds
+
+
 def row(kind, how, outer, blas, seconds, extra=None):
     r = {"workload": kind, "how": how, "outer": outer, "blas": blas, "seconds": seconds}
     r.update(extra or {})
@@ -126,24 +150,13 @@ def main():
             list(pool.map(lambda w: fn(x, outs[w], share(reps, c, w)), range(c)))
         row(kind, "threads", c, blas, time.perf_counter() - t)
         del outs
-        shapes = [x.shape] + [x.shape] * c
-        t = time.perf_counter()
-        path = shared_file(shapes)
-        try:
-            arrays = open_arrays(path, shapes, "r+")
-            arrays[0][:] = x
-            arrays[0].flush()
-            setup = time.perf_counter() - t
-            t = time.perf_counter()
-            with ctx.Pool(c) as pool:
-                pool.map(worker, [(kind, path, shapes, w, c, share(reps, c, w)) for w in range(c)])
-            seconds = time.perf_counter() - t
+
+        def check_exp(outs):
             for w in range(c):
-                if share(reps, c, w) and not np.allclose(arrays[1 + w][::9973], np.exp(x[::9973])):
+                if share(reps, c, w) and not np.allclose(outs[w][::9973], np.exp(x[::9973])):
                     raise SystemExit(f"process {w} wrote wrong results")
-            del arrays
-        finally:
-            os.unlink(path)
+
+        setup, seconds = in_processes(ctx, kind, [x], [x.shape] * c, reps, c, check_exp)
         row(kind, "processes", c, blas, seconds, {"setup_s": setup})
 
     n, batch = args.h_size, args.h_batch
@@ -158,25 +171,12 @@ def main():
     with ThreadPoolExecutor(c) as pool:
         list(pool.map(lambda lh: run_h(a, b, cc, *lh), blocks(batch, c)))
     row("h", "threads", c, blas, time.perf_counter() - t)
-    shapes = [a.shape, b.shape, a.shape]
-    t = time.perf_counter()
-    path = shared_file(shapes)
-    try:
-        arrays = open_arrays(path, shapes, "r+")
-        arrays[0][:] = a
-        arrays[1][:] = b
-        arrays[0].flush()
-        arrays[1].flush()
-        setup = time.perf_counter() - t
-        t = time.perf_counter()
-        with ctx.Pool(c) as pool:
-            pool.map(worker, [("h", path, shapes, w, c, 0) for w in range(c)])
-        seconds = time.perf_counter() - t
-        if not np.allclose(arrays[2][-1], a[-1] @ b[-1]):
+
+    def check_products(outs):
+        if not np.allclose(outs[0][-1], a[-1] @ b[-1]):
             raise SystemExit("processes wrote wrong products")
-        del arrays
-    finally:
-        os.unlink(path)
+
+    setup, seconds = in_processes(ctx, "h", [a, b], [a.shape], 0, c, check_products)
     row("h", "processes", c, blas, seconds, {"setup_s": setup})
 
 
