@@ -257,7 +257,7 @@ fn within_own_mask(mut cores: Cores, local: Launcher, per_task: Launcher) -> Cor
     cores
 }
 
-fn decided_var(v: &Option<(String, usize)>) -> &str {
+fn decided_var(v: &Launcher) -> &str {
     v.as_ref().map_or("", |(var, _)| var.as_str())
 }
 
