@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure what parlinalg needs to build is on this machine: the Rust toolchain (checked
-# only), pkg-config and the system OpenBLAS. Installs the last two with apt-get on
-# Debian/Ubuntu (with sudo when not root); elsewhere, says exactly what to install.
+# only), a C compiler and linker (cargo links through `cc`; minimal Debian 13 images have none),
+# pkg-config and the system OpenBLAS. Installs what is missing with apt-get on Debian/Ubuntu
+# (with sudo when not root); elsewhere, says exactly what to install.
 set -euo pipefail
 
 say() { printf 'parlinalg: %s\n' "$*" >&2; }
@@ -37,11 +38,16 @@ if ! command -v mpirun >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; th
   fi
 fi
 
-if have_openblas; then
+have_cc() {
+  command -v cc >/dev/null 2>&1
+}
+
+if have_openblas && have_cc; then
   exit 0
 fi
 
 packages="libopenblas-dev pkg-config"
+have_cc || packages="$packages gcc libc6-dev"
 if command -v apt-get >/dev/null 2>&1; then
   if [ "$(id -u)" -eq 0 ]; then
     sudo=()
@@ -55,15 +61,15 @@ if command -v apt-get >/dev/null 2>&1; then
   say "installing $packages (OpenBLAS from the system's packages)"
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq $packages >/dev/null
-  if have_openblas; then
+  if have_openblas && have_cc; then
     say "OpenBLAS $(pkg-config --modversion openblas) installed"
     exit 0
   fi
 fi
 
-say "could not find or install the system OpenBLAS. Install it, then run this again:"
+say "could not find or install the system OpenBLAS and a C toolchain. Install them, then run this again:"
 say "    Debian/Ubuntu: apt-get install $packages"
-say "    Fedora:        dnf install openblas-devel pkgconf"
-say "    Arch:          pacman -S openblas pkgconf"
+say "    Fedora:        dnf install openblas-devel pkgconf gcc"
+say "    Arch:          pacman -S openblas pkgconf gcc"
 say "Or point PKG_CONFIG_PATH at an openblas.pc, or set PARLINALG_OPENBLAS_LIB_DIR."
 exit 1

@@ -266,8 +266,9 @@ pub(crate) fn get_num_procs() -> c_int {
     unsafe { openblas_get_num_procs() }
 }
 
-/// Sets the BLAS thread count (`openblas_set_num_threads`). Process-wide in the pthreads build,
-/// per calling thread in the OpenMP build.
+/// Sets the BLAS thread count (`openblas_set_num_threads`): process-wide. In the OpenMP build it
+/// also resizes the threads' shared buffers, so only the backend calls it there, with no other
+/// multithreaded call in flight (`backend.rs`).
 pub(crate) fn set_num_threads(n: c_int) {
     // SAFETY: OpenBLAS accepts any int (it clamps to [1, MAX_THREADS]); callers pass n ≥ 1.
     unsafe { openblas_set_num_threads(n) }

@@ -12,11 +12,12 @@ use super::ffi;
 pub enum ThreadingLayer {
     /// Built without threading: every call runs on the calling thread.
     Sequential,
-    /// Built with OpenBLAS's own pthreads pool: one process-wide pool, and concurrent
-    /// multithreaded calls from several application threads queue on one lock.
+    /// Built with OpenBLAS's own pthreads pool: one process-wide count and pool, and
+    /// concurrent multithreaded calls from several application threads queue on one lock.
     Pthreads,
-    /// Built with OpenMP: each calling thread gets its own team, so K callers × N threads run at
-    /// once.
+    /// Built with OpenMP: the count is the calling thread's, but the threads' buffers are
+    /// process-wide, so concurrent multithreaded calls queue, and calls at different counts
+    /// corrupt each other unless kept apart (parlinalg keeps them apart).
     OpenMp,
     /// A value this version of parlinalg does not know.
     Unknown(i32),

@@ -4,6 +4,7 @@
 //! calls need (`heap`). It knows neither ndarray nor parlinalg's threads; the thread layer above
 //! it is the only code that sets thread counts.
 
+pub(crate) mod backend;
 pub(crate) mod ffi;
 pub(crate) mod heap;
 pub(crate) mod info;

@@ -9,22 +9,23 @@
 //!    the smallest request is the only one that oversubscribes nobody.
 //! 2. Otherwise the baseline: a fixed count (code or environment), or `auto` (see
 //!    [`BlasThreads::Auto`]): every usable core for a caller that is alone; while several
-//!    application threads make calls big enough for OpenBLAS to thread, one thread per call in
-//!    the pthreads build (it would make them queue on one lock) and the cores shared among them
-//!    in the OpenMP build.
+//!    application threads make calls big enough for OpenBLAS to thread, one thread per call
+//!    (concurrent multithreaded calls queue for one another on every threaded build).
 //!
 //! When the last scope closes, the baseline is back, whatever order threads closed theirs in
 //! (the fix for threadpoolctl's issue #205, where the last thread to leave restored a stale
 //! value). Each guard removes its own entry, never the top of a stack, and nesting is linear
 //! (see `stack.rs`).
 //!
-//! The rule holds at every instant: every write of OpenBLAS's count (pthreads build, where it
-//! is process-wide) happens under the mutex and is derived from the state. The lock-free fast
-//! path only *reads*: when the count in force is already the one the call gets, it runs
-//! without the lock; when the count would have to change, it takes the lock and decides
-//! there. (It used to write from stale atomics, so an unscoped caller could overwrite an open
-//! scope's count between another thread's scope push and its own call.)
+//! The rule holds at every instant: every write of a process-wide count (pthreads build)
+//! happens under the mutex and is derived from the state. The lock-free fast path only
+//! *reads*: when the count in force is already the one the call gets, it runs without the
+//! lock; when the count would have to change, it takes the lock and decides there. How the
+//! decided count then reaches the call, and which calls may overlap, is the backend's
+//! (`openblas/backend.rs`): in the OpenMP build each call sets its own thread's count and
+//! multithreaded calls run one at a time; in the serial build every call does.
 
+use std::cell::Cell;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use std::sync::{Mutex, MutexGuard, OnceLock};
@@ -35,7 +36,8 @@ use super::budget::{self, Budget, BudgetHold};
 use super::cores::Cores;
 use super::env::{self, BlasThreads, Setting, Source};
 use super::stack::Stack;
-use crate::openblas::info::{BlasLibrary, ThreadingLayer};
+use crate::openblas::backend::{self, CallGuard, CountScope, ThreadingBackend};
+use crate::openblas::info::BlasLibrary;
 use crate::{Error, Result};
 
 /// After two application threads overlapped in BLAS calls, `auto` keeps BLAS single-threaded
@@ -207,7 +209,8 @@ pub(crate) struct Control {
     /// The same for a caller alone (`auto` with no recent overlap), or 0.
     fast_alone: AtomicUsize,
     pub cores: Cores,
-    pub layer: ThreadingLayer,
+    /// What differs between OpenBLAS's threading builds (`openblas/backend.rs`).
+    pub backend: Box<dyn ThreadingBackend>,
     pub max_blas: usize,
     /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
     pub deterministic: bool,
@@ -232,6 +235,8 @@ pub(super) struct ControlHold {
     state: MutexGuard<'static, State>,
     /// Taken after `state` (no code holds both otherwise).
     budget: BudgetHold,
+    /// The backend's lock, taken last: its holders are inside a call and take no other lock.
+    _backend: Option<MutexGuard<'static, usize>>,
 }
 
 /// Waits for the controller (if another thread is building it) and takes its lock; `None`
@@ -251,10 +256,12 @@ pub(super) fn wait_for_threaded_calls() {
 pub(super) fn hold_for_fork() -> Option<ControlHold> {
     let control = control().ok()?;
     let state = control.lock();
+    let budget = control.budget.hold_for_fork();
     Some(ControlHold {
         control,
         state,
-        budget: control.budget.hold_for_fork(),
+        budget,
+        _backend: control.backend.hold_for_fork(),
     })
 }
 
@@ -269,6 +276,7 @@ impl ControlHold {
         s.last_overlap = None;
         s.reapply = true;
         self.control.counters.reset();
+        self.control.backend.forked();
         self.control.refresh_fast(s);
         budget::rebuild_in_child(&self.control.budget, &mut self.budget);
     }
@@ -307,7 +315,7 @@ impl Control {
             fast_any: AtomicUsize::new(0),
             fast_alone: AtomicUsize::new(0),
             cores,
-            layer: lib.threading,
+            backend: backend::for_library(&lib),
             max_blas,
             deterministic: settings.deterministic,
             budget,
@@ -318,7 +326,7 @@ impl Control {
             // anyway, before any other thread can use the controller) so that the report only
             // reads: a count different from the one in force, then the one the state gives.
             let now = usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(1);
-            if control.layer != ThreadingLayer::Sequential && control.max_blas >= 2 {
+            if control.backend.count_scope() == CountScope::ProcessWide && control.max_blas >= 2 {
                 control.apply(&mut state, if now == 1 { 2 } else { 1 });
             }
             let n = control.solitary_threads(&state);
@@ -347,18 +355,16 @@ impl Control {
     /// overlapped within [`OVERLAP_WINDOW`].
     ///
     /// Open scopes and a fixed count are honoured exactly. Under `auto`: every usable core for
-    /// a caller that is alone; in the OpenMP build (each caller gets its own team) the cores
-    /// shared among the callers; in the pthreads build (concurrent multithreaded calls queue on
-    /// one lock) one thread per call while callers overlap; in deterministic mode every usable
-    /// core whatever the others do, since the count changes the bits.
-    fn rule(&self, s: &State, callers: usize, overlapping: bool) -> usize {
+    /// a caller that is alone, and one thread per call while callers overlap, on every build:
+    /// concurrent multithreaded calls queue for one another in the pthreads and OpenMP builds
+    /// alike (`openblas/backend.rs`), so splitting the cores among them would only leave cores
+    /// idle. In deterministic mode every usable core whatever the others do, since the count
+    /// changes the bits.
+    fn rule(&self, s: &State, overlapping: bool) -> usize {
         let all = self.cores.count.min(self.max_blas);
         match (s.scopes.threads(), s.baseline.value) {
             (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
             (None, BlasThreads::Auto) if self.deterministic => all,
-            (None, BlasThreads::Auto) if self.layer == ThreadingLayer::OpenMp => {
-                (self.cores.count / callers.max(1)).clamp(1, self.max_blas.max(1))
-            }
             (None, BlasThreads::Auto) if overlapping => 1,
             (None, BlasThreads::Auto) => all,
         }
@@ -374,14 +380,13 @@ impl Control {
     /// `fast_alone`, the count for a caller that is alone (0: take the lock).
     fn refresh_fast(&self, s: &State) {
         let (any, alone) = if !self.depends_on_callers(s) {
-            let n = self.rule(s, 1, false);
+            let n = self.rule(s, false);
             (n, n)
-        } else if self.layer == ThreadingLayer::OpenMp || s.last_overlap.is_some() {
-            // The OpenMP count is per calling thread, and a recent overlap must be timed out:
-            // both need the lock.
+        } else if s.last_overlap.is_some() {
+            // A recent overlap must be timed out: that needs the lock.
             (0, 0)
         } else {
-            (0, self.rule(s, 1, false))
+            (0, self.rule(s, false))
         };
         self.fast_any.store(any, Relaxed);
         self.fast_alone.store(alone, Relaxed);
@@ -392,7 +397,7 @@ impl Control {
     /// scope (or changing the baseline) puts back the count the last call had, not more than
     /// the budget gave it.
     fn solitary_threads(&self, s: &State) -> usize {
-        let n = self.rule(s, 1, false);
+        let n = self.rule(s, false);
         if self.depends_on_callers(s) && self.budget.active() {
             n.min(self.budget.last_grant())
         } else {
@@ -400,41 +405,16 @@ impl Control {
         }
     }
 
-    /// Sets OpenBLAS's count when it differs from `n`, and records the first count OpenBLAS
-    /// did not take. Takes the state to prove the lock is held: in the pthreads build this is
-    /// the only place the count is written. In the OpenMP build the count is per calling
-    /// thread, and OpenBLAS reports only the last one set, so it is always set.
+    /// Sets OpenBLAS's process-wide count to `n` where the build has one, and records the
+    /// first count OpenBLAS did not take. Takes the state to prove the lock is held: this is
+    /// the only place the process-wide count is written. Builds that take a count per call get
+    /// it from their backend as each call enters.
     fn apply(&self, s: &mut State, n: usize) {
-        if self.set_if_different(n) && self.layer != ThreadingLayer::OpenMp {
-            let got = usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(0);
+        if let Some(got) = self.backend.set_process_count(n) {
             if got != n && s.set_ignored.is_none() {
                 s.set_ignored = Some((n, got));
             }
         }
-    }
-
-    /// Sets OpenBLAS's count when it differs from `n` (always in the OpenMP build); whether it
-    /// called `openblas_set_num_threads`.
-    fn set_if_different(&self, n: usize) -> bool {
-        // In a forked child, OpenMP OpenBLAS runs single-threaded: GNU OpenMP's team of the
-        // parent is gone and its first multithreaded region would wait for it forever (GCC
-        // bug 60035; OpenBLAS registers no fork handler in its OpenMP build).
-        let n = if self.layer == ThreadingLayer::OpenMp && super::fork::generation() > 0 {
-            1
-        } else {
-            n
-        };
-        let current = usize::try_from(crate::openblas::ffi::get_num_threads()).ok();
-        let needed = match self.layer {
-            ThreadingLayer::Sequential => false,
-            ThreadingLayer::OpenMp => true,
-            _ => current != Some(n),
-        };
-        if needed {
-            let n = std::ffi::c_int::try_from(n).expect("counts are capped at MAX_THREADS");
-            crate::openblas::ffi::set_num_threads(n);
-        }
-        needed
     }
 
     /// Registers a caller; returns the threads it asked for. Calls too small for OpenBLAS to
@@ -467,9 +447,9 @@ impl Control {
 
     /// The thread count for a call OpenBLAS may thread, and applies it. Without the lock when
     /// the answer does not depend on other callers (a fixed count, an open scope, or `auto`
-    /// for a caller alone) and is already in force; under it otherwise. In the pthreads build
-    /// the fast path never writes the count (a stale answer could overwrite a scope another
-    /// thread just opened); in the OpenMP build the count it sets is the calling thread's own.
+    /// for a caller alone) and is already in force; under it otherwise. The fast path never
+    /// writes a process-wide count (a stale answer could overwrite a scope another thread just
+    /// opened); where the count is per call, the backend sets it as the call enters.
     ///
     /// Under `auto` (the answer depends on other callers: `fast_any` is 0), a caller alone in
     /// this process also asks the machine-wide budget, before any lock, and gets at most what
@@ -500,19 +480,10 @@ impl Control {
             0 if threaded == 1 => self.fast_alone.load(Relaxed).min(cap),
             any => any,
         };
-        if fast != 0 {
-            match self.layer {
-                ThreadingLayer::Sequential => return (fast, budgeted),
-                ThreadingLayer::OpenMp => {
-                    self.set_if_different(fast);
-                    return (fast, budgeted);
-                }
-                _ if crate::openblas::ffi::get_num_threads() == fast as std::ffi::c_int => {
-                    return (fast, budgeted)
-                }
-                // The count must change: only under the lock.
-                _ => {}
-            }
+        // Without the lock when the count in force is already this one (or the build takes
+        // its count per call); a process-wide count that must change is changed under it.
+        if fast != 0 && !self.backend.count_differs(fast) {
+            return (fast, budgeted);
         }
         let mut s = self.lock();
         // The clock is read only around overlaps: a caller alone pays nothing for it.
@@ -528,7 +499,7 @@ impl Control {
         } else {
             false
         };
-        let n = self.rule(&s, threaded, overlapping);
+        let n = self.rule(&s, overlapping);
         // A grant applies to `auto` only (the state may have changed since it was asked).
         let n = if self.depends_on_callers(&s) {
             n.min(cap)
@@ -659,7 +630,51 @@ pub(crate) fn blas_call<R>(size: CallSize, f: impl FnOnce() -> R) -> Result<R> {
     let control = control()?;
     let (asked, budgeted) = control.enter(size);
     let _leave = Leave(control, size, asked, budgeted);
+    // Dropped before `_leave`: the backend's lock is released before the caller is
+    // unregistered.
+    let _call = CallThreads::enter(&*control.backend, asked);
     Ok(f())
+}
+
+thread_local! {
+    /// The BLAS count of the call this thread is making (0 outside calls).
+    static CALL_THREADS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// One call's count on its thread, and the backend's guard for it; restores the thread's
+/// previous value when dropped.
+struct CallThreads<'a> {
+    _guard: CallGuard<'a>,
+    previous: usize,
+}
+
+impl<'a> CallThreads<'a> {
+    fn enter(backend: &'a dyn ThreadingBackend, n: usize) -> Self {
+        let guard = backend.enter_call(n);
+        CallThreads {
+            _guard: guard,
+            previous: CALL_THREADS.with(|c| c.replace(n)),
+        }
+    }
+}
+
+impl Drop for CallThreads<'_> {
+    fn drop(&mut self) {
+        CALL_THREADS.with(|c| c.set(self.previous));
+    }
+}
+
+/// The BLAS count of the call the calling thread is inside (1 outside calls).
+pub(crate) fn call_threads_here() -> usize {
+    CALL_THREADS.with(Cell::get).max(1)
+}
+
+/// Makes a helper thread that runs part of the calling thread's call (LAPACK's `?getrf` on a
+/// larger stack) run at that call's count.
+pub(crate) fn adopt_call_threads(n: usize) {
+    if let Ok(control) = control() {
+        control.backend.adopt_on_helper(n);
+    }
 }
 
 #[cfg(test)]

@@ -71,10 +71,9 @@ pub struct Setting<T> {
 #[serde(tag = "mode", content = "threads", rename_all = "snake_case")]
 pub enum BlasThreads {
     /// parlinalg's policy: all usable cores for a caller that is alone; while several
-    /// application threads call BLAS at once, one thread per call in OpenBLAS's pthreads build
-    /// (so none queues behind another's multithreaded call on its one lock) and the cores shared
-    /// among the callers in its OpenMP build (each caller has its own team). Either way the
-    /// cores are never oversubscribed.
+    /// application threads call BLAS at once, one thread per call, so that none queues behind
+    /// another's multithreaded call (OpenBLAS's pthreads and OpenMP builds both make concurrent
+    /// multithreaded calls queue). The cores are never oversubscribed.
     ///
     /// **The bits of a result can then depend on what other threads do** (OpenBLAS rounds
     /// differently on 1 and on several threads); [`DETERMINISTIC_VAR`] makes `auto` give every

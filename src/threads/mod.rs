@@ -25,8 +25,11 @@
 //!
 //! **`auto`** (the default for BLAS threads) never oversubscribes and knows the backend: a
 //! caller alone gets every usable core; while several application threads make calls that
-//! OpenBLAS would thread, each call runs single-threaded (pthreads OpenBLAS would otherwise
-//! make them queue on one lock) or, with OpenMP OpenBLAS, gets cores / callers threads.
+//! OpenBLAS would thread, each call runs single-threaded (OpenBLAS would otherwise make their
+//! multithreaded calls queue: on one lock in its pthreads build, on one set of thread buffers
+//! in its OpenMP build). What each build does with concurrent calls, and how parlinalg keeps
+//! them correct there (one multithreaded call at a time under OpenMP, one call at a time in the
+//! serial build), is the README's "OpenBLAS builds and versions".
 //!
 //! **Processes share a machine-wide budget** (`budget.rs`): under `auto`, a call OpenBLAS would
 //! thread, made while no other thread of the process makes one, takes free slots (one `flock`ed
@@ -259,34 +262,30 @@ pub(crate) fn check_thread_count(what: &'static str, n: usize, max: usize) -> Re
     })
 }
 
-/// The BLAS thread count in force on the calling thread, carried to a helper thread that makes
-/// a call on its behalf (LAPACK's `?getrf` on a larger stack). In OpenBLAS's OpenMP build the
-/// count belongs to each thread, so the helper must adopt it; in the pthreads build it is
-/// process-wide and the helper already shares it.
+/// The BLAS count of the call the calling thread is making, carried to a helper thread that
+/// makes part of it on the caller's behalf (LAPACK's `?getrf` on a larger stack): how the
+/// helper adopts it is the backend's (per thread in the OpenMP build, nothing to do where the
+/// count is process-wide).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallerThreads {
-    openmp: bool,
-    threads: std::ffi::c_int,
+    threads: usize,
 }
 
 impl CallerThreads {
-    /// What the controller set for the call this thread is making.
+    /// The count the thread layer gave the call this thread is inside.
     pub(crate) fn of_this_thread() -> Self {
         CallerThreads {
-            openmp: crate::openblas::ffi::get_parallel() == 2,
-            threads: crate::openblas::ffi::get_num_threads(),
+            threads: control::call_threads_here(),
         }
     }
 
     /// The count, at least 1.
     pub(crate) fn count(self) -> usize {
-        usize::try_from(self.threads).unwrap_or(1).max(1)
+        self.threads
     }
 
     /// Makes the helper thread this runs on use the caller's count.
     pub(crate) fn adopt_here(self) {
-        if self.openmp {
-            crate::openblas::ffi::set_num_threads(self.threads);
-        }
+        control::adopt_call_threads(self.threads);
     }
 }

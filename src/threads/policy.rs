@@ -1,13 +1,16 @@
 //! The default policy: how to split a batch of products between outer threads (K) and BLAS
 //! threads (N), knowing the backend.
 //!
-//! - **OpenMP OpenBLAS**: every calling thread gets its own team, so K callers × N threads run
-//!   at once; joblib's rule K·N ≤ cores is right: K = min(batch, cores), N = cores / K.
-//! - **pthreads OpenBLAS** (Debian's and Ubuntu's): one pool, and concurrent multithreaded
-//!   calls queue on one lock; K > 1 with N > 1 serialises and leaves cores idle. So either
+//! What the build does with concurrent calls is its backend's (`openblas/backend.rs`); the
+//! policy reads it as [`Concurrency`]:
+//! - **pthreads and OpenMP OpenBLAS** ([`Concurrency::MultithreadedQueue`]): single-threaded
+//!   calls run at once, concurrent multithreaded ones queue (pthreads on one lock, OpenMP on
+//!   one set of thread buffers and parlinalg's lock); K > 1 with N > 1 serialises and leaves
+//!   cores idle, so joblib's rule (K callers × cores / K threads each) is wrong on both. Either
 //!   outer (K = cores, N = 1) or inner (K = 1, N = cores), by a cost model: outer wastes cores
 //!   when the batch does not divide evenly, inner wastes them on products too small to split.
-//! - **sequential OpenBLAS**: only outer threads help.
+//! - **serial OpenBLAS** ([`Concurrency::OneAtATime`]): calls cannot run at once, so neither
+//!   kind of thread helps: serial.
 //!
 //! Tiny batches run serially (rayon's fork/join costs more than they do), and a batch started
 //! from inside a parallel region runs serially on its thread (never multiply someone else's K).
@@ -19,7 +22,7 @@ use serde::Serialize;
 use super::control::control;
 use super::env::{BlasThreads, Source};
 use super::plan::Plan;
-use crate::openblas::info::ThreadingLayer;
+use crate::openblas::backend::Concurrency;
 use crate::Result;
 
 /// Work (floating-point operations) of one outer task of a batch, at least: consecutive
@@ -113,7 +116,10 @@ pub(crate) fn record_batch_decision(d: BatchDecision) {
 pub(crate) struct PolicyInput {
     pub cores: usize,
     pub outer_limit: usize,
-    pub layer: ThreadingLayer,
+    /// What the loaded build does with concurrent calls.
+    pub concurrency: Concurrency,
+    /// The build's name, for the reasons given.
+    pub build: String,
     /// BLAS threads the user fixed (scope, code or environment), with where it came from.
     pub fixed_blas: Option<(usize, String)>,
     /// Called from inside a rayon pool.
@@ -144,7 +150,8 @@ pub fn plan_for_batch(batch: usize, m: usize, k: usize, n: usize) -> Result<Plan
     let input = PolicyInput {
         cores: c.cores.count,
         outer_limit: super::plan::current_outer_threads()?,
-        layer: c.layer,
+        concurrency: c.backend.concurrency(),
+        build: c.backend.layer().to_string(),
         fixed_blas,
         nested: rayon::current_thread_index().is_some(),
     };
@@ -191,51 +198,31 @@ pub(crate) fn choose_batch_plan(
             ),
         };
     }
+    let build = &input.build;
+    if input.concurrency == Concurrency::OneAtATime {
+        return PlanChoice {
+            plan: plan(1, 1),
+            reason: format!(
+                "{build} OpenBLAS runs one call at a time (parlinalg's lock: its concurrent \
+                 calls are not safe), and threads none: serial"
+            ),
+        };
+    }
     if let Some((nb, from)) = &input.fixed_blas {
-        return fixed_blas_choice(input.layer, *nb, from, cores, k_max);
+        return fixed_blas_choice(build, *nb, from, cores, k_max);
     }
-    match input.layer {
-        ThreadingLayer::OpenMp => {
-            let nb = (cores / k_max).max(1);
-            PlanChoice {
-                plan: plan(k_max, nb),
-                reason: format!(
-                    "OpenMP OpenBLAS gives every caller its own team: {k_max} outer × {nb} BLAS = {} of {cores} cores",
-                    k_max * nb
-                ),
-            }
-        }
-        ThreadingLayer::Sequential => PlanChoice {
-            plan: plan(k_max, 1),
-            reason: "sequential OpenBLAS: only outer threads can help".into(),
-        },
-        // pthreads (or unknown): outer or inner, never both.
-        _ => {
-            let t_outer = (tasks.div_ceil(k_max) * task_len) as f64;
-            pthreads_choice(batch, (m, k, n), cores, k_max, t_outer)
-        }
-    }
+    let t_outer = (tasks.div_ceil(k_max) * task_len) as f64;
+    outer_or_inner(build, batch, (m, k, n), cores, k_max, t_outer)
 }
 
-/// BLAS threads fixed by the user at `nb`: as many outer threads as keep K·N within the cores
-/// (OpenMP), all of them when `nb` is 1, else one (pthreads serialises concurrent
-/// multithreaded calls).
-fn fixed_blas_choice(
-    layer: ThreadingLayer,
-    nb: usize,
-    from: &str,
-    cores: usize,
-    k_max: usize,
-) -> PlanChoice {
-    let outer = match layer {
-        ThreadingLayer::OpenMp => (cores / nb).clamp(1, k_max),
-        _ if nb == 1 => k_max,
-        _ => 1,
-    };
-    let why_one = if layer == ThreadingLayer::Pthreads && nb > 1 {
-        " (pthreads OpenBLAS serialises concurrent multithreaded calls)"
+/// BLAS threads fixed by the user at `nb`: all the outer threads when `nb` is 1, else one
+/// (concurrent multithreaded calls queue for one another).
+fn fixed_blas_choice(build: &str, nb: usize, from: &str, cores: usize, k_max: usize) -> PlanChoice {
+    let outer = if nb == 1 { k_max } else { 1 };
+    let why_one = if nb > 1 {
+        format!(" ({build} OpenBLAS queues concurrent multithreaded calls)")
     } else {
-        ""
+        String::new()
     };
     PlanChoice {
         plan: Plan::from_trusted(outer.max(1), nb.max(1)),
@@ -245,10 +232,11 @@ fn fixed_blas_choice(
     }
 }
 
-/// pthreads OpenBLAS: the batch on `k_max` outer threads of 1 BLAS thread (taking `t_outer`,
-/// in products), or one product after another on every core, whichever the cost model says is
-/// faster; never both, since concurrent multithreaded calls queue on one lock.
-fn pthreads_choice(
+/// The batch on `k_max` outer threads of 1 BLAS thread (taking `t_outer`, in products), or one
+/// product after another on every core, whichever the cost model says is faster; never both,
+/// since concurrent multithreaded calls queue for one another.
+fn outer_or_inner(
+    build: &str,
     batch: usize,
     (m, k, n): (usize, usize, usize),
     cores: usize,
@@ -270,7 +258,7 @@ fn pthreads_choice(
             plan: Plan::from_trusted(1, cores.max(1)),
             reason: format!(
                 "inner: {batch} product(s) one after another on {cores} BLAS threads \
-                 (model: {share:.0}% of outer's time; pthreads OpenBLAS would serialise K > 1 × N > 1)"
+                 (model: {share:.0}% of outer's time; {build} OpenBLAS would serialise K > 1 × N > 1)"
             ),
         }
     } else {
@@ -278,7 +266,7 @@ fn pthreads_choice(
             plan: Plan::from_trusted(k_max.max(1), 1),
             reason: format!(
                 "outer: {k_max} threads each run whole products on 1 BLAS thread \
-                 (model: inner would take {share:.0}% of outer's time; pthreads OpenBLAS \
+                 (model: inner would take {share:.0}% of outer's time; {build} OpenBLAS \
                  would serialise K > 1 × N > 1)"
             ),
         }
@@ -289,11 +277,15 @@ fn pthreads_choice(
 mod tests {
     use super::*;
 
-    fn input(layer: ThreadingLayer) -> PolicyInput {
+    const THREADED: Concurrency = Concurrency::MultithreadedQueue;
+    const SERIAL: Concurrency = Concurrency::OneAtATime;
+
+    fn input(concurrency: Concurrency) -> PolicyInput {
         PolicyInput {
             cores: 2,
             outer_limit: 2,
-            layer,
+            concurrency,
+            build: "test".into(),
             fixed_blas: None,
             nested: false,
         }
@@ -305,11 +297,7 @@ mod tests {
 
     #[test]
     fn never_asks_more_threads_than_cores() {
-        for layer in [
-            ThreadingLayer::Pthreads,
-            ThreadingLayer::OpenMp,
-            ThreadingLayer::Sequential,
-        ] {
+        for layer in [THREADED, SERIAL] {
             for cores in [1, 2, 3, 8, 64] {
                 for batch in [1, 2, 3, 7, 100] {
                     for n in [4, 16, 64, 256, 1024, 4096] {
@@ -331,7 +319,7 @@ mod tests {
 
     #[test]
     fn pthreads_never_nests() {
-        let i = input(ThreadingLayer::Pthreads);
+        let i = input(THREADED);
         for batch in [1, 2, 3, 50] {
             for n in [16, 64, 256, 1024] {
                 let p = choose(&i, batch, n);
@@ -342,7 +330,7 @@ mod tests {
 
     #[test]
     fn pthreads_big_batches_go_outer_single_products_inner() {
-        let i = input(ThreadingLayer::Pthreads);
+        let i = input(THREADED);
         assert_eq!(choose(&i, 64, 256), Plan::from_trusted(2, 1));
         assert_eq!(choose(&i, 64, 1024), Plan::from_trusted(2, 1));
         assert_eq!(choose(&i, 1, 1024), Plan::from_trusted(1, 2));
@@ -355,27 +343,53 @@ mod tests {
     }
 
     #[test]
-    fn openmp_divides_the_cores() {
+    fn a_build_that_queues_multithreaded_calls_never_nests_at_any_core_count() {
+        for cores in [2, 8, 16, 64] {
+            let i = PolicyInput {
+                cores,
+                outer_limit: cores,
+                ..input(THREADED)
+            };
+            for batch in [1, 2, 3, 50, 1000] {
+                for n in [16, 64, 256, 512, 1024] {
+                    let p = choose(&i, batch, n);
+                    assert!(
+                        p.outer_threads() == 1 || p.blas_threads() == 1,
+                        "{cores}: {p}"
+                    );
+                }
+            }
+            assert_eq!(choose(&i, 1, 1024), Plan::from_trusted(1, cores));
+            assert_eq!(choose(&i, 100 * cores, 256), Plan::from_trusted(cores, 1));
+        }
+    }
+
+    #[test]
+    fn a_build_that_runs_one_call_at_a_time_gets_serial_plans() {
         let i = PolicyInput {
             cores: 8,
             outer_limit: 8,
-            ..input(ThreadingLayer::OpenMp)
+            fixed_blas: Some((1, "code".into())),
+            ..input(SERIAL)
         };
-        assert_eq!(choose(&i, 2, 512), Plan::from_trusted(2, 4));
-        assert_eq!(choose(&i, 100, 512), Plan::from_trusted(8, 1));
-        assert_eq!(choose(&i, 1, 512), Plan::from_trusted(1, 8));
+        for batch in [1, 4, 100] {
+            assert_eq!(choose(&i, batch, 512), Plan::serial());
+        }
+        assert!(choose_batch_plan(&i, 100, 512, 512, 512)
+            .reason
+            .contains("one call at a time"));
     }
 
     #[test]
     fn tiny_and_nested_batches_are_serial() {
-        let i = input(ThreadingLayer::Pthreads);
+        let i = input(THREADED);
         assert_eq!(choose(&i, 4, 8), Plan::serial());
         // 250 products of 16³: 2 MFLOP in all, one task: serial (slower split than serial).
         assert_eq!(choose(&i, 250, 16), Plan::serial());
         assert_eq!(choose(&i, 500, 16), Plan::from_trusted(2, 1));
         let nested = PolicyInput {
             nested: true,
-            ..input(ThreadingLayer::Pthreads)
+            ..input(THREADED)
         };
         assert_eq!(choose(&nested, 64, 1024), Plan::serial());
     }
@@ -384,14 +398,14 @@ mod tests {
     fn fixed_blas_threads_are_honoured() {
         let i = PolicyInput {
             fixed_blas: Some((2, "OPENBLAS_NUM_THREADS".into())),
-            ..input(ThreadingLayer::Pthreads)
+            ..input(THREADED)
         };
         let c = choose_batch_plan(&i, 64, 256, 256, 256);
         assert_eq!(c.plan, Plan::from_trusted(1, 2));
         assert!(c.reason.contains("OPENBLAS_NUM_THREADS"), "{}", c.reason);
         let i = PolicyInput {
             fixed_blas: Some((1, "code".into())),
-            ..input(ThreadingLayer::Pthreads)
+            ..input(THREADED)
         };
         assert_eq!(choose(&i, 64, 256), Plan::from_trusted(2, 1));
     }
@@ -429,7 +443,7 @@ mod tests {
         let i = PolicyInput {
             cores: 8,
             outer_limit: 3,
-            ..input(ThreadingLayer::Pthreads)
+            ..input(THREADED)
         };
         assert_eq!(choose(&i, 100, 100).outer_threads(), 3);
     }

@@ -11,7 +11,7 @@ use super::control::control;
 use super::cores::Cores;
 use super::env::{relevant_vars, BlasThreads, Setting};
 use super::policy::{last_batch_decision, BatchDecision};
-use crate::openblas::info::{BlasLibrary, ThreadingLayer};
+use crate::openblas::info::BlasLibrary;
 use crate::openblas::kernel::{
     check_kernel, kernel_selection, CpuFeatures, KernelFinding, KernelSelection,
 };
@@ -35,6 +35,11 @@ pub struct Report {
     pub parlinalg: &'static str,
     /// The OpenBLAS in use, as it describes itself.
     pub blas: BlasLibrary,
+    /// What calls made at once from several threads do on this build, and what parlinalg does
+    /// about it (measured on each build: the README's "OpenBLAS builds and versions").
+    pub concurrent_calls: String,
+    /// What the `auto` BLAS thread policy gives on this build, in words.
+    pub auto_policy: String,
     /// Whether its kernel is the best this CPU can run.
     pub kernel: KernelFinding,
     /// What parlinalg did about the kernel when the process loaded (switched in-process from a
@@ -229,7 +234,7 @@ pub fn report() -> Result<Report> {
             finding: selection.to_string(),
         });
     }
-    if let Some(problem) = blas.version_triple().and_then(known_version_problem) {
+    if let Some(problem) = c.backend.known_problem(blas.version_triple()) {
         warnings.push(Warning::KnownBuggyVersion {
             version: blas.version.clone().unwrap_or_default(),
             problem: problem.into(),
@@ -270,9 +275,12 @@ pub fn report() -> Result<Report> {
         });
     }
 
+    let all = c.cores.count.min(c.max_blas);
     Ok(Report {
         parlinalg: env!("CARGO_PKG_VERSION"),
         blas,
+        concurrent_calls: c.backend.describe().to_owned(),
+        auto_policy: c.backend.auto_words(all),
         kernel,
         kernel_selection: selection,
         cpu,
@@ -298,29 +306,11 @@ pub fn report() -> Result<Report> {
     })
 }
 
-/// OpenBLAS releases with a known problem under concurrent use.
-fn known_version_problem((major, minor, patch): (u32, u32, u32)) -> Option<&'static str> {
-    ((major, minor) == (0, 3) && (28..=30).contains(&patch)).then_some(
-        "GEMM gave wrong results under concurrent calls from several threads in 0.3.28–0.3.30; \
-         upgrade to 0.3.31 or later",
-    )
-}
-
 impl Report {
     /// The library rows of the table: what is loaded and how it threads.
     fn library_rows(&self) -> Vec<(&'static str, String)> {
         let b = &self.blas;
         let unknown = || "unknown".to_owned();
-        let layer_note = match b.threading {
-            ThreadingLayer::Pthreads => {
-                "one process-wide pool; concurrent multithreaded calls queue on one lock"
-            }
-            ThreadingLayer::OpenMp => {
-                "a team per calling thread: K callers × N threads run at once"
-            }
-            ThreadingLayer::Sequential => "no threads: every call runs on its caller",
-            _ => "unknown",
-        };
         vec![
             (
                 "BLAS library",
@@ -331,7 +321,10 @@ impl Report {
             ("version", b.version.clone().unwrap_or_else(unknown)),
             ("build config", b.config.clone()),
             ("kernel", self.kernel_selection.to_string()),
-            ("threading", format!("{} ({layer_note})", b.threading)),
+            (
+                "threading",
+                format!("{} ({})", b.threading, self.concurrent_calls),
+            ),
             (
                 "max threads",
                 b.max_threads
@@ -342,18 +335,9 @@ impl Report {
 
     /// The thread rows: cores, counts with their sources, the environment.
     fn thread_rows(&self) -> Vec<(&'static str, String)> {
-        let all = self
-            .cores
-            .count
-            .min(self.blas.max_threads.unwrap_or(usize::MAX));
-        let policy = match (self.blas_threads.value, self.blas.threading) {
-            (BlasThreads::Auto, ThreadingLayer::OpenMp) => {
-                format!("auto: {all} for a caller alone, shared among callers that overlap")
-            }
-            (BlasThreads::Auto, _) => {
-                format!("auto: {all} for a caller alone, 1 while callers overlap")
-            }
-            (BlasThreads::Fixed(n), _) => format!("{n}"),
+        let policy = match self.blas_threads.value {
+            BlasThreads::Auto => self.auto_policy.clone(),
+            BlasThreads::Fixed(n) => format!("{n}"),
         };
         let scoped = self
             .blas_threads_scoped
@@ -451,14 +435,6 @@ impl fmt::Display for Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn buggy_versions() {
-        assert!(known_version_problem((0, 3, 28)).is_some());
-        assert!(known_version_problem((0, 3, 30)).is_some());
-        assert!(known_version_problem((0, 3, 21)).is_none());
-        assert!(known_version_problem((0, 3, 31)).is_none());
-    }
 
     #[test]
     fn this_process_has_its_openblas_loaded_once() {

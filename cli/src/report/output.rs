@@ -513,8 +513,10 @@ pub fn openmp_md(o: &OpenMpOutcome) -> String {
             let _ = writeln!(
                 md,
                 "The child ran with `LD_LIBRARY_PATH={}` and checked that OpenBLAS reports OpenMP \
-                 threading: each calling thread gets its own team, so K callers × N threads really \
-                 run at once (true oversubscription), where the pthreads build serialises them.\n",
+                 threading. There a call's count is its caller's, but the threads' buffers are \
+                 process-wide: parlinalg runs multithreaded calls one at a time (calls at \
+                 different counts would corrupt each other) and single-threaded calls at once, \
+                 so the cells with K > 1 and N > 1 queue as under the pthreads build.\n",
                 dir.display()
             );
             md
