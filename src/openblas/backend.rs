@@ -22,22 +22,29 @@
 //! (`blas_thread_buffer` in `driver/others/blas_server_omp.c`), sized for one count,
 //! `blas_cpu_number`. `num_cpu_avail` (`common_thread.h`) compares the caller's `nthreads` with
 //! `blas_cpu_number` on every threaded call and, when they differ, calls
-//! `goto_set_num_threads`, which sets the global count and `adjust_thread_buffers` frees the
-//! buffers of threads above it. So a call at another count, or any `openblas_set_num_threads`,
-//! frees the buffers a concurrent multithreaded call is packing into; the memory is handed out
-//! again and two calls write the same bytes: wrong results (measured on 0.3.21 before this
-//! backend: 21 wrong of 1,603 checked calls in two unscoped `auto` threads). Concurrent
-//! multithreaded calls at the same count queue (`exec_blas` spins on `blas_buffer_inuse`, one
-//! set of buffers), burning a core while they wait. A call whose `nthreads` is 1 returns from
-//! `num_cpu_avail` at once and touches nothing shared.
+//! `goto_set_num_threads`, which sets the global count and whose `adjust_thread_buffers` frees
+//! the buffers of the threads above it. So a call at another count, or any
+//! `openblas_set_num_threads`, frees the buffers a concurrent multithreaded call is packing
+//! into; the memory is handed out again and two calls write the same bytes: wrong results
+//! (measured before this backend existed: 33 wrong of 2,281 checked calls in two unscoped
+//! `auto` threads on Debian 12's 0.3.21, wrong results on 0.3.29 and 0.3.34 too). Concurrent
+//! multithreaded calls at one count queue (`exec_blas` spins on `blas_buffer_inuse`: one set of
+//! buffers), burning a core while they wait. A call whose `nthreads` is 1 returns from
+//! `num_cpu_avail` at once and touches nothing shared. From about 0.3.30 (sid's 0.3.34 has it),
+//! once anything calls `openblas_set_num_threads`, `num_cpu_avail` returns the global count for
+//! every call whatever its caller's `nthreads`, while the OpenMP team is still the caller's
+//! `nthreads` in size: a team smaller than the call's parts runs them one after another, and
+//! OpenBLAS's level-3 parts wait for each other (measured: a hang in 5 runs of 6).
 //!
-//! parlinalg therefore: runs single-threaded calls with the calling thread's `nthreads` set to 1
-//! (never `openblas_set_num_threads`, which writes the global count), at once; and runs
-//! multithreaded calls one at a time under [`OpenMp`]'s lock, which is the only place the
-//! global count changes, with the caller's `nthreads` set to that count. Waiting on a lock
-//! sleeps where OpenBLAS's own queue spins. In a forked child every call runs single-threaded:
-//! GNU OpenMP cannot rebuild the parent's team there (GCC bug 60035) and OpenBLAS's OpenMP build
-//! registers no fork handler.
+//! parlinalg therefore never calls `openblas_set_num_threads` in this build. It sets the
+//! calling thread's `nthreads` for each call: single-threaded calls (1) run at once;
+//! multithreaded calls run one at a time under [`OpenMp`]'s lock, and OpenBLAS moves its global
+//! count and buffers to theirs inside the call, while nothing else uses them. If something else
+//! called `openblas_set_num_threads` (OpenBLAS exports the flag it keeps), every call runs one
+//! at a time at the global count, on a team that large. Waiting on a lock sleeps where
+//! OpenBLAS's own queue spins. In a forked child every call runs single-threaded: GNU OpenMP
+//! cannot rebuild the parent's team there (GCC bug 60035) and OpenBLAS's OpenMP build registers
+//! no fork handler.
 //!
 //! **serial.** Every call runs on its caller. Debian's serial builds are compiled without
 //! OpenBLAS's `USE_LOCKING`, so the buffer allocator is unlocked and concurrent calls can be
@@ -207,7 +214,8 @@ impl ThreadingBackend for Pthreads {
     fn describe(&self) -> &'static str {
         if self.serialise_multithreaded {
             "one process-wide pool; single-threaded calls run at once, multithreaded calls one \
-             at a time (parlinalg's lock: this release corrupts concurrent ones)"
+             at a time (parlinalg's lock: upstream reports wrong GEMM results from concurrent \
+             ones in 0.3.28–0.3.30)"
         } else {
             "one process-wide pool; single-threaded calls run at once, concurrent \
              multithreaded calls queue on one lock"
