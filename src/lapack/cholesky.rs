@@ -8,8 +8,9 @@ use super::*;
 /// **Only the lower triangle of `a` (with the diagonal) is read; the strict upper triangle is
 /// never looked at** (LAPACK's `uplo = 'L'`, as numpy). A matrix that is not symmetric is
 /// therefore treated as the symmetric matrix its lower triangle defines: no error, and the
-/// result is the factor of that matrix, not of `a`. NaN or infinity is refused anywhere in `a`,
-/// even in the unread triangle. The strict upper triangle of the result is exactly zero.
+/// result is the factor of that matrix, not of `a`. NaN or infinity is refused in the lower
+/// triangle and ignored above it, as numpy does. The strict upper triangle of the result is
+/// exactly zero.
 ///
 /// | step | f32 | f64 |
 /// |---|---|---|
@@ -20,7 +21,7 @@ use super::*;
 /// # Errors
 /// - [`Error::NotPositiveDefinite`] when the leading minor of some order is not positive (the
 ///   order, 1-based, as LAPACK's `info`);
-/// - [`Error::NotSquare`]; [`Error::NonFinite`]; [`Error::DimensionTooLarge`];
+/// - [`Error::NotSquare`]; [`Error::NonFinite`] (lower triangle); [`Error::DimensionTooLarge`];
 ///   [`Error::Allocation`].
 ///
 /// # Example
@@ -32,6 +33,7 @@ use super::*;
 /// assert_eq!(l, array![[2.0, 0.0], [1.0, 2.0]]);
 /// // The upper triangle is not read:
 /// assert_eq!(parlinalg::cholesky(&array![[4.0, 99.0], [2.0, 5.0]])?, l);
+/// assert_eq!(parlinalg::cholesky(&array![[4.0, f64::NAN], [2.0, 5.0]])?, l);
 /// # Ok::<(), parlinalg::Error>(())
 /// ```
 pub fn cholesky<T, S>(a: &ArrayBase<S, Ix2>) -> Result<Array2<T>>
@@ -47,7 +49,7 @@ where
     if n == 0 {
         return Ok(Array2::zeros((0, 0)));
     }
-    check_finite(OP, a)?;
+    check_finite_lower(OP, a)?;
     // The lower triangle in column-major order, zeros above: potrf overwrites the lower
     // triangle with L and leaves the zeros alone.
     let mut l = lower_column_major(OP, a)?;

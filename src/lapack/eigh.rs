@@ -9,7 +9,7 @@ use super::*;
 /// never looked at** (LAPACK's `uplo = 'L'`, numpy's default `UPLO='L'`). A matrix that is not
 /// symmetric is therefore treated as the symmetric matrix its lower triangle defines: no error,
 /// and the values are those of that matrix, not the (possibly complex) eigenvalues of `a`.
-/// NaN or infinity is refused anywhere in `a`, even in the unread triangle.
+/// NaN or infinity is refused in the lower triangle and ignored above it, as numpy does.
 ///
 /// | step | f32 | f64 |
 /// |---|---|---|
@@ -19,7 +19,7 @@ use super::*;
 ///
 /// # Errors
 /// [`Error::Lapack`] when the QL/QR iteration does not converge; [`Error::NotSquare`];
-/// [`Error::NonFinite`]; [`Error::DimensionTooLarge`]; [`Error::Allocation`].
+/// [`Error::NonFinite`] (lower triangle); [`Error::DimensionTooLarge`]; [`Error::Allocation`].
 ///
 /// # Example
 /// ```
@@ -42,7 +42,7 @@ where
     if n == 0 {
         return Ok(Array1::zeros(0));
     }
-    check_finite(OP, a)?;
+    check_finite_lower(OP, a)?;
     let mut lower = lower_column_major(OP, a)?;
     let values = lapack_call(n, || T::lax_syev(square_layout(order), &mut lower))?
         .map_err(|e| lapack_error::<T>(Routine::Syev, e))?;

@@ -206,6 +206,26 @@ pub(super) fn check_finite<T: Float, S: Data<Elem = T>, D: Dimension>(
     }
 }
 
+/// As [`check_finite`], over the lower triangle (diagonal included) of a square matrix only:
+/// what routines that never read the upper triangle (`?potrf`, `?syev`) see, so junk there is
+/// not an error, as in numpy.
+pub(super) fn check_finite_lower<T: Float, S: Data<Elem = T>>(
+    op: &'static str,
+    a: &ArrayBase<S, Ix2>,
+) -> Result<()> {
+    match a
+        .indexed_iter()
+        .find(|&((i, j), x)| i >= j && !x.is_finite())
+    {
+        Some(((i, j), value)) => Err(Error::NonFinite {
+            op,
+            index: vec![i, j],
+            value: value.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Runs one LAPACK routine on an order-`n` problem under the thread controller (its blocked
 /// algorithms call threaded level-3 BLAS, so it counts as a BLAS caller).
 pub(super) fn lapack_call<R>(n: usize, f: impl FnOnce() -> R) -> Result<R> {
