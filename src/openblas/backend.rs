@@ -80,9 +80,22 @@ pub(crate) enum Concurrency {
     OneAtATime,
 }
 
-/// Held while a call runs: the backend's lock, when the call needs it.
+/// Held while a call runs: the backend's lock, when the call needs it, and the count the call
+/// really runs at (what a helper thread making part of it must adopt).
 #[derive(Debug)]
-pub(crate) struct CallGuard<'a>(#[allow(dead_code)] Option<MutexGuard<'a, usize>>);
+pub(crate) struct CallGuard<'a> {
+    /// Held for its drop: the lock is released when the call returns.
+    #[allow(dead_code)]
+    lock: Option<MutexGuard<'a, usize>>,
+    threads: usize,
+}
+
+impl CallGuard<'_> {
+    /// The count the call runs at.
+    pub(crate) fn threads(&self) -> usize {
+        self.threads
+    }
+}
 
 /// A threading build of OpenBLAS: see the module's documentation for what each one does.
 pub(crate) trait ThreadingBackend: fmt::Debug + Send + Sync {
@@ -104,7 +117,8 @@ pub(crate) trait ThreadingBackend: fmt::Debug + Send + Sync {
     fn count_differs(&self, n: usize) -> bool;
 
     /// Prepares the calling thread for one call at `n` threads (`n ≥ 1`, as the thread layer
-    /// decided it); the guard is held until the call returns.
+    /// decided it); the guard is held until the call returns, and says the count the call
+    /// really runs at (1 in a serial build or a forked OpenMP child).
     fn enter_call(&self, n: usize) -> CallGuard<'_>;
 
     /// On a helper thread that makes a call for a caller that entered at `n` (and holds its
@@ -195,7 +209,10 @@ impl ThreadingBackend for Pthreads {
         usize::try_from(ffi::get_num_threads()).ok() != Some(n)
     }
     fn enter_call(&self, n: usize) -> CallGuard<'_> {
-        CallGuard((self.serialise_multithreaded && n > 1).then(|| lock(&self.one_at_a_time)))
+        CallGuard {
+            lock: (self.serialise_multithreaded && n > 1).then(|| lock(&self.one_at_a_time)),
+            threads: n,
+        }
     }
     fn adopt_on_helper(&self, _n: usize) {
         // The count is process-wide: the helper already runs at it.
@@ -322,32 +339,36 @@ impl ThreadingBackend for OpenMp {
             // that large (a smaller team would run the call's parts one after another, and
             // OpenBLAS's level-3 parts wait for each other: a hang).
             let guard = lock(&self.multithreaded);
+            let global = usize::try_from(ffi::get_num_threads()).unwrap_or(1).max(1);
             if let Some(set) = self.set_thread_count {
-                let global = usize::try_from(ffi::get_num_threads()).unwrap_or(1).max(1);
                 Self::set_this_thread(set, global);
             }
-            return CallGuard(Some(guard));
+            return CallGuard {
+                lock: Some(guard),
+                threads: global,
+            };
         }
         let set = self.set_thread_count.expect("checked by global_count_only");
         if n == 1 {
             // `num_cpu_avail` returns 1 for it before reading or writing anything shared.
             Self::set_this_thread(set, 1);
-            return CallGuard(None);
+            return CallGuard {
+                lock: None,
+                threads: 1,
+            };
         }
         // OpenBLAS moves its global count (and frees or allocates thread buffers) to this one
         // inside the call, in `num_cpu_avail`: safe, as no other multithreaded call is in
         // flight (they hold this lock) and single-threaded ones never touch those buffers.
         let guard = lock(&self.multithreaded);
         Self::set_this_thread(set, n);
-        CallGuard(Some(guard))
+        CallGuard {
+            lock: Some(guard),
+            threads: n,
+        }
     }
     fn adopt_on_helper(&self, n: usize) {
         if let Some(set) = self.set_thread_count {
-            let n = if self.global_count_only() {
-                usize::try_from(ffi::get_num_threads()).unwrap_or(1).max(1)
-            } else {
-                n
-            };
             Self::set_this_thread(set, n);
         }
     }
@@ -396,7 +417,10 @@ impl ThreadingBackend for Serial {
         false
     }
     fn enter_call(&self, _n: usize) -> CallGuard<'_> {
-        CallGuard(Some(lock(&self.one_at_a_time)))
+        CallGuard {
+            lock: Some(lock(&self.one_at_a_time)),
+            threads: 1,
+        }
     }
     fn adopt_on_helper(&self, _n: usize) {}
     fn hold_for_fork(&self) -> Option<MutexGuard<'_, usize>> {
@@ -429,8 +453,9 @@ mod tests {
         let p = Pthreads::new(true);
         assert!(p.known_problem(Some((0, 3, 29))).is_some());
         assert!(p.known_problem(Some((0, 3, 21))).is_none());
-        assert!(p.enter_call(2).0.is_some(), "serialised in the window");
-        assert!(Pthreads::new(false).enter_call(2).0.is_none());
+        assert!(p.enter_call(2).lock.is_some(), "serialised in the window");
+        assert!(Pthreads::new(false).enter_call(2).lock.is_none());
+        assert_eq!(p.enter_call(3).threads(), 3);
     }
 
     #[test]
@@ -443,8 +468,9 @@ mod tests {
         // A single-threaded call never needs more than the serial build's lock.
         let guard = backend.enter_call(1);
         assert_eq!(
-            guard.0.is_some(),
+            guard.lock.is_some(),
             backend.concurrency() == Concurrency::OneAtATime
         );
+        assert_eq!(guard.threads(), 1);
     }
 }

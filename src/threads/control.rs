@@ -637,7 +637,7 @@ pub(crate) fn blas_call<R>(size: CallSize, f: impl FnOnce() -> R) -> Result<R> {
 }
 
 thread_local! {
-    /// The BLAS count of the call this thread is making (0 outside calls).
+    /// The BLAS count the call this thread is making runs at (0 outside calls).
     static CALL_THREADS: Cell<usize> = const { Cell::new(0) };
 }
 
@@ -651,9 +651,10 @@ struct CallThreads<'a> {
 impl<'a> CallThreads<'a> {
     fn enter(backend: &'a dyn ThreadingBackend, n: usize) -> Self {
         let guard = backend.enter_call(n);
+        let previous = CALL_THREADS.with(|c| c.replace(guard.threads()));
         CallThreads {
             _guard: guard,
-            previous: CALL_THREADS.with(|c| c.replace(n)),
+            previous,
         }
     }
 }
