@@ -579,12 +579,27 @@ fn variables_precedence_in_children() {
     assert_eq!(c["count"], 1, "{c}");
     assert_eq!(c["launcher"], "SLURM_CPUS_PER_TASK=1", "{c}");
     assert_eq!(r["report"]["blas_threads_now"], 1, "{r}");
-    // Junk in a launcher variable: an error naming it.
-    let r = run(&[], "report", &[("PMI_LOCAL_SIZE", "lots")]);
-    assert!(
-        r["first"].as_str().unwrap().contains("PMI_LOCAL_SIZE"),
-        "{r}"
-    );
+    // Launcher variables only hint: one that cannot be used is ignored, every call works,
+    // and the report's warning names it. Slurm's list for nodes running different counts
+    // without SLURM_NODEID, and a junk SLURM_NODEID that nothing needed, are said too.
+    for (vars, named) in [
+        (&[("PMI_LOCAL_SIZE", "lots")][..], "PMI_LOCAL_SIZE"),
+        (
+            &[("SLURM_TASKS_PER_NODE", "2(x3),1")][..],
+            "SLURM_NODEID is not set",
+        ),
+        (&[("SLURM_NODEID", "abc")][..], "SLURM_NODEID"),
+    ] {
+        let r = run(&[], "report", vars);
+        assert_eq!(r["ok"], true, "{vars:?}: {r}");
+        assert!(r["first"].is_null(), "{vars:?}: the first call failed: {r}");
+        assert_eq!(r["report"]["cores"]["count"], cores(), "{vars:?}: {r}");
+        let warnings = r["report"]["warnings"].to_string();
+        assert!(
+            warnings.contains("launcher_hint_ignored") && warnings.contains(named),
+            "{vars:?}: {warnings}"
+        );
+    }
     // Its own mask: not divided again, and a rank bound to one core is said to be.
     if have("taskset") && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
         let r = run(

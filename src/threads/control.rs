@@ -289,7 +289,7 @@ impl Control {
         crate::openblas::heap::prime_malloc_thresholds();
         let lib = BlasLibrary::query();
         let lookup = |name: &str| std::env::var_os(name);
-        let cores = super::cores::detect_from(&lookup)?;
+        let cores = super::cores::detect_from(&lookup);
         let max_blas = lib
             .max_threads
             .unwrap_or(super::MAX_THREADS)

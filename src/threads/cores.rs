@@ -29,6 +29,10 @@ pub struct Cores {
     pub bound_to_one_core: bool,
     /// One line saying where `count` comes from.
     pub why: String,
+    /// Launcher variables that were set but could not be used (junk, or a Slurm node list
+    /// without its node id), one line each with the variable, its value and why: launcher
+    /// variables only hint, so they are ignored, never an error (the report warns).
+    pub ignored_hints: Vec<String>,
 }
 
 impl Cores {
@@ -36,9 +40,8 @@ impl Cores {
     /// share under an MPI or Slurm launcher (the rule is in the README's "Launchers" section:
     /// its own mask or per-task CPU count, else the limits divided by the local rank count).
     ///
-    /// Infallible: a launcher variable holding junk is ignored here (the limits are returned
-    /// as they are), while every parlinalg operation fails with its
-    /// [`Error::InvalidEnv`](crate::Error::InvalidEnv).
+    /// A launcher variable that cannot be used is ignored and listed in
+    /// [`Cores::ignored_hints`].
     ///
     /// ```
     /// let cores = parlinalg::threads::Cores::detect();
@@ -46,7 +49,7 @@ impl Cores {
     /// println!("{} cores: {}", cores.count, cores.why);
     /// ```
     pub fn detect() -> Cores {
-        detect_from(&|name| std::env::var_os(name)).unwrap_or_else(|_| limits())
+        detect_from(&|name| std::env::var_os(name))
     }
 
     /// The usable count from the two limits. Pure.
@@ -76,6 +79,7 @@ impl Cores {
             launcher: None,
             bound_to_one_core: false,
             why,
+            ignored_hints: Vec::new(),
         }
     }
 }
@@ -89,12 +93,7 @@ fn limits() -> Cores {
 }
 
 /// The cores of this process, with the launcher rule applied to the variables `lookup` gives.
-///
-/// # Errors
-/// [`crate::Error::InvalidEnv`] for a launcher variable holding junk.
-pub(crate) fn detect_from(
-    lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>,
-) -> crate::Result<Cores> {
+pub(crate) fn detect_from(lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Cores {
     let base = limits();
     let online = base.online;
     super::launcher::apply(base, online, lookup)

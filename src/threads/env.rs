@@ -352,6 +352,7 @@ mod tests {
             launcher: None,
             bound_to_one_core: false,
             why: format!("{n} in the affinity mask"),
+            ignored_hints: Vec::new(),
         }
     }
 

@@ -14,8 +14,16 @@
 //! 4. Otherwise the limits as they are.
 //!
 //! A count is never divided twice: a mask or a per-task count already is the rank's share.
-//! Each launcher variable present is validated (junk is an [`Error::InvalidEnv`], as for every
-//! variable parlinalg reads), and the one that decided is kept in [`Cores::launcher`].
+//! The one that decided is kept in [`Cores::launcher`].
+//!
+//! **Launcher variables only hint.** The user sets them for the launcher, not for parlinalg,
+//! and parlinalg only uses them to divide the node: one that cannot be used (junk, or
+//! `SLURM_TASKS_PER_NODE` that needs a `SLURM_NODEID` which is missing or junk) is ignored, the
+//! next one in precedence order is used, and [`Cores::ignored_hints`] says what was ignored and
+//! why (the report turns each into a warning). Every launcher variable present is checked, also
+//! those a higher one overrides and a `SLURM_NODEID` nothing needed. The variables the user
+//! sets for parlinalg (thread counts, the budget) stay strict: junk there is an
+//! [`Error::InvalidEnv`].
 
 use std::ffi::OsString;
 
@@ -122,13 +130,7 @@ pub(crate) fn slurm_tasks_on_node(raw: &str, node: Option<&str>) -> Result<usize
     }
     let node_raw =
         node.ok_or_else(|| bad("nodes run different counts and SLURM_NODEID is not set"))?;
-    let t = node_raw.trim_matches(|c: char| c.is_ascii_whitespace());
-    let mut node: usize = t
-        .bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| t.parse().ok())
-        .flatten()
-        .ok_or_else(|| invalid(NODE_ID_VAR, node_raw, "expected a node index (0, 1, ...)"))?;
+    let mut node = node_index(node_raw)?;
     for (count, repeat) in groups {
         if node < repeat {
             return Ok(count);
@@ -143,16 +145,21 @@ pub(crate) fn slurm_tasks_on_node(raw: &str, node: Option<&str>) -> Result<usize
 }
 
 /// Applies the launcher rule (module docs) to the process's limits `base`, with `online` CPUs
-/// online, reading variables through `lookup`. Pure.
-///
-/// # Errors
-/// [`Error::InvalidEnv`] for the first launcher variable that holds junk.
+/// online, reading variables through `lookup`. Pure; a variable that cannot be used is
+/// ignored and listed in [`Cores::ignored_hints`].
 pub(crate) fn apply(
     base: Cores,
     online: Option<usize>,
     lookup: &dyn Fn(&str) -> Option<OsString>,
-) -> Result<Cores> {
-    let (local, per_task) = read_launcher(lookup)?;
+) -> Cores {
+    let (local, per_task, ignored) = read_launcher(lookup);
+    let mut cores = apply_read(base, online, local, per_task);
+    cores.ignored_hints = ignored;
+    cores
+}
+
+/// The rule itself, on the launcher counts read.
+fn apply_read(base: Cores, online: Option<usize>, local: Launcher, per_task: Launcher) -> Cores {
     let own_mask = match (base.affinity, online) {
         (Some(a), Some(o)) => a < o,
         _ => false,
@@ -161,14 +168,14 @@ pub(crate) fn apply(
     cores.online = online;
     cores.bound_to_one_core = own_mask && cores.affinity == Some(1);
     if own_mask {
-        return Ok(within_own_mask(cores, local, per_task));
+        return within_own_mask(cores, local, per_task);
     }
     if let Some((var, n)) = per_task {
         let count = n.min(cores.count);
         cores.why = format!("{count} = {n} CPUs per task ({var}), within {}", cores.why);
         cores.count = count;
         cores.launcher = Some(var);
-        return Ok(cores);
+        return cores;
     }
     if let Some((var, ranks)) = local {
         let all = cores.count;
@@ -185,42 +192,76 @@ pub(crate) fn apply(
         cores.count = count;
         cores.launcher = Some(var);
     }
-    Ok(cores)
+    cores
 }
 
 /// A launcher variable that decided, as `NAME=value`, and its count.
 type Launcher = Option<(String, usize)>;
 
-/// The first local-rank-count variable set and the first CPUs-per-task variable set, in
-/// precedence order. Every variable present is validated, also those a higher one overrides.
-fn read_launcher(lookup: &dyn Fn(&str) -> Option<OsString>) -> Result<(Launcher, Launcher)> {
-    let text = |name: &str| -> Result<Option<String>> {
-        match lookup(name) {
-            None => Ok(None),
-            Some(raw) => raw
-                .into_string()
-                .map(Some)
-                .map_err(|raw| invalid(name, &raw.to_string_lossy(), "not valid UTF-8")),
+/// The first usable local-rank-count variable and the first usable CPUs-per-task variable, in
+/// precedence order, and what was ignored (one line each, naming the variable, its value and
+/// why). Every variable present is checked, also those a higher one overrides.
+fn read_launcher(lookup: &dyn Fn(&str) -> Option<OsString>) -> (Launcher, Launcher, Vec<String>) {
+    let mut ignored = Vec::new();
+    let mut ignore = |e: Error| {
+        let line = format!("{e}; ignored");
+        if !ignored.contains(&line) {
+            ignored.push(line);
         }
     };
-    let mut local: Launcher = None;
-    for name in LOCAL_SIZE_VARS {
-        let Some(raw) = text(name)? else { continue };
-        let n = if name == "SLURM_TASKS_PER_NODE" {
-            slurm_tasks_on_node(&raw, text(NODE_ID_VAR)?.as_deref())?
-        } else {
-            positive(name, &raw)?
-        };
-        local.get_or_insert((format!("{name}={}", raw.trim()), n));
-    }
-    let mut per_task: Launcher = None;
-    for name in CPUS_PER_TASK_VARS {
-        if let Some(raw) = text(name)? {
-            let n = positive(name, &raw)?;
-            per_task.get_or_insert((format!("{name}={}", raw.trim()), n));
+    let mut text = |name: &str| -> Option<String> {
+        match lookup(name)?.into_string() {
+            Ok(raw) => Some(raw),
+            Err(raw) => {
+                ignore(invalid(name, &raw.to_string_lossy(), "not valid UTF-8"));
+                None
+            }
+        }
+    };
+    let node = text(NODE_ID_VAR);
+    let mut found = Vec::new();
+    for name in LOCAL_SIZE_VARS.into_iter().chain(CPUS_PER_TASK_VARS) {
+        if let Some(raw) = text(name) {
+            found.push((name, raw));
         }
     }
-    Ok((local, per_task))
+    let (mut local, mut per_task): (Launcher, Launcher) = (None, None);
+    if let Some(raw) = &node {
+        if let Err(e) = node_index(raw) {
+            ignore(e);
+        }
+    }
+    for (name, raw) in found {
+        let n = if name == "SLURM_TASKS_PER_NODE" {
+            slurm_tasks_on_node(&raw, node.as_deref())
+        } else {
+            positive(name, &raw)
+        };
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                ignore(e);
+                continue;
+            }
+        };
+        let slot = if CPUS_PER_TASK_VARS.contains(&name) {
+            &mut per_task
+        } else {
+            &mut local
+        };
+        slot.get_or_insert((format!("{name}={}", raw.trim()), n));
+    }
+    (local, per_task, ignored)
+}
+
+/// `SLURM_NODEID`: a node index (0, 1, ...).
+fn node_index(raw: &str) -> Result<usize> {
+    let t = raw.trim_matches(|c: char| c.is_ascii_whitespace());
+    t.bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| t.parse().ok())
+        .flatten()
+        .ok_or_else(|| invalid(NODE_ID_VAR, raw, "expected a node index (0, 1, ...)"))
 }
 
 /// A rank with its own affinity mask: the mask already is its share (never divided again),
@@ -271,7 +312,7 @@ mod tests {
         online: Option<usize>,
         quota: Option<usize>,
         vars: &[(&str, &str)],
-    ) -> Result<Cores> {
+    ) -> Cores {
         let map: HashMap<String, OsString> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), OsString::from(v)))
@@ -492,7 +533,8 @@ mod tests {
             ),
         ];
         for (i, &(aff, online, quota, vars, count, launcher, words)) in table.iter().enumerate() {
-            let c = run(aff, online, quota, vars).unwrap_or_else(|e| panic!("row {i}: {e}"));
+            let c = run(aff, online, quota, vars);
+            assert!(c.ignored_hints.is_empty(), "row {i}: {c:?}");
             assert_eq!(c.count, count, "row {i} {vars:?}: {}", c.why);
             assert_eq!(c.launcher.as_deref(), launcher, "row {i}: {}", c.why);
             for w in words {
@@ -507,7 +549,7 @@ mod tests {
     }
 
     #[test]
-    fn junk_in_a_launcher_variable_is_an_error_naming_it() {
+    fn junk_in_a_launcher_variable_is_ignored_with_a_line_naming_it() {
         for (name, value) in [
             ("OMPI_COMM_WORLD_LOCAL_SIZE", "two"),
             ("OMPI_COMM_WORLD_LOCAL_SIZE", "0"),
@@ -519,28 +561,69 @@ mod tests {
             ("SLURM_TASKS_PER_NODE", "2(x0)"),
             ("SLURM_TASKS_PER_NODE", ",2"),
         ] {
-            // Junk is an error even where a higher variable decides.
-            let vars = [(name, value), ("OMPI_COMM_WORLD_LOCAL_SIZE", "2")];
-            let vars = if name == "OMPI_COMM_WORLD_LOCAL_SIZE" {
-                &vars[..1]
+            // Alone: the limits as they are.
+            let alone = run(Some(4), Some(4), None, &[(name, value)]);
+            assert_eq!(
+                (alone.count, alone.launcher.as_deref()),
+                (4, None),
+                "{name}={value:?}"
+            );
+            assert_eq!(alone.ignored_hints.len(), 1, "{name}={value:?}: {alone:?}");
+            assert!(alone.ignored_hints[0].contains(name), "{alone:?}");
+            // Beside a usable variable: that one decides, and the junk is still reported,
+            // also where it has the higher precedence.
+            let other = if name == "OMPI_COMM_WORLD_LOCAL_SIZE" {
+                ("SLURM_NTASKS_PER_NODE", "2")
             } else {
-                &vars[..]
+                ("OMPI_COMM_WORLD_LOCAL_SIZE", "2")
             };
-            let err = run(Some(4), Some(4), None, vars).unwrap_err();
-            let msg = err.to_string();
-            assert!(msg.contains(name), "{name}={value:?}: {msg}");
+            let c = run(Some(4), Some(4), None, &[(name, value), other]);
+            assert_eq!(c.count, 2, "{name}={value:?}: {c:?}");
+            assert_eq!(c.launcher, Some(format!("{}={}", other.0, other.1)));
+            assert!(c.ignored_hints.iter().any(|h| h.contains(name)), "{c:?}");
         }
-        // Counts differ and no node id; a node past the end.
-        let e = run(Some(4), Some(4), None, &[("SLURM_TASKS_PER_NODE", "2,1")]).unwrap_err();
-        assert!(e.to_string().contains("SLURM_NODEID"), "{e}");
-        let e = run(
+        // Counts differ and no node id: Slurm's list is ignored, and says why.
+        let c = run(
+            Some(4),
+            Some(4),
+            None,
+            &[("SLURM_TASKS_PER_NODE", "2(x3),1")],
+        );
+        assert_eq!((c.count, c.launcher.as_deref()), (4, None));
+        assert!(
+            c.ignored_hints[0].contains("SLURM_NODEID is not set"),
+            "{c:?}"
+        );
+        // A node past the end, and a junk node id where nothing needs one.
+        let c = run(
             Some(4),
             Some(4),
             None,
             &[("SLURM_TASKS_PER_NODE", "2,1"), ("SLURM_NODEID", "2")],
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("SLURM_NODEID"), "{e}");
+        );
+        assert_eq!(c.count, 4);
+        assert!(c.ignored_hints[0].contains("SLURM_NODEID"), "{c:?}");
+        let c = run(Some(4), Some(4), None, &[("SLURM_NODEID", "abc")]);
+        assert_eq!(c.count, 4);
+        assert_eq!(c.ignored_hints.len(), 1, "{c:?}");
+        assert!(c.ignored_hints[0].contains("SLURM_NODEID"), "{c:?}");
+        // A junk node id is said once, also when Slurm's list needed it.
+        let c = run(
+            Some(4),
+            Some(4),
+            None,
+            &[("SLURM_TASKS_PER_NODE", "2,1"), ("SLURM_NODEID", "x")],
+        );
+        assert_eq!(c.ignored_hints.len(), 1, "{c:?}");
+        // Nothing set, or only usable values: nothing ignored.
+        assert!(run(Some(4), Some(4), None, &[]).ignored_hints.is_empty());
+        let c = run(
+            Some(4),
+            Some(4),
+            None,
+            &[("SLURM_TASKS_PER_NODE", "2(x3),1"), ("SLURM_NODEID", "3")],
+        );
+        assert_eq!((c.count, c.ignored_hints.len()), (4, 0), "{c:?}");
     }
 
     #[test]

@@ -46,6 +46,8 @@
 //! of the node: its own affinity mask or per-task CPU count ([`CPUS_PER_TASK_VARS`]) if it has
 //! one, else the limits divided by the local rank count ([`LOCAL_SIZE_VARS`]), never divided
 //! twice; [`Cores::why`] says which variable decided, and a rank bound to one core is said to be.
+//! Launcher variables only hint: one that cannot be used is ignored and reported
+//! ([`Cores::ignored_hints`], [`Warning::LauncherHintIgnored`]), never an error.
 //!
 //! **Results under `auto` can depend on what other threads do.** OpenBLAS rounds differently
 //! on one and on several threads, and `auto` picks the count from the other callers, so four

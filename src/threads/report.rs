@@ -135,6 +135,12 @@ pub enum Warning {
         /// Each file and why.
         files: Vec<String>,
     },
+    /// A launcher variable (MPI, Slurm) was set but could not be used to divide the node, so
+    /// it was ignored: launcher variables only hint (see [`Cores::ignored_hints`]).
+    LauncherHintIgnored {
+        /// The variable, its value and why.
+        hint: String,
+    },
     /// The BLAS thread count asked for (environment or code) exceeds the usable cores.
     /// parlinalg keeps it (OpenBLAS accepts up to its compiled maximum, and the user asked),
     /// but every multithreaded call oversubscribes the cores.
@@ -152,6 +158,7 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Warning::SuboptimalKernel { finding } => write!(f, "kernel: {finding}"),
+            Warning::LauncherHintIgnored { hint } => write!(f, "launcher: {hint}"),
             Warning::KnownBuggyVersion { version, problem } => {
                 write!(f, "OpenBLAS {version}: {problem}")
             }
@@ -243,6 +250,12 @@ pub fn report() -> Result<Report> {
     if let Some((asked, got)) = c.set_ignored() {
         warnings.push(Warning::SetNumThreadsIgnored { asked, got });
     }
+    warnings.extend(
+        c.cores
+            .ignored_hints
+            .iter()
+            .map(|hint| Warning::LauncherHintIgnored { hint: hint.clone() }),
+    );
     let baseline = c.baseline();
     if let BlasThreads::Fixed(n) = baseline.value {
         if n > c.cores.count {
