@@ -451,11 +451,57 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         cores().saturating_sub(2),
         "{b}"
     );
+    let warnings = r["report"]["warnings"].to_string();
+    if cores() > 2 {
+        // Partly usable: reported with what it costs.
+        assert!(warnings.contains("budget_slots_ignored"), "{r}");
+        assert_eq!(r["report"]["warnings"][0]["usable"], cores() - 2, "{r}");
+    } else {
+        // Both slots of 2 cores broken: no usable slot, so the budget is off (next block).
+        assert!(warnings.contains("budget_unavailable"), "{r}");
+    }
+
+    // No usable slot at all (every CPU's slot file is a directory): the budget turns off and
+    // says why, and a lone process gets every core from auto's own rule instead of one thread
+    // for its whole life.
+    let g = group("none-usable");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    mkdir700(&dir);
+    // SAFETY: sysconf only reads a system value.
+    let configured = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_CONF) }.max(1) as usize;
+    for cpu in 0..configured.max(cores()) {
+        mkdir700(&dir.join(format!("cpu{cpu}")));
+    }
+    let r = run(
+        &[],
+        "products",
+        &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.3")],
+    );
+    assert_eq!(r["ok"], true, "{r}");
+    let b = &r["report"]["budget"];
+    assert_eq!(b["enabled"], false, "{b}");
+    assert!(
+        b["why"]
+            .as_str()
+            .unwrap()
+            .contains("slot files can be used"),
+        "{b}"
+    );
+    assert!(
+        b["unavailable"].as_str().unwrap().contains("cpu0"),
+        "the reason names the files: {b}"
+    );
     assert!(
         r["report"]["warnings"]
             .to_string()
-            .contains("budget_slots_ignored"),
+            .contains("budget_unavailable"),
         "{r}"
+    );
+    assert_eq!(
+        r["max_threads"].as_u64().unwrap() as usize,
+        cores(),
+        "no usable slot: auto's own rule, not one thread: {r}"
     );
 
     // As root: a slot file owned by another user is ignored too.

@@ -160,6 +160,10 @@ pub struct BudgetReport {
     pub held: usize,
     /// Slot files ignored, and why (a symlink, a directory, another owner, ...).
     pub ignored: Vec<String>,
+    /// The budget was asked for but cannot work here, and why (its directory failed a check,
+    /// or none of this process's slot files can be used); `None` when it works or is off by
+    /// choice.
+    pub unavailable: Option<String>,
 }
 
 /// One CPU's slot file.
@@ -354,6 +358,20 @@ impl Budget {
                     held_now += 1;
                 }
             }
+            if s.slots.iter().all(|x| x.broken) {
+                // Not one slot file can be used (a read-only group directory, every file
+                // foreign or of the wrong kind): a budget that can never grant a slot would
+                // keep this process on one thread for its whole life. Off, and said.
+                self.turn_off(
+                    s,
+                    format!(
+                        "none of this process's {} slot files can be used: {}",
+                        s.slots.len(),
+                        s.ignored.join("; ")
+                    ),
+                );
+                return want;
+            }
         }
         // Wanting while holding nothing; not otherwise.
         if held_now == 0 && !s.wanting {
@@ -365,6 +383,15 @@ impl Budget {
             s.wanting = false;
         }
         held_now.max(1)
+    }
+
+    /// Turns the budget off for the rest of the process, giving back what it holds; `why` is
+    /// what the report says.
+    fn turn_off(&self, s: &mut State, why: String) {
+        self.release_all(s);
+        s.want = None;
+        s.dir = Some(Err(why));
+        self.broken.store(true, Relaxed);
     }
 
     /// Opens and checks the group's directory (once).
@@ -429,6 +456,10 @@ impl Budget {
                 _ => (true, format!("on [{}]", self.enabled.source)),
             }
         };
+        let unavailable = match &s.dir {
+            Some(Err(why)) if self.enabled.value && self.cap > 1 => Some(why.clone()),
+            _ => None,
+        };
         let dir = match &s.dir {
             Some(Ok(d)) => Some(d.path.clone()),
             _ => None,
@@ -441,6 +472,7 @@ impl Budget {
             slots: s.slots.iter().filter(|x| !x.broken).count(),
             held: s.slots.iter().filter(|x| x.held).count(),
             ignored: s.ignored.clone(),
+            unavailable,
         }
     }
 

@@ -134,6 +134,11 @@ pub enum Warning {
     BudgetSlotsIgnored {
         /// Each file and why.
         files: Vec<String>,
+        /// Slots still usable: what a process alone can take (at most this many BLAS threads
+        /// from the budget under `auto`).
+        usable: usize,
+        /// Slots of this process's affinity mask.
+        total: usize,
     },
     /// A launcher variable (MPI, Slurm) was set but could not be used to divide the node, so
     /// it was ignored: launcher variables only hint (see [`Cores::ignored_hints`]).
@@ -183,9 +188,17 @@ impl fmt::Display for Warning {
                 f,
                 "machine-wide budget unusable ({why}): auto ignores other processes"
             ),
-            Warning::BudgetSlotsIgnored { files } => {
-                write!(f, "budget slot files ignored: {}", files.join("; "))
-            }
+            Warning::BudgetSlotsIgnored {
+                files,
+                usable,
+                total,
+            } => write!(
+                f,
+                "budget slot files ignored: {}; {usable} of {total} slots usable, so a process \
+                 alone gets at most {} BLAS threads under auto",
+                files.join("; "),
+                (*usable).max(1)
+            ),
             Warning::MoreThreadsThanCores {
                 threads,
                 cores,
@@ -267,14 +280,18 @@ pub fn report() -> Result<Report> {
         }
     }
     let budget = c.budget.report();
-    if budget.why.starts_with("off: budget directory") {
-        warnings.push(Warning::BudgetUnavailable {
-            why: budget.why.trim_start_matches("off: ").to_owned(),
-        });
-    }
-    if !budget.ignored.is_empty() {
+    if let Some(why) = &budget.unavailable {
+        warnings.push(Warning::BudgetUnavailable { why: why.clone() });
+    } else if !budget.ignored.is_empty() {
         warnings.push(Warning::BudgetSlotsIgnored {
             files: budget.ignored.clone(),
+            usable: budget.slots,
+            total: budget.slots
+                + budget
+                    .ignored
+                    .iter()
+                    .filter(|i| i.starts_with("cpu"))
+                    .count(),
         });
     }
     if libraries.len() > 1 {
