@@ -569,6 +569,55 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
 }
 
 #[test]
+fn an_explicit_count_shows_other_processes_the_cores_it_uses() {
+    if cores() < 2 {
+        println!("SKIPPED: one usable core, the budget is never used");
+        return;
+    }
+    let g = group("explicit");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    // A: every core by an explicit count, for a while.
+    let all = cores().to_string();
+    let a = command(
+        &[],
+        "products",
+        &[
+            ("PARLINALG_BLAS_THREADS", &all),
+            ("PARLINALG_BUDGET_GROUP", &g),
+            (SECS_VAR, "3"),
+        ],
+    )
+    .spawn()
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while holders(&dir).0.values().sum::<usize>() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the explicit count never took a slot"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // B: `auto` beside it sees cores in use and does not run every core on top of them.
+    let b = run(
+        &[],
+        "products",
+        &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.5")],
+    );
+    let a = results(a, Duration::from_secs(60)).remove(0);
+    assert_eq!(
+        a["max_threads"].as_u64().unwrap() as usize,
+        cores(),
+        "A runs as asked: {a}"
+    );
+    assert!(
+        (b["max_threads"].as_u64().unwrap() as usize) < cores(),
+        "auto ran every core beside an explicit count of {}: {b}",
+        cores()
+    );
+}
+
+#[test]
 fn variables_precedence_in_children() {
     // Off: said, with the variable; nothing held.
     let g = group("vars");
@@ -594,7 +643,7 @@ fn variables_precedence_in_children() {
         assert_eq!(r["ok"], false, "{r}");
         assert!(r["first"].as_str().unwrap().contains(k), "{r}");
     }
-    // A fixed count is the user's choice: the budget is not asked.
+    // A fixed count is the user's choice: it runs as asked, and shows the slots it uses.
     let r = run(
         &[],
         "products",
@@ -604,8 +653,10 @@ fn variables_precedence_in_children() {
             (SECS_VAR, "0.2"),
         ],
     );
-    assert_eq!(r["report"]["budget"]["held"], 0, "{r}");
     assert_eq!(r["max_threads"], 2, "{r}");
+    if cores() >= 2 {
+        assert_eq!(r["over"], 0, "the slots it ran on were held: {r}");
+    }
     // Launchers: divided by the local ranks; a per-task count wins over the rank count.
     let r = run(&[], "report", &[("OMPI_COMM_WORLD_LOCAL_SIZE", "2")]);
     let c = &r["report"]["cores"];

@@ -470,12 +470,24 @@ impl Control {
             self.counters.overlapping_calls.fetch_add(1, Relaxed);
         }
         let any = self.fast_any.load(Relaxed);
-        // The budget: only `auto`, only a caller alone here (overlapping callers get one thread
-        // each from the in-process rule), only when it could get more than one thread.
-        let granted = (any == 0 && threaded == 1 && self.budget.active())
-            .then(|| self.budget.grant(self.cores.count.min(self.max_blas)));
+        // The budget, for a caller alone here (overlapping callers get one thread each from
+        // the in-process rule) that may run more than one thread. Under `auto` it gets at most
+        // what the budget grants. An explicit count (a fixed count, a scope, a plan,
+        // deterministic mode) is the user's and runs as asked, but takes the free slots it can
+        // too (never waiting), so that other processes' `auto` sees those cores in use.
+        let granted = (threaded == 1 && any != 1 && self.budget.active()).then(|| {
+            let want = if any == 0 {
+                self.cores.count.min(self.max_blas)
+            } else {
+                any
+            };
+            self.budget.grant(want)
+        });
         let budgeted = granted.is_some();
-        let cap = granted.unwrap_or(usize::MAX);
+        let cap = match granted {
+            Some(n) if any == 0 => n,
+            _ => usize::MAX,
+        };
         let fast = match any {
             0 if threaded == 1 => self.fast_alone.load(Relaxed).min(cap),
             any => any,

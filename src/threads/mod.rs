@@ -37,7 +37,9 @@
 //! thread per slot, at least one; it never blocks, and a killed process's slots come back at
 //! once (the kernel drops its locks). Slots are leased (checked at most every 2 ms, given back
 //! 10 ms after the last call), a holder gives its extra slots back while another process wants
-//! one, and fixed counts, scopes, plans and deterministic mode never consult it.
+//! one. Fixed counts, scopes, plans and deterministic mode run the count asked, whatever the
+//! budget says, but take the free slots they can too, so that other processes see the cores
+//! in use.
 //! [`BUDGET_VAR`] (`PARLINALG_BUDGET=off`) turns it off, [`BUDGET_GROUP_VAR`] separates sets of
 //! processes; [`report`] shows it ([`BudgetReport`]). The README's "Processes" section says why
 //! this and not TBB's IPC semaphores or make's jobserver.
