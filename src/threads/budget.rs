@@ -271,7 +271,11 @@ impl Budget {
 
     /// The threads a call asking for `want` (≥ 2) may run: one per slot held, at least 1. Must
     /// be paired with [`Self::done`] when the call ends.
-    pub(crate) fn grant(&'static self, want: usize) -> usize {
+    ///
+    /// `auto` says whether the call runs what it is granted (`auto`) or its own explicit count
+    /// (it takes slots only to show other processes the cores in use): only an `auto` grant is
+    /// kept as [`Self::last_grant`], the count `auto` falls back to when scopes close.
+    pub(crate) fn grant(&'static self, want: usize, auto: bool) -> usize {
         self.in_flight.fetch_add(1, SeqCst);
         let now = Instant::now();
         let t = nanos(now);
@@ -285,7 +289,9 @@ impl Budget {
             return self.granted.load(Relaxed).clamp(1, want);
         }
         let n = self.check(&mut s, want.min(self.cap));
-        self.granted.store(n, Relaxed);
+        if auto {
+            self.granted.store(n, Relaxed);
+        }
         self.next_check.store(nanos(now + CHECK_EVERY), SeqCst);
         if (n > 1 || s.wanting || s.slots.iter().any(|x| x.held)) && !s.releaser {
             s.releaser = spawn_releaser(self);
@@ -479,6 +485,16 @@ impl Budget {
     /// The lock, held by the forking thread across `fork()`.
     pub(super) fn hold_for_fork(&self) -> MutexGuard<'_, State> {
         self.lock()
+    }
+
+    /// In the parent after a fork (its lock still held by the forking thread): the time spent
+    /// at the fork gate and in `fork()` was a pause of this process's calls, not idleness.
+    /// Without this the release thread, running as soon as the lock is released, could take a
+    /// long fork for [`IDLE_RELEASE`] without calls and give every slot back, for the child
+    /// (or anyone) to take while the parent goes on calling (seen: a forked child running 2
+    /// threads on the slots its parent still used; the parent left with none of its 16).
+    pub(super) fn resume_after_fork(&self) {
+        self.last_use.store(nanos(Instant::now()), Relaxed);
     }
 }
 
@@ -775,10 +791,10 @@ mod tests {
         let low = budget(&group, vec![0, 1]);
         let high = budget(&group, vec![2, 3]);
         let across = budget(&group, vec![1, 2]);
-        assert_eq!(low.grant(2), 2);
-        assert_eq!(high.grant(2), 2, "disjoint masks do not compete");
+        assert_eq!(low.grant(2, true), 2);
+        assert_eq!(high.grant(2, true), 2, "disjoint masks do not compete");
         assert_eq!(
-            across.grant(2),
+            across.grant(2, true),
             1,
             "none free: its own thread, never a wait"
         );
@@ -789,7 +805,7 @@ mod tests {
         assert_eq!((low.report().held, high.report().held), (2, 2));
         // The one that wanted is seen: at its next check, a holder keeps one slot only.
         std::thread::sleep(CHECK_EVERY * 2);
-        assert_eq!(low.grant(2), 1);
+        assert_eq!(low.grant(2, true), 1);
         low.done();
         // Idle: everything goes back by itself.
         let start = Instant::now();

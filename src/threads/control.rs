@@ -266,6 +266,12 @@ pub(super) fn hold_for_fork() -> Option<ControlHold> {
 }
 
 impl ControlHold {
+    /// In the parent after the fork, with the lock still held: the calls that waited at the
+    /// fork gate were paused, not idle (see [`budget::Budget::resume_after_fork`]).
+    pub(super) fn resume_in_parent(&mut self) {
+        self.control.budget.resume_after_fork();
+    }
+
     /// In the forked child, with the lock still held: keeps only what the forking thread owns
     /// (its own open scopes and plans stay valid, and their guards restore as usual), and
     /// forgets every other thread's scopes and live calls.
@@ -481,7 +487,7 @@ impl Control {
             } else {
                 any
             };
-            self.budget.grant(want)
+            self.budget.grant(want, any == 0)
         });
         let budgeted = granted.is_some();
         let cap = match granted {

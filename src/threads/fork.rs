@@ -136,7 +136,11 @@ fn take_held() -> Option<Held> {
 }
 
 extern "C" fn parent() {
-    drop(take_held());
+    if let Some(mut held) = take_held() {
+        if let Some(c) = held.control.as_mut() {
+            c.resume_in_parent();
+        }
+    }
     GATE.store(false, Ordering::SeqCst);
 }
 
