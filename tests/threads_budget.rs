@@ -38,18 +38,29 @@ fn child_entry() {
         let secs: f64 = std::env::var(SECS_VAR).unwrap().parse().unwrap();
         let end = Instant::now() + Duration::from_secs_f64(secs);
         while Instant::now() < end {
-            parlinalg::matmul(&a, &a).unwrap();
             calls += 1;
-            let threads = parlinalg::threads::blas_threads();
-            max_threads = max_threads.max(threads);
             if calls.is_multiple_of(64) {
-                let held = parlinalg::threads::report().unwrap().budget.held;
-                if threads > held.max(1) {
-                    over += 1;
+                if let Some((threads, held)) = sample_after_call(&a) {
+                    max_threads = max_threads.max(threads);
+                    if threads > held.max(1) {
+                        over += 1;
+                    }
                 }
+                continue;
             }
+            parlinalg::matmul(&a, &a).unwrap();
+            max_threads = max_threads.max(parlinalg::threads::blas_threads());
         }
     }
+    // The slots held right after a call, for the tests that compare them with the cores.
+    let held_after_call = first
+        .is_ok()
+        .then(|| {
+            (0..200)
+                .find_map(|_| sample_after_call(&a))
+                .map(|(_, held)| held)
+        })
+        .flatten();
     let mut forked = serde_json::Value::Null;
     if mode == "fork" && first.is_ok() {
         forked = fork_while_holding(&a);
@@ -65,11 +76,28 @@ fn child_entry() {
             },
             "first": first.err(), "calls": calls,
             "over": over, "max_threads": max_threads, "pid": std::process::id(),
+            "held_after_call": held_after_call,
             "forked": forked,
         }),
         Err(e) => serde_json::json!({ "ok": false, "error": e.to_string(), "first": first.err() }),
     };
     println!("CHILD-RESULT {out}");
+}
+
+/// Shorter than the budget's idle release (10 ms after the last call ends): a report taken
+/// within this of the end of the call before it shows the slots that call ran on. Under load
+/// a thread can be descheduled for longer, and the release thread then rightly gives the
+/// slots back before the report looks: such a sample says nothing and is not taken.
+const SAMPLE_WINDOW: Duration = Duration::from_millis(8);
+
+/// `(BLAS threads, slots held)` right after a threadable call, or `None` when the report did
+/// not land within [`SAMPLE_WINDOW`] of the call's end.
+fn sample_after_call(a: &parlinalg::ndarray::Array2<f64>) -> Option<(usize, usize)> {
+    parlinalg::matmul(a, a).unwrap();
+    let end = Instant::now();
+    let threads = parlinalg::threads::blas_threads();
+    let held = parlinalg::threads::report().unwrap().budget.held;
+    (end.elapsed() < SAMPLE_WINDOW).then_some((threads, held))
 }
 
 /// In a child that holds every slot (a thread keeps making products): forks twice; the first
@@ -102,8 +130,23 @@ fn fork_while_holding(a: &parlinalg::ndarray::Array2<f64>) -> Value {
     let mut status = 0;
     // SAFETY: waits for the child forked just above.
     unsafe { libc::waitpid(pid, &mut status, 0) };
-    let (held, _) = holders(&dir);
-    let after = held.get(&std::process::id()).copied().unwrap_or(0);
+    // The slots this process believes it holds against the locks the kernel shows for it: a
+    // child whose exit released the parent's locks leaves the kernel showing fewer, while the
+    // parent still believes it holds them. (A parent descheduled for longer than the idle
+    // release under load gives its slots back on purpose, and then believes so too: retried.)
+    let (mut own, mut after) = (0, 0);
+    for _ in 0..50 {
+        own = parlinalg::threads::report().unwrap().budget.held;
+        after = holders(&dir)
+            .0
+            .get(&std::process::id())
+            .copied()
+            .unwrap_or(0);
+        if after >= own {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
     // Second child: a call runs no more BLAS threads than the slots it holds (at least 1).
     // SAFETY: as above.
     let pid = unsafe { libc::fork() };
@@ -120,7 +163,7 @@ fn fork_while_holding(a: &parlinalg::ndarray::Array2<f64>) -> Value {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     busy.join().unwrap();
     serde_json::json!({
-        "before": before, "after": after,
+        "before": before, "after": after, "own": own,
         "child_exit": libc::WEXITSTATUS(status), "child_exited": libc::WIFEXITED(status),
         "call_child_exit": libc::WEXITSTATUS(call_status),
     })
@@ -386,7 +429,7 @@ fn kill_9_of_a_holder_returns_its_slots_at_once() {
     );
     // And a new process takes them straight away.
     let r = run(&[], "report", &[("PARLINALG_BUDGET_GROUP", &g)]);
-    assert_eq!(r["report"]["budget"]["held"], cores(), "{r}");
+    assert_eq!(r["held_after_call"], cores(), "{r}");
 }
 
 fn have(cmd: &str) -> bool {
@@ -458,9 +501,9 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         assert!(ignored.contains(name), "{name} not ignored: {b}");
     }
     assert_eq!(
-        b["held"].as_u64().unwrap() as usize,
+        r["held_after_call"].as_u64().unwrap() as usize,
         cores().saturating_sub(2),
-        "{b}"
+        "{r}"
     );
     let warnings = r["report"]["warnings"].to_string();
     if cores() > 2 {
@@ -783,10 +826,9 @@ fn a_forked_child_holds_nothing_and_leaves_the_parents_slots_held() {
         f["call_child_exit"], 0,
         "a forked child ran more BLAS threads than slots it held: {f}"
     );
-    assert_eq!(
-        f["after"],
-        cores(),
-        "the child's exit released the parent's slots: {f}"
+    assert!(
+        f["after"].as_u64() >= f["own"].as_u64(),
+        "the child's exit released slots the parent still believed it held: {f}"
     );
 }
 
@@ -809,6 +851,15 @@ fn the_sampler_sees_a_lock_held_here() {
     let (held, _) = holders(&dir);
     assert_eq!(held.get(&std::process::id()), Some(&1), "{held:?}");
     drop(f);
-    assert!(holders(&dir).0.is_empty());
+    // Another test's `Command` may have forked between the open and the close: its child
+    // shares the descriptor (and so the lock) until it execs, which closes it (O_CLOEXEC).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !holders(&dir).0.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the lock outlived its only descriptor"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -19,7 +19,7 @@
 //! **Leases, so that a call pays nothing.** Slots are kept between calls: a call checks a clock
 //! and two atomics, and the budget is looked at again (a few `flock`s) at most every
 //! [`CHECK_EVERY`]. A helper thread (a plain pthread, running only while something is held)
-//! gives everything back once no threadable call has started for [`IDLE_RELEASE`].
+//! gives everything back once no threadable call has started or ended for [`IDLE_RELEASE`].
 //!
 //! **Fairness.** A process that finds no slot free marks itself wanting: it holds a shared lock
 //! on the group's `want` file (so a killed waiter stops wanting at once too). A holder of more
@@ -304,8 +304,11 @@ impl Budget {
         self.granted.load(Relaxed)
     }
 
-    /// The end of a call [`Self::grant`] admitted.
+    /// The end of a call [`Self::grant`] admitted. The idle time that returns the slots counts
+    /// from here: a call longer than [`IDLE_RELEASE`] must not have its slots given back the
+    /// moment it ends, before the next call of a busy process can start.
     pub(crate) fn done(&self) {
+        self.last_use.store(nanos(Instant::now()), Relaxed);
         self.in_flight.fetch_sub(1, SeqCst);
     }
 
@@ -409,7 +412,7 @@ impl Budget {
         s.dir = Some(opened);
     }
 
-    /// Gives everything back when no threadable call started for [`IDLE_RELEASE`]; whether
+    /// Gives everything back when no threadable call started or ended for [`IDLE_RELEASE`]; whether
     /// something is still held (the releaser keeps running).
     fn release_if_idle(&self) -> bool {
         let mut s = self.lock();
