@@ -32,11 +32,14 @@
 //!
 //! `PARLINALG_STRESS_SECONDS` (default 3) bounds each configuration's run.
 
+mod common;
+
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::naive_matmul;
 use parlinalg::ndarray::{s, Array1, Array2, Array3, ArrayView2, Axis};
 use parlinalg::threads::{blas_threads_scope, Plan};
 use parlinalg::Float;
@@ -173,26 +176,6 @@ fn symmetric<T: Float>(r: &mut SmallRng, n: usize) -> Array2<T> {
     Array2::from_shape_fn((n, n), |(i, j)| (a[[i, j]] + a[[j, i]]) * half)
 }
 
-/// `(a·b, |a|·|b|)` by naive loops in f64.
-fn naive_product<T: Float>(a: ArrayView2<T>, b: ArrayView2<T>) -> (Array2<f64>, Array2<f64>) {
-    let (m, k, n) = (a.nrows(), a.ncols(), b.ncols());
-    let mut c = Array2::zeros((m, n));
-    let mut scale = Array2::zeros((m, n));
-    for i in 0..m {
-        for j in 0..n {
-            let (mut s, mut t) = (0.0, 0.0);
-            for p in 0..k {
-                let x = a[[i, p]].to_f64().unwrap() * b[[p, j]].to_f64().unwrap();
-                s += x;
-                t += x.abs();
-            }
-            c[[i, j]] = s;
-            scale[[i, j]] = t;
-        }
-    }
-    (c, scale)
-}
-
 /// Whether a difference exceeds its bound; a NaN difference always does.
 fn outside(difference: f64, bound: f64) -> bool {
     !matches!(
@@ -274,7 +257,7 @@ fn operations<T: Float>(seed: u64) -> Vec<(String, Check)> {
         };
         // `x.t().to_owned().reversed_axes()` holds x's values in F order: read through a
         // transpose flag by BLAS.
-        let (want, scale) = naive_product(a_in.view(), b_in.view());
+        let (want, scale) = naive_matmul(&a_in.view(), &b_in.view());
         let (want, scale) = (Arc::new(want), Arc::new(scale));
         let gamma = tol.gamma(a.ncols());
         let (a1, b1, w1, s1) = (a_in.clone(), b_in.clone(), want.clone(), scale.clone());
@@ -300,7 +283,7 @@ fn operations<T: Float>(seed: u64) -> Vec<(String, Check)> {
     let (m, k) = (192, 160);
     let am = Arc::new(random::<T>(&mut r, m, k));
     let x = Arc::new(random::<T>(&mut r, k, 1));
-    let (want, scale) = naive_product(am.view(), x.view());
+    let (want, scale) = naive_matmul(&am.view(), &x.view());
     out.push((
         format!("matvec {ty}"),
         Box::new(move || {
@@ -312,7 +295,7 @@ fn operations<T: Float>(seed: u64) -> Vec<(String, Check)> {
     let len = 20_011;
     let u = Arc::new(random::<T>(&mut r, 1, len));
     let v = Arc::new(random::<T>(&mut r, len, 1));
-    let (want, scale) = naive_product(u.view(), v.view());
+    let (want, scale) = naive_matmul(&u.view(), &v.view());
     out.push((
         format!("dot {ty}"),
         Box::new(move || {
@@ -332,7 +315,7 @@ fn operations<T: Float>(seed: u64) -> Vec<(String, Check)> {
     }));
     let refs: Arc<Vec<_>> = Arc::new(
         (0..batch)
-            .map(|i| naive_product(ab.slice(s![i, .., ..]), bb.slice(s![i, .., ..])))
+            .map(|i| naive_matmul(&ab.slice(s![i, .., ..]), &bb.slice(s![i, .., ..])))
             .collect(),
     );
     let check_batch = move |c: Array3<T>| {

@@ -473,6 +473,26 @@ fn disjoint_affinity_masks_do_not_block_each_other() {
     }
 }
 
+/// A `products` child whose budget turned off: the calls ran, the report says why (`why` in
+/// its reason) and warns, and `auto` gave a lone caller every core, never one thread.
+fn assert_budget_off(r: &Value, why: &str) {
+    assert_eq!(r["ok"], true, "{r}");
+    let b = &r["report"]["budget"];
+    assert_eq!(b["enabled"], false, "{b}");
+    assert!(b["why"].as_str().unwrap().contains(why), "{b}");
+    assert!(
+        r["report"]["warnings"]
+            .to_string()
+            .contains("budget_unavailable"),
+        "{r}"
+    );
+    assert_eq!(
+        r["max_threads"].as_u64().unwrap() as usize,
+        cores(),
+        "no budget: auto's own rule: {r}"
+    );
+}
+
 #[test]
 fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
     if cores() < 2 {
@@ -537,30 +557,13 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         "products",
         &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.3")],
     );
-    assert_eq!(r["ok"], true, "{r}");
-    let b = &r["report"]["budget"];
-    assert_eq!(b["enabled"], false, "{b}");
+    assert_budget_off(&r, "slot files can be used");
     assert!(
-        b["why"]
+        r["report"]["budget"]["unavailable"]
             .as_str()
             .unwrap()
-            .contains("slot files can be used"),
-        "{b}"
-    );
-    assert!(
-        b["unavailable"].as_str().unwrap().contains("cpu0"),
-        "the reason names the files: {b}"
-    );
-    assert!(
-        r["report"]["warnings"]
-            .to_string()
-            .contains("budget_unavailable"),
-        "{r}"
-    );
-    assert_eq!(
-        r["max_threads"].as_u64().unwrap() as usize,
-        cores(),
-        "no usable slot: auto's own rule, not one thread: {r}"
+            .contains("cpu0"),
+        "the reason names the files: {r}"
     );
 
     // As root: a slot file owned by another user is ignored too.
@@ -592,24 +595,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         "products",
         &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.2")],
     );
-    assert_eq!(r["ok"], true, "{r}");
-    let b = &r["report"]["budget"];
-    assert_eq!(b["enabled"], false, "{b}");
-    assert!(
-        b["why"].as_str().unwrap().contains("lets other users in"),
-        "{b}"
-    );
-    assert!(
-        r["report"]["warnings"]
-            .to_string()
-            .contains("budget_unavailable"),
-        "{r}"
-    );
-    assert_eq!(
-        r["max_threads"].as_u64().unwrap() as usize,
-        cores(),
-        "no budget: auto's own rule"
-    );
+    assert_budget_off(&r, "lets other users in");
 
     // The group directory is a symlink to another directory: refused (O_NOFOLLOW).
     let g = group("link");
