@@ -26,6 +26,7 @@ use crate::par::{
     PAR_MIN_TRANSCENDENTAL, STREAM_MIN_BYTES,
 };
 use crate::simd::{simd_level, Binary, Rhs, SimdLevel, Unary};
+use crate::threads::Runtime;
 use crate::{Error, Float, Result};
 
 /// Elements per gather buffer of the row-by-row path.
@@ -85,6 +86,7 @@ fn streams<T>(len: usize, fresh: bool, level: SimdLevel) -> bool {
 /// `op` over contiguous `src` into `dst` of the same length, in parallel chunks; `fresh` when
 /// `dst` is a new allocation.
 fn unary_flat<T: Float>(
+    rt: Runtime,
     level: SimdLevel,
     op: Unary,
     src: &[T],
@@ -92,7 +94,7 @@ fn unary_flat<T: Float>(
     fresh: bool,
 ) {
     let stream = streams::<T>(dst.len(), fresh, level);
-    for_each_chunk(dst, par_min_unary(op), |off, chunk| {
+    for_each_chunk(rt, dst, par_min_unary(op), |off, chunk| {
         let src = &src[off..off + chunk.len()];
         if stream {
             T::unary_stream(level, op, src, chunk)
@@ -139,6 +141,7 @@ fn unary_row<T: Float, O: Slot<T>>(
 /// `op` over `src` into `dst` of the same shape: flat when both share one contiguous memory
 /// order, else row by row (rows in parallel above the threshold).
 fn unary_views<T: Float, O: Slot<T>, D: Dimension>(
+    rt: Runtime,
     op: Unary,
     src: ArrayView<'_, T, D>,
     mut dst: ArrayViewMut<'_, O, D>,
@@ -146,12 +149,12 @@ fn unary_views<T: Float, O: Slot<T>, D: Dimension>(
     let level = simd_level();
     if src.strides() == dst.strides() {
         if let (Some(s), Some(d)) = (src.as_slice_memory_order(), dst.as_slice_memory_order_mut()) {
-            return unary_flat(level, op, s, O::as_uninit(d), O::FRESH);
+            return unary_flat(rt, level, op, s, O::as_uninit(d), O::FRESH);
         }
     }
     let zip = Zip::from(dst.rows_mut()).and(src.rows());
-    if worth_splitting(src.len(), par_min_unary(op)) {
-        crate::threads::in_outer_pool(|| zip.par_for_each(|d, s| unary_row(level, op, s, d)));
+    if worth_splitting(rt, src.len(), par_min_unary(op)) {
+        rt.in_outer_pool(|| zip.par_for_each(|d, s| unary_row(level, op, s, d)));
     } else {
         zip.for_each(|d, s| unary_row(level, op, s, d));
     }
@@ -162,10 +165,10 @@ fn unary_new<T: Float, S: Data<Elem = T>, D: Dimension>(
     name: &'static str,
     x: &ArrayBase<S, D>,
 ) -> Result<Array<T, D>> {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     let f_order = !x.is_standard_layout() && is_f_contiguous(x);
     let mut out = uninit_array::<T, D>(name, x.raw_dim(), f_order)?;
-    unary_views(op, x.view(), out.view_mut());
+    unary_views(rt, op, x.view(), out.view_mut());
     // SAFETY: `unary_views` wrote every element of `out` (flat: the chunks cover the slice;
     // rows: the rows cover the array).
     Ok(unsafe { out.assume_init() })
@@ -178,7 +181,7 @@ fn or_panic<R>(r: Result<R>) -> R {
 }
 
 fn unary_inplace<T: Float, S: DataMut<Elem = T>, D: Dimension>(op: Unary, x: &mut ArrayBase<S, D>) {
-    or_panic(crate::threads::check_env());
+    let rt = or_panic(crate::threads::enter());
     let level = simd_level();
     let block = |chunk: &mut [T]| {
         let mut buf = [T::zero(); BUF];
@@ -190,7 +193,7 @@ fn unary_inplace<T: Float, S: DataMut<Elem = T>, D: Dimension>(op: Unary, x: &mu
     };
     let len = x.len();
     if let Some(s) = x.as_slice_memory_order_mut() {
-        return for_each_chunk(s, par_min_unary(op), |_, c| block(c));
+        return for_each_chunk(rt, s, par_min_unary(op), |_, c| block(c));
     }
     let row = |mut r: ArrayViewMut1<'_, T>| match r.as_slice_mut() {
         Some(s) => block(s),
@@ -205,8 +208,8 @@ fn unary_inplace<T: Float, S: DataMut<Elem = T>, D: Dimension>(op: Unary, x: &mu
         }
     };
     let zip = Zip::from(x.rows_mut());
-    if worth_splitting(len, par_min_unary(op)) {
-        crate::threads::in_outer_pool(|| zip.par_for_each(row));
+    if worth_splitting(rt, len, par_min_unary(op)) {
+        rt.in_outer_pool(|| zip.par_for_each(row));
     } else {
         zip.for_each(row);
     }
@@ -225,7 +228,7 @@ where
     SO: DataMut<Elem = T>,
     E: Dimension,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     let xb = x.broadcast(out.raw_dim()).ok_or_else(|| {
         Error::shape(
             name,
@@ -234,7 +237,7 @@ where
             "the input does not broadcast to the output's shape".into(),
         )
     })?;
-    unary_views(op, xb, out.view_mut());
+    unary_views(rt, op, xb, out.view_mut());
     Ok(())
 }
 
@@ -536,6 +539,7 @@ fn binary_row<T: Float, O: Slot<T>>(
 
 /// `a op b` into `dst`, all three of `dst`'s shape (a and b already broadcast).
 fn binary_views<T: Float, O: Slot<T>, E: Dimension>(
+    rt: Runtime,
     op: Binary,
     a: ArrayView<'_, T, E>,
     b: ArrayView<'_, T, E>,
@@ -549,7 +553,7 @@ fn binary_views<T: Float, O: Slot<T>, E: Dimension>(
             dst.as_slice_memory_order_mut(),
         ) {
             let stream = streams::<T>(d.len(), O::FRESH, level);
-            return for_each_chunk(O::as_uninit(d), PAR_MIN_ARITHMETIC, |off, c| {
+            return for_each_chunk(rt, O::as_uninit(d), PAR_MIN_ARITHMETIC, |off, c| {
                 let r = off..off + c.len();
                 if stream {
                     T::binary_stream(level, op, &x[r.clone()], &y[r], c)
@@ -560,10 +564,8 @@ fn binary_views<T: Float, O: Slot<T>, E: Dimension>(
         }
     }
     let zip = Zip::from(dst.rows_mut()).and(a.rows()).and(b.rows());
-    if worth_splitting(a.len(), PAR_MIN_ARITHMETIC) {
-        crate::threads::in_outer_pool(|| {
-            zip.par_for_each(|d, x, y| binary_row(level, op, x, y, d))
-        });
+    if worth_splitting(rt, a.len(), PAR_MIN_ARITHMETIC) {
+        rt.in_outer_pool(|| zip.par_for_each(|d, x, y| binary_row(level, op, x, y, d)));
     } else {
         zip.for_each(|d, x, y| binary_row(level, op, x, y, d));
     }
@@ -584,7 +586,7 @@ where
     DA: Dimension + DimMax<DB>,
     DB: Dimension,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     let shape = broadcast_shape(a.shape(), b.shape())
         .map_err(|why| Error::shape(name, a.shape(), b.shape(), why))?;
     let dim: Broadcast<DA, DB> = dim_of(&shape);
@@ -598,7 +600,7 @@ where
         && is_f_contiguous(&av)
         && is_f_contiguous(&bv);
     let mut out = uninit_array::<T, _>(name, dim, f_order)?;
-    binary_views(op, av, bv, out.view_mut());
+    binary_views(rt, op, av, bv, out.view_mut());
     // SAFETY: `binary_views` wrote every element of `out`.
     Ok(unsafe { out.assume_init() })
 }
@@ -619,7 +621,7 @@ where
     SO: DataMut<Elem = T>,
     E: Dimension,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     broadcast_shape(a.shape(), b.shape())
         .map_err(|why| Error::shape(name, a.shape(), b.shape(), why))?;
     let fit = |x: &[usize]| {
@@ -632,7 +634,7 @@ where
     };
     let av = a.broadcast(out.raw_dim()).ok_or_else(|| fit(a.shape()))?;
     let bv = b.broadcast(out.raw_dim()).ok_or_else(|| fit(b.shape()))?;
-    binary_views(op, av, bv, out.view_mut());
+    binary_views(rt, op, av, bv, out.view_mut());
     Ok(())
 }
 

@@ -148,6 +148,7 @@ pub struct ReadmeDoctests;
 mod alloc;
 mod blas;
 mod elementwise;
+mod env;
 mod error;
 mod lapack;
 mod openblas;

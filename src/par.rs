@@ -1,7 +1,7 @@
 //! Splitting elementwise work over the caller's rayon pool, and fresh output buffers.
 //!
 //! Nothing here builds a pool: parallel work runs where the thread layer says
-//! ([`crate::threads::in_outer_pool`]): in the current rayon pool when called from one (a plan's,
+//! (the thread layer's `Runtime::in_outer_pool`): in the current rayon pool when called from one (a plan's,
 //! or the user's own), else in parlinalg's outer pool of the configured size. Below a size
 //! threshold everything runs on the calling thread.
 
@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 use ndarray::{Array, Dimension, ShapeBuilder};
 use rayon::prelude::*;
 
+use crate::threads::Runtime;
 use crate::{Error, Result};
 
 // Each threshold below is where the serial work is a few times what handing it to the pool costs
@@ -43,8 +44,8 @@ const HUGE_PAGE: usize = 2 << 20;
 const PAGE: usize = 4096;
 
 /// Whether `len` elements are worth splitting over the current pool.
-pub(crate) fn worth_splitting(len: usize, min_len: usize) -> bool {
-    len >= min_len && crate::threads::outer_threads_here() > 1
+pub(crate) fn worth_splitting(rt: Runtime, len: usize, min_len: usize) -> bool {
+    len >= min_len && rt.outer_threads_here() > 1
 }
 
 /// A new array of `shape` (C order, or F order when `f_order`), uninitialised, allocated
@@ -75,17 +76,17 @@ pub(crate) fn uninit_array<T, D: Dimension>(
 /// the current pool when `dst` has at least `min_len` elements. Split points fall on page (or,
 /// for large buffers, huge page) boundaries of `dst`, so each page is first touched by the
 /// thread that writes it.
-pub(crate) fn for_each_chunk<T, F>(dst: &mut [T], min_len: usize, f: F)
+pub(crate) fn for_each_chunk<T, F>(rt: Runtime, dst: &mut [T], min_len: usize, f: F)
 where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync,
 {
     let n = dst.len();
-    if !worth_splitting(n, min_len) {
+    if !worth_splitting(rt, n, min_len) {
         f(0, dst);
         return;
     }
-    crate::threads::in_outer_pool(|| split_chunks(dst, &f));
+    rt.in_outer_pool(|| split_chunks(dst, &f));
 }
 
 /// The parallel part of [`for_each_chunk`], run inside the outer pool.
@@ -125,6 +126,11 @@ pub(crate) fn as_uninit_mut<T>(s: &mut [T]) -> &mut [MaybeUninit<T>] {
 }
 
 #[cfg(test)]
+fn rt() -> Runtime {
+    crate::threads::enter().expect("the test environment is valid")
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -140,7 +146,7 @@ mod tests {
                 let mut v = vec![0u32; n];
                 let calls = AtomicUsize::new(0);
                 pool.install(|| {
-                    for_each_chunk(&mut v, 1000, |off, c| {
+                    for_each_chunk(rt(), &mut v, 1000, |off, c| {
                         calls.fetch_add(1, Ordering::Relaxed);
                         for (i, x) in c.iter_mut().enumerate() {
                             *x += (off + i) as u32 + 1;
@@ -179,13 +185,13 @@ mod outer_pool_tests {
         let big = PAR_MIN_ARITHMETIC * 4;
         {
             let _serial = Plan::new(1, 1).unwrap().enter().unwrap();
-            assert!(!worth_splitting(big, PAR_MIN_ARITHMETIC));
+            assert!(!worth_splitting(rt(), big, PAR_MIN_ARITHMETIC));
         }
         let _three = Plan::new(3, 1).unwrap().enter().unwrap();
-        assert!(worth_splitting(big, PAR_MIN_ARITHMETIC));
+        assert!(worth_splitting(rt(), big, PAR_MIN_ARITHMETIC));
         let mut data = vec![0u32; big];
         let seen = std::sync::Mutex::new(std::collections::HashSet::new());
-        for_each_chunk(&mut data, PAR_MIN_ARITHMETIC, |_, chunk| {
+        for_each_chunk(rt(), &mut data, PAR_MIN_ARITHMETIC, |_, chunk| {
             chunk.iter_mut().for_each(|v| *v = 1);
             // A worker of a 3-thread rayon pool (the plan's: parlinalg's pools are the only
             // ones of that size here).

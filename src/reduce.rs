@@ -29,6 +29,7 @@ use crate::par::{worth_splitting, PAR_MIN_REDUCE};
 use rayon::prelude::*;
 
 use crate::simd::{simd_level, Fold, LEAF};
+use crate::threads::Runtime;
 use crate::{Error, Float, Result};
 
 /// Folds the leaves of `x` (see [`Fold`]) and combines them with `combine` along the fixed
@@ -36,6 +37,7 @@ use crate::{Error, Float, Result};
 /// (contiguous input) or serially through a gather buffer (other layouts); either way leaf `i`
 /// holds the same elements in the same order, so the result does not depend on the pool.
 fn reduce<T, S, D>(
+    rt: Runtime,
     x: &ArrayBase<S, D>,
     fold: Fold,
     scale: T,
@@ -51,7 +53,7 @@ where
     let n = x.len();
     let mut leaves = vec![T::zero(); n.div_ceil(LEAF)];
     match x.as_slice_memory_order() {
-        Some(s) if worth_splitting(n, PAR_MIN_REDUCE) => crate::threads::in_outer_pool(|| {
+        Some(s) if worth_splitting(rt, n, PAR_MIN_REDUCE) => rt.in_outer_pool(|| {
             // About four runs per thread; each run is whole leaves.
             let per = leaves
                 .len()
@@ -80,8 +82,8 @@ where
             }
         }
     }
-    if leaves.len() >= TREE_PAR_MIN && worth_splitting(n, PAR_MIN_REDUCE) {
-        crate::threads::in_outer_pool(|| tree(&leaves, &combine))
+    if leaves.len() >= TREE_PAR_MIN && worth_splitting(rt, n, PAR_MIN_REDUCE) {
+        rt.in_outer_pool(|| tree(&leaves, &combine))
     } else {
         tree(&leaves, &combine)
     }
@@ -108,11 +110,11 @@ fn tree<T: Copy + Send + Sync>(v: &[T], combine: &(impl Fn(T, T) -> T + Sync)) -
 /// Leaf values above which the two halves of a tree node are combined on two threads.
 const TREE_PAR_MIN: usize = 1 << 14;
 
-fn sum_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
+fn sum_of<T: Float, S: Data<Elem = T>, D: Dimension>(rt: Runtime, x: &ArrayBase<S, D>) -> T {
     if x.is_empty() {
         return T::zero();
     }
-    reduce(x, Fold::Sum, T::zero(), |a, b| a + b)
+    reduce(rt, x, Fold::Sum, T::zero(), |a, b| a + b)
 }
 
 fn max_nan<T: Float>(a: T, b: T) -> T {
@@ -131,19 +133,19 @@ fn min_nan<T: Float>(a: T, b: T) -> T {
     }
 }
 
-fn max_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
-    reduce(x, Fold::Max, T::zero(), max_nan)
+fn max_of<T: Float, S: Data<Elem = T>, D: Dimension>(rt: Runtime, x: &ArrayBase<S, D>) -> T {
+    reduce(rt, x, Fold::Max, T::zero(), max_nan)
 }
 
-fn min_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
-    reduce(x, Fold::Min, T::zero(), min_nan)
+fn min_of<T: Float, S: Data<Elem = T>, D: Dimension>(rt: Runtime, x: &ArrayBase<S, D>) -> T {
+    reduce(rt, x, Fold::Min, T::zero(), min_nan)
 }
 
-fn norm2_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T {
+fn norm2_of<T: Float, S: Data<Elem = T>, D: Dimension>(rt: Runtime, x: &ArrayBase<S, D>) -> T {
     if x.is_empty() {
         return T::zero();
     }
-    let ss = reduce(x, Fold::SumSq, T::zero(), |a, b| a + b);
+    let ss = reduce(rt, x, Fold::SumSq, T::zero(), |a, b| a + b);
     // Fast path: no square overflowed, and none that underflowed can matter (the sum is far
     // above the subnormal range, so each lost square is below u·sum/n).
     if ss.is_nan() || (ss.is_finite() && ss >= T::min_positive_value() / T::epsilon()) {
@@ -151,11 +153,11 @@ fn norm2_of<T: Float, S: Data<Elem = T>, D: Dimension>(x: &ArrayBase<S, D>) -> T
     }
     // Scaled pass, as LAPACK's nrm2: Σ(x/amax)² lies in [1, n], no overflow, no underflow
     // that matters.
-    let amax = reduce(x, Fold::AbsMax, T::zero(), max_nan);
+    let amax = reduce(rt, x, Fold::AbsMax, T::zero(), max_nan);
     if amax.is_nan() || amax == T::zero() || amax.is_infinite() {
         return amax;
     }
-    let scaled = reduce(x, Fold::ScaledSumSq, amax, |a, b| a + b);
+    let scaled = reduce(rt, x, Fold::ScaledSumSq, amax, |a, b| a + b);
     amax * scaled.sqrt()
 }
 
@@ -202,8 +204,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
-    crate::threads::check_env()?;
-    Ok(sum_of(x))
+    Ok(sum_of(crate::threads::enter()?, x))
 }
 
 /// Arithmetic mean: [`sum`] divided by the element count.
@@ -226,9 +227,9 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     nonempty("mean", x)?;
-    Ok(sum_of(x) / T::from(x.len()).expect("a length converts to a float"))
+    Ok(sum_of(rt, x) / T::from(x.len()).expect("a length converts to a float"))
 }
 
 /// Largest element; NaN when any element is NaN (as `numpy.max`).
@@ -251,9 +252,9 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     nonempty("max", x)?;
-    Ok(max_of(x))
+    Ok(max_of(rt, x))
 }
 
 /// Smallest element; NaN when any element is NaN (as `numpy.min`).
@@ -275,9 +276,9 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     nonempty("min", x)?;
-    Ok(min_of(x))
+    Ok(min_of(rt, x))
 }
 
 /// Euclidean norm `√Σxᵢ²` of all elements, without overflow or underflow.
@@ -307,8 +308,7 @@ where
     S: Data<Elem = T>,
     D: Dimension,
 {
-    crate::threads::check_env()?;
-    Ok(norm2_of(x))
+    Ok(norm2_of(crate::threads::enter()?, x))
 }
 
 /// Applies `f` to every lane of `x` along `axis`; the result has `x`'s shape without `axis`.
@@ -317,14 +317,14 @@ fn along<T, S, D>(
     x: &ArrayBase<S, D>,
     axis: Axis,
     needs_elements: bool,
-    f: impl Fn(ArrayView1<'_, T>) -> T + Sync,
+    f: impl Fn(Runtime, ArrayView1<'_, T>) -> T + Sync,
 ) -> Result<Array<T, D::Smaller>>
 where
     T: Float,
     S: Data<Elem = T>,
     D: Dimension + RemoveAxis,
 {
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     if axis.index() >= x.ndim() {
         return Err(Error::AxisOutOfBounds {
             op,
@@ -339,10 +339,10 @@ where
     let mut out = crate::par::uninit_array::<T, _>(op, shape, false)?;
     let zip = Zip::from(&mut out).and(x.lanes(axis));
     let put = |o: &mut MaybeUninit<T>, lane: ArrayView1<'_, T>| {
-        o.write(f(lane));
+        o.write(f(rt, lane));
     };
-    if worth_splitting(x.len(), PAR_MIN_REDUCE) {
-        crate::threads::in_outer_pool(|| zip.par_for_each(put));
+    if worth_splitting(rt, x.len(), PAR_MIN_REDUCE) {
+        rt.in_outer_pool(|| zip.par_for_each(put));
     } else {
         zip.for_each(put);
     }
@@ -387,7 +387,7 @@ axis_fn!(
     sum_axis,
     sum,
     "",
-    |l: ArrayView1<'_, T>| sum_of(&l),
+    |rt: Runtime, l: ArrayView1<'_, T>| sum_of(rt, &l),
     "Each lane is summed in the same fixed order as [`sum`] (its own leaves and tree).",
     "array![5.0, 7.0, 15.0]"
 );
@@ -395,7 +395,8 @@ axis_fn!(
     mean_axis,
     mean,
     " (the mean of nothing)",
-    |l: ArrayView1<'_, T>| sum_of(&l) / T::from(l.len()).expect("a length converts"),
+    |rt: Runtime, l: ArrayView1<'_, T>| sum_of(rt, &l)
+        / T::from(l.len()).expect("a length converts"),
     "Each lane's [`sum`] divided by the axis length.",
     "array![2.5, 3.5, 7.5]"
 );
@@ -403,7 +404,7 @@ axis_fn!(
     max_axis,
     max,
     " (the max of nothing)",
-    |l: ArrayView1<'_, T>| max_of(&l),
+    |rt: Runtime, l: ArrayView1<'_, T>| max_of(rt, &l),
     "NaN in a lane gives NaN for that lane.",
     "array![4.0, 5.0, 9.0]"
 );
@@ -411,7 +412,7 @@ axis_fn!(
     min_axis,
     min,
     " (the min of nothing)",
-    |l: ArrayView1<'_, T>| min_of(&l),
+    |rt: Runtime, l: ArrayView1<'_, T>| min_of(rt, &l),
     "NaN in a lane gives NaN for that lane.",
     "array![1.0, 2.0, 6.0]"
 );
@@ -419,7 +420,7 @@ axis_fn!(
     norm2_axis,
     norm2,
     "",
-    |l: ArrayView1<'_, T>| norm2_of(&l),
+    |rt: Runtime, l: ArrayView1<'_, T>| norm2_of(rt, &l),
     "Each lane's Euclidean norm, scaled against overflow and underflow.",
     "array![(17.0f64).sqrt(), (29.0f64).sqrt(), (117.0f64).sqrt()]"
 );

@@ -8,7 +8,9 @@ use rayon::prelude::*;
 
 use super::{element_count, gemm_into_ptr, ProductDims};
 use crate::alloc::{filled, uninit_buffer};
-use crate::threads::{batch_task_len, plan_for_batch, with_blas_threads, BatchDecision, Plan};
+use crate::threads::{
+    batch_task_len, plan_for_batch, with_blas_threads, BatchDecision, Plan, Runtime,
+};
 use crate::{Error, Float, Result};
 
 /// Products of a batch of matrices, `out[i] = a[i] · b[i]`, split between outer threads and
@@ -40,8 +42,7 @@ where
     SA: Data<Elem = T> + Sync,
     SB: Data<Elem = T> + Sync,
 {
-    // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     let (batch, dims) = batch_dims("matmul_batch", a, b)?;
     let (m, n, k) = dims.usize();
     let choice = plan_for_batch(batch, m, k, n)?;
@@ -53,7 +54,7 @@ where
         n,
         choice,
     });
-    matmul_batch_with(a, b, &plan)
+    batch_under(rt, a, b, &plan)
 }
 
 /// [`matmul_batch`] under a given plan: K outer threads each computing whole products with N
@@ -81,8 +82,21 @@ where
     SA: Data<Elem = T> + Sync,
     SB: Data<Elem = T> + Sync,
 {
-    // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    batch_under(crate::threads::enter()?, a, b, plan)
+}
+
+/// The products of a batch under `plan`.
+fn batch_under<T, SA, SB>(
+    rt: Runtime,
+    a: &ArrayBase<SA, Ix3>,
+    b: &ArrayBase<SB, Ix3>,
+    plan: &Plan,
+) -> Result<Array3<T>>
+where
+    T: Float,
+    SA: Data<Elem = T> + Sync,
+    SB: Data<Elem = T> + Sync,
+{
     const OP: &str = "matmul_batch";
     let (batch, dims) = batch_dims(OP, a, b)?;
     let (m, n, k) = dims.usize();
@@ -101,7 +115,17 @@ where
         // SAFETY: `chunk` is this product's own m·n elements of the output (chunks of one
         // exclusive borrow never overlap), i.e. m rows of ldc = n; the inputs are separate
         // arrays, and every dimension is ≥ 1 (checked above).
-        unsafe { gemm_into_ptr(OP, &ai, &bi, dims, chunk.as_mut_ptr().cast::<T>(), dims.n) }
+        unsafe {
+            gemm_into_ptr(
+                rt,
+                OP,
+                &ai,
+                &bi,
+                dims,
+                chunk.as_mut_ptr().cast::<T>(),
+                dims.n,
+            )
+        }
     };
     let slots = &mut out.spare_capacity_mut()[..len];
     if plan.outer_threads() == 1 {

@@ -23,7 +23,7 @@ use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, DataMut, Ix1, Ix2};
 
 use crate::alloc::{filled, uninit_buffer};
 use crate::openblas::ffi::{MatArg, Transpose, VecArg};
-use crate::threads::{blas_call, CallSize};
+use crate::threads::{CallSize, Runtime};
 use crate::{Error, Float, Result};
 use layout::{matrix_layout, vector_inc};
 
@@ -53,8 +53,7 @@ where
     SA: Data<Elem = T>,
     SB: Data<Elem = T>,
 {
-    // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "matmul";
     let dims = product_dims(OP, a, b)?;
     let (m, n, k) = dims.usize();
@@ -66,7 +65,7 @@ where
     // The result first: when it cannot be allocated, nothing is copied.
     let mut c = uninit_buffer::<T>(OP, len)?;
     // SAFETY: `c` has capacity m·n: m rows of ldc = n, freshly allocated, overlapping nothing.
-    unsafe { gemm_into_ptr(OP, a, b, dims, c.as_mut_ptr(), dims.n)? };
+    unsafe { gemm_into_ptr(rt, OP, a, b, dims, c.as_mut_ptr(), dims.n)? };
     // SAFETY: gemm with beta = 0 wrote all m·n elements of `c`.
     unsafe { c.set_len(len) };
     Ok(Array2::from_shape_vec((m, n), c).expect("shape matches length"))
@@ -104,8 +103,7 @@ where
     SB: Data<Elem = T>,
     SC: DataMut<Elem = T>,
 {
-    // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "matmul_into";
     let dims = product_dims(OP, a, b)?;
     let (m, n, k) = dims.usize();
@@ -139,11 +137,11 @@ where
     match trans {
         // SAFETY: `out` is an m × n row-major block with ldc ≥ n (checked by `matrix_layout`),
         // exclusively borrowed, so it overlaps neither input.
-        Transpose::NoTrans => unsafe { gemm_into_ptr(OP, a, b, dims, c, ldc)? },
+        Transpose::NoTrans => unsafe { gemm_into_ptr(rt, OP, a, b, dims, c, ldc)? },
         // `out` is column-major: write its transpose, an n × m row-major block, as bᵀ·aᵀ.
         // SAFETY: as above; `out` stored row-major is n × m with ldc ≥ m.
         Transpose::Trans => unsafe {
-            gemm_into_ptr(OP, &b.t(), &a.t(), dims.transposed(), c, ldc)?
+            gemm_into_ptr(rt, OP, &b.t(), &a.t(), dims.transposed(), c, ldc)?
         },
     }
     Ok(())
@@ -194,6 +192,7 @@ impl ProductDims {
 /// `c` is valid for writes of `dims.m` rows of `ldc ≥ dims.n` elements and overlaps neither
 /// input; `a` is `dims.m × dims.k` and `b` is `dims.k × dims.n`, all dimensions ≥ 1.
 unsafe fn gemm_into_ptr<T, SA, SB>(
+    rt: Runtime,
     op: &'static str,
     a: &ArrayBase<SA, Ix2>,
     b: &ArrayBase<SB, Ix2>,
@@ -209,12 +208,13 @@ where
     let a = MatrixOperand::new(op, a)?;
     let b = MatrixOperand::new(op, b)?;
     let (m, n, k) = dims.usize();
-    blas_call(CallSize::Gemm { m, n, k }, || {
+    rt.blas_call(CallSize::Gemm { m, n, k }, || {
         // SAFETY: each operand's layout was checked by `matrix_layout` against its own shape
         // and strides (ld ≥ stored width, unit inner stride) and borrows live data for the
         // call; the dimensions are ≥ 1 and `c` is valid per this function's contract.
         unsafe { T::cblas_gemm(dims.m, dims.n, dims.k, a.arg(), b.arg(), c, ldc) }
-    })
+    });
+    Ok(())
 }
 
 /// Checks that `a · b` is defined and its dimensions fit the BLAS integer.
@@ -257,8 +257,7 @@ where
     SA: Data<Elem = T>,
     SX: Data<Elem = T>,
 {
-    // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "matvec";
     let (m, k) = a.dim();
     if x.len() != k {
@@ -284,12 +283,12 @@ where
     };
     let (rows, cols) = (blas_int(OP, stored_rows)?, blas_int(OP, stored_cols)?);
     let y_ptr = y.as_mut_ptr();
-    blas_call(CallSize::Gemv { m, n: k }, || {
+    rt.blas_call(CallSize::Gemv { m, n: k }, || {
         // SAFETY: the stored matrix is rows × cols (both ≥ 1, fit c_int) with the ld checked by
         // `matrix_layout`; op(A) is m × k, x has k elements at inc ≥ 1 (checked by
         // `vector_inc`), and `y` has capacity m, freshly allocated.
         unsafe { T::cblas_gemv(rows, cols, a.arg(), x.arg(), y_ptr) }
-    })?;
+    });
     // SAFETY: gemv with beta = 0 wrote all m elements of `y`.
     unsafe { y.set_len(m) };
     Ok(Array1::from_vec(y))
@@ -317,8 +316,7 @@ where
     SX: Data<Elem = T>,
     SY: Data<Elem = T>,
 {
-    // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "dot";
     if x.len() != y.len() {
         return Err(Error::shape(
@@ -334,11 +332,11 @@ where
     }
     let x = VectorOperand::new(OP, x)?;
     let y = VectorOperand::new(OP, y)?;
-    blas_call(CallSize::Dot { n: x.data.len() }, || {
+    Ok(rt.blas_call(CallSize::Dot { n: x.data.len() }, || {
         // SAFETY: both vectors hold n ≥ 1 elements readable at their inc ≥ 1 (checked by
         // `vector_inc`), borrowed for the duration of the call.
         unsafe { T::cblas_dot(n, x.arg(), y.arg()) }
-    })
+    }))
 }
 
 /// A matrix operand BLAS can read in place: the caller's data when its layout fits, else a

@@ -42,7 +42,7 @@ where
     S: Data<Elem = T>,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "cholesky";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;
@@ -53,7 +53,7 @@ where
     // The lower triangle in column-major order, zeros above: potrf overwrites the lower
     // triangle with L and leaves the zeros alone.
     let mut l = lower_column_major(OP, a)?;
-    lapack_call(n, || T::lax_potrf(square_layout(order), &mut l))?
+    lapack_call(rt, n, || T::lax_potrf(square_layout(order), &mut l))
         .map_err(|e| lapack_error::<T>(Routine::Potrf, e))?;
     standard_layout(OP, ndarray::Dim([n, n]), l)
 }

@@ -35,7 +35,7 @@ where
     S: Data<Elem = T>,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "eigvalsh";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;
@@ -44,7 +44,7 @@ where
     }
     check_finite_lower(OP, a)?;
     let mut lower = lower_column_major(OP, a)?;
-    let values = lapack_call(n, || T::lax_syev(square_layout(order), &mut lower))?
+    let values = lapack_call(rt, n, || T::lax_syev(square_layout(order), &mut lower))
         .map_err(|e| lapack_error::<T>(Routine::Syev, e))?;
     Ok(Array1::from_vec(values))
 }

@@ -53,7 +53,7 @@ where
     D: SolveRhs,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "solve";
     let n = square(OP, a)?;
     let rows = b.shape()[0];
@@ -76,8 +76,8 @@ where
     // A x = b with A = R⁻¹ As C⁻¹ (powers of two): As (C⁻¹ x) = R b.
     let eq = Equilibration::of(a);
     let scaled = eq.apply(OP, a)?;
-    let lu = factorize(OP, &scaled, order)?;
-    ensure_well_conditioned(&lu, one_norm(&scaled))?;
+    let lu = factorize(rt, OP, &scaled, order)?;
+    ensure_well_conditioned(rt, &lu, one_norm(&scaled))?;
     // `reversed_axes` is the identity on a vector and the transpose of a matrix: either way
     // its logical order is b's column-major order, so each system's right-hand side is one
     // contiguous chunk of n elements.
@@ -86,7 +86,7 @@ where
         for (v, &e) in column.iter_mut().zip(&eq.row) {
             *v = scale2(*v, e);
         }
-        lapack_call(n, || T::lax_getrs(&lu, column))?
+        lapack_call(rt, n, || T::lax_getrs(&lu, column))
             .map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
         for (v, &e) in column.iter_mut().zip(&eq.col) {
             *v = scale2(*v, e);
@@ -133,7 +133,7 @@ where
     S: Data<Elem = T>,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "inv";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;
@@ -144,9 +144,10 @@ where
     // A = R⁻¹ As C⁻¹ (powers of two), so A⁻¹ = C As⁻¹ R.
     let eq = Equilibration::of(a);
     let scaled = eq.apply(OP, a)?;
-    let mut lu = factorize(OP, &scaled, order)?;
-    ensure_well_conditioned(&lu, one_norm(&scaled))?;
-    lapack_call(n, || T::lax_getri(&mut lu))?.map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
+    let mut lu = factorize(rt, OP, &scaled, order)?;
+    ensure_well_conditioned(rt, &lu, one_norm(&scaled))?;
+    lapack_call(rt, n, || T::lax_getri(&mut lu))
+        .map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
     // Column-major: element (i, j) is at j·n + i.
     for (j, column) in lu.factors.chunks_exact_mut(n).enumerate() {
         for (i, v) in column.iter_mut().enumerate() {
@@ -192,7 +193,7 @@ where
     S: Data<Elem = T>,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "det";
     let n = square(OP, a)?;
     let (order, _) = lapack_dims(OP, n, n)?;
@@ -203,7 +204,7 @@ where
     // det A = det As · 2^-(Σ row + Σ col exponents): no pivot overflows or underflows.
     let eq = Equilibration::of(a);
     let scaled = eq.apply(OP, a)?;
-    let lu = match factorize(OP, &scaled, order) {
+    let lu = match factorize(rt, OP, &scaled, order) {
         Ok(lu) => lu,
         Err(Error::Singular { .. }) => return Ok(T::zero()),
         Err(e) => return Err(e),
@@ -230,12 +231,13 @@ pub(super) fn one_norm<T: Float, S: Data<Elem = T>>(a: &ArrayBase<S, Ix2>) -> T 
 
 /// `a`'s LU factorisation with partial pivoting; [`Error::Singular`] for an exactly zero pivot.
 pub(super) fn factorize<T: Float, S: Data<Elem = T>>(
+    rt: Runtime,
     op: &'static str,
     a: &ArrayBase<S, Ix2>,
     n: c_int,
 ) -> Result<Lu<T>> {
     let mut factors = column_major(op, a)?;
-    let ipiv = lapack_call(n as usize, || getrf_on_a_large_stack(n, &mut factors))??
+    let ipiv = lapack_call(rt, n as usize, || getrf_on_a_large_stack(n, &mut factors))?
         .map_err(|e| lapack_error::<T>(Routine::Getrf, e))?;
     Ok(Lu { n, factors, ipiv })
 }
@@ -297,9 +299,9 @@ pub(super) fn getrf_on_a_large_stack<T: Float>(
 /// `anorm` is at most `2n`; were it ever not finite, the estimate would be meaningless and the
 /// matrix is refused (it used to be waved through, and an overflowed LU returned a wrong
 /// answer as `Ok`).
-pub(super) fn ensure_well_conditioned<T: Float>(lu: &Lu<T>, anorm: T) -> Result<()> {
+pub(super) fn ensure_well_conditioned<T: Float>(rt: Runtime, lu: &Lu<T>, anorm: T) -> Result<()> {
     let rcond = if anorm.is_finite() {
-        lapack_call(lu.n as usize, || T::lax_gecon(lu, anorm))?
+        lapack_call(rt, lu.n as usize, || T::lax_gecon(lu, anorm))
             .map_err(|e| lapack_error::<T>(Routine::Gecon, e))?
     } else {
         T::nan()

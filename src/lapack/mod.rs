@@ -40,7 +40,7 @@ pub use svd::{lstsq, singular_values, LSTSQ_MAX_MIN_DIM};
 
 use std::ffi::c_int;
 
-use crate::threads::{blas_call, CallSize};
+use crate::threads::{CallSize, Runtime};
 use lax::error::Error as LaxError;
 use ndarray::{Array, Array1, Array2, ArrayBase, ArrayView2, Data, Dimension, Ix1, Ix2};
 use ndarray::{ShapeBuilder, StrideShape};
@@ -228,8 +228,8 @@ pub(super) fn check_finite_lower<T: Float, S: Data<Elem = T>>(
 
 /// Runs one LAPACK routine on an order-`n` problem under the thread controller (its blocked
 /// algorithms call threaded level-3 BLAS, so it counts as a BLAS caller).
-pub(super) fn lapack_call<R>(n: usize, f: impl FnOnce() -> R) -> Result<R> {
-    blas_call(CallSize::Lapack { n }, f)
+pub(super) fn lapack_call<R>(rt: Runtime, n: usize, f: impl FnOnce() -> R) -> R {
+    rt.blas_call(CallSize::Lapack { n }, f)
 }
 
 /// A vector of `shape`'s element count filled from `values`, allocated fallibly.

@@ -33,7 +33,7 @@ where
     S: Data<Elem = T>,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "singular_values";
     let (m, n) = a.dim();
     let (rows, cols) = lapack_dims(OP, m, n)?;
@@ -46,8 +46,10 @@ where
         col: cols,
         lda: rows,
     };
-    let svd = lapack_call(m.min(n), || T::lax_gesdd(layout, JobSvd::None, &mut data))?
-        .map_err(|e| lapack_error::<T>(Routine::Gesdd, e))?;
+    let svd = lapack_call(rt, m.min(n), || {
+        T::lax_gesdd(layout, JobSvd::None, &mut data)
+    })
+    .map_err(|e| lapack_error::<T>(Routine::Gesdd, e))?;
     Ok(Array1::from_vec(svd.s))
 }
 
@@ -105,7 +107,7 @@ where
     SB: Data<Elem = T>,
 {
     // The one rule for junk in the thread environment, also when no BLAS call follows.
-    crate::threads::check_env()?;
+    let rt = crate::threads::enter()?;
     const OP: &str = "lstsq";
     let (m, n) = a.dim();
     if b.len() != m {
@@ -141,8 +143,10 @@ where
         col: cols,
         lda: rows,
     };
-    let svd = lapack_call(m.min(n), || T::lax_gesdd(layout, JobSvd::Some, &mut data))?
-        .map_err(|e| lapack_error::<T>(Routine::Gesdd, e))?;
+    let svd = lapack_call(rt, m.min(n), || {
+        T::lax_gesdd(layout, JobSvd::Some, &mut data)
+    })
+    .map_err(|e| lapack_error::<T>(Routine::Gesdd, e))?;
     let missing = || Error::Lapack {
         routine: Routine::Gesdd.name::<T>(),
         info: 0,

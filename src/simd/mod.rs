@@ -17,6 +17,8 @@ mod stream;
 use std::mem::MaybeUninit;
 use std::sync::OnceLock;
 
+use crate::openblas::kernel::CpuFeatures;
+
 /// The instruction sets the elementwise kernels are compiled for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum SimdLevel {
@@ -29,28 +31,27 @@ pub enum SimdLevel {
 }
 
 impl SimdLevel {
-    /// The best level this CPU (and OS) supports, from `is_x86_feature_detected!`.
+    /// The best level this CPU (and OS) supports, from the features
+    /// [`CpuFeatures::detect`](crate::kernel::CpuFeatures::detect) reads: every feature the
+    /// level's kernels are compiled with (`#[target_feature]`) must be present.
     ///
     /// ```
     /// assert_eq!(parlinalg::SimdLevel::detect(), parlinalg::simd_level());
     /// ```
     pub fn detect() -> Self {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512dq")
-                && is_x86_feature_detected!("avx512bw")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("avx2")
-                && is_x86_feature_detected!("fma")
-            {
-                return SimdLevel::Avx512;
-            }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                return SimdLevel::Avx2Fma;
-            }
+        Self::of(&CpuFeatures::detect())
+    }
+
+    /// The best level a CPU with `cpu`'s features runs. Pure.
+    pub(crate) fn of(cpu: &CpuFeatures) -> Self {
+        let avx2_fma = cpu.x86_64 && cpu.avx2 && cpu.fma;
+        if avx2_fma && cpu.avx512f && cpu.avx512dq && cpu.avx512bw && cpu.avx512vl {
+            SimdLevel::Avx512
+        } else if avx2_fma {
+            SimdLevel::Avx2Fma
+        } else {
+            SimdLevel::Portable
         }
-        SimdLevel::Portable
     }
 
     /// Every level this CPU can run, lowest first (for tests and benches).
@@ -292,8 +293,8 @@ macro_rules! kernels {
                     // SAFETY: every caller passes a level no higher than `SimdLevel::detect()`
                     // (crate code passes `simd_level()`, the detected level, and the tests
                     // `SimdLevel::available()`, which filters by it), and
-                    // `detect` returns `Avx512` only after `is_x86_feature_detected!` confirmed
-                    // every feature enabled on `avx512`. The variants are public, so this is
+                    // `detect` returns `Avx512` only when `CpuFeatures::detect`
+                    // (`is_x86_feature_detected!`) found every feature enabled on `avx512`. The variants are public, so this is
                     // the callers' check, not the type's.
                     SimdLevel::Avx512 => return unsafe { avx512($($arg),*) },
                     // SAFETY: as above, for avx2 and fma.

@@ -39,7 +39,7 @@
 //! the child closes its copies of every budget descriptor without unlocking (the parent's
 //! locks stay: the description is still open in the parent) and starts with nothing held.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
@@ -49,24 +49,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::env::{Setting, Source};
-use crate::{Error, Result};
-
-/// parlinalg's switch for the machine-wide budget: `on` (the default) or `off` (also `1`/`0`).
-///
-/// ```
-/// assert_eq!(parlinalg::threads::BUDGET_VAR, "PARLINALG_BUDGET");
-/// ```
-pub const BUDGET_VAR: &str = "PARLINALG_BUDGET";
-
-/// The budget's group: processes share slots only with processes of the same group (and
-/// user). 1 to 64 characters from `A-Z a-z 0-9 _ - .`, not starting with `.`; `default` when
-/// unset.
-///
-/// ```
-/// assert_eq!(parlinalg::threads::BUDGET_GROUP_VAR, "PARLINALG_BUDGET_GROUP");
-/// ```
-pub const BUDGET_GROUP_VAR: &str = "PARLINALG_BUDGET_GROUP";
+use super::config::{BudgetEnv, Setting};
 
 /// How often a process looks at the budget again while it makes threadable calls.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(2);
@@ -76,74 +59,6 @@ pub(crate) const IDLE_RELEASE: Duration = Duration::from_millis(10);
 
 /// `Budget::last_use` when a call has just ended and the release thread has not looked since.
 const JUST_ENDED: u64 = u64::MAX;
-
-/// The budget's settings from the environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct BudgetEnv {
-    pub enabled: Setting<bool>,
-    pub group: Setting<String>,
-}
-
-/// Reads [`BUDGET_VAR`] and [`BUDGET_GROUP_VAR`] through `lookup`. Pure.
-///
-/// # Errors
-/// [`Error::InvalidEnv`] for a switch other than on/off/1/0, or a group name that is empty,
-/// too long, starts with `.` or holds a character outside `A-Z a-z 0-9 _ - .`.
-pub(crate) fn parse_env(lookup: &dyn Fn(&str) -> Option<OsString>) -> Result<BudgetEnv> {
-    let bad = |name: &str, raw: &OsString, why: &str| Error::InvalidEnv {
-        name: name.to_owned(),
-        value: raw.to_string_lossy().into_owned(),
-        why: why.to_owned(),
-    };
-    let enabled = match lookup(BUDGET_VAR) {
-        None => Setting {
-            value: true,
-            source: Source::Default("on unless PARLINALG_BUDGET=off".into()),
-        },
-        Some(raw) => {
-            let t = raw.to_str().map(|s| {
-                s.trim_matches(|c: char| c.is_ascii_whitespace())
-                    .to_ascii_lowercase()
-            });
-            let value = match t.as_deref() {
-                Some("on" | "1") => true,
-                Some("off" | "0") => false,
-                _ => return Err(bad(BUDGET_VAR, &raw, "expected on or off (or 1 or 0)")),
-            };
-            Setting {
-                value,
-                source: Source::Env(BUDGET_VAR.into()),
-            }
-        }
-    };
-    let group =
-        match lookup(BUDGET_GROUP_VAR) {
-            None => Setting {
-                value: "default".to_owned(),
-                source: Source::Default("no group set".into()),
-            },
-            Some(raw) => {
-                let ok = raw.to_str().filter(|s| {
-                    (1..=64).contains(&s.len())
-                        && !s.starts_with('.')
-                        && s.bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-                });
-                match ok {
-                    Some(s) => Setting {
-                        value: s.to_owned(),
-                        source: Source::Env(BUDGET_GROUP_VAR.into()),
-                    },
-                    None => return Err(bad(
-                        BUDGET_GROUP_VAR,
-                        &raw,
-                        "expected 1 to 64 characters from A-Z a-z 0-9 _ - . (not starting with .)",
-                    )),
-                }
-            }
-        };
-    Ok(BudgetEnv { enabled, group })
-}
 
 /// The budget as this process sees it: read-only (looking takes no slot).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -685,7 +600,7 @@ fn base_dir() -> PathBuf {
     if Path::new("/dev/shm").is_dir() {
         return PathBuf::from("/dev/shm");
     }
-    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+    match crate::env::read(crate::env::RUNTIME_DIR_VAR).map(PathBuf::from) {
         Some(p) if p.is_absolute() && p.is_dir() => p,
         _ => PathBuf::from("/tmp"),
     }
@@ -709,72 +624,10 @@ fn open_group_dir(group: &str) -> std::result::Result<Dir, String> {
     Ok(Dir { fd, path })
 }
 
-/// The CPUs in this process's affinity mask (every online CPU if it cannot be read).
-pub(crate) fn affinity_cpus() -> Vec<usize> {
-    let mut set = std::mem::MaybeUninit::<libc::cpu_set_t>::zeroed();
-    // SAFETY: `set` is a zeroed cpu_set_t we own; sched_getaffinity writes at most its size.
-    let rc = unsafe {
-        libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), set.as_mut_ptr())
-    };
-    // SAFETY: initialised by the call (zeroed before anyway).
-    let set = unsafe { set.assume_init() };
-    if rc != 0 {
-        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
-        return (0..n).collect();
-    }
-    // SAFETY: CPU_ISSET only reads the set; every index is below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize)
-        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> Result<BudgetEnv> {
-        let map: HashMap<String, OsString> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
-        parse_env(&move |k| map.get(k).cloned())
-    }
-
-    #[test]
-    fn switch_and_group_parse_and_junk_is_refused() {
-        let d = env(&[]).unwrap();
-        assert!(d.enabled.value);
-        assert_eq!(d.group.value, "default");
-        for (v, on) in [("on", true), ("OFF", false), (" 0 ", false), ("1", true)] {
-            assert_eq!(env(&[(BUDGET_VAR, v)]).unwrap().enabled.value, on, "{v:?}");
-        }
-        for junk in ["", "yes", "2", "of"] {
-            let e = env(&[(BUDGET_VAR, junk)]).unwrap_err();
-            assert!(e.to_string().contains(BUDGET_VAR), "{e}");
-        }
-        assert_eq!(
-            env(&[(BUDGET_GROUP_VAR, "job-42.a_b")])
-                .unwrap()
-                .group
-                .value,
-            "job-42.a_b"
-        );
-        let long = "x".repeat(65);
-        for junk in [
-            "",
-            "..",
-            ".hidden",
-            "a/b",
-            "a b",
-            "é",
-            long.as_str(),
-            "a\0b",
-        ] {
-            let e = env(&[(BUDGET_GROUP_VAR, junk)]).unwrap_err();
-            assert!(e.to_string().contains(BUDGET_GROUP_VAR), "{junk:?}: {e}");
-        }
-    }
+    use crate::threads::config::Source;
 
     /// Whether `dir/cpu<cpu>` is locked by another open file description.
     fn slot_held(dir: &Path, cpu: usize) -> bool {

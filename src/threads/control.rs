@@ -33,8 +33,8 @@ use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use super::budget::{self, Budget, BudgetHold};
-use super::cores::Cores;
-use super::env::{self, BlasThreads, Setting, Source};
+use super::config::{BlasThreads, Cores, Limits, Setting, Source, ThreadConfig, MAX_THREADS};
+use super::fork::{self, ForkHandlers, ForkHeld};
 use super::stack::Stack;
 use crate::openblas::backend::{self, CallGuard, CountScope, ThreadingBackend};
 use crate::openblas::info::BlasLibrary;
@@ -229,8 +229,11 @@ pub(crate) fn control() -> Result<&'static Control> {
         .map_err(Clone::clone)
 }
 
+/// What the controller does around a fork (`fork.rs`).
+static FORK: ForkHandlers = ForkHandlers::new(wait_for_threaded_calls, hold_for_fork);
+
 /// The controller's lock, held by the forking thread across `fork()` (see `fork.rs`).
-pub(super) struct ControlHold {
+struct ControlHold {
     control: &'static Control,
     state: MutexGuard<'static, State>,
     /// Taken after `state` (no code holds both otherwise).
@@ -239,12 +242,10 @@ pub(super) struct ControlHold {
     _backend: Option<MutexGuard<'static, usize>>,
 }
 
-/// Waits for the controller (if another thread is building it) and takes its lock; `None`
-/// when the environment made it an error (there is no state to protect then).
 /// Waits until no call OpenBLAS may thread is in flight (the fork handler, with its gate closed
 /// so that no new one starts). pthreads OpenBLAS's own fork handler joins its workers: with a
 /// call in flight on another thread that join never returns, and the parent hangs in `fork()`.
-pub(super) fn wait_for_threaded_calls() {
+fn wait_for_threaded_calls() {
     let Some(Ok(control)) = CONTROL.get() else {
         return;
     };
@@ -253,11 +254,15 @@ pub(super) fn wait_for_threaded_calls() {
     }
 }
 
-pub(super) fn hold_for_fork() -> Option<ControlHold> {
-    let control = control().ok()?;
+/// Waits for the controller (if another thread is building it) and takes its locks; nothing
+/// when the environment made it an error (there is no state to protect then).
+fn hold_for_fork() -> Box<dyn ForkHeld> {
+    let Ok(control) = control() else {
+        return Box::new(());
+    };
     let state = control.lock();
     let budget = control.budget.hold_for_fork();
-    Some(ControlHold {
+    Box::new(ControlHold {
         control,
         state,
         budget,
@@ -265,17 +270,16 @@ pub(super) fn hold_for_fork() -> Option<ControlHold> {
     })
 }
 
-impl ControlHold {
-    /// In the parent after the fork, with the lock still held: the calls that waited at the
-    /// fork gate were paused, not idle (see [`budget::Budget::resume_after_fork`]).
-    pub(super) fn resume_in_parent(&mut self) {
+impl ForkHeld for ControlHold {
+    /// The calls that waited at the fork gate were paused, not idle (see
+    /// [`budget::Budget::resume_after_fork`]).
+    fn in_parent(&mut self) {
         self.control.budget.resume_after_fork();
     }
 
-    /// In the forked child, with the lock still held: keeps only what the forking thread owns
-    /// (its own open scopes and plans stay valid, and their guards restore as usual), and
-    /// forgets every other thread's scopes and live calls.
-    pub(super) fn rebuild_in_child(&mut self) {
+    /// Keeps only what the forking thread owns (its own open scopes and plans stay valid, and
+    /// their guards restore as usual), and forgets every other thread's scopes and live calls.
+    fn in_child(&mut self) {
         let me = std::thread::current().id();
         let s = &mut *self.state;
         s.scopes.keep_only(me);
@@ -290,27 +294,25 @@ impl ControlHold {
 
 impl Control {
     fn from_process() -> Result<Control> {
-        super::fork::watch();
+        fork::watch(&FORK);
         // Before any call OpenBLAS may thread (`openblas/heap.rs` says why).
         crate::openblas::heap::prime_malloc_thresholds();
         let lib = BlasLibrary::query();
-        let lookup = |name: &str| std::env::var_os(name);
-        let cores = super::cores::detect_from(&lookup);
-        let max_blas = lib
-            .max_threads
-            .unwrap_or(super::MAX_THREADS)
-            .clamp(1, super::MAX_THREADS);
-        let settings = env::resolve(&lookup, &cores, max_blas, super::MAX_THREADS)?;
-        let budget_env = budget::parse_env(&lookup)?;
-        let budget = Budget::new(
-            budget_env,
-            budget::affinity_cpus(),
-            cores.count.min(max_blas),
-        );
+        let config = ThreadConfig::resolve(&crate::env::process, &Limits::read(), lib.max_threads)?;
+        let ThreadConfig {
+            blas,
+            outer,
+            deterministic,
+            budget,
+            budget_cpus,
+            cores,
+            max_blas,
+        } = config;
+        let budget = Budget::new(budget, budget_cpus, cores.count.min(max_blas));
         let control = Control {
             state: Mutex::new(State {
-                baseline: settings.blas,
-                outer: settings.outer,
+                baseline: blas,
+                outer,
                 scopes: Scopes::default(),
                 next_scope_id: 0,
                 set_ignored: None,
@@ -323,7 +325,7 @@ impl Control {
             cores,
             backend: backend::for_library(&lib),
             max_blas,
-            deterministic: settings.deterministic,
+            deterministic,
             budget,
         };
         {
@@ -331,13 +333,11 @@ impl Control {
             // Whether OpenBLAS takes a count at all, found once here (where the count is set
             // anyway, before any other thread can use the controller) so that the report only
             // reads: a count different from the one in force, then the one the state gives.
-            let now = usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(1);
+            let now = blas_threads_now();
             if control.backend.count_scope() == CountScope::ProcessWide && control.max_blas >= 2 {
                 control.apply(&mut state, if now == 1 { 2 } else { 1 });
             }
-            let n = control.solitary_threads(&state);
-            control.apply(&mut state, n);
-            control.refresh_fast(&state);
+            control.settle(&mut state);
         }
         Ok(control)
     }
@@ -349,9 +349,7 @@ impl Control {
         if s.reapply {
             // The first lock in a forked child: the count of what survived the fork.
             s.reapply = false;
-            let n = self.solitary_threads(&s);
-            self.apply(&mut s, n);
-            self.refresh_fast(&s);
+            self.settle(&mut s);
         }
         s
     }
@@ -396,6 +394,14 @@ impl Control {
         };
         self.fast_any.store(any, Relaxed);
         self.fast_alone.store(alone, Relaxed);
+    }
+
+    /// After the state changed (under the lock): applies the count it gives a call that is
+    /// alone, and recomputes the lock-free answers.
+    fn settle(&self, s: &mut State) {
+        let n = self.solitary_threads(s);
+        self.apply(s, n);
+        self.refresh_fast(s);
     }
 
     /// The count for a call that is alone (or made under scopes, which are honoured exactly).
@@ -466,11 +472,11 @@ impl Control {
         // waits for the fork.
         let threaded = loop {
             let n = self.counters.active_threaded.fetch_add(1, SeqCst) + 1;
-            if !super::fork::gate_closed() {
+            if !fork::gate_closed() {
                 break n;
             }
             self.counters.active_threaded.fetch_sub(1, SeqCst);
-            super::fork::wait_for_open_gate();
+            fork::wait_for_open_gate();
         };
         if threaded > 1 {
             self.counters.overlapping_calls.fetch_add(1, Relaxed);
@@ -556,9 +562,7 @@ impl Control {
         let id = s.next_scope_id;
         s.next_scope_id += 1;
         s.scopes.push(std::thread::current().id(), id, threads);
-        let n = self.solitary_threads(&s);
-        self.apply(&mut s, n);
-        self.refresh_fast(&s);
+        self.settle(&mut s);
         id
     }
 
@@ -567,9 +571,7 @@ impl Control {
     pub(crate) fn pop_scope(&self, id: u64) {
         let mut s = self.lock();
         s.scopes.remove(std::thread::current().id(), id);
-        let n = self.solitary_threads(&s);
-        self.apply(&mut s, n);
-        self.refresh_fast(&s);
+        self.settle(&mut s);
     }
 
     /// Replaces the baseline (from code).
@@ -579,9 +581,7 @@ impl Control {
             value,
             source: Source::Code,
         };
-        let n = self.solitary_threads(&s);
-        self.apply(&mut s, n);
-        self.refresh_fast(&s);
+        self.settle(&mut s);
     }
 
     /// Replaces the outer thread count (from code).
@@ -633,25 +633,39 @@ fn unpack_load(load: u64) -> (usize, usize) {
     ((load & 0xffff_ffff) as usize, (load >> 32) as usize)
 }
 
-/// Runs one BLAS or LAPACK call under the controller: registers the caller, sets the thread
-/// count the policy gives it, and unregisters it afterwards, also if `f` panics.
-///
-/// # Errors
-/// The environment's [`Error::InvalidEnv`], if a thread variable holds junk.
-pub(crate) fn blas_call<R>(size: CallSize, f: impl FnOnce() -> R) -> Result<R> {
-    struct Leave<'a>(&'a Control, CallSize, usize, bool);
-    impl Drop for Leave<'_> {
-        fn drop(&mut self) {
-            self.0.leave(self.1, self.2, self.3);
-        }
+/// The largest BLAS count the loaded OpenBLAS accepts (its compiled maximum, capped at
+/// [`MAX_THREADS`]), also when the environment holds junk.
+pub(crate) fn max_blas_threads() -> usize {
+    match control() {
+        Ok(c) => c.max_blas,
+        Err(_) => BlasLibrary::query()
+            .max_threads
+            .map_or(MAX_THREADS, |m| m.clamp(1, MAX_THREADS)),
     }
-    let control = control()?;
-    let (asked, budgeted) = control.enter(size);
-    let _leave = Leave(control, size, asked, budgeted);
-    // Dropped before `_leave`: the backend's lock is released before the caller is
-    // unregistered.
-    let _call = CallThreads::enter(&*control.backend, asked);
-    Ok(f())
+}
+
+/// The count OpenBLAS reports now (`openblas_get_num_threads`).
+pub(crate) fn blas_threads_now() -> usize {
+    usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(1)
+}
+
+impl Control {
+    /// Runs one BLAS or LAPACK call under the controller: registers the caller, sets the
+    /// thread count the policy gives it, and unregisters it afterwards, also if `f` panics.
+    pub(crate) fn call<R>(&'static self, size: CallSize, f: impl FnOnce() -> R) -> R {
+        struct Leave<'a>(&'a Control, CallSize, usize, bool);
+        impl Drop for Leave<'_> {
+            fn drop(&mut self) {
+                self.0.leave(self.1, self.2, self.3);
+            }
+        }
+        let (asked, budgeted) = self.enter(size);
+        let _leave = Leave(self, size, asked, budgeted);
+        // Dropped before `_leave`: the backend's lock is released before the caller is
+        // unregistered.
+        let _call = CallThreads::enter(&*self.backend, asked);
+        f()
+    }
 }
 
 thread_local! {
@@ -684,15 +698,43 @@ impl Drop for CallThreads<'_> {
 }
 
 /// The BLAS count of the call the calling thread is inside (1 outside calls).
-pub(crate) fn call_threads_here() -> usize {
+fn call_threads_here() -> usize {
     CALL_THREADS.with(Cell::get).max(1)
 }
 
 /// Makes a helper thread that runs part of the calling thread's call (LAPACK's `?getrf` on a
 /// larger stack) run at that call's count.
-pub(crate) fn adopt_call_threads(n: usize) {
+fn adopt_call_threads(n: usize) {
     if let Ok(control) = control() {
         control.backend.adopt_on_helper(n);
+    }
+}
+
+/// The BLAS count of the call the calling thread is making, carried to a helper thread that
+/// makes part of it on the caller's behalf (LAPACK's `?getrf` on a larger stack): how the
+/// helper adopts it is the backend's (per thread in the OpenMP build, nothing to do where the
+/// count is process-wide).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallerThreads {
+    threads: usize,
+}
+
+impl CallerThreads {
+    /// The count the thread layer gave the call this thread is inside.
+    pub(crate) fn of_this_thread() -> Self {
+        CallerThreads {
+            threads: call_threads_here(),
+        }
+    }
+
+    /// The count, at least 1.
+    pub(crate) fn count(self) -> usize {
+        self.threads
+    }
+
+    /// Makes the helper thread this runs on use the caller's count.
+    pub(crate) fn adopt_here(self) {
+        adopt_call_threads(self.threads);
     }
 }
 

@@ -13,18 +13,20 @@
 //! notice that the pools are dead, but not repair a lock that a dead thread held: the child
 //! cannot tell a mutex held by a thread that no longer exists from one held by a thread it
 //! started itself. So parlinalg registers a handler trio, the classic fix (glibc's own malloc
-//! and OpenBLAS's thread server do the same), once, when its controller is first built:
+//! and OpenBLAS's thread server do the same), once, when the first part of it that owns
+//! process state is built. This module knows none of those parts: each registers itself
+//! ([`watch`], with its [`ForkHandlers`]) when its state is first built: the controller
+//! (`control.rs`), the pool cache (`plan.rs`), the last batch decision (`policy.rs`).
 //!
 //! - **prepare** (parent, before the fork, on the forking thread): first closes a gate that
 //!   calls OpenBLAS may thread wait at, and waits for the ones in flight to finish: pthreads
 //!   OpenBLAS's own prepare handler, which runs after this one (handlers registered earlier run
 //!   later), joins its workers, and with a call in flight on another thread that join never
-//!   returns (the parent would hang in `fork()`). Then it takes parlinalg's locks in one fixed
-//!   order (the controller's state, the pool cache, the last batch decision, the loader lock of
-//!   `openblas::loaded`: glibc does not reset the lock `dl_iterate_phdr` holds in a child), so
-//!   no other thread is inside a critical section when the process is copied. No parlinalg code
-//!   takes one of these locks while holding another, so any order is deadlock-free; none is
-//!   held across a BLAS call.
+//!   returns (the parent would hang in `fork()`). Then it takes parlinalg's locks, each part's
+//!   in the order the parts registered, then the loader lock of `openblas::loaded` (glibc does
+//!   not reset the lock `dl_iterate_phdr` holds in a child), so no other thread is inside a
+//!   critical section when the process is copied. No parlinalg code takes one of these locks
+//!   while holding another, so any order is deadlock-free; none is held across a BLAS call.
 //! - **parent**: releases them.
 //! - **child**: advances the process [`generation`], drops the state of the threads that did
 //!   not survive (other threads' scopes, the live caller counts, the overlap clock, the usage
@@ -45,10 +47,7 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-use super::control::{self, ControlHold};
-use super::plan::{self, PoolsHold};
-use super::policy::{self, BatchHold};
+use std::sync::{Mutex, MutexGuard};
 
 /// How many forks separate this process from the one that first loaded parlinalg (0 there,
 /// 1 in its child, 2 in a grandchild, ...). Only the child handler writes it.
@@ -75,8 +74,68 @@ pub(crate) fn generation() -> u64 {
     GENERATION.load(Ordering::Acquire)
 }
 
-/// Registers the fork handlers, once per process (inherited by forked children).
-pub(crate) fn watch() {
+/// What one part of parlinalg's process state does around a fork.
+#[derive(Debug)]
+pub(super) struct ForkHandlers {
+    registered: AtomicBool,
+    /// In `prepare`, after the gate closed and before any lock is taken: waits for what must
+    /// not be in flight across the fork.
+    quiesce: fn(),
+    /// In `prepare`: takes this part's locks. What it returns is kept on the forking thread and
+    /// told which side of the fork it is on.
+    hold: fn() -> Box<dyn ForkHeld>,
+}
+
+impl ForkHandlers {
+    /// A part that waits with `quiesce` and holds what `hold` takes.
+    pub(super) const fn new(quiesce: fn(), hold: fn() -> Box<dyn ForkHeld>) -> Self {
+        ForkHandlers {
+            registered: AtomicBool::new(false),
+            quiesce,
+            hold,
+        }
+    }
+
+    /// A part with nothing to wait for.
+    pub(super) const fn holding(hold: fn() -> Box<dyn ForkHeld>) -> Self {
+        Self::new(|| {}, hold)
+    }
+}
+
+/// What a part holds across the fork. Released (dropped) after the side's method ran, in the
+/// reverse order of taking.
+pub(super) trait ForkHeld {
+    /// In the parent, with the locks still held.
+    fn in_parent(&mut self) {}
+    /// In the child, with the locks still held: drop what belongs to threads that are gone.
+    fn in_child(&mut self) {}
+}
+
+impl<T> ForkHeld for MutexGuard<'static, T> {}
+impl ForkHeld for () {}
+
+/// The parts registered, in the order their locks are taken.
+static PARTS: Mutex<Vec<&'static ForkHandlers>> = Mutex::new(Vec::new());
+
+/// Registers `part` (once; later calls cost one atomic load), and the fork handlers, once per
+/// process (inherited by forked children).
+pub(super) fn watch(part: &'static ForkHandlers) {
+    if part.registered.load(Ordering::Acquire) {
+        return;
+    }
+    let mut parts = lock(&PARTS);
+    if !part.registered.swap(true, Ordering::AcqRel) {
+        parts.push(part);
+    }
+    drop(parts);
+    register_handlers();
+}
+
+fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn register_handlers() {
     // Not a `Once`: a fork while another thread ran its closure would leave the child's copy
     // "running" forever, and every later call would wait on it.
     static REGISTERED: AtomicBool = AtomicBool::new(false);
@@ -96,11 +155,30 @@ pub(crate) fn watch() {
 
 /// The locks the forking thread holds from `prepare` until `parent` or `child`.
 struct Held {
-    control: Option<ControlHold>,
-    pools: PoolsHold,
-    batch: BatchHold,
+    /// The list of parts: none registers across the fork.
+    _parts: MutexGuard<'static, Vec<&'static ForkHandlers>>,
+    /// Each part's, in the order taken.
+    held: Vec<Box<dyn ForkHeld>>,
     /// No parlinalg call is inside the dynamic loader across the fork (`openblas::loaded`).
-    loader: std::sync::MutexGuard<'static, ()>,
+    loader: MutexGuard<'static, ()>,
+}
+
+impl Held {
+    /// Tells each part which side it is on, then releases everything in reverse order.
+    fn release(self, side: fn(&mut dyn ForkHeld)) {
+        let Held {
+            _parts,
+            mut held,
+            loader,
+        } = self;
+        for h in &mut held {
+            side(h.as_mut());
+        }
+        drop(loader);
+        while let Some(h) = held.pop() {
+            drop(h);
+        }
+    }
 }
 
 thread_local! {
@@ -112,13 +190,14 @@ extern "C" fn prepare() {
     // First the calls OpenBLAS may thread: none starts, the ones in flight finish (parlinalg
     // registers this handler after OpenBLAS registered its own, so this one runs first).
     GATE.store(true, Ordering::SeqCst);
-    control::wait_for_threaded_calls();
-    // Waits for a controller another thread is building, so that the child does not inherit a
-    // half-built one; the lock order is fixed (see the module docs).
+    let parts = lock(&PARTS);
+    for part in parts.iter() {
+        (part.quiesce)();
+    }
+    let held = parts.iter().map(|part| (part.hold)()).collect();
     let held = Held {
-        control: control::hold_for_fork(),
-        pools: plan::hold_for_fork(),
-        batch: policy::hold_for_fork(),
+        _parts: parts,
+        held,
         loader: crate::openblas::loader_lock(),
     };
     let _ = HELD.try_with(|h| {
@@ -136,25 +215,16 @@ fn take_held() -> Option<Held> {
 }
 
 extern "C" fn parent() {
-    if let Some(mut held) = take_held() {
-        if let Some(c) = held.control.as_mut() {
-            c.resume_in_parent();
-        }
+    if let Some(held) = take_held() {
+        held.release(|h| h.in_parent());
     }
     GATE.store(false, Ordering::SeqCst);
 }
 
 extern "C" fn child() {
     GENERATION.fetch_add(1, Ordering::AcqRel);
-    if let Some(mut held) = take_held() {
-        if let Some(c) = held.control.as_mut() {
-            c.rebuild_in_child();
-        }
-        // Released in reverse order of taking.
-        drop(held.loader);
-        drop(held.batch);
-        drop(held.pools);
-        drop(held.control);
+    if let Some(held) = take_held() {
+        held.release(|h| h.in_child());
     }
     GATE.store(false, Ordering::SeqCst);
 }

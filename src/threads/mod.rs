@@ -81,40 +81,35 @@
 //! one warning through the `log` crate (it never prints).
 
 mod budget;
+mod config;
 mod control;
-mod cores;
-mod env;
 mod fork;
-mod launcher;
 mod plan;
 mod policy;
 mod report;
+mod runtime;
 mod scope;
 mod stack;
 mod worker;
 
-pub use crate::openblas::loaded_blas_libraries;
-pub use budget::{BudgetReport, BUDGET_GROUP_VAR, BUDGET_VAR};
-pub use cores::Cores;
-pub use env::{
-    BlasThreads, Setting, Source, BLAS_THREADS_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR,
-    RAYON_VAR, STANDARD_BLAS_VARS,
+pub use crate::env::{
+    BLAS_THREADS_VAR, BUDGET_GROUP_VAR, BUDGET_VAR, CPUS_PER_TASK_VARS, DETERMINISTIC_VAR,
+    LOCAL_SIZE_VARS, OUTER_THREADS_VAR, RAYON_VAR, STANDARD_BLAS_VARS,
 };
-pub use launcher::{CPUS_PER_TASK_VARS, LOCAL_SIZE_VARS};
+pub use crate::openblas::loaded_blas_libraries;
+pub use budget::BudgetReport;
+pub use config::{BlasThreads, Cores, Setting, Source, MAX_THREADS};
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{last_batch_decision, plan_for_batch, BatchDecision, PlanChoice};
 pub use report::{report, Report, UsageReport, Warning};
 pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
 
-pub(crate) use control::{blas_call, CallSize};
-pub(crate) use plan::{in_outer_pool, outer_threads_here};
+pub(crate) use control::{CallSize, CallerThreads};
 pub(crate) use policy::{batch_task_len, record_batch_decision};
+pub(crate) use runtime::{enter, Runtime};
 
-use crate::openblas::info::BlasLibrary;
-use crate::{Error, Result};
-
-/// parlinalg's own ceiling on any thread count, whatever the library allows.
-pub const MAX_THREADS: usize = 4096;
+use crate::Result;
+use config::check_thread_count;
 
 /// Reads and validates the thread environment now (it is otherwise read on first use), and
 /// applies it to OpenBLAS.
@@ -130,20 +125,13 @@ pub fn init() -> Result<()> {
     control::control().map(|_| ())
 }
 
-/// `Ok` when the thread environment is valid (read once, on first use); else the
-/// [`Error::InvalidEnv`] every parlinalg operation returns (or, for the infallible forms such
-/// as [`exp`](crate::exp), panics with).
-pub(crate) fn check_env() -> Result<()> {
-    control::control().map(|_| ())
-}
-
 /// The BLAS thread count in force now (`openblas_get_num_threads`).
 ///
 /// ```
 /// assert!(parlinalg::threads::blas_threads() >= 1);
 /// ```
 pub fn blas_threads() -> usize {
-    usize::try_from(crate::openblas::ffi::get_num_threads()).unwrap_or(1)
+    control::blas_threads_now()
 }
 
 /// The largest BLAS thread count the loaded OpenBLAS accepts: its compiled `MAX_THREADS`
@@ -155,12 +143,7 @@ pub fn blas_threads() -> usize {
 /// assert!(parlinalg::threads::set_blas_threads(max + 1).is_err());
 /// ```
 pub fn blas_max_threads() -> usize {
-    match control::control() {
-        Ok(c) => c.max_blas,
-        Err(_) => BlasLibrary::query()
-            .max_threads
-            .map_or(MAX_THREADS, |m| m.clamp(1, MAX_THREADS)),
-    }
+    control::max_blas_threads()
 }
 
 /// Fixes the BLAS thread count from code (the baseline; open scopes still apply on top, and
@@ -248,48 +231,4 @@ pub fn set_outer_threads(n: usize) -> Result<()> {
 /// ```
 pub fn outer_threads() -> Result<Setting<usize>> {
     Ok(control::control()?.outer())
-}
-
-/// `Ok` when `1 ≤ n ≤ max`.
-pub(crate) fn check_thread_count(what: &'static str, n: usize, max: usize) -> Result<()> {
-    let why = if n == 0 {
-        "must be at least 1".to_owned()
-    } else if n > max {
-        format!("above the maximum {max}")
-    } else {
-        return Ok(());
-    };
-    Err(Error::InvalidThreadCount {
-        what,
-        value: n,
-        why,
-    })
-}
-
-/// The BLAS count of the call the calling thread is making, carried to a helper thread that
-/// makes part of it on the caller's behalf (LAPACK's `?getrf` on a larger stack): how the
-/// helper adopts it is the backend's (per thread in the OpenMP build, nothing to do where the
-/// count is process-wide).
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct CallerThreads {
-    threads: usize,
-}
-
-impl CallerThreads {
-    /// The count the thread layer gave the call this thread is inside.
-    pub(crate) fn of_this_thread() -> Self {
-        CallerThreads {
-            threads: control::call_threads_here(),
-        }
-    }
-
-    /// The count, at least 1.
-    pub(crate) fn count(self) -> usize {
-        self.threads
-    }
-
-    /// Makes the helper thread this runs on use the caller's count.
-    pub(crate) fn adopt_here(self) {
-        control::adopt_call_threads(self.threads);
-    }
 }

@@ -3,13 +3,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::mem::ManuallyDrop;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use rayon::ThreadPool;
 use serde::Serialize;
 
-use super::check_thread_count;
-use super::control::control;
+use super::config::{check_thread_count, MAX_THREADS};
+use super::control::{control, max_blas_threads};
+use super::fork::{self, ForkHandlers};
 use super::scope::{blas_threads_scope, BlasThreadsGuard};
 use super::stack::Stack;
 use crate::{Error, Result};
@@ -39,7 +40,7 @@ impl Plan {
     ///
     /// # Errors
     /// [`Error::InvalidThreadCount`] for 0 or absurd counts (beyond
-    /// [`MAX_THREADS`](super::MAX_THREADS) or OpenBLAS's compiled maximum).
+    /// [`MAX_THREADS`] or OpenBLAS's compiled maximum).
     ///
     /// ```
     /// use parlinalg::threads::Plan;
@@ -50,8 +51,8 @@ impl Plan {
     /// # Ok::<(), parlinalg::Error>(())
     /// ```
     pub fn new(outer: usize, blas: usize) -> Result<Plan> {
-        check_thread_count("outer threads", outer, super::MAX_THREADS)?;
-        check_thread_count("BLAS threads", blas, super::blas_max_threads())?;
+        check_thread_count("outer threads", outer, MAX_THREADS)?;
+        check_thread_count("BLAS threads", blas, max_blas_threads())?;
         Ok(Plan { outer, blas })
     }
 
@@ -195,14 +196,14 @@ impl PoolHandle {
     fn new(threads: usize, pool: Arc<ThreadPool>) -> Self {
         PoolHandle {
             threads,
-            generation: super::fork::generation(),
+            generation: fork::generation(),
             pool: ManuallyDrop::new(pool),
         }
     }
 
     /// Whether the pool's workers are alive: it was built in this process, not before a fork.
     fn alive(&self) -> bool {
-        self.generation == super::fork::generation()
+        self.generation == fork::generation()
     }
 }
 
@@ -219,17 +220,14 @@ impl Drop for PoolHandle {
 static POOLS: Mutex<Vec<PoolHandle>> = Mutex::new(Vec::new());
 
 /// The pool cache's lock, held by the forking thread across `fork()` (see `fork.rs`).
-pub(super) type PoolsHold = MutexGuard<'static, Vec<PoolHandle>>;
-
-pub(super) fn hold_for_fork() -> PoolsHold {
-    POOLS.lock().unwrap_or_else(|p| p.into_inner())
-}
+static FORK: ForkHandlers =
+    ForkHandlers::holding(|| Box::new(POOLS.lock().unwrap_or_else(|p| p.into_inner())));
 
 /// The rayon pool of `threads` threads, from a small cache of the most recently used sizes
 /// ([`PLAN_POOL_CACHE`]). In a forked child, the pools built before the fork are forgotten
 /// (leaked) and fresh ones built.
 pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
-    super::fork::watch();
+    fork::watch(&FORK);
     let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
     if pools.first().is_some_and(|h| !h.alive()) {
         // A forked child's first use: every cached pool is dead (the handles leak them).
@@ -259,29 +257,10 @@ pub(crate) fn pool(threads: usize) -> Result<Arc<ThreadPool>> {
     Ok(built)
 }
 
-/// Runs `f` where parlinalg's parallel operations belong: in the current rayon pool when
-/// called from one (a plan's, or the user's own), else in the pool of the innermost plan
-/// entered on this thread, else in the outer pool of the configured size.
-///
-/// With an invalid thread environment (reported by every function that returns `Result`),
-/// `f` runs in rayon's global pool.
-pub(crate) fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        return f();
-    }
-    if let Some(p) = entered_pool() {
-        return p.install(f);
-    }
-    match control().and_then(|c| pool(c.outer().value)) {
-        Ok(p) => p.install(f),
-        Err(_) => f(),
-    }
-}
-
 /// The pool of the innermost plan entered on this thread. A plan entered before a fork (this
 /// thread forked from inside it) gets a fresh pool of its size in the child: the handle built
 /// before the fork is replaced (and leaked), so the guard still leaves the plan as usual.
-fn entered_pool() -> Option<Arc<ThreadPool>> {
+pub(super) fn entered_pool() -> Option<Arc<ThreadPool>> {
     OUTER_OVERRIDE.with(|o| {
         let mut o = o.borrow_mut();
         let top = o.top_mut()?;
@@ -292,12 +271,6 @@ fn entered_pool() -> Option<Arc<ThreadPool>> {
         }
         Some(Arc::clone(&top.pool))
     })
-}
-
-/// The outer thread count parlinalg's parallel operations would use if started here; with an
-/// invalid thread environment, the current rayon pool's.
-pub(crate) fn outer_threads_here() -> usize {
-    current_outer_threads().unwrap_or_else(|_| rayon::current_num_threads())
 }
 
 /// The outer thread count parlinalg's parallel operations would use if started here.
@@ -315,11 +288,16 @@ pub(crate) fn current_outer_threads() -> Result<usize> {
 mod tests {
     use super::*;
 
+    /// Where an operation's parallel work runs now.
+    fn in_outer_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+        crate::threads::enter().unwrap().in_outer_pool(f)
+    }
+
     #[test]
     fn plans_validate_their_counts() {
         assert!(Plan::new(0, 1).is_err());
         assert!(Plan::new(1, 0).is_err());
-        assert!(Plan::new(super::super::MAX_THREADS + 1, 1).is_err());
+        assert!(Plan::new(MAX_THREADS + 1, 1).is_err());
         assert!(Plan::new(1, 100_000).is_err());
         let p = Plan::new(3, 2).unwrap();
         assert_eq!(

@@ -19,8 +19,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use serde::Serialize;
 
+use super::config::{BlasThreads, Source};
 use super::control::control;
-use super::env::{BlasThreads, Source};
+use super::fork::{self, ForkHandlers};
 use super::plan::Plan;
 use crate::openblas::backend::Concurrency;
 use crate::Result;
@@ -86,9 +87,11 @@ pub struct BatchDecision {
 static LAST_BATCH: Mutex<Option<BatchDecision>> = Mutex::new(None);
 
 /// The last decision's lock, held by the forking thread across `fork()` (see `fork.rs`).
-pub(super) type BatchHold = MutexGuard<'static, Option<BatchDecision>>;
+static FORK: ForkHandlers = ForkHandlers::holding(|| Box::new(last_batch()));
 
-pub(super) fn hold_for_fork() -> BatchHold {
+/// The last decision, locked; registers the lock with the fork handlers on first use.
+fn last_batch() -> MutexGuard<'static, Option<BatchDecision>> {
+    fork::watch(&FORK);
     LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -104,11 +107,11 @@ pub(super) fn hold_for_fork() -> BatchHold {
 /// # Ok::<(), parlinalg::Error>(())
 /// ```
 pub fn last_batch_decision() -> Option<BatchDecision> {
-    LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    last_batch().clone()
 }
 
 pub(crate) fn record_batch_decision(d: BatchDecision) {
-    *LAST_BATCH.lock().unwrap_or_else(|p| p.into_inner()) = Some(d);
+    *last_batch() = Some(d);
 }
 
 /// What the policy needs to know about the process. Pure data, so the policy is testable.

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::budget::BudgetReport;
-use super::control::control;
-use super::cores::Cores;
-use super::env::{relevant_vars, BlasThreads, Setting};
+use super::config::{BlasThreads, Cores, Setting};
+use super::control::{blas_threads_now, control};
+
 use super::policy::{last_batch_decision, BatchDecision};
 use crate::openblas::info::BlasLibrary;
 use crate::openblas::kernel::{
@@ -317,12 +317,12 @@ pub fn report() -> Result<Report> {
         cores: c.cores.clone(),
         blas_threads: baseline,
         blas_threads_scoped: c.scoped(),
-        blas_threads_now: super::blas_threads(),
+        blas_threads_now: blas_threads_now(),
         outer_threads: c.outer(),
         budget,
-        env: relevant_vars()
+        env: crate::env::reported_vars()
             .map(|name| {
-                let raw = std::env::var_os(name);
+                let raw = crate::env::read(name);
                 (
                     name.to_owned(),
                     raw.map(|v| v.to_string_lossy().into_owned()),

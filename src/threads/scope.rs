@@ -11,7 +11,7 @@
 
 use std::marker::PhantomData;
 
-use super::check_thread_count;
+use super::config::check_thread_count;
 use super::control::{control, Control};
 use crate::Result;
 

@@ -1,38 +1,18 @@
-//! Thread counts from environment variables: pure parsing and precedence.
+//! Thread settings from environment variables: precedence, on parsed values. Pure.
 //!
-//! Nothing here reads the process environment: [`resolve`] takes a lookup function, so the
-//! precedence rules and every kind of junk are tested without touching (or racing on) the real
-//! environment. The process reads its environment once, in [`super::control`].
-
-use std::ffi::{OsStr, OsString};
+//! Nothing here reads the process environment: [`resolve`] and [`resolve_budget`] take a
+//! [`Lookup`], so the precedence rules and every kind of junk are tested without touching (or
+//! racing on) the real environment.
 
 use serde::Serialize;
 
 use super::cores::Cores;
-use crate::{Error, Result};
-
-/// parlinalg's own variable for BLAS threads (a count, or `auto`).
-pub const BLAS_THREADS_VAR: &str = "PARLINALG_BLAS_THREADS";
-/// parlinalg's own variable for outer threads (a count, or `auto`).
-pub const OUTER_THREADS_VAR: &str = "PARLINALG_OUTER_THREADS";
-/// The standard variables OpenBLAS reads at load, highest precedence first.
-pub const STANDARD_BLAS_VARS: [&str; 3] = [
-    "OPENBLAS_NUM_THREADS",
-    "GOTO_NUM_THREADS",
-    "OMP_NUM_THREADS",
-];
-/// parlinalg's switch for deterministic BLAS results under `auto`: `1` (on) or `0` (off).
-///
-/// Under `auto` the thread count of a call depends on what other threads do (all cores for a
-/// caller alone, one thread while callers overlap), and OpenBLAS rounds differently on 1 and
-/// on several threads, so the bits of a product can depend on concurrency. With this set to
-/// `1`, `auto` gives every call the same count (the usable cores, capped at OpenBLAS's
-/// maximum) whatever other threads do, so each result depends only on its inputs; concurrent
-/// multithreaded calls then queue on pthreads OpenBLAS's lock instead of running side by side.
-/// A fixed count (code or environment) is deterministic in the same way.
-pub const DETERMINISTIC_VAR: &str = "PARLINALG_DETERMINISTIC";
-/// rayon's variable for its global pool.
-pub const RAYON_VAR: &str = "RAYON_NUM_THREADS";
+use crate::env::{
+    parse_keyword, parse_name, parse_os, Lookup, Parsed, Syntax, BLAS_THREADS_VAR,
+    BUDGET_GROUP_VAR, BUDGET_VAR, DETERMINISTIC_VAR, OUTER_THREADS_VAR, RAYON_VAR,
+    STANDARD_BLAS_VARS,
+};
+use crate::Result;
 
 /// Where a setting came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,126 +72,6 @@ impl std::fmt::Display for BlasThreads {
     }
 }
 
-/// What one variable may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Syntax {
-    /// A positive count, or `auto` (parlinalg's variables).
-    CountOrAuto,
-    /// A positive count, or 0 meaning "the library's default" (OpenBLAS and rayon read 0 so).
-    CountOrZeroDefault,
-    /// A positive count, or an OpenMP nested list `4,2` (OMP_NUM_THREADS): every entry must be
-    /// a positive count, or the whole value is refused; the first entry (the team size of the
-    /// outermost parallel level, which is what OpenBLAS gets) is the BLAS thread count, and
-    /// only it is held to the BLAS maximum.
-    OmpList,
-}
-
-/// A parsed thread-count variable: a count, or "use the default".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Parsed {
-    Count(usize),
-    Auto,
-}
-
-/// Parses the raw value of thread-count variable `name` as the OS gives it: a value that is
-/// not UTF-8 is refused (not treated as unset). Pure.
-///
-/// # Errors
-/// As [`parse_count`], and [`Error::InvalidEnv`] for a value that is not valid UTF-8 (the
-/// message shows it with U+FFFD for the invalid bytes).
-pub(crate) fn parse_os(name: &str, raw: &OsStr, syntax: Syntax, max: usize) -> Result<Parsed> {
-    match raw.to_str() {
-        Some(text) => parse_count(name, text, syntax, max),
-        None => Err(Error::InvalidEnv {
-            name: name.to_owned(),
-            value: raw.to_string_lossy().into_owned(),
-            why: "not valid UTF-8; expected a positive integer in ASCII digits".into(),
-        }),
-    }
-}
-
-/// Parses the raw value of thread-count variable `name`. Pure.
-///
-/// Only ASCII whitespace around the value (and around each entry of an OpenMP list) is
-/// trimmed: a Unicode space such as U+00A0 is junk, as it is to OpenBLAS (whose own parse
-/// reads 0 there).
-///
-/// # Errors
-/// [`Error::InvalidEnv`] naming the variable, its value and why: empty, not an integer
-/// (`abc`, `1e9`, `2.5`, `\u{a0}2`), negative, zero where zero means nothing, above `max`; for
-/// an OpenMP list, any entry that is not a positive integer (`2,abc`, `2,0`, `2,`).
-pub(crate) fn parse_count(name: &str, raw: &str, syntax: Syntax, max: usize) -> Result<Parsed> {
-    let bad = |why: String| Error::InvalidEnv {
-        name: name.to_owned(),
-        value: raw.to_owned(),
-        why,
-    };
-    let text = trim_ascii(raw);
-    if text.is_empty() {
-        return Err(bad("empty; unset it or give a positive integer".into()));
-    }
-    if syntax == Syntax::CountOrAuto && text.eq_ignore_ascii_case("auto") {
-        return Ok(Parsed::Auto);
-    }
-    let expected = match syntax {
-        Syntax::CountOrAuto => "a positive integer or \"auto\"",
-        Syntax::CountOrZeroDefault => "a positive integer (or 0 for the default)",
-        Syntax::OmpList => "a positive integer or a list like \"4,2\"",
-    };
-    let first = match syntax {
-        Syntax::OmpList => {
-            let mut entries = text.split(',').map(trim_ascii);
-            let first = entries.next().unwrap_or("");
-            for (i, entry) in entries.enumerate() {
-                // Nested levels: positive counts, no upper bound of ours (they are not BLAS
-                // threads), but they must fit a usize.
-                let why = match digits(entry) {
-                    Err(kind) => kind,
-                    Ok(None) => "too large",
-                    Ok(Some(0)) => "zero",
-                    Ok(Some(_)) => continue,
-                };
-                return Err(bad(format!(
-                    "entry {} of the list ({entry:?}) is {why}; every entry must be a positive \
-                     integer, expected {expected}",
-                    i + 2
-                )));
-            }
-            first
-        }
-        _ => text,
-    };
-    let n = match digits(first) {
-        Err(kind) => return Err(bad(format!("{kind}; expected {expected}"))),
-        Ok(None) => return Err(bad(format!("too large; the maximum is {max}"))),
-        Ok(Some(n)) => n,
-    };
-    match (n, syntax) {
-        (0, Syntax::CountOrZeroDefault) => Ok(Parsed::Auto),
-        (0, Syntax::CountOrAuto) => Err(bad("zero; use \"auto\" for the default".into())),
-        (0, Syntax::OmpList) => Err(bad("zero; OpenMP needs at least 1".into())),
-        (n, _) if n > max => Err(bad(format!("too large; the maximum is {max}"))),
-        (n, _) => Ok(Parsed::Count(n)),
-    }
-}
-
-/// `s` without leading and trailing ASCII whitespace (and nothing else).
-fn trim_ascii(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii_whitespace())
-}
-
-/// `Ok(Some(n))` for ASCII digits, `Ok(None)` for digits that overflow a usize, else what the
-/// text is (`"negative"`, `"not an integer"`).
-fn digits(s: &str) -> std::result::Result<Option<usize>, &'static str> {
-    if s.len() > 1 && s.starts_with('-') && s[1..].bytes().all(|c| c.is_ascii_digit()) {
-        return Err("negative");
-    }
-    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-        return Err("not an integer");
-    }
-    Ok(s.parse().ok())
-}
-
 /// The thread settings the environment asks for, before any code changes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct EnvSettings {
@@ -229,7 +89,7 @@ pub(crate) struct EnvSettings {
 /// # Errors
 /// The first invalid variable, as [`Error::InvalidEnv`].
 pub(crate) fn resolve(
-    lookup: &dyn Fn(&str) -> Option<OsString>,
+    lookup: Lookup<'_>,
     cores: &Cores,
     max_blas: usize,
     max_outer: usize,
@@ -294,20 +154,17 @@ pub(crate) fn resolve(
         },
         (None, None) => default(),
     };
-    let deterministic = match lookup(DETERMINISTIC_VAR) {
-        None => false,
-        Some(raw) => match raw.to_str().map(trim_ascii) {
-            Some("1") => true,
-            Some("0") => false,
-            _ => {
-                return Err(Error::InvalidEnv {
-                    name: DETERMINISTIC_VAR.to_owned(),
-                    value: raw.to_string_lossy().into_owned(),
-                    why: "expected 1 (on) or 0 (off)".into(),
-                })
-            }
-        },
-    };
+    let deterministic = lookup(DETERMINISTIC_VAR)
+        .map(|raw| {
+            parse_keyword(
+                DETERMINISTIC_VAR,
+                &raw,
+                &[("1", true), ("0", false)],
+                "1 (on) or 0 (off)",
+            )
+        })
+        .transpose()?
+        .unwrap_or(false);
     Ok(EnvSettings {
         blas,
         outer,
@@ -322,24 +179,51 @@ fn blas_value(p: Parsed) -> BlasThreads {
     }
 }
 
-/// The raw values of every variable parlinalg reads, for the report.
-pub(crate) fn relevant_vars() -> impl Iterator<Item = &'static str> {
-    [
-        BLAS_THREADS_VAR,
-        OUTER_THREADS_VAR,
-        DETERMINISTIC_VAR,
-        super::budget::BUDGET_VAR,
-        super::budget::BUDGET_GROUP_VAR,
-    ]
-    .into_iter()
-    .chain(STANDARD_BLAS_VARS)
-    .chain([RAYON_VAR, crate::openblas::kernel::CORETYPE_VAR])
-    .chain(super::launcher::launcher_vars())
+/// The budget's settings from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BudgetEnv {
+    pub enabled: Setting<bool>,
+    pub group: Setting<String>,
+}
+
+/// Reads [`BUDGET_VAR`] and [`BUDGET_GROUP_VAR`] through `lookup`. Pure.
+///
+/// # Errors
+/// [`crate::Error::InvalidEnv`] for a switch other than on/off/1/0, or a group name that is
+/// empty, too long, starts with `.` or holds a character outside `A-Z a-z 0-9 _ - .`.
+pub(crate) fn resolve_budget(lookup: Lookup<'_>) -> Result<BudgetEnv> {
+    let enabled = match lookup(BUDGET_VAR) {
+        None => Setting {
+            value: true,
+            source: Source::Default("on unless PARLINALG_BUDGET=off".into()),
+        },
+        Some(raw) => Setting {
+            value: parse_keyword(
+                BUDGET_VAR,
+                &raw,
+                &[("on", true), ("1", true), ("off", false), ("0", false)],
+                "on or off (or 1 or 0)",
+            )?,
+            source: Source::Env(BUDGET_VAR.into()),
+        },
+    };
+    let group = match lookup(BUDGET_GROUP_VAR) {
+        None => Setting {
+            value: "default".to_owned(),
+            source: Source::Default("no group set".into()),
+        },
+        Some(raw) => Setting {
+            value: parse_name(BUDGET_GROUP_VAR, &raw)?,
+            source: Source::Env(BUDGET_GROUP_VAR.into()),
+        },
+    };
+    Ok(BudgetEnv { enabled, group })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Error;
     use std::collections::HashMap;
     use std::ffi::OsString;
 
@@ -413,16 +297,6 @@ mod tests {
                 "{msg}"
             );
         }
-    }
-
-    #[test]
-    fn valid_values_parse() {
-        let p = |name, raw, syntax| parse_count(name, raw, syntax, 64).unwrap();
-        assert_eq!(p("X", " 3 ", Syntax::CountOrAuto), Parsed::Count(3));
-        assert_eq!(p("X", "AUTO", Syntax::CountOrAuto), Parsed::Auto);
-        assert_eq!(p("X", "0", Syntax::CountOrZeroDefault), Parsed::Auto);
-        assert_eq!(p("X", "4,2", Syntax::OmpList), Parsed::Count(4));
-        assert_eq!(p("X", "64", Syntax::CountOrAuto), Parsed::Count(64));
     }
 
     #[test]
@@ -503,51 +377,6 @@ mod tests {
     }
 
     #[test]
-    fn every_entry_of_an_omp_list_must_be_a_positive_count() {
-        let p = |raw| parse_count("OMP_NUM_THREADS", raw, Syntax::OmpList, 64);
-        for (raw, why) in [
-            ("2,abc", "entry 2"),
-            ("2,0", "entry 2"),
-            ("2,", "entry 2"),
-            ("2,,3", "entry 2"),
-            ("2,-1", "entry 2"),
-            ("4,2,x", "entry 3"),
-            ("0,2", "zero"),
-            ("65,1", "too large"),
-        ] {
-            let err = p(raw).unwrap_err();
-            let msg = err.to_string();
-            assert!(
-                msg.contains("OMP_NUM_THREADS") && msg.contains(why),
-                "{raw:?}: {msg}"
-            );
-        }
-        // The first entry (the outermost level's team, which OpenBLAS gets) is the count;
-        // nested levels may be larger than the BLAS maximum.
-        assert_eq!(p("4,2").unwrap(), Parsed::Count(4));
-        assert_eq!(p("3, 1000").unwrap(), Parsed::Count(3));
-        assert_eq!(p(" 2 , 2 ").unwrap(), Parsed::Count(2));
-    }
-
-    #[test]
-    fn only_ascii_whitespace_is_trimmed() {
-        for raw in ["\u{a0}2", "2\u{a0}", "\u{2003}2", "2\u{3000}", "\u{feff}2"] {
-            for syntax in [
-                Syntax::CountOrAuto,
-                Syntax::CountOrZeroDefault,
-                Syntax::OmpList,
-            ] {
-                let err = parse_count("X", raw, syntax, 64).unwrap_err();
-                assert!(err.to_string().contains("not an integer"), "{raw:?}: {err}");
-            }
-        }
-        assert_eq!(
-            parse_count("X", "\t 2\n", Syntax::CountOrAuto, 64).unwrap(),
-            Parsed::Count(2)
-        );
-    }
-
-    #[test]
     fn deterministic_is_one_or_zero() {
         assert!(!resolve_with(&[]).unwrap().deterministic);
         assert!(
@@ -571,5 +400,48 @@ mod tests {
         let err =
             resolve_with(&[(BLAS_THREADS_VAR, "2"), ("OMP_NUM_THREADS", "lots")]).unwrap_err();
         assert!(err.to_string().contains("OMP_NUM_THREADS"), "{err}");
+    }
+
+    fn budget(pairs: &[(&str, &str)]) -> Result<BudgetEnv> {
+        resolve_budget(&env(pairs))
+    }
+
+    #[test]
+    fn budget_switch_and_group_parse_and_junk_is_refused() {
+        let d = budget(&[]).unwrap();
+        assert!(d.enabled.value);
+        assert_eq!(d.group.value, "default");
+        for (v, on) in [("on", true), ("OFF", false), (" 0 ", false), ("1", true)] {
+            assert_eq!(
+                budget(&[(BUDGET_VAR, v)]).unwrap().enabled.value,
+                on,
+                "{v:?}"
+            );
+        }
+        for junk in ["", "yes", "2", "of"] {
+            let e = budget(&[(BUDGET_VAR, junk)]).unwrap_err();
+            assert!(e.to_string().contains(BUDGET_VAR), "{e}");
+        }
+        assert_eq!(
+            budget(&[(BUDGET_GROUP_VAR, "job-42.a_b")])
+                .unwrap()
+                .group
+                .value,
+            "job-42.a_b"
+        );
+        let long = "x".repeat(65);
+        for junk in [
+            "",
+            "..",
+            ".hidden",
+            "a/b",
+            "a b",
+            "é",
+            long.as_str(),
+            "a\0b",
+        ] {
+            let e = budget(&[(BUDGET_GROUP_VAR, junk)]).unwrap_err();
+            assert!(e.to_string().contains(BUDGET_GROUP_VAR), "{junk:?}: {e}");
+        }
     }
 }

@@ -36,22 +36,6 @@ pub struct Cores {
 }
 
 impl Cores {
-    /// Reads the affinity mask and the cgroup quota of this process, and takes this rank's
-    /// share under an MPI or Slurm launcher (the rule is in the README's "Launchers" section:
-    /// its own mask or per-task CPU count, else the limits divided by the local rank count).
-    ///
-    /// A launcher variable that cannot be used is ignored and listed in
-    /// [`Cores::ignored_hints`].
-    ///
-    /// ```
-    /// let cores = parlinalg::threads::Cores::detect();
-    /// assert!(cores.count >= 1);
-    /// println!("{} cores: {}", cores.count, cores.why);
-    /// ```
-    pub fn detect() -> Cores {
-        detect_from(&|name| std::env::var_os(name))
-    }
-
     /// The usable count from the two limits. Pure.
     pub(crate) fn combine(affinity: Option<usize>, quota: Option<usize>) -> Cores {
         let fallback = || {
@@ -84,19 +68,39 @@ impl Cores {
     }
 }
 
-/// This process's limits (affinity mask ∩ cgroup quota), without the launcher rule.
-fn limits() -> Cores {
-    let quota = cgroup_quota(Path::new("/proc/self/cgroup"), Path::new("/sys/fs/cgroup"));
-    let mut c = Cores::combine(affinity_count(), quota);
-    c.online = online_count();
-    c
+/// This process's limits, read once: its affinity mask, its cgroup quota, the CPUs online.
+#[derive(Debug, Clone)]
+pub(crate) struct Limits {
+    /// The CPUs of the affinity mask, when it can be read.
+    pub cpus: Option<Vec<usize>>,
+    pub quota: Option<usize>,
+    pub online: Option<usize>,
 }
 
-/// The cores of this process, with the launcher rule applied to the variables `lookup` gives.
-pub(crate) fn detect_from(lookup: &dyn Fn(&str) -> Option<std::ffi::OsString>) -> Cores {
-    let base = limits();
-    let online = base.online;
-    super::launcher::apply(base, online, lookup)
+impl Limits {
+    pub(crate) fn read() -> Limits {
+        Limits {
+            cpus: affinity_cpus(),
+            quota: cgroup_quota(Path::new("/proc/self/cgroup"), Path::new("/sys/fs/cgroup")),
+            online: online_count(),
+        }
+    }
+
+    /// The cores these limits allow (affinity mask ∩ cgroup quota), without the launcher rule.
+    pub(crate) fn cores(&self) -> Cores {
+        let mut c = Cores::combine(self.cpus.as_ref().map(Vec::len), self.quota);
+        c.online = self.online;
+        c
+    }
+
+    /// The CPUs the machine-wide budget may try: the affinity mask, or every CPU the OS
+    /// reports when the mask cannot be read.
+    pub(crate) fn budget_cpus(&self) -> Vec<usize> {
+        self.cpus.clone().unwrap_or_else(|| {
+            let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (0..n).collect()
+        })
+    }
 }
 
 /// CPUs online on the machine.
@@ -106,9 +110,9 @@ fn online_count() -> Option<usize> {
     usize::try_from(n).ok().filter(|&n| n > 0)
 }
 
-/// CPUs in this process's affinity mask.
+/// The CPUs in this process's affinity mask (`sched_getaffinity`): the one place it is read.
 #[cfg(target_os = "linux")]
-fn affinity_count() -> Option<usize> {
+fn affinity_cpus() -> Option<Vec<usize>> {
     let mut set = std::mem::MaybeUninit::<libc::cpu_set_t>::zeroed();
     // SAFETY: `set` is a zeroed cpu_set_t we own; sched_getaffinity writes at most
     // size_of::<cpu_set_t>() bytes into it. pid 0 means the calling thread.
@@ -120,13 +124,15 @@ fn affinity_count() -> Option<usize> {
     }
     // SAFETY: the call succeeded, so the set is initialised (it was zeroed before anyway).
     let set = unsafe { set.assume_init() };
-    // SAFETY: CPU_COUNT only reads the set.
-    let n = unsafe { libc::CPU_COUNT(&set) };
-    usize::try_from(n).ok().filter(|&n| n > 0)
+    let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+        // SAFETY: CPU_ISSET only reads the set; every index is below CPU_SETSIZE.
+        .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+        .collect();
+    (!cpus.is_empty()).then_some(cpus)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn affinity_count() -> Option<usize> {
+fn affinity_cpus() -> Option<Vec<usize>> {
     None
 }
 
@@ -261,9 +267,15 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_at_least_one_core() {
-        let c = Cores::detect();
+    fn this_process_has_at_least_one_core_and_one_budget_cpu() {
+        let limits = Limits::read();
+        let c = limits.cores();
         assert!(c.count >= 1);
         assert!(!c.why.is_empty());
+        let cpus = limits.budget_cpus();
+        assert!(!cpus.is_empty());
+        if let Some(mask) = &limits.cpus {
+            assert_eq!(c.affinity, Some(mask.len()));
+        }
     }
 }

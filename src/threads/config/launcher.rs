@@ -25,71 +25,20 @@
 //! sets for parlinalg (thread counts, the budget) stay strict: junk there is an
 //! [`Error::InvalidEnv`].
 
-use std::ffi::OsString;
-
 use super::cores::Cores;
+use crate::env::{
+    invalid, parse_count, Lookup, Parsed, Syntax, CPUS_PER_TASK_VARS, LOCAL_SIZE_VARS, NODE_ID_VAR,
+};
 use crate::{Error, Result};
-
-/// The variables that give the number of ranks on this node, highest precedence first: Open
-/// MPI, MPICH and Intel MPI, Cray PMI, MVAPICH2, then Slurm (`SLURM_NTASKS_PER_NODE`, or
-/// `SLURM_TASKS_PER_NODE` read at this node's `SLURM_NODEID`).
-///
-/// ```
-/// use parlinalg::threads::LOCAL_SIZE_VARS;
-/// assert_eq!(LOCAL_SIZE_VARS[0], "OMPI_COMM_WORLD_LOCAL_SIZE");
-/// ```
-pub const LOCAL_SIZE_VARS: [&str; 6] = [
-    "OMPI_COMM_WORLD_LOCAL_SIZE",
-    "MPI_LOCALNRANKS",
-    "PMI_LOCAL_SIZE",
-    "MV2_COMM_WORLD_LOCAL_SIZE",
-    "SLURM_NTASKS_PER_NODE",
-    "SLURM_TASKS_PER_NODE",
-];
-
-/// The variables that give a rank's own CPU count (Slurm's `--cpus-per-task`), highest first.
-///
-/// ```
-/// assert!(parlinalg::threads::CPUS_PER_TASK_VARS.contains(&"SLURM_CPUS_PER_TASK"));
-/// ```
-pub const CPUS_PER_TASK_VARS: [&str; 2] = ["SLURM_CPUS_PER_TASK", "SRUN_CPUS_PER_TASK"];
-
-/// Slurm's index of this node in the job, for `SLURM_TASKS_PER_NODE`.
-const NODE_ID_VAR: &str = "SLURM_NODEID";
-
-/// Every launcher variable parlinalg reads (for the report's environment line).
-pub(crate) fn launcher_vars() -> impl Iterator<Item = &'static str> {
-    LOCAL_SIZE_VARS
-        .into_iter()
-        .chain(CPUS_PER_TASK_VARS)
-        .chain([NODE_ID_VAR])
-}
 
 /// Counts above this are junk (no node has a million ranks).
 const MAX_COUNT: usize = 1 << 20;
 
-fn invalid(name: &str, raw: &str, why: impl Into<String>) -> Error {
-    Error::InvalidEnv {
-        name: name.to_owned(),
-        value: raw.to_owned(),
-        why: why.into(),
-    }
-}
-
 /// A positive count (ASCII digits, ASCII whitespace around).
 fn positive(name: &str, raw: &str) -> Result<usize> {
-    let t = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(invalid(name, raw, "expected a positive integer"));
-    }
-    match t.parse::<usize>() {
-        Ok(0) => Err(invalid(name, raw, "zero; expected a positive integer")),
-        Ok(n) if n <= MAX_COUNT => Ok(n),
-        _ => Err(invalid(
-            name,
-            raw,
-            format!("too large; the maximum is {MAX_COUNT}"),
-        )),
+    match parse_count(name, raw, Syntax::Positive, MAX_COUNT)? {
+        Parsed::Count(n) => Ok(n),
+        Parsed::Auto => unreachable!("a positive count has no default"),
     }
 }
 
@@ -147,11 +96,7 @@ pub(crate) fn slurm_tasks_on_node(raw: &str, node: Option<&str>) -> Result<usize
 /// Applies the launcher rule (module docs) to the process's limits `base`, with `online` CPUs
 /// online, reading variables through `lookup`. Pure; a variable that cannot be used is
 /// ignored and listed in [`Cores::ignored_hints`].
-pub(crate) fn apply(
-    base: Cores,
-    online: Option<usize>,
-    lookup: &dyn Fn(&str) -> Option<OsString>,
-) -> Cores {
+pub(crate) fn apply(base: Cores, online: Option<usize>, lookup: Lookup<'_>) -> Cores {
     let (local, per_task, ignored) = read_launcher(lookup);
     let mut cores = apply_read(base, online, local, per_task);
     cores.ignored_hints = ignored;
@@ -201,7 +146,7 @@ type Launcher = Option<(String, usize)>;
 /// The first usable local-rank-count variable and the first usable CPUs-per-task variable, in
 /// precedence order, and what was ignored (one line each, naming the variable, its value and
 /// why). Every variable present is checked, also those a higher one overrides.
-fn read_launcher(lookup: &dyn Fn(&str) -> Option<OsString>) -> (Launcher, Launcher, Vec<String>) {
+fn read_launcher(lookup: Lookup<'_>) -> (Launcher, Launcher, Vec<String>) {
     let mut ignored = Vec::new();
     let mut ignore = |e: Error| {
         let line = format!("{e}; ignored");
@@ -213,7 +158,7 @@ fn read_launcher(lookup: &dyn Fn(&str) -> Option<OsString>) -> (Launcher, Launch
         match lookup(name)?.into_string() {
             Ok(raw) => Some(raw),
             Err(raw) => {
-                ignore(invalid(name, &raw.to_string_lossy(), "not valid UTF-8"));
+                ignore(invalid(name, &raw, "not valid UTF-8"));
                 None
             }
         }
@@ -256,12 +201,10 @@ fn read_launcher(lookup: &dyn Fn(&str) -> Option<OsString>) -> (Launcher, Launch
 
 /// `SLURM_NODEID`: a node index (0, 1, ...).
 fn node_index(raw: &str) -> Result<usize> {
-    let t = raw.trim_matches(|c: char| c.is_ascii_whitespace());
-    t.bytes()
-        .all(|b| b.is_ascii_digit())
-        .then(|| t.parse().ok())
-        .flatten()
-        .ok_or_else(|| invalid(NODE_ID_VAR, raw, "expected a node index (0, 1, ...)"))
+    match parse_count(NODE_ID_VAR, raw, Syntax::Index, usize::MAX)? {
+        Parsed::Count(n) => Ok(n),
+        Parsed::Auto => unreachable!("an index has no default"),
+    }
 }
 
 /// A rank with its own affinity mask: the mask already is its share (never divided again),
@@ -306,6 +249,7 @@ fn decided_var(v: &Launcher) -> &str {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::ffi::OsString;
 
     fn run(
         affinity: Option<usize>,
