@@ -34,11 +34,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::child::TestChild;
 use common::naive_matmul;
 use parlinalg::ndarray::{s, Array1, Array2, Array3, ArrayView2, Axis};
 use parlinalg::threads::{blas_threads_scope, Plan};
@@ -90,35 +90,17 @@ fn main() {
     );
     let mut failed = 0;
     for (name, env) in CONFIGS {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        for v in CLEARED {
-            cmd.env_remove(v);
-        }
-        cmd.env(CHILD_VAR, name).env(
-            "PARLINALG_BUDGET_GROUP",
-            format!("stress-{}", std::process::id()),
-        );
-        for (k, v) in *env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("spawn the child");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        print!("{stdout}");
+        let out = TestChild::main()
+            .remove(CLEARED)
+            .env(CHILD_VAR, name)
+            .envs(env.iter().copied())
+            .output();
+        print!("{}", out.stdout);
         if !out.status.success() {
             failed += 1;
-            println!(
-                "config {name}: FAILED ({})\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            println!("config {name}: FAILED ({})\n{}", out.status, out.stderr);
         }
     }
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    let _ = std::fs::remove_dir_all(format!(
-        "/dev/shm/parlinalg-{uid}/stress-{}",
-        std::process::id()
-    ));
     let passed = CONFIGS.len() - failed;
     println!("{passed} passed, {failed} failed");
     if failed > 0 {

@@ -6,8 +6,8 @@
 //! parlinalg's locks; a fork of a fork; and the same under OpenBLAS's OpenMP build where it
 //! is installed.
 //!
-//! Each scenario runs in its own child process of the test (the test binary re-invoked with
-//! `--exact child_entry`), under a watchdog, so that a hang fails the test instead of hanging
+//! Each scenario runs in its own child process of the test (its `child_entry` test, run by
+//! the harness in `tests/common/child.rs`), under a watchdog, so that a hang fails the test instead of hanging
 //! the suite. That process does the work and forks; the forked grandchild reports through a
 //! pipe ("start OP", then "ok OP" or "fail OP: why") and leaves with `_exit`; its parent kills
 //! it when one call takes longer than [`PER_CALL`] and fails naming that operation. Forks are
@@ -17,11 +17,11 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::FromRawFd;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::child::TestChild;
 use common::Rng;
 use parlinalg::ndarray::{Array1, Array2, Array3, Axis};
 use parlinalg::threads::{self, Plan};
@@ -684,7 +684,10 @@ fn scenario_every_operation(r: &Refs) {
         operations(r).len() + 1 + usize::from(openmp_child())
     );
     run_all_here(r, "in the parent after the fork");
-    println!("FORK-RESULT every operation: {} in the child", ran.len());
+    println!(
+        "CHILD-RESULT {}",
+        serde_json::json!({ "scenario": "every", "operations_in_the_child": ran.len() })
+    );
 }
 
 /// Forks from inside a scope of 2 on this thread while another thread holds a scope of 1
@@ -755,7 +758,10 @@ fn scenario_scope(r: &Refs) {
     assert_eq!(threads::blas_threads(), 2);
     drop(two.take());
     run_all_here(r, "in the parent after the fork");
-    println!("FORK-RESULT scope");
+    println!(
+        "CHILD-RESULT {}",
+        serde_json::json!({ "scenario": "scope" })
+    );
 }
 
 /// Forks from inside an entered plan (3 outer × 1 BLAS): in the child the plan still routes
@@ -796,7 +802,7 @@ fn scenario_plan(r: &Refs) {
     });
     drop(plan.take());
     run_all_here(r, "in the parent after the fork");
-    println!("FORK-RESULT plan");
+    println!("CHILD-RESULT {}", serde_json::json!({ "scenario": "plan" }));
 }
 
 /// Forks 20 times while two threads take and release every parlinalg lock (scopes, plans of
@@ -853,11 +859,15 @@ fn scenario_locks(r: &Refs) {
         stop.store(true, Ordering::Relaxed);
     });
     run_all_here(r, "in the parent after the forks");
-    println!("FORK-RESULT locks");
+    println!(
+        "CHILD-RESULT {}",
+        serde_json::json!({ "scenario": "locks" })
+    );
 }
 
 /// The child process's side: runs the scenario named by [`CHILD_VAR`].
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     let Some(scenario) = std::env::var_os(CHILD_VAR) else {
         return;
@@ -880,44 +890,17 @@ fn child_entry() {
     }
 }
 
-/// Runs `scenario` in a child process of the test under [`OVERALL`]; its stdout.
-fn run_scenario(scenario: &str, env: &[(&str, &str)]) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    // Its own process group, so that the watchdog also kills a forked child that hangs (and
-    // holds the output pipes open).
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+/// Runs `scenario` in a child process of the test under [`OVERALL`]; fails unless it passed.
+fn run_scenario(scenario: &str, env: &[(&str, &str)]) {
+    let out = TestChild::entry()
         .env(CHILD_VAR, scenario)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut proc = cmd.spawn().expect("spawn the child process");
-    let deadline = Instant::now() + OVERALL;
-    while proc.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let group = i32::try_from(proc.id()).unwrap();
-            // SAFETY: signals the process group this test started (the child and its forks).
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-            let out = proc.wait_with_output().unwrap();
-            panic!(
-                "scenario {scenario} hung: killed after {OVERALL:?}\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = proc.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success() && stdout.contains("FORK-RESULT"),
-        "scenario {scenario} failed ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+        .envs(env.iter().copied())
+        // The watchdog also kills a forked child that hangs (and holds the output pipes open).
+        .own_process_group()
+        .timeout(OVERALL)
+        .output();
+    let r = out.assert_success().result();
+    assert_eq!(r["scenario"], scenario, "{out:?}");
 }
 
 #[test]
@@ -959,7 +942,7 @@ fn every_operation_works_in_a_forked_child_under_openmp_openblas() {
         Ok(old) if !old.is_empty() => format!("{OPENMP_DIR}:{old}"),
         _ => OPENMP_DIR.to_owned(),
     };
-    let out = run_scenario(
+    run_scenario(
         "every",
         &[
             ("LD_LIBRARY_PATH", &path),
@@ -967,7 +950,6 @@ fn every_operation_works_in_a_forked_child_under_openmp_openblas() {
             (NO_CONCURRENT_BLAS, "1"),
         ],
     );
-    assert!(out.contains("FORK-RESULT"));
 }
 
 /// Set in the OpenMP run: no concurrent BLAS callers before the fork. Debian's OpenMP

@@ -9,10 +9,14 @@
 //! finish (checked in a child process under a watchdog, so that a hang fails the test instead
 //! of hanging the suite).
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use common::child::TestChild;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_FORK_CHILD";
 
@@ -37,7 +41,7 @@ fn parlinalg_never_forks_with_pre_exec() {
     assert!(
         files
             .iter()
-            .any(|f| f.ends_with("cli/src/report/processes.rs")),
+            .any(|f| f.ends_with("cli/src/report/classic_workers.rs")),
         "the report's process spawning is not scanned: {files:?}"
     );
     // Spelled in two halves so that this file does not match itself if it is ever scanned.
@@ -60,6 +64,7 @@ fn parlinalg_never_forks_with_pre_exec() {
 /// The child's side: two threads make threaded products while this thread spawns processes
 /// (`spawn`) or calls `fork()` itself (`fork`; each forked child exits at once).
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     let Ok(mode) = std::env::var(CHILD_VAR) else {
         return;
@@ -98,33 +103,24 @@ fn child_entry() {
         }
         stop.store(true, Ordering::Relaxed);
     });
-    println!("CHILD-RESULT {mode} 30");
+    println!(
+        "CHILD-RESULT {}",
+        serde_json::json!({ "mode": mode, "done": 30 })
+    );
 }
 
 /// Runs `child_entry` in `mode` in a child process of the test, and fails if it takes longer
 /// than two minutes (a hang fails the test instead of hanging the suite).
 fn run_beside_threaded_calls(mode: &str) {
-    let mut proc = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_entry", "--nocapture", "--test-threads=1"])
+    let out = TestChild::entry()
         .env(CHILD_VAR, mode)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn child");
-    let limit = Duration::from_secs(120);
-    let deadline = Instant::now() + limit;
-    while proc.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            proc.kill().ok();
-            proc.wait().ok();
-            panic!("the child hung ({mode}) beside threaded BLAS calls: killed after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = proc.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains(&format!("CHILD-RESULT {mode} 30")),
-        "{stdout}"
+        .timeout(Duration::from_secs(120))
+        .output();
+    let r = out.assert_success().result();
+    assert_eq!(
+        r,
+        serde_json::json!({ "mode": mode, "done": 30 }),
+        "{out:?}"
     );
 }
 

@@ -12,7 +12,9 @@
 
 #![cfg(all(target_os = "linux", target_env = "gnu"))]
 
-use std::process::Command;
+mod common;
+
+use common::child::TestChild;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_HEAP_CHILD";
 const PRODUCTS: u64 = 200;
@@ -50,8 +52,12 @@ fn child() {
     }
     let faults = minor_faults() - before;
     println!(
-        "HEAP-CHILD threads={} faults={faults} check={check}",
-        parlinalg::threads::blas_threads()
+        "CHILD-RESULT {}",
+        serde_json::json!({
+            "threads": parlinalg::threads::blas_threads(),
+            "faults": faults,
+            "check": check,
+        })
     );
 }
 
@@ -60,42 +66,28 @@ fn threaded_products_do_not_fault_their_memory_in_again_every_call() {
         eprintln!("skipped, not passed: one usable core, so OpenBLAS never threads");
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
+    let r = TestChild::main()
+        .remove(&[
+            "MALLOC_TRIM_THRESHOLD_",
+            "MALLOC_MMAP_THRESHOLD_",
+            "MALLOC_TOP_PAD_",
+        ])
         .env(CHILD_VAR, "1")
         .env("PARLINALG_BLAS_THREADS", "2")
         .env("PARLINALG_BUDGET", "off")
-        .env_remove("MALLOC_TRIM_THRESHOLD_")
-        .env_remove("MALLOC_MMAP_THRESHOLD_")
-        .env_remove("MALLOC_TOP_PAD_")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("HEAP-CHILD ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| {
-            panic!(
-                "no result from the child:\n{stdout}\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+        .result();
     let field = |name: &str| -> u64 {
-        line.split_whitespace()
-            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in {line:?}"))
+        r[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {name} in {r}"))
     };
-    assert_eq!(
-        field("threads"),
-        2,
-        "the products must run threaded: {line}"
-    );
+    assert_eq!(field("threads"), 2, "the products must run threaded: {r}");
     // A 256×256 f64 result is 128 pages: faulting it in again each call gives over 100 per
     // product; a steady heap gives about none (a few for the pool's own stacks and buffers).
     let per_product = field("faults") as f64 / PRODUCTS as f64;
     assert!(
         per_product < 10.0,
-        "{per_product:.1} minor faults per threaded product ({line}): the heap is handed back \
+        "{per_product:.1} minor faults per threaded product ({r}): the heap is handed back \
          and faulted in again on every call"
     );
 }

@@ -7,6 +7,7 @@ mod common;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 
+use common::child::TestChild;
 use serde_json::Value;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_HOSTILE_CHILD";
@@ -14,6 +15,7 @@ const CHILD_VAR: &str = "PARLINALG_TEST_HOSTILE_CHILD";
 /// The child's side: runs one operation of each family and prints what each returned, as one
 /// JSON line. Does nothing in the parent.
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     if std::env::var_os(CHILD_VAR).is_none() {
         return;
@@ -53,9 +55,11 @@ fn child_entry() {
 }
 
 fn child(vars: &[(&str, &OsStr)]) -> Value {
-    let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new("1"))];
-    set.extend_from_slice(vars);
-    common::run_child(common::THREAD_VARS, &set)
+    TestChild::entry()
+        .remove(common::THREAD_VARS)
+        .env(CHILD_VAR, "1")
+        .envs(vars.iter().copied())
+        .result()
 }
 
 /// Every operation fails with the error `matmul` gives, which names the variable.

@@ -7,8 +7,7 @@
 
 mod common;
 
-use std::ffi::OsStr;
-
+use common::child::TestChild;
 use common::{naive_matmul, Rng};
 use parlinalg::kernel::CpuFeatures;
 use serde_json::Value;
@@ -18,6 +17,7 @@ const CHILD_VAR: &str = "PARLINALG_TEST_KERNEL_CHILD";
 /// The child's side: one JSON line with the selection, the running kernel, the environment as
 /// the program sees it after the switch, and the bits of a product. Does nothing in the parent.
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     if std::env::var_os(CHILD_VAR).is_none() {
         return;
@@ -78,9 +78,11 @@ fn fingerprint(bits: impl Iterator<Item = u64>) -> String {
 }
 
 fn child(vars: &[(&str, &str)]) -> Value {
-    let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new("1"))];
-    set.extend(vars.iter().map(|(k, v)| (*k, OsStr::new(v))));
-    let v = common::run_child(&["OPENBLAS_CORETYPE", "PARLINALG_KERNEL_SWITCH"], &set);
+    let v = TestChild::entry()
+        .remove(&["OPENBLAS_CORETYPE", "PARLINALG_KERNEL_SWITCH"])
+        .env(CHILD_VAR, "1")
+        .envs(vars.iter().copied())
+        .result();
     assert!(
         v["err64"].as_f64().unwrap() < 2.0 * 257.0 * f64::EPSILON,
         "{vars:?}: {}",

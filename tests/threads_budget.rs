@@ -11,9 +11,10 @@ mod common;
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::child::{RunningChild, TestChild};
 use serde_json::Value;
 
 const MODE_VAR: &str = "PARLINALG_TEST_BUDGET_CHILD";
@@ -23,6 +24,7 @@ const SECS_VAR: &str = "PARLINALG_TEST_BUDGET_SECS";
 /// each that OpenBLAS runs no more threads than the slots the process holds (at least 1), then
 /// prints its report; `report` makes one threadable product and prints the report.
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     let Ok(mode) = std::env::var(MODE_VAR) else {
         return;
@@ -170,67 +172,27 @@ fn fork_while_holding(a: &parlinalg::ndarray::Array2<f64>) -> Value {
 }
 
 /// This binary as a child in `mode`, with a clean thread environment plus `vars`, optionally
-/// under a wrapper command (`taskset -c 0`, `mpirun ...`).
-fn command(wrapper: &[&str], mode: &str, vars: &[(&str, &str)]) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let mut cmd = match wrapper.split_first() {
-        None => Command::new(&exe),
-        Some((prog, args)) => {
-            let mut c = Command::new(prog);
-            c.args(args).arg(&exe);
-            c
-        }
-    };
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
-    for v in common::THREAD_VARS
+/// under a wrapper command (`taskset -c 0`, `mpirun ...`); a child that has not finished a
+/// minute after it started is killed, and the test fails (a hang).
+fn child(wrapper: &[&str], mode: &str, vars: &[(&str, &str)]) -> TestChild {
+    let cleared: Vec<&str> = common::THREAD_VARS
         .iter()
         .chain(parlinalg::threads::LOCAL_SIZE_VARS.iter())
         .chain(parlinalg::threads::CPUS_PER_TASK_VARS.iter())
         .chain(["PARLINALG_BUDGET", "PARLINALG_BUDGET_GROUP", "SLURM_NODEID"].iter())
-    {
-        cmd.env_remove(v);
-    }
-    cmd.env(MODE_VAR, mode);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd
-}
-
-/// Every `CHILD-RESULT` a finished child printed (one per MPI rank).
-fn results(child: Child, within: Duration) -> Vec<Value> {
-    let id = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    let out = rx
-        .recv_timeout(within)
-        .unwrap_or_else(|_| {
-            // SAFETY: kill sends a signal to the child we started.
-            unsafe { libc::kill(id as i32, libc::SIGKILL) };
-            panic!("child {id} did not finish within {within:?}: a hang");
-        })
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let found: Vec<Value> = stdout
-        .lines()
-        .filter_map(|l| l.split_once("CHILD-RESULT ").map(|(_, j)| j))
-        .map(|j| serde_json::from_str(j).unwrap())
+        .copied()
         .collect();
-    assert!(
-        !found.is_empty(),
-        "child printed no result ({}):\n{stdout}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    found
+    TestChild::entry()
+        .wrapper(wrapper)
+        .remove(&cleared)
+        .env(MODE_VAR, mode)
+        .envs(vars.iter().copied())
+        .timeout(Duration::from_secs(60))
 }
 
+/// Runs a child to its end; its result.
 fn run(wrapper: &[&str], mode: &str, vars: &[(&str, &str)]) -> Value {
-    let child = command(wrapper, mode, vars).spawn().unwrap();
-    results(child, Duration::from_secs(60)).remove(0)
+    child(wrapper, mode, vars).result()
 }
 
 /// Removes a test group's directory when the test ends (also when it fails).
@@ -339,18 +301,17 @@ fn concurrent_processes_never_hold_more_slots_than_cores_and_share_them() {
     let g = group("concurrent");
     let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
-    let kids: Vec<Child> = (0..4)
+    let kids: Vec<RunningChild> = (0..4)
         .map(|_| {
-            command(
+            child(
                 &[],
                 "products",
                 &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "2.5")],
             )
             .spawn()
-            .unwrap()
         })
         .collect();
-    let pids: Vec<u32> = kids.iter().map(Child::id).collect();
+    let pids: Vec<u32> = kids.iter().map(RunningChild::id).collect();
     let start = Instant::now();
     let (mut samples, mut unfair, mut max_total) = (0, 0, 0);
     while start.elapsed() < Duration::from_secs(2) {
@@ -372,10 +333,7 @@ fn concurrent_processes_never_hold_more_slots_than_cores_and_share_them() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let out: Vec<Value> = kids
-        .into_iter()
-        .map(|k| results(k, Duration::from_secs(60)).remove(0))
-        .collect();
+    let out: Vec<Value> = kids.into_iter().map(RunningChild::result).collect();
     for r in &out {
         assert_eq!(r["ok"], true, "{r}");
         assert!(r["calls"].as_u64().unwrap() > 10, "{r}");
@@ -400,13 +358,12 @@ fn kill_9_of_a_holder_returns_its_slots_at_once() {
     let g = group("kill");
     let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
-    let mut kid = command(
+    let kid = child(
         &[],
         "products",
         &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "30")],
     )
-    .spawn()
-    .unwrap();
+    .spawn();
     let pid = kid.id();
     let start = Instant::now();
     loop {
@@ -420,8 +377,7 @@ fn kill_9_of_a_holder_returns_its_slots_at_once() {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
-    kid.kill().unwrap(); // SIGKILL
-    kid.wait().unwrap();
+    kid.kill(); // SIGKILL
     let (held, wanting) = holders(&dir);
     assert!(
         held.is_empty() && wanting == 0,
@@ -459,17 +415,10 @@ fn disjoint_affinity_masks_do_not_block_each_other() {
     let low = format!("0-{}", half - 1);
     let high = format!("{half}-{}", 2 * half - 1);
     let vars = [("PARLINALG_BUDGET_GROUP", g.as_str()), (SECS_VAR, "1.5")];
-    let a = command(&["taskset", "-c", &low], "products", &vars)
-        .spawn()
-        .unwrap();
-    let b = command(&["taskset", "-c", &high], "products", &vars)
-        .spawn()
-        .unwrap();
-    for r in [
-        results(a, Duration::from_secs(60)),
-        results(b, Duration::from_secs(60)),
-    ] {
-        assert_eq!(r[0]["max_threads"], half, "{}", r[0]);
+    let a = child(&["taskset", "-c", &low], "products", &vars).spawn();
+    let b = child(&["taskset", "-c", &high], "products", &vars).spawn();
+    for r in [a.result(), b.result()] {
+        assert_eq!(r["max_threads"], half, "{r}");
     }
 }
 
@@ -619,7 +568,7 @@ fn an_explicit_count_shows_other_processes_the_cores_it_uses() {
     let dir = group_dir(&g);
     // A: every core by an explicit count, for a while.
     let all = cores().to_string();
-    let a = command(
+    let a = child(
         &[],
         "products",
         &[
@@ -628,8 +577,7 @@ fn an_explicit_count_shows_other_processes_the_cores_it_uses() {
             (SECS_VAR, "3"),
         ],
     )
-    .spawn()
-    .unwrap();
+    .spawn();
     let deadline = Instant::now() + Duration::from_secs(20);
     while holders(&dir).0.values().sum::<usize>() == 0 {
         assert!(
@@ -644,7 +592,7 @@ fn an_explicit_count_shows_other_processes_the_cores_it_uses() {
         "products",
         &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "0.5")],
     );
-    let a = results(a, Duration::from_secs(60)).remove(0);
+    let a = a.result();
     assert_eq!(
         a["max_threads"].as_u64().unwrap() as usize,
         cores(),
@@ -778,10 +726,9 @@ fn mpirun_np_2_gives_each_rank_one_blas_thread_and_says_why() {
         ("OMPI_ALLOW_RUN_AS_ROOT", "1"),
         ("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1"),
     ];
-    let child = command(&["mpirun", "-np", "2"], "report", &vars)
-        .spawn()
-        .unwrap();
-    let ranks = results(child, Duration::from_secs(60));
+    let ranks = child(&["mpirun", "-np", "2"], "report", &vars)
+        .output()
+        .results();
     assert_eq!(ranks.len(), 2, "{ranks:?}");
     for r in &ranks {
         let rep = &r["report"];

@@ -2,12 +2,15 @@
 //! depend on what other threads do. Tested in a child process, which reads its environment
 //! once; a watchdog kills a child that does not finish.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
+use std::time::Duration;
+
+use common::child::TestChild;
 use parlinalg::ndarray::Array2;
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng};
+use serde_json::Value;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_DETERMINISTIC_CHILD";
 
@@ -37,6 +40,7 @@ fn solve(a: &Array2<f64>, b: &Array2<f64>) -> Vec<u64> {
 /// The child's side: each product alone, then all four concurrently (several rounds); prints
 /// how many concurrent results differ from the solitary ones. Does nothing in the parent.
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     if std::env::var_os(CHILD_VAR).is_none() {
         return;
@@ -56,57 +60,38 @@ fn child_entry() {
     }
     let r = parlinalg::threads::report().unwrap();
     println!(
-        "CHILD-RESULT differing={differing} overlapping={}",
-        r.usage.overlapping_calls
+        "CHILD-RESULT {}",
+        serde_json::json!({ "differing": differing, "overlapping": r.usage.overlapping_calls })
     );
 }
 
-/// Runs the child with `vars`, killing it after `limit`; returns its result line.
-fn child(vars: &[(&str, &str)], limit: Duration) -> String {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
-    for v in [
-        "PARLINALG_BLAS_THREADS",
-        "OPENBLAS_NUM_THREADS",
-        "GOTO_NUM_THREADS",
-        "OMP_NUM_THREADS",
-        "PARLINALG_DETERMINISTIC",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd.env(CHILD_VAR, "1").envs(vars.iter().copied());
-    let mut proc = cmd.stdout(Stdio::piped()).spawn().expect("spawn child");
-    let deadline = Instant::now() + limit;
-    while proc.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            proc.kill().ok();
-            proc.wait().ok();
-            panic!("child did not finish within {limit:?}: killed");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = proc.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, r)| r.to_owned()))
-        .unwrap_or_else(|| panic!("child printed no result:\n{stdout}"))
+/// Runs the child with `vars`, killing it after `limit`; returns its result.
+fn child(vars: &[(&str, &str)], limit: Duration) -> Value {
+    TestChild::entry()
+        .remove(&[
+            "PARLINALG_BLAS_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "GOTO_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            "PARLINALG_DETERMINISTIC",
+        ])
+        .env(CHILD_VAR, "1")
+        .envs(vars.iter().copied())
+        .timeout(limit)
+        .result()
 }
 
 #[test]
 fn deterministic_mode_gives_the_same_bits_alone_and_concurrently() {
-    let line = child(
+    let r = child(
         &[("PARLINALG_DETERMINISTIC", "1")],
         Duration::from_secs(120),
     );
-    assert!(
-        line.starts_with("differing=0 "),
-        "products differed between solitary and concurrent runs: {line}"
+    assert_eq!(
+        r["differing"], 0,
+        "products differed between solitary and concurrent runs: {r}"
     );
     // The scenario did overlap (else it would prove nothing).
-    let overlapping: u64 = line
-        .rsplit_once("overlapping=")
-        .and_then(|(_, n)| n.parse().ok())
-        .unwrap();
-    assert!(overlapping > 0, "{line}");
+    let overlapping = r["overlapping"].as_u64().unwrap();
+    assert!(overlapping > 0, "{r}");
 }

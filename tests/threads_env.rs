@@ -4,14 +4,14 @@
 
 mod common;
 
-use std::ffi::OsStr;
-
+use common::child::TestChild;
 use serde_json::Value;
 
 const CHILD_VAR: &str = "PARLINALG_TEST_ENV_CHILD";
 
 /// The child's side: reports what it resolved as one JSON line. Does nothing in the parent.
 #[test]
+#[ignore = "run by the harness in a child process (tests/common/child.rs)"]
 fn child_entry() {
     let Ok(mode) = std::env::var(CHILD_VAR) else {
         return;
@@ -40,9 +40,11 @@ fn child_entry() {
 }
 
 fn child(mode: &str, vars: &[(&str, &str)]) -> Value {
-    let mut set: Vec<(&str, &OsStr)> = vec![(CHILD_VAR, OsStr::new(mode))];
-    set.extend(vars.iter().map(|(k, v)| (*k, OsStr::new(v))));
-    common::run_child(common::THREAD_VARS, &set)
+    TestChild::entry()
+        .remove(common::THREAD_VARS)
+        .env(CHILD_VAR, mode)
+        .envs(vars.iter().copied())
+        .result()
 }
 
 fn blas(v: &Value) -> (&Value, &Value) {

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use parlinalg_cli::report::{
-    classic, grid, latency, output, sharing, stats, versus, workloads, ReportData,
+    classic, classic_rows, grid, latency, output, processes, stats, versus, workloads, ReportData,
 };
 
 fn parlinalg(args: &[&str], cwd: &Path) -> Output {
@@ -286,14 +286,25 @@ fn the_conclusions_agree_with_the_numbers() {
         classic::conclude_h(c.settings.workers, &c.rust)
     );
     assert_eq!(c.sharing_conclusion, classic::conclude_sharing(&c.rust));
-    let t = classic::find(&c.rust, workloads::Workload::G, classic::How::Threads, 1).unwrap();
+    let t = classic_rows::find(
+        &c.rust,
+        workloads::Workload::G,
+        classic_rows::How::Threads,
+        1,
+    )
+    .unwrap();
     assert!(
         c.conclusion.contains(&format!("{:.2}×", t.speedup)),
         "{}",
         c.conclusion
     );
     // Processes ran for real (spawned `parlinalg report --worker`) and shared their inputs.
-    let processes = classic::find(&c.rust, workloads::Workload::G, classic::How::Processes, 1);
+    let processes = classic_rows::find(
+        &c.rust,
+        workloads::Workload::G,
+        classic_rows::How::Processes,
+        1,
+    );
     assert!(processes.is_some_and(|p| p.seconds > 0.0), "{:?}", c.rust);
 
     let g = data.grid.as_ref().unwrap();
@@ -363,13 +374,13 @@ fn the_conclusions_agree_with_the_numbers() {
     let v = data.versus.as_ref().unwrap();
     assert_eq!(v.conclusion, versus::conclude(&v.rows, &v.numpy));
     let x = data.sharing.as_ref().unwrap();
-    assert_eq!(x.conclusion, sharing::conclude(x.cores, &x.rows));
+    assert_eq!(x.conclusion, processes::conclude(x.cores, &x.rows));
     assert_eq!(x.rows.len(), 2 * 4, "P = 1, 2 under four modes");
     for r in &x.rows {
         let fixed1 = x
             .rows
             .iter()
-            .find(|f| f.processes == r.processes && f.mode == sharing::Mode::Fixed1)
+            .find(|f| f.processes == r.processes && f.mode == processes::Mode::Fixed1)
             .unwrap();
         let (ratio, _) = stats::ratio(&r.samples, &fixed1.samples, 0);
         assert!((r.vs_fixed1 - ratio).abs() <= 1e-12 * ratio, "{r:?}");
@@ -378,13 +389,13 @@ fn the_conclusions_agree_with_the_numbers() {
     }
     match &x.mpi {
         // Each rank says how many BLAS threads it runs and where the count came from.
-        sharing::MpiOutcome::Ran { ranks, threads, .. } => {
+        processes::MpiOutcome::Ran { ranks, threads, .. } => {
             assert_eq!(*ranks, x.cores);
             assert!(threads
                 .iter()
                 .all(|t| t.iter().any(|l| l.starts_with("BLAS threads"))));
         }
-        sharing::MpiOutcome::NotRun { why } => assert!(
+        processes::MpiOutcome::NotRun { why } => assert!(
             why.contains("openmpi-bin") || why.contains("failed"),
             "{why}"
         ),

@@ -1,6 +1,9 @@
 //! Shared helpers of the integration tests: the numpy reference cases, tolerant comparison,
-//! a seeded generator, and the catalogue of layouts every input is also passed through.
+//! a seeded generator, the catalogue of layouts every input is also passed through, and the
+//! harness that runs a copy of the test binary as a child process ([`child`]).
 #![allow(dead_code)] // each test file uses a different part
+
+pub mod child;
 
 use std::path::PathBuf;
 
@@ -326,47 +329,3 @@ pub const THREAD_VARS: &[&str] = &[
     "OMP_NUM_THREADS",
     "RAYON_NUM_THREADS",
 ];
-
-/// Runs this test binary's `child_entry` test in a child process (for process-global
-/// scenarios: each child reads its own environment and loads OpenBLAS afresh), with `remove`
-/// taken out of its environment, then `set` added; returns the JSON the child printed after
-/// `CHILD-RESULT `. Panics, with the child's output, when there is none.
-///
-/// The child has a machine-wide budget group of its own (unless `set` names one), removed
-/// afterwards: what `auto` gives it must not depend on other processes of the machine.
-pub fn run_child(remove: &[&str], set: &[(&str, &std::ffi::OsStr)]) -> serde_json::Value {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static CHILDREN: AtomicUsize = AtomicUsize::new(0);
-    let group = format!(
-        "test-child-{}-{}",
-        std::process::id(),
-        CHILDREN.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child_entry", "--nocapture", "--test-threads=1"]);
-    for v in remove {
-        cmd.env_remove(v);
-    }
-    cmd.env("PARLINALG_BUDGET_GROUP", &group);
-    for (k, v) in set {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("spawn child");
-    // SAFETY: geteuid cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    for base in ["/dev/shm", "/tmp"] {
-        let _ = std::fs::remove_dir_all(format!("{base}/parlinalg-{uid}/{group}"));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("CHILD-RESULT ").map(|(_, json)| json))
-        .unwrap_or_else(|| {
-            panic!(
-                "child {set:?} printed no result (status {}):\n{stdout}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-    serde_json::from_str(line).expect("the child's result is JSON")
-}

@@ -6,58 +6,15 @@ use parlinalg::threads::Plan;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::report::classic_rows::{find, ClassicRow, How};
+use crate::report::classic_workers::{self, Job, ProcessRowCost};
 use crate::report::cli::ClassicSettings;
 use crate::report::machine::MachineState;
-use crate::report::processes::{self, Job, Sharing};
 use crate::report::progress::Progress;
 use crate::report::python::PythonClassic;
-use crate::report::race::{Budget, Race, Sample};
-use crate::report::stats::{self, seconds, Interval, Samples};
+use crate::report::race::{Race, RaceLimits, Sample};
+use crate::report::stats::{self, seconds};
 use crate::report::workloads::{self, Workload};
-
-/// How a row runs its workers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum How {
-    /// One thread.
-    Serial,
-    /// C threads of one process.
-    Threads,
-    /// C processes.
-    Processes,
-}
-
-impl How {
-    /// As in the tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            How::Serial => "serial",
-            How::Threads => "threads",
-            How::Processes => "processes",
-        }
-    }
-}
-
-/// One measured row.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClassicRow {
-    pub workload: Workload,
-    pub how: How,
-    /// Threads or processes (1 for serial).
-    pub outer: usize,
-    /// BLAS threads in each (matters for h only).
-    pub blas: usize,
-    pub seconds: f64,
-    /// Over the serial, 1-BLAS-thread row of the same workload.
-    pub speedup: f64,
-    /// The speedup's 95% interval over rounds (Rust's rows; Python's are measured once).
-    #[serde(default)]
-    pub speedup_interval: Option<Interval>,
-    /// Seconds, per round (Rust's rows).
-    #[serde(default)]
-    pub samples: Samples,
-    /// Process rows: what the shared memory cost (in the last round).
-    pub sharing: Option<Sharing>,
-}
 
 /// The classic section: Rust's rows, Python's, and one sentence each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,15 +57,15 @@ struct Config {
 pub fn measure(s: &ClassicSettings, progress: &mut Progress) -> anyhow::Result<Vec<ClassicRow>> {
     let configs = configs(s);
     let mut bench = Bench::new(s);
-    let mut sharing: Vec<Option<Sharing>> = vec![None; configs.len()];
+    let mut sharing: Vec<Option<ProcessRowCost>> = vec![None; configs.len()];
     parlinalg::matmul(&stats::matrix(64, 1), &stats::matrix(64, 2))?;
     let mut race = Race::new(configs.len(), &(0..configs.len()).collect::<Vec<_>>(), 5);
-    let budget = Budget {
+    let limits = RaceLimits {
         min_rounds: s.rounds,
         max_rounds: s.rounds,
         seconds: 0.0,
     };
-    race.run(budget, |i| -> anyhow::Result<Sample> {
+    race.run(limits, |i| -> anyhow::Result<Sample> {
         let c = configs[i];
         progress.label(format!(
             "classic: {}, {} {} × {} BLAS",
@@ -160,7 +117,7 @@ fn configs(s: &ClassicSettings) -> Vec<Config> {
 
 /// The rows from the race's samples: each time with its speedup over the serial row of its
 /// workload.
-fn rows(configs: &[Config], race: &Race, sharing: Vec<Option<Sharing>>) -> Vec<ClassicRow> {
+fn rows(configs: &[Config], race: &Race, sharing: Vec<Option<ProcessRowCost>>) -> Vec<ClassicRow> {
     let serial_of = |w: Workload| {
         let i = configs
             .iter()
@@ -228,7 +185,7 @@ impl<'s> Bench<'s> {
     }
 
     /// g, f or h split over C worker processes.
-    fn in_processes(&self, c: Config) -> anyhow::Result<Sharing> {
+    fn in_processes(&self, c: Config) -> anyhow::Result<ProcessRowCost> {
         let job = match c.workload {
             Workload::H => Job::Products {
                 a: &self.a,
@@ -242,7 +199,7 @@ impl<'s> Bench<'s> {
                 reps: self.reps(workload),
             },
         };
-        processes::run(&job, self.s.workers)
+        classic_workers::run(&job, self.s.workers)
     }
 
     /// h's batch in `c.outer` threads of `c.blas` BLAS threads each (serial: 1 × blas).
@@ -311,27 +268,6 @@ fn blocks<'a>(
         (a, b, c) = (at, bt, ct);
     }
     out
-}
-
-/// Speedup of every row over the serial 1-BLAS row of its workload (Python's rows, measured
-/// once each).
-pub fn fill_speedups(rows: &mut [ClassicRow]) {
-    let base: Vec<(Workload, f64)> = rows
-        .iter()
-        .filter(|r| r.how == How::Serial && r.blas == 1)
-        .map(|r| (r.workload, r.seconds))
-        .collect();
-    for r in rows.iter_mut() {
-        if let Some((_, t)) = base.iter().find(|(w, _)| *w == r.workload) {
-            r.speedup = t / r.seconds;
-        }
-    }
-}
-
-/// The row of `workload` run `how` with `blas` BLAS threads.
-pub fn find(rows: &[ClassicRow], workload: Workload, how: How, blas: usize) -> Option<&ClassicRow> {
-    rows.iter()
-        .find(|r| r.workload == workload && r.how == how && r.blas == blas)
 }
 
 /// The main table's sentence, from the numbers.
@@ -434,7 +370,7 @@ pub fn conclude_h(workers: usize, rust: &[ClassicRow]) -> String {
 
 /// The sentence on what sharing memory cost.
 pub fn conclude_sharing(rust: &[ClassicRow]) -> String {
-    let shared: Vec<(&ClassicRow, &Sharing)> = rust
+    let shared: Vec<(&ClassicRow, &ProcessRowCost)> = rust
         .iter()
         .filter_map(|r| r.sharing.as_ref().map(|s| (r, s)))
         .collect();
@@ -467,16 +403,18 @@ pub fn conclude_sharing(rust: &[ClassicRow]) -> String {
 }
 
 /// Spawn and exit as a fraction of the row's time.
-pub fn overhead_fraction(s: &Sharing) -> f64 {
+pub fn overhead_fraction(s: &ProcessRowCost) -> f64 {
     (s.spawn_s + s.exit_s) / s.total_s().max(1e-12)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::classic_rows::fill_speedups;
+    use crate::report::stats::Samples;
 
     fn r(workload: Workload, how: How, outer: usize, blas: usize, seconds: f64) -> ClassicRow {
-        let sharing = (how == How::Processes).then_some(Sharing {
+        let sharing = (how == How::Processes).then_some(ProcessRowCost {
             bytes: 1 << 20,
             setup_s: 0.001,
             spawn_s: 0.05,

@@ -7,7 +7,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use crate::report::sharing::SharingSettings;
+use crate::report::processes::SharingSettings;
 
 /// Where Debian's `libopenblas0-openmp` puts the OpenMP build of OpenBLAS.
 pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
@@ -18,8 +18,9 @@ pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
 /// for exp over an array, a scalar exp loop and a batch of matrix products; numpy's version
 /// beside it when python3 and numpy are installed), matmul throughput against numpy, the grid
 /// of K outer × N BLAS threads for small to large products, a small product's latency beside
-/// large ones, and the grid again under the OpenMP build of OpenBLAS when it is installed.
-/// Markdown tables go to stdout; report.md, report.json, CSV files and PNG/SVG plots go to the
+/// large ones, the grid again under the OpenMP build of OpenBLAS when it is installed, and
+/// processes sharing the machine (BLAS threads fixed at 1 and at the cores, each process's own
+/// `auto`, the machine budget, and an MPI job when `mpirun` is installed). Markdown tables go to stdout; report.md, report.json, CSV files and PNG/SVG plots go to the
 /// output folder.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "report", about, long_about = None)]
@@ -27,7 +28,7 @@ pub struct Args {
     /// A short run: under a minute on 2 cores (smaller arrays, shorter cells).
     #[arg(long, conflicts_with = "full")]
     pub quick: bool,
-    /// A long run: the classic sizes (100 × g, 10 × f over 10⁷ elements), longer cells, more
+    /// A long run: the classic sizes (300 × g, 10 × f over 10⁷ elements), longer cells, more
     /// samples.
     #[arg(long)]
     pub full: bool,
@@ -45,8 +46,8 @@ pub struct Args {
     /// 64,256,512 quick].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=8192))]
     pub sizes: Option<Vec<u32>>,
-    /// Grid: size of the one large single product; 0 leaves it out [default: 1024 quick,
-    /// 2048, 4096 full].
+    /// Grid: size of the one large single product; 0 leaves it out [default: 2048; 1024 quick,
+    /// 4096 full].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=16384))]
     pub large: Option<u32>,
     /// Grid: the largest K·N (outer × BLAS threads) tried [default: 4 × cores].
@@ -83,7 +84,7 @@ pub struct Args {
     /// 6; 4 quick; 10 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub f_reps: Option<u32>,
-    /// Classic table: products in h's batch [default: 8].
+    /// Classic table: products in h's batch [default: 8; 16 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub h_batch: Option<u32>,
     /// Classic table: size n of h's n×n products [default: 1024; 512 quick].

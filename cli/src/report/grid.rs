@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 use crate::report::cli::GridSettings;
 use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
-use crate::report::race::{Budget, Race, Sample};
+use crate::report::race::{Race, RaceLimits, Sample};
 use crate::report::stats::{self, gflops, is_pick_round, seconds, Interval, Samples, STATISTIC};
 
 /// Largest output of one batch, bytes: below glibc's largest mmap threshold (32 MiB), so the
 /// allocator reuses the buffer instead of faulting in fresh pages at every call.
 const MAX_OUTPUT_BYTES: usize = 24 << 20;
 
-/// No size runs more rounds than this, whatever its budget.
+/// No size runs more rounds than this, however many seconds it has left.
 const MAX_ROUNDS: usize = 60;
 
 /// A speedup above the usable cores × this is re-measured, and flagged if it persists.
@@ -72,7 +72,7 @@ pub struct PolicyCell {
 
 /// The run's own noise: the serial plan measured a second time, as a cell of its own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Control {
+pub struct NoiseControl {
     /// Its time / the serial cell's time (1 without noise).
     pub ratio: f64,
     pub interval: Option<Interval>,
@@ -95,7 +95,7 @@ pub struct GridSize {
     pub policy: PolicyCell,
     /// The best pair, picked on the odd rounds and scored on the even ones.
     pub best: Cell,
-    pub control: Control,
+    pub control: NoiseControl,
     /// The slowest pair with K·N above the cores, and its time / the best time.
     pub worst_oversubscribed: Option<(Cell, f64)>,
 }
@@ -169,7 +169,7 @@ pub fn pairs(max: usize, cores: usize, single: bool) -> Vec<(usize, usize)> {
 
 /// Estimated seconds, for the progress bar.
 pub fn estimate(s: &GridSettings, cores: usize) -> f64 {
-    // A size takes its budget, or its first rounds of every cell if they take longer (about
+    // A size takes its seconds (`size_seconds`), or its first rounds of every cell if they take longer (about
     // two thirds of a serial sample per cell on average).
     let size = |cells: usize, sample: f64| {
         s.size_seconds
@@ -212,7 +212,7 @@ pub fn measure(
         .collect::<parlinalg::Result<_>>()?;
     let mut races: Vec<Race> = jobs.iter().map(SizeJob::race).collect();
     let mut spent = vec![0.0; jobs.len()];
-    let budget = Budget {
+    let limits = RaceLimits {
         min_rounds: s.rounds,
         max_rounds: MAX_ROUNDS,
         seconds: s.size_seconds,
@@ -220,7 +220,7 @@ pub fn measure(
     let mut rng = SmallRng::seed_from_u64(17);
     loop {
         let mut open: Vec<usize> = (0..jobs.len())
-            .filter(|&j| !budget.done(races[j].rounds(), spent[j]))
+            .filter(|&j| !limits.done(races[j].rounds(), spent[j]))
             .collect();
         if open.is_empty() {
             break;
@@ -424,7 +424,7 @@ impl SizeJob {
                 vs_best,
                 vs_best_interval,
             },
-            control: Control {
+            control: NoiseControl {
                 ratio,
                 interval,
                 samples: samples[control].clone(),
@@ -650,7 +650,7 @@ mod tests {
                 vs_best,
                 vs_best_interval: iv,
             },
-            control: Control {
+            control: NoiseControl {
                 ratio: 1.03,
                 interval: Some(Interval { lo: 0.98, hi: 1.07 }),
                 samples: Samples::default(),

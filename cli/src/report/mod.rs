@@ -23,6 +23,8 @@
 //! Markdown on stdout; report.md, report.json, CSV files and PNG/SVG plots in `--out`.
 
 pub mod classic;
+pub mod classic_rows;
+mod classic_workers;
 pub mod cli;
 pub mod grid;
 pub mod latency;
@@ -30,18 +32,18 @@ mod machine;
 mod openmp;
 pub mod output;
 mod plots;
-mod processes;
+pub mod processes;
 mod progress;
 mod python;
 mod race;
-pub mod sharing;
+mod self_command;
 pub mod stats;
 pub mod versus;
 pub mod workloads;
 
 use anyhow::Context as _;
 pub use cli::{Args, Section, Settings};
-pub use output::{Header, ReportData};
+pub use output::{ReportData, ReportHeader};
 use progress::Progress;
 
 /// `parlinalg report`: runs the sections `args` ask for, or plays a child role (a worker of the
@@ -49,9 +51,9 @@ use progress::Progress;
 /// Returns the exit code (2 for a bad command line, printed by clap).
 pub fn main(args: &Args) -> u8 {
     let role = if let Some(spec) = &args.worker {
-        Some(processes::worker_main(spec))
+        Some(classic_workers::worker_main(spec))
     } else if let Some(spec) = &args.sharing_child {
-        Some(sharing::child_main(spec))
+        Some(processes::child_main(spec))
     } else {
         args.grid_child
             .as_ref()
@@ -68,7 +70,7 @@ pub fn main(args: &Args) -> u8 {
     }
     let cores = parlinalg::threads::Cores::detect().count;
     let settings = Settings::resolve(args, cores).unwrap_or_else(|e| e.exit());
-    // parlinalg switched a generic fallback kernel before main (a benchmark on the wrong kernel
+    // parlinalg switches a generic fallback kernel before main (a benchmark on the wrong kernel
     // measures nothing about threading): the header says what happened.
     let kernel = parlinalg::kernel::kernel_selection().to_string();
     let command: Vec<String> = std::env::args().collect();
@@ -95,7 +97,7 @@ pub fn run(
     std::fs::create_dir_all(&settings.out)
         .with_context(|| format!("cannot create {}", settings.out.display()))?;
     let report = parlinalg::threads::report()?;
-    let header = Header {
+    let header = ReportHeader {
         kernel: kernel.to_owned(),
         thread_report: report.to_string(),
         thread_report_json: serde_json::to_value(&report)?,
@@ -158,7 +160,7 @@ pub fn run(
         data.openmp = Some(o);
     }
     if settings.runs(Section::Processes) {
-        let s = sharing::measure(&settings.sharing, settings.cores, &mut progress)?;
+        let s = processes::measure(&settings.sharing, settings.cores, &mut progress)?;
         emit(&mut progress, output::sharing_md(&s));
         data.sharing = Some(s);
     }
@@ -202,7 +204,7 @@ fn estimated_seconds(settings: &Settings) -> f64 {
         total += grid::estimate(&settings.grid, settings.cores);
     }
     if settings.runs(Section::Processes) {
-        total += sharing::estimate(&settings.sharing, settings.cores);
+        total += processes::estimate(&settings.sharing, settings.cores);
     }
     total
 }

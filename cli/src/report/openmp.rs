@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::cli::{GridSettings, DEBIAN_OPENMP_DIR};
 use crate::report::grid::{self, GridSection};
-use crate::report::processes::{self_command, SelfRole};
 use crate::report::progress::Progress;
+use crate::report::self_command::{self_command, SelfRole};
 
 /// What came of the OpenMP grid.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

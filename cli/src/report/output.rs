@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::classic::{self, ClassicRow, ClassicSection, How};
+use crate::report::classic::{self, ClassicSection};
+use crate::report::classic_rows::{self, ClassicRow, How};
 use crate::report::cli::Settings;
 use crate::report::grid::{Cell, GridSection, GridSize, IMPOSSIBLE};
 use crate::report::latency::LatencySection;
 use crate::report::openmp::OpenMpOutcome;
+use crate::report::processes::{MpiOutcome, SharingSection};
 use crate::report::python::PythonClassic;
-use crate::report::sharing::{MpiOutcome, SharingSection};
 use crate::report::stats::{Interval, STATISTIC};
 use crate::report::versus::{VersusRow, VersusSection};
 use crate::report::workloads::Workload;
@@ -25,7 +26,7 @@ pub struct ReportData {
     /// The command line.
     pub command: Vec<String>,
     pub settings: Settings,
-    pub header: Header,
+    pub header: ReportHeader,
     pub classic: Option<ClassicSection>,
     pub versus: Option<VersusSection>,
     pub grid: Option<GridSection>,
@@ -39,7 +40,7 @@ pub struct ReportData {
 
 /// The report's header: what runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Header {
+pub struct ReportHeader {
     /// What parlinalg did about the OpenBLAS kernel (`kernel_selection`).
     pub kernel: String,
     /// `parlinalg::threads::report()`, as text.
@@ -67,7 +68,7 @@ fn mb(bytes: usize) -> String {
 }
 
 /// The header section.
-pub fn header_md(h: &Header, settings: &Settings) -> String {
+pub fn header_md(h: &ReportHeader, settings: &Settings) -> String {
     format!(
         "# parlinalg report: threads, processes or BLAS threads?\n\n\
          Every figure below was measured in this run ({:?} workload, {} cores usable).\n\n\
@@ -78,7 +79,7 @@ pub fn header_md(h: &Header, settings: &Settings) -> String {
 
 /// `1.23 s (1.93×, 1.88–1.97)`, with ⚠ when the speedup is above the workers × 1.10.
 fn cell(rows: &[ClassicRow], w: Workload, how: How, blas: usize, workers: usize) -> String {
-    classic::find(rows, w, how, blas).map_or_else(
+    classic_rows::find(rows, w, how, blas).map_or_else(
         || "—".to_owned(),
         |r| {
             let iv = r

@@ -11,7 +11,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::report::classic::{self as table, ClassicSection, How};
+use crate::report::classic::ClassicSection;
+use crate::report::classic_rows::{self, ClassicRow, How};
 use crate::report::grid::{GridSection, GridSize};
 use crate::report::latency::LatencySection;
 use crate::report::workloads::Workload;
@@ -448,13 +449,13 @@ where
     chart.draw_series(dashed(ideal))?;
     for (i, how) in [How::Threads, How::Processes].into_iter().enumerate() {
         let color = PALETTE[i];
-        let rows: Vec<(f64, &table::ClassicRow)> = groups
+        let rows: Vec<(f64, &ClassicRow)> = groups
             .iter()
             .enumerate()
             .filter_map(|(g, &(w, b))| {
                 Some((
                     g as f64 + 0.15 + 0.36 * i as f64,
-                    table::find(&c.rust, w, how, b)?,
+                    classic_rows::find(&c.rust, w, how, b)?,
                 ))
             })
             .collect();

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
-use crate::report::classic::{fill_speedups, ClassicRow, How};
+use crate::report::classic_rows::{fill_speedups, ClassicRow, How};
 use crate::report::cli::ClassicSettings;
 use crate::report::progress::Progress;
 use crate::report::stats::Samples;

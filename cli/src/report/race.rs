@@ -5,8 +5,8 @@
 //! a slow stretch of the machine is spread over all of them). After `min_rounds`, a
 //! configuration leaves the race when its paired interval of time ÷ the leader's lies wholly
 //! above 1: more samples of it would not change which one is best. The ones named `always`
-//! (the serial reference, the control, the default policy) never leave. The race ends when the
-//! budget is spent or after `max_rounds`.
+//! (the serial reference, the control, the default policy) never leave. The race ends when its
+//! seconds are spent or after `max_rounds`.
 
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
@@ -14,9 +14,9 @@ use rand::SeedableRng;
 
 use crate::report::stats::{self, Samples};
 
-/// How long a race runs.
+/// How long a race runs: its rounds and its seconds.
 #[derive(Debug, Clone, Copy)]
-pub struct Budget {
+pub struct RaceLimits {
     /// Rounds every configuration gets.
     pub min_rounds: usize,
     /// Rounds no configuration exceeds.
@@ -25,7 +25,7 @@ pub struct Budget {
     pub seconds: f64,
 }
 
-impl Budget {
+impl RaceLimits {
     /// Whether a race that ran `rounds` rounds in `spent` seconds should stop.
     pub fn done(&self, rounds: usize, spent: f64) -> bool {
         rounds >= self.max_rounds || (rounds >= self.min_rounds && spent >= self.seconds)
@@ -42,7 +42,7 @@ pub struct Race {
     rng: SmallRng,
 }
 
-/// One measurement: seconds per call, and the wall time it took (what the budget counts).
+/// One measurement: seconds per call, and the wall time it took (what the race's seconds count).
 #[derive(Debug, Clone, Copy)]
 pub struct Sample {
     pub per_call: f64,
@@ -66,18 +66,18 @@ impl Race {
         self.rounds
     }
 
-    /// Runs rounds until `budget` says stop; `measure(i)` measures configuration `i` once.
+    /// Runs rounds until `limits` say stop; `measure(i)` measures configuration `i` once.
     ///
     /// # Errors
     /// The first error of `measure`.
     pub fn run<E>(
         &mut self,
-        budget: Budget,
+        limits: RaceLimits,
         mut measure: impl FnMut(usize) -> Result<Sample, E>,
     ) -> Result<(), E> {
         let mut spent = 0.0;
-        while !budget.done(self.rounds, spent) {
-            spent += self.step(budget.min_rounds, &mut measure)?;
+        while !limits.done(self.rounds, spent) {
+            spent += self.step(limits.min_rounds, &mut measure)?;
         }
         Ok(())
     }
@@ -174,12 +174,12 @@ mod tests {
         let truth = [1.0, 0.5, 0.52, 2.0, 3.0, 1.0];
         let mut rng = SmallRng::seed_from_u64(1);
         let mut race = Race::new(truth.len(), &[0, 5], 7);
-        let budget = Budget {
+        let limits = RaceLimits {
             min_rounds: 6,
             max_rounds: 40,
             seconds: 1e9,
         };
-        race.run(budget, |i| -> Result<Sample, ()> {
+        race.run(limits, |i| -> Result<Sample, ()> {
             let t = noisy(&mut rng, truth[i]);
             Ok(Sample {
                 per_call: t,
@@ -203,14 +203,14 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_stops_new_rounds_after_the_minimum() {
+    fn the_time_limit_stops_new_rounds_after_the_minimum() {
         let mut race = Race::new(3, &[0], 1);
-        let budget = Budget {
+        let limits = RaceLimits {
             min_rounds: 4,
             max_rounds: 100,
             seconds: 10.0,
         };
-        race.run(budget, |_| -> Result<Sample, ()> {
+        race.run(limits, |_| -> Result<Sample, ()> {
             Ok(Sample {
                 per_call: 1.0,
                 wall: 1.0,
@@ -220,6 +220,6 @@ mod tests {
         // 3 s a round: four rounds (12 s) are the minimum, and none starts after 10 s.
         assert_eq!(race.rounds(), 4);
         let mut failing = Race::new(2, &[], 1);
-        assert_eq!(failing.run(budget, |_| Err("boom")), Err("boom"));
+        assert_eq!(failing.run(limits, |_| Err("boom")), Err("boom"));
     }
 }
