@@ -77,7 +77,7 @@ fn is_f_contiguous<T, S: Data<Elem = T>, D: Dimension>(a: &ArrayBase<S, D>) -> b
 /// than the caches, except a fresh output below AVX-512. A fresh page was just zeroed by the
 /// kernel, so its lines are in cache and normal stores cost no extra read: at the AVX2 level
 /// streaming speeds up the `_into` forms and not the new-array ones, at the AVX-512 level both
-/// (BENCHMARKS.md, section 4).
+/// (BENCHMARKS.md, "Elementwise maths and reductions").
 fn streams<T>(len: usize, fresh: bool, level: SimdLevel) -> bool {
     len.saturating_mul(std::mem::size_of::<T>()) >= STREAM_MIN_BYTES
         && (!fresh || level == SimdLevel::Avx512)

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 // (waking the other workers), so that splitting cannot lose much even when another core is busy.
 // The op's cost per element sets where that is: transcendental maps cost several times an
 // arithmetic one, reductions less. The measurements behind the numbers are in BENCHMARKS.md
-// (section 4, with their machine and command).
+// ("Elementwise maths and reductions", with their machine and command).
 
 /// Below this many elements a transcendental map (`exp`, `ln`, `tanh`, `sigmoid`) runs
 /// serially.
@@ -33,7 +33,8 @@ pub(crate) const PAR_MIN_REDUCE: usize = 1 << 17;
 /// SIMD level has them: as large as a big last-level cache, so caching them only costs a read of
 /// every output line before it is written. The AVX-512 level streams fresh and existing outputs;
 /// the AVX2 level streams through a staging buffer (`simd/stream.rs`), into existing outputs
-/// only (`elementwise::streams` says why). The A/B runs are in BENCHMARKS.md (section 4).
+/// only (`elementwise::streams` says why). The A/B runs are in BENCHMARKS.md
+/// ("Elementwise maths and reductions").
 pub(crate) const STREAM_MIN_BYTES: usize = 32 << 20;
 
 /// Size of a transparent huge page on x86-64 Linux; parallel chunks of large outputs start on

@@ -297,8 +297,7 @@ pub(super) fn getrf_on_a_large_stack<T: Float>(
 /// [`Error::IllConditioned`] when `?gecon` estimates the reciprocal condition number below
 /// machine epsilon. Never skipped: the matrix is equilibrated first ([`Equilibration`]), so
 /// `anorm` is at most `2n`; were it ever not finite, the estimate would be meaningless and the
-/// matrix is refused (it used to be waved through, and an overflowed LU returned a wrong
-/// answer as `Ok`).
+/// matrix is refused (an overflowed LU would otherwise return a wrong answer as `Ok`).
 pub(super) fn ensure_well_conditioned<T: Float>(rt: Runtime, lu: &Lu<T>, anorm: T) -> Result<()> {
     let rcond = if anorm.is_finite() {
         lapack_call(rt, lu.n as usize, || T::lax_gecon(lu, anorm))

@@ -10,7 +10,7 @@
 //! kernel's own, bit for bit.
 //!
 //! Only the AVX level streams: 16-byte (SSE2) streaming stores were no faster than normal ones,
-//! 32-byte ones were (the A/B is in BENCHMARKS.md, section 4, "streaming stores at the AVX2
+//! 32-byte ones were (the A/B is in BENCHMARKS.md, "Elementwise maths and reductions", "streaming stores at the AVX2
 //! level").
 
 #![cfg(target_arch = "x86_64")]

@@ -376,6 +376,11 @@ impl Budget {
 
     /// The read-only view for the report (opens the directory if not yet opened: that takes
     /// no slot).
+    /// Slot files that failed their check (their CPUs are not used).
+    pub(crate) fn broken_slots(&self) -> usize {
+        self.lock().slots.iter().filter(|s| s.broken).count()
+    }
+
     pub(crate) fn report(&self) -> BudgetReport {
         let mut s = self.lock();
         let (enabled, why) = if !self.enabled.value {

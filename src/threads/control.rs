@@ -32,6 +32,8 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
+
 use super::budget::{self, Budget, BudgetHold};
 use super::config::{BlasThreads, Cores, Limits, Setting, Source, ThreadConfig, MAX_THREADS};
 use super::fork::{self, ForkHandlers, ForkHeld};
@@ -43,7 +45,7 @@ use crate::{Error, Result};
 /// After two application threads overlapped in BLAS calls, `auto` keeps BLAS single-threaded
 /// this long, so that a caller arriving between another's short calls does not grab every core
 /// for a long call (without it, the p99 latency of a small product beside large ones follows
-/// the large ones: BENCHMARKS.md section 2, latency).
+/// the large ones: BENCHMARKS.md, "The thread layer", latency).
 pub(crate) const OVERLAP_WINDOW: Duration = Duration::from_millis(50);
 
 /// How big a call is, to tell whether OpenBLAS may thread it (OpenBLAS 0.3's own thresholds:
@@ -140,18 +142,22 @@ impl Scopes {
     }
 }
 
-/// Statistics of concurrent BLAS use since the process started, over the calls OpenBLAS may
-/// thread (the others run on their caller's thread and ask for no BLAS thread).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Usage {
-    /// Calls OpenBLAS may thread made through parlinalg.
+/// Concurrent BLAS use since the process started (in a forked child: since the fork), over
+/// the calls OpenBLAS may thread (the others run on their caller's thread and ask for no BLAS
+/// thread).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct UsageReport {
+    /// BLAS and LAPACK calls made through parlinalg.
     pub calls: u64,
-    /// Calls that started while another thread was inside a threadable call.
+    /// Calls that started while another thread was in a call OpenBLAS may thread.
     pub overlapping_calls: u64,
-    /// Largest number of concurrent callers seen.
+    /// Most callers inside BLAS at once.
     pub peak_callers: usize,
-    /// Largest sum of threads asked by concurrent callers.
+    /// Most threads asked at once by concurrent callers.
     pub peak_threads_asked: usize,
+    /// `peak_threads_asked / cores`: above 1 means the cores were oversubscribed.
+    pub peak_oversubscription: f64,
 }
 
 #[derive(Debug)]
@@ -610,13 +616,15 @@ impl Control {
         self.lock().set_ignored
     }
 
-    pub(crate) fn usage(&self) -> Usage {
+    pub(crate) fn usage(&self) -> UsageReport {
         let c = &self.counters;
-        Usage {
+        let peak_threads_asked = c.peak_threads_asked.load(Relaxed);
+        UsageReport {
             calls: c.calls.load(Relaxed),
             overlapping_calls: c.overlapping_calls.load(Relaxed),
             peak_callers: c.peak_callers.load(Relaxed),
-            peak_threads_asked: c.peak_threads_asked.load(Relaxed),
+            peak_threads_asked,
+            peak_oversubscription: peak_threads_asked as f64 / self.cores.count as f64,
         }
     }
 }

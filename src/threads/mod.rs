@@ -99,9 +99,10 @@ pub use crate::env::{
 pub use crate::openblas::loaded_blas_libraries;
 pub use budget::BudgetReport;
 pub use config::{BlasThreads, Cores, Setting, Source, MAX_THREADS};
+pub use control::UsageReport;
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};
 pub use policy::{last_batch_decision, plan_for_batch, BatchDecision, PlanChoice};
-pub use report::{report, Report, UsageReport, Warning};
+pub use report::{report, Report, Warning};
 pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
 
 pub(crate) use control::{CallSize, CallerThreads};

@@ -35,7 +35,7 @@ pub(crate) const BATCH_TASK_FLOPS: f64 = 2.0e6;
 /// Below this many floating-point operations for the whole batch, run serially: two tasks of
 /// [`BATCH_TASK_FLOPS`], less cannot be split, and handing a batch to the pool and waiting for
 /// it costs tens of microseconds, as much as a batch that small computes (the break-even is
-/// measured by `cargo bench --bench threads -- threshold`, BENCHMARKS.md section 2).
+/// measured by `cargo bench --bench threads -- threshold`, BENCHMARKS.md, "The thread layer").
 pub(crate) const SERIAL_BELOW_FLOPS: f64 = 2.0 * BATCH_TASK_FLOPS;
 
 /// Products per outer task for `batch` products of `flops_per_product` each: the batch cut
@@ -49,7 +49,7 @@ pub(crate) fn batch_task_len(batch: usize, flops_per_product: f64) -> usize {
 
 /// Product size (flops) at which splitting one product over BLAS threads reaches half of its
 /// ideal efficiency in the cost model, eff(f) = f / (f + this). Calibrated on the efficiency of
-/// a 256³ product on 2 BLAS threads (BENCHMARKS.md section 2).
+/// a 256³ product on 2 BLAS threads (BENCHMARKS.md, "The thread layer").
 pub(crate) const INNER_HALF_EFFICIENCY_FLOPS: f64 = 8.0e6;
 
 /// What the policy decided for a batch, and why.

@@ -12,9 +12,9 @@
 //! that fix in-process before `main` ([`kernel_selection`] says what happened), so a user's
 //! program runs the right kernel without any variable set.
 //!
-//! No case is left for re-executing the program with `OPENBLAS_CORETYPE` set (what parlinalg did
-//! before): every `DYNAMIC_ARCH` build has `gotoblas_dynamic_init`, and a build without
-//! `DYNAMIC_ARCH` holds one CPU's kernels, which no variable can change.
+//! Re-executing the program with `OPENBLAS_CORETYPE` set is never needed: every `DYNAMIC_ARCH`
+//! build has `gotoblas_dynamic_init`, and a build without `DYNAMIC_ARCH` holds one CPU's
+//! kernels, which no variable can change.
 
 mod check;
 mod cpu;
