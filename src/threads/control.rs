@@ -37,41 +37,11 @@ use serde::Serialize;
 use super::budget::{self, Budget, BudgetHold};
 use super::config::{BlasThreads, Cores, Limits, Setting, Source, ThreadConfig, MAX_THREADS};
 use super::fork::{self, ForkHandlers, ForkHeld};
+use super::rule::{self, CallSize, RuleInputs, OVERLAP_WINDOW};
 use super::stack::Stack;
 use crate::openblas::backend::{self, CallGuard, CountScope, ThreadingBackend};
 use crate::openblas::info::BlasLibrary;
 use crate::{Error, Result};
-
-/// After two application threads overlapped in BLAS calls, `auto` keeps BLAS single-threaded
-/// this long, so that a caller arriving between another's short calls does not grab every core
-/// for a long call (without it, the p99 latency of a small product beside large ones follows
-/// the large ones: BENCHMARKS.md, "The thread layer", latency).
-pub(crate) const OVERLAP_WINDOW: Duration = Duration::from_millis(50);
-
-/// How big a call is, to tell whether OpenBLAS may thread it (OpenBLAS 0.3's own thresholds:
-/// it runs smaller calls on the calling thread, without its lock).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CallSize {
-    /// `?gemm`: OpenBLAS threads when m·n·k ≥ 65536 · GEMM_MULTITHREAD_THRESHOLD (4).
-    Gemm { m: usize, n: usize, k: usize },
-    /// `?gemv`: threads when m·n ≥ 2304 · 4.
-    Gemv { m: usize, n: usize },
-    /// `?dot`: threads when n > 10000.
-    Dot { n: usize },
-    /// A LAPACK routine on an n×n problem: blocked routines call threaded level-3 BLAS.
-    Lapack { n: usize },
-}
-
-impl CallSize {
-    pub(crate) fn may_thread(self) -> bool {
-        match self {
-            CallSize::Gemm { m, n, k } => m.saturating_mul(n).saturating_mul(k) >= 65_536 * 4,
-            CallSize::Gemv { m, n } => m.saturating_mul(n) >= 2_304 * 4,
-            CallSize::Dot { n } => n > 10_000,
-            CallSize::Lapack { n } => n >= 64,
-        }
-    }
-}
 
 /// The open scopes: per thread that has one, its stack of requested counts. Every operation
 /// costs O(threads with scopes), amortised, whatever the depth or the order of removal.
@@ -220,7 +190,7 @@ pub(crate) struct Control {
     pub max_blas: usize,
     /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
     pub deterministic: bool,
-    /// The machine-wide budget this process shares with other processes (`budget.rs`).
+    /// The machine-wide budget this process shares with other processes (`budget/`).
     pub budget: Budget,
 }
 
@@ -229,6 +199,9 @@ static CONTROL: OnceLock<std::result::Result<Control, Error>> = OnceLock::new();
 /// The controller, created on first use from the environment (read once). An invalid variable
 /// makes every call that needs the controller fail with the same [`Error::InvalidEnv`].
 pub(crate) fn control() -> Result<&'static Control> {
+    // Registered before the controller is built (one atomic load afterwards), so that a fork
+    // while another thread builds it waits for the build (see `hold_for_fork`).
+    fork::watch(&FORK);
     CONTROL
         .get_or_init(Control::from_process)
         .as_ref()
@@ -300,7 +273,6 @@ impl ForkHeld for ControlHold {
 
 impl Control {
     fn from_process() -> Result<Control> {
-        fork::watch(&FORK);
         // Before any call OpenBLAS may thread (`openblas/heap.rs` says why).
         crate::openblas::heap::prime_malloc_thresholds();
         let lib = BlasLibrary::query();
@@ -360,29 +332,23 @@ impl Control {
         s
     }
 
-    /// The rule, stated once: the BLAS count for a call OpenBLAS may thread, made while
-    /// `callers` such calls are in flight (this one included), `overlapping` when callers
-    /// overlapped within [`OVERLAP_WINDOW`].
-    ///
-    /// Open scopes and a fixed count are honoured exactly. Under `auto`: every usable core for
-    /// a caller that is alone, and one thread per call while callers overlap, on every build:
-    /// concurrent multithreaded calls queue for one another in the pthreads and OpenMP builds
-    /// alike (`openblas/backend.rs`), so splitting the cores among them would only leave cores
-    /// idle. In deterministic mode every usable core whatever the others do, since the count
-    /// changes the bits.
+    /// [`rule::blas_count`] in the current state.
     fn rule(&self, s: &State, overlapping: bool) -> usize {
-        let all = self.cores.count.min(self.max_blas);
-        match (s.scopes.threads(), s.baseline.value) {
-            (Some(n), _) | (None, BlasThreads::Fixed(n)) => n,
-            (None, BlasThreads::Auto) if self.deterministic => all,
-            (None, BlasThreads::Auto) if overlapping => 1,
-            (None, BlasThreads::Auto) => all,
-        }
+        rule::blas_count(self.inputs(s), overlapping)
     }
 
     /// Whether [`Self::rule`] depends on the other callers in the current state.
     fn depends_on_callers(&self, s: &State) -> bool {
-        s.scopes.threads().is_none() && s.baseline.value == BlasThreads::Auto && !self.deterministic
+        rule::depends_on_callers(self.inputs(s))
+    }
+
+    fn inputs(&self, s: &State) -> RuleInputs {
+        RuleInputs {
+            scoped: s.scopes.threads(),
+            baseline: s.baseline.value,
+            deterministic: self.deterministic,
+            usable: self.cores.count.min(self.max_blas),
+        }
     }
 
     /// Recomputes the lock-free answers after the state changed (called with the lock held):
@@ -812,37 +778,5 @@ mod tests {
             "{} steps for {N} nested scopes",
             s.work
         );
-    }
-
-    #[test]
-    fn openblas_thresholds() {
-        assert!(!CallSize::Gemm { m: 4, n: 4, k: 4 }.may_thread());
-        assert!(!CallSize::Gemm {
-            m: 64,
-            n: 64,
-            k: 63
-        }
-        .may_thread());
-        assert!(CallSize::Gemm {
-            m: 64,
-            n: 64,
-            k: 64
-        }
-        .may_thread());
-        assert!(CallSize::Gemm {
-            m: 256,
-            n: 256,
-            k: 256
-        }
-        .may_thread());
-        assert!(!CallSize::Dot { n: 10_000 }.may_thread());
-        assert!(CallSize::Dot { n: 10_001 }.may_thread());
-        assert!(CallSize::Gemv { m: 96, n: 96 }.may_thread());
-        assert!(!CallSize::Gemm {
-            m: usize::MAX,
-            n: 0,
-            k: 5
-        }
-        .may_thread());
     }
 }

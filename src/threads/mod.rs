@@ -31,7 +31,7 @@
 //! them correct there (one multithreaded call at a time under OpenMP, one call at a time in the
 //! serial build), is the README's "OpenBLAS builds and versions".
 //!
-//! **Processes share a machine-wide budget** (`budget.rs`): under `auto`, a call OpenBLAS would
+//! **Processes share a machine-wide budget** (`budget/`): under `auto`, a call OpenBLAS would
 //! thread, made while no other thread of the process makes one, takes free slots (one `flock`ed
 //! file per CPU of its affinity mask, in `/dev/shm/parlinalg-<uid>/<group>/`) and runs one
 //! thread per slot, at least one; it never blocks, and a killed process's slots come back at
@@ -87,6 +87,7 @@ mod fork;
 mod plan;
 mod policy;
 mod report;
+mod rule;
 mod runtime;
 mod scope;
 mod stack;
@@ -105,8 +106,9 @@ pub use policy::{last_batch_decision, plan_for_batch, BatchDecision, PlanChoice}
 pub use report::{report, Report, Warning};
 pub use scope::{blas_threads_scope, with_blas_threads, BlasThreadsGuard};
 
-pub(crate) use control::{CallSize, CallerThreads};
+pub(crate) use control::CallerThreads;
 pub(crate) use policy::{batch_task_len, record_batch_decision};
+pub(crate) use rule::CallSize;
 pub(crate) use runtime::{enter, Runtime};
 
 use crate::Result;

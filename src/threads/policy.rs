@@ -248,7 +248,7 @@ fn outer_or_inner(
 ) -> PlanChoice {
     let per_product = 2.0 * m as f64 * k as f64 * n as f64;
     // One threshold, OpenBLAS's, stated once (`CallSize::may_thread`).
-    let threaded = super::control::CallSize::Gemm { m, n, k }.may_thread();
+    let threaded = super::rule::CallSize::Gemm { m, n, k }.may_thread();
     let eff = if threaded {
         per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
     } else {

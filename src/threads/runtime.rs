@@ -11,8 +11,9 @@
 use rayon::ThreadPool;
 use std::sync::Arc;
 
-use super::control::{control, CallSize, Control};
+use super::control::{control, Control};
 use super::plan;
+use super::rule::CallSize;
 use crate::Result;
 
 /// The process's thread layer, for one operation: see [`enter`].

@@ -64,13 +64,10 @@ impl KernelFinding {
     /// build below the CPU).
     ///
     /// ```
-    /// use parlinalg::kernel::{check_kernel, CpuFeatures};
-    /// let avx2 = CpuFeatures {
-    ///     x86_64: true, sse3: true, ssse3: true, sse4_2: true, avx: true, avx2: true, fma: true,
-    ///     ..CpuFeatures::default()
-    /// };
-    /// assert!(check_kernel("Prescott", true, &avx2).is_suboptimal());
-    /// assert!(!check_kernel("Haswell", true, &avx2).is_suboptimal());
+    /// let finding = parlinalg::kernel::check_loaded_kernel();
+    /// if finding.is_suboptimal() {
+    ///     eprintln!("slower than this CPU allows: {finding}");
+    /// }
     /// ```
     pub fn is_suboptimal(&self) -> bool {
         matches!(
@@ -82,12 +79,12 @@ impl KernelFinding {
     /// The `OPENBLAS_CORETYPE` value that fixes a [`KernelFinding::Fallback`].
     ///
     /// ```
-    /// use parlinalg::kernel::{check_kernel, CpuFeatures};
-    /// let avx2 = CpuFeatures {
-    ///     x86_64: true, sse3: true, ssse3: true, sse4_2: true, avx: true, avx2: true, fma: true,
-    ///     ..CpuFeatures::default()
-    /// };
-    /// assert_eq!(check_kernel("Prescott", true, &avx2).recommended(), Some("Haswell"));
+    /// let finding = parlinalg::kernel::check_loaded_kernel();
+    /// // A recommendation exactly when the kernel is a fixable fallback.
+    /// assert_eq!(
+    ///     finding.recommended().is_some(),
+    ///     matches!(finding, parlinalg::kernel::KernelFinding::Fallback { .. })
+    /// );
     /// ```
     pub fn recommended(&self) -> Option<&'static str> {
         match self {
