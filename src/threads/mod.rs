@@ -118,7 +118,7 @@ use config::check_thread_count;
 /// applies it to OpenBLAS.
 ///
 /// # Errors
-/// [`Error::InvalidEnv`] for the first variable that holds junk.
+/// [`Error::InvalidEnv`](crate::Error::InvalidEnv) for the first variable that holds junk.
 ///
 /// ```
 /// parlinalg::threads::init()?;
@@ -153,8 +153,8 @@ pub fn blas_max_threads() -> usize {
 /// the baseline takes over when they close).
 ///
 /// # Errors
-/// [`Error::InvalidThreadCount`] for 0 or a count above [`blas_max_threads`] (OpenBLAS would
-/// silently clamp it); [`Error::InvalidEnv`] if the environment holds junk.
+/// [`Error::InvalidThreadCount`](crate::Error::InvalidThreadCount) for 0 or a count above [`blas_max_threads`] (OpenBLAS would
+/// silently clamp it); [`Error::InvalidEnv`](crate::Error::InvalidEnv) if the environment holds junk.
 ///
 /// ```
 /// use parlinalg::threads::{blas_threads, set_blas_threads, set_blas_threads_auto};
@@ -175,7 +175,7 @@ pub fn set_blas_threads(n: usize) -> Result<()> {
 /// Returns BLAS threads to the `auto` policy (from code).
 ///
 /// # Errors
-/// [`Error::InvalidEnv`] if the environment holds junk.
+/// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if the environment holds junk.
 ///
 /// ```
 /// use parlinalg::threads::{blas_threads_setting, set_blas_threads_auto, BlasThreads, Source};
@@ -194,7 +194,7 @@ pub fn set_blas_threads_auto() -> Result<()> {
 /// The BLAS thread policy in force (outside scopes) and where it came from.
 ///
 /// # Errors
-/// [`Error::InvalidEnv`] if the environment holds junk.
+/// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if the environment holds junk.
 ///
 /// ```
 /// let setting = parlinalg::threads::blas_threads_setting()?;
@@ -208,7 +208,7 @@ pub fn blas_threads_setting() -> Result<Setting<BlasThreads>> {
 /// Sets the outer thread count (the size of parlinalg's rayon pool) from code.
 ///
 /// # Errors
-/// [`Error::InvalidThreadCount`] for 0 or above [`MAX_THREADS`]; [`Error::InvalidEnv`].
+/// [`Error::InvalidThreadCount`](crate::Error::InvalidThreadCount) for 0 or above [`MAX_THREADS`]; [`Error::InvalidEnv`](crate::Error::InvalidEnv).
 ///
 /// ```
 /// parlinalg::threads::set_outer_threads(2)?;
@@ -224,7 +224,7 @@ pub fn set_outer_threads(n: usize) -> Result<()> {
 /// The outer thread count and where it came from.
 ///
 /// # Errors
-/// [`Error::InvalidEnv`] if the environment holds junk.
+/// [`Error::InvalidEnv`](crate::Error::InvalidEnv) if the environment holds junk.
 ///
 /// ```
 /// let outer = parlinalg::threads::outer_threads()?;

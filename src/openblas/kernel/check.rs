@@ -7,7 +7,7 @@ use super::cpu::{kernel_isa_level, CpuFeatures, IsaLevel};
 use crate::env::CORETYPE_VAR;
 use crate::openblas::info::BlasLibrary;
 
-/// What [`check_kernel`] found.
+/// What the kernel check ([`check_loaded_kernel`]) found.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub enum KernelFinding {

@@ -6,7 +6,7 @@
 //! OpenBLAS reads `OPENBLAS_CORETYPE` when it selects its kernel table: at load, and again when a
 //! `DYNAMIC_ARCH` build is asked to re-select it (`gotoblas_dynamic_init`).
 //!
-//! [`check_kernel`] compares the running kernel with the best instruction set the CPU and the OS
+//! [`check_loaded_kernel`] compares the running kernel with the best instruction set the CPU and the OS
 //! support (from CPUID) and returns a [`KernelFinding`] with the exact fix; it never recommends
 //! a kernel that needs an instruction the CPU lacks. Every program that links parlinalg applies
 //! that fix in-process before `main` ([`kernel_selection`] says what happened), so a user's
