@@ -110,7 +110,9 @@ pub enum Error {
     Singular {
         /// The LAPACK routine that found it.
         routine: &'static str,
-        /// Zero-based index of the zero pivot.
+        /// Zero-based index of the zero pivot. LAPACK factors the C-order copy of `A` as it
+        /// lies in memory, which is `Aᵀ`: a zero row `i` of `A` (a zero column of `Aᵀ`) is
+        /// pivot `i`.
         pivot: usize,
     },
 

@@ -197,18 +197,22 @@ fn exactly_singular_names_the_first_zero_pivot<T: Float>() {
         solve(&zero, &Array1::zeros(4)),
         Err(Error::Singular { pivot: 0, .. })
     ));
-    // A zero column j stays zero through elimination: U[j, j] = 0 is the first zero pivot.
+    // LAPACK factors the C-order copy of A as it lies, which is Aᵀ (the Error::Singular
+    // docs): a zero row j of A is a zero column of Aᵀ, which stays zero through elimination,
+    // so U[j, j] = 0 is the first zero pivot. In any layout of A.
     let n = 5;
     for j in 0..n {
         let mut a = Array2::<T>::from_shape_fn((n, n), |(r, c)| {
             t::<T>(((r * 7 + c * 3) % 11) as f64 + if r == c { 20.0 } else { 0.0 })
         });
-        a.column_mut(j).fill(T::zero());
+        a.row_mut(j).fill(T::zero());
         let got = inv(&a);
+        assert_eq!(got, Err(Error::Singular { routine, pivot: j }), "row {j}");
+        let fortran = a.t().as_standard_layout().into_owned().reversed_axes();
         assert_eq!(
-            got,
+            inv(&fortran),
             Err(Error::Singular { routine, pivot: j }),
-            "column {j}"
+            "row {j}, column-major"
         );
         let msg = got.unwrap_err().to_string();
         assert!(msg.contains(&format!("1-based pivot {}", j + 1)), "{msg}");

@@ -37,6 +37,7 @@ both_types!(
     eigvalsh_sum_is_the_trace,
     singular_values_are_roots_of_gram_eigenvalues,
     lstsq_tall_square_wide_and_rank_deficient,
+    lu_results_do_not_depend_on_the_layout,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -464,5 +465,67 @@ impl NaiveLu {
             inv.column_mut(j).assign(&Array1::from_vec(col));
         }
         inv
+    }
+}
+
+/// solve, inv and det give the same bits for the same matrix in every layout: C order,
+/// column major, a strided view and a reversed one (all are copied into one C-order buffer
+/// before LAPACK runs), with and without equilibration (rows of mixed scale).
+fn lu_results_do_not_depend_on_the_layout<T: Float>() {
+    let mut rng = Rng::new(26);
+    for n in [3, 17, 64] {
+        for mixed in [false, true] {
+            let mut a: Array2<T> = Array2::from_shape_fn((n, n), |(i, j)| {
+                let v = rng.uniform() - 0.5 + if i == j { 2.0 } else { 0.0 };
+                T::from(v).unwrap()
+            });
+            if mixed {
+                a.row_mut(1).mapv_inplace(|v| v * T::from(1e-6).unwrap());
+            }
+            let b: Array1<T> = Array1::from_shape_fn(n, |i| T::from(i as f64 - 1.5).unwrap());
+            let fortran = a.t().as_standard_layout().into_owned().reversed_axes();
+            let mut wide = Array2::<T>::zeros((n, 2 * n));
+            wide.slice_mut(s![.., ..;2]).assign(&a);
+            let strided = wide.slice(s![.., ..;2]);
+            let mut flipped = a.clone();
+            flipped.invert_axis(Axis(0));
+            let reversed = flipped.slice(s![..;-1, ..]);
+            let bits2 = |m: &Array2<T>| {
+                m.iter()
+                    .map(|v| v.to_f64().unwrap().to_bits())
+                    .collect::<Vec<_>>()
+            };
+            let bits1 = |m: &Array1<T>| {
+                m.iter()
+                    .map(|v| v.to_f64().unwrap().to_bits())
+                    .collect::<Vec<_>>()
+            };
+            let (x, ai, d) = (solve(&a, &b).unwrap(), inv(&a).unwrap(), det(&a).unwrap());
+            for (what, view) in [
+                ("column major", fortran.view()),
+                ("strided", strided),
+                ("reversed", reversed),
+            ] {
+                assert_eq!(view, a.view(), "{what}: the same matrix");
+                let ctx = format!("n = {n}, mixed = {mixed}, {what}");
+                assert_eq!(bits1(&solve(&view, &b).unwrap()), bits1(&x), "solve {ctx}");
+                assert_eq!(bits2(&inv(&view).unwrap()), bits2(&ai), "inv {ctx}");
+                assert_eq!(
+                    det(&view).unwrap().to_bits_f64(),
+                    d.to_bits_f64(),
+                    "det {ctx}"
+                );
+            }
+        }
+    }
+}
+
+trait Bits {
+    fn to_bits_f64(self) -> u64;
+}
+
+impl<T: Float> Bits for T {
+    fn to_bits_f64(self) -> u64 {
+        self.to_f64().unwrap().to_bits()
     }
 }

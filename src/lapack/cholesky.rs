@@ -49,24 +49,40 @@ where
     if n == 0 {
         return Ok(Array2::zeros((0, 0)));
     }
-    check_finite_lower(OP, a)?;
-    // The lower triangle in column-major order, zeros above: potrf overwrites the lower
-    // triangle with L and leaves the zeros alone.
-    let mut l = lower_column_major(OP, a)?;
-    lapack_call(rt, n, || T::lax_potrf(square_layout(order), &mut l))
-        .map_err(|e| lapack_error::<T>(Routine::Potrf, e))?;
-    standard_layout(OP, ndarray::Dim([n, n]), l)
+    let mut l = lower_c_order(OP, a)?;
+    // Read as column major the buffer is `Aᵀ`, whose upper triangle is `A`'s lower one:
+    // `?potrf` with `uplo = 'U'` gives `Aᵀ = Uᵀ·U`, and `U` read back in C order is `L`.
+    lapack_call(rt, n, || {
+        T::lax_potrf(square_layout(order), UPLO::Upper, &mut l)
+    })
+    .map_err(|e| lapack_error::<T>(Routine::Potrf, e))?;
+    Ok(Array2::from_shape_vec((n, n), l).expect("n·n elements"))
 }
 
-/// `a`'s lower triangle (with the diagonal) in column-major order, zeros above the diagonal.
-pub(super) fn lower_column_major<T: Float, S: Data<Elem = T>>(
+/// `a`'s lower triangle (with the diagonal) copied into a C-order buffer, zeros above the
+/// diagonal; [`Error::NonFinite`] for NaN or infinity in that triangle (found through the
+/// sum of each copied row, so without a test per element; the upper triangle is never read).
+/// `?potrf` and `?syev` with `uplo = 'U'` read only the part that was copied (the upper
+/// triangle of the `Aᵀ` LAPACK sees) and leave the zeros alone.
+pub(super) fn lower_c_order<T: Float, S: Data<Elem = T>>(
     op: &'static str,
     a: &ArrayBase<S, Ix2>,
 ) -> Result<Vec<T>> {
-    // aᵀ's logical order is a's column-major order; its index (j, i) is a's (i, j).
-    let transposed = a.t();
-    let values = transposed
-        .indexed_iter()
-        .map(|((j, i), &x)| if i >= j { x } else { T::zero() });
-    collect(op, a.shape(), values)
+    let n = a.nrows();
+    let mut buf = collect(op, a.shape(), std::iter::empty())?;
+    let mut finite = true;
+    for (i, row) in a.rows().into_iter().enumerate() {
+        let start = buf.len();
+        let lower = row.slice(ndarray::s![..=i]);
+        match lower.as_slice() {
+            Some(values) => buf.extend_from_slice(values),
+            None => buf.extend(lower.iter().copied()),
+        }
+        finite &= all_finite(&buf[start..]);
+        buf.extend(std::iter::repeat_n(T::zero(), n - i - 1));
+    }
+    if !finite {
+        check_finite_lower(op, a)?;
+    }
+    Ok(buf)
 }

@@ -3,8 +3,11 @@
 
 use super::*;
 
-/// An LU factorisation: `factors` holds `L` (unit lower, below the diagonal) and `U`, column
-/// major `n × n`; `ipiv` the 1-based row interchanges, as `?getrf` returns them.
+/// An LU factorisation of a C-order `n × n` matrix `A` as `?getrf` leaves it: `factors` holds,
+/// read as column major, `L` (unit lower, below the diagonal) and `U` of `Aᵀ = P·L·U`; `ipiv`
+/// the 1-based row interchanges. The routines below answer for `A` itself (`lax`'s C layout:
+/// `?getrs` transposed, the infinity-norm `?gecon`, `?getri` whose result read in C order is
+/// `A⁻¹`); `det A = det Aᵀ` is the signed product of the pivots.
 #[derive(Debug)]
 pub struct Lu<T> {
     pub(super) n: c_int,
@@ -25,29 +28,31 @@ pub trait LapackScalar: Copy + 'static {
     #[doc(hidden)]
     const SINGLE: bool;
 
-    /// `?getrf` on the `n × n` matrix in `a`, overwritten with its factors.
+    /// `?getrf` on the `n × n` matrix in `a` (as `layout` says), overwritten with its factors.
     #[doc(hidden)]
     fn lax_getrf(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<Vec<i32>>;
 
-    /// `?getrs`: overwrites the right-hand side `b` (`n` elements) with the solution.
+    /// `?getrs`: overwrites the right-hand side `b` (`n` elements) with the solution of
+    /// `A·x = b`.
     #[doc(hidden)]
     fn lax_getrs(lu: &Lu<Self>, b: &mut [Self]) -> lax::error::Result<()>;
 
-    /// `?getri`: overwrites the factors with the inverse.
+    /// `?getri`: overwrites the factors with `A⁻¹` (C order).
     #[doc(hidden)]
     fn lax_getri(lu: &mut Lu<Self>) -> lax::error::Result<()>;
 
-    /// `?gecon` (1-norm): the estimated reciprocal condition number, given `anorm = ‖a‖₁`.
+    /// `?gecon`: the estimated reciprocal 1-norm condition number of `A`, given `anorm = ‖A‖₁`
+    /// (the infinity-norm estimate for the `Aᵀ` LAPACK holds).
     #[doc(hidden)]
     fn lax_gecon(lu: &Lu<Self>, anorm: Self) -> lax::error::Result<Self>;
 
-    /// `?potrf` with `uplo = 'L'`: overwrites the lower triangle with `L`.
+    /// `?potrf` of the `uplo` triangle, overwritten with the factor.
     #[doc(hidden)]
-    fn lax_potrf(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<()>;
+    fn lax_potrf(layout: MatrixLayout, uplo: UPLO, a: &mut [Self]) -> lax::error::Result<()>;
 
-    /// `?syev` with `jobz = 'N'`, `uplo = 'L'`: the eigenvalues, ascending.
+    /// `?syev` with `jobz = 'N'` of the `uplo` triangle: the eigenvalues, ascending.
     #[doc(hidden)]
-    fn lax_syev(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<Vec<Self>>;
+    fn lax_syev(layout: MatrixLayout, uplo: UPLO, a: &mut [Self]) -> lax::error::Result<Vec<Self>>;
 
     /// `?gesdd`: singular values (descending) and, for `jobz = 'S'`, the thin `U` (`m × k`)
     /// and `Vᵀ` (`k × n`), column major.
@@ -77,25 +82,33 @@ macro_rules! impl_lapack_scalar {
             }
 
             fn lax_getrs(lu: &Lu<Self>, b: &mut [Self]) -> lax::error::Result<()> {
-                let layout = square_layout(lu.n);
+                let layout = c_order_layout(lu.n);
                 <$t as Lapack>::solve(layout, Transpose::No, &lu.factors, &lu.ipiv, b)
             }
 
             fn lax_getri(lu: &mut Lu<Self>) -> lax::error::Result<()> {
-                let layout = square_layout(lu.n);
+                let layout = c_order_layout(lu.n);
                 <$t as Lapack>::inv(layout, &mut lu.factors, &lu.ipiv)
             }
 
             fn lax_gecon(lu: &Lu<Self>, anorm: Self) -> lax::error::Result<Self> {
-                <$t as Lapack>::rcond(square_layout(lu.n), &lu.factors, anorm)
+                <$t as Lapack>::rcond(c_order_layout(lu.n), &lu.factors, anorm)
             }
 
-            fn lax_potrf(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<()> {
-                <$t as Lapack>::cholesky(layout, UPLO::Lower, a)
+            fn lax_potrf(
+                layout: MatrixLayout,
+                uplo: UPLO,
+                a: &mut [Self],
+            ) -> lax::error::Result<()> {
+                <$t as Lapack>::cholesky(layout, uplo, a)
             }
 
-            fn lax_syev(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<Vec<Self>> {
-                <$t as Lapack>::eigh(false, layout, UPLO::Lower, a)
+            fn lax_syev(
+                layout: MatrixLayout,
+                uplo: UPLO,
+                a: &mut [Self],
+            ) -> lax::error::Result<Vec<Self>> {
+                <$t as Lapack>::eigh(false, layout, uplo, a)
             }
 
             fn lax_gesdd(

@@ -1,6 +1,6 @@
 //! Eigenvalues of a symmetric matrix: `?syev`.
 
-use super::cholesky::lower_column_major;
+use super::cholesky::lower_c_order;
 use super::*;
 
 /// Eigenvalues of a symmetric matrix, in ascending order.
@@ -42,9 +42,12 @@ where
     if n == 0 {
         return Ok(Array1::zeros(0));
     }
-    check_finite_lower(OP, a)?;
-    let mut lower = lower_column_major(OP, a)?;
-    let values = lapack_call(rt, n, || T::lax_syev(square_layout(order), &mut lower))
-        .map_err(|e| lapack_error::<T>(Routine::Syev, e))?;
+    // Read as column major the buffer is `Aᵀ` (the same eigenvalues), whose upper triangle
+    // is `A`'s lower one.
+    let mut lower = lower_c_order(OP, a)?;
+    let values = lapack_call(rt, n, || {
+        T::lax_syev(square_layout(order), UPLO::Upper, &mut lower)
+    })
+    .map_err(|e| lapack_error::<T>(Routine::Syev, e))?;
     Ok(Array1::from_vec(values))
 }

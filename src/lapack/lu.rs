@@ -2,14 +2,17 @@
 //! `?getrs`), `inv` (`?getri`), `det`.
 
 use super::dispatch::Lu;
-use super::equilibrate::{frexp, ldexp, scale2, Equilibration};
+use super::equilibrate::{frexp, ldexp, scale_all, Equilibration, Magnitudes};
+use super::stack;
 use super::*;
 
 /// Solves `a · x = b` for a square `a`, by LU factorisation with partial pivoting.
 ///
 /// `b` is a vector of length `n` (one system) or an `n × r` matrix (one system per column);
 /// the result has `b`'s shape. Any layout of `a` and `b` is taken (owned, views, `a.t()`,
-/// strided, reversed); both are copied once into column-major buffers.
+/// strided, reversed), with the same result bit for bit: `a` is copied once into a C-order
+/// buffer (which LAPACK factors as `aᵀ`, answering through the transposed routines), `b` into
+/// a column-major one.
 ///
 /// | step | f32 | f64 |
 /// |---|---|---|
@@ -17,11 +20,14 @@ use super::*;
 /// | condition estimate (1-norm) | `sgecon` | `dgecon` |
 /// | triangular solves, per column of `b` | `sgetrs` | `dgetrs` |
 ///
-/// Equilibrated first: rows, then columns, are scaled by powers of two so that each has its
-/// largest magnitude in `[1, 2)` (no rounding is added), the LU and the condition estimate run
-/// on the scaled matrix, and the result is scaled back. Entries of 1e±300, subnormal ones, or
-/// rows and columns of mixed scale therefore neither overflow the factorisation nor skip the
-/// conditioning check; only a result outside `T`'s range becomes `±inf` or 0, as IEEE says.
+/// Equilibrated where the magnitudes need it: when an entry lies outside `2^±(MAX_EXP/2)`
+/// (about 1e±154 for f64) or rows or columns differ in scale by more than 16×, rows, then
+/// columns, are scaled by powers of two so that each has its largest magnitude in `[1, 2)` (no
+/// rounding is added), the LU and the condition estimate run on the scaled matrix, and the
+/// result is scaled back. Entries of 1e±300, subnormal ones, or rows and columns of mixed
+/// scale therefore neither overflow the factorisation nor skip the conditioning check; only a
+/// result outside `T`'s range becomes `±inf` or 0, as IEEE says. Other matrices go to LAPACK
+/// as they are, after one copy that also finds non-finite entries and `‖A‖₁`.
 ///
 /// A `0 × 0` system has the empty solution (`b`'s shape, `0` or `0 × r`), as in numpy.
 ///
@@ -71,25 +77,27 @@ where
     if n == 0 {
         return Ok(Array::zeros(b.raw_dim()));
     }
-    check_finite(OP, a)?;
+    let (lu, eq, anorm) = prepare(OP, a, order)?;
     check_finite(OP, b)?;
-    // A x = b with A = R⁻¹ As C⁻¹ (powers of two): As (C⁻¹ x) = R b.
-    let eq = Equilibration::of(a);
-    let scaled = eq.apply(OP, a)?;
-    let lu = factorize(rt, OP, &scaled, order)?;
-    ensure_well_conditioned(rt, &lu, one_norm(&scaled))?;
+    let lu = factorize(rt, lu, order)?;
+    ensure_well_conditioned(rt, &lu, anorm)?;
     // `reversed_axes` is the identity on a vector and the transpose of a matrix: either way
     // its logical order is b's column-major order, so each system's right-hand side is one
     // contiguous chunk of n elements.
     let mut x = collect(OP, b.shape(), b.view().reversed_axes().iter().copied())?;
     for column in x.chunks_exact_mut(n) {
-        for (v, &e) in column.iter_mut().zip(&eq.row) {
-            *v = scale2(*v, e);
+        // A x = b with A = R⁻¹ As C⁻¹ (powers of two): As (C⁻¹ x) = R b.
+        if let Some(eq) = &eq {
+            for (v, &e) in column.iter_mut().zip(&eq.row) {
+                scale_all(std::slice::from_mut(v), e);
+            }
         }
         lapack_call(rt, n, || T::lax_getrs(&lu, column))
             .map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
-        for (v, &e) in column.iter_mut().zip(&eq.col) {
-            *v = scale2(*v, e);
+        if let Some(eq) = &eq {
+            for (v, &e) in column.iter_mut().zip(&eq.col) {
+                scale_all(std::slice::from_mut(v), e);
+            }
         }
     }
     standard_layout(OP, b.raw_dim(), x)
@@ -103,11 +111,14 @@ where
 /// | condition estimate (1-norm) | `sgecon` | `dgecon` |
 /// | inverse from the factors | `sgetri` | `dgetri` |
 ///
-/// Equilibrated first: rows, then columns, are scaled by powers of two so that each has its
-/// largest magnitude in `[1, 2)` (no rounding is added), the LU and the condition estimate run
-/// on the scaled matrix, and the result is scaled back. Entries of 1e±300, subnormal ones, or
-/// rows and columns of mixed scale therefore neither overflow the factorisation nor skip the
-/// conditioning check; only a result outside `T`'s range becomes `±inf` or 0, as IEEE says.
+/// Equilibrated where the magnitudes need it: when an entry lies outside `2^±(MAX_EXP/2)`
+/// (about 1e±154 for f64) or rows or columns differ in scale by more than 16×, rows, then
+/// columns, are scaled by powers of two so that each has its largest magnitude in `[1, 2)` (no
+/// rounding is added), the LU and the condition estimate run on the scaled matrix, and the
+/// result is scaled back. Entries of 1e±300, subnormal ones, or rows and columns of mixed
+/// scale therefore neither overflow the factorisation nor skip the conditioning check; only a
+/// result outside `T`'s range becomes `±inf` or 0, as IEEE says. Other matrices go to LAPACK
+/// as they are, after one copy that also finds non-finite entries and `‖A‖₁`.
 ///
 /// The inverse of a `0 × 0` matrix is `0 × 0`, as in numpy. Prefer [`solve`] to multiplying by
 /// the inverse: it is faster and more accurate.
@@ -140,21 +151,21 @@ where
     if n == 0 {
         return Ok(Array2::zeros((0, 0)));
     }
-    check_finite(OP, a)?;
-    // A = R⁻¹ As C⁻¹ (powers of two), so A⁻¹ = C As⁻¹ R.
-    let eq = Equilibration::of(a);
-    let scaled = eq.apply(OP, a)?;
-    let mut lu = factorize(rt, OP, &scaled, order)?;
-    ensure_well_conditioned(rt, &lu, one_norm(&scaled))?;
+    let (buf, eq, anorm) = prepare(OP, a, order)?;
+    let mut lu = factorize(rt, buf, order)?;
+    ensure_well_conditioned(rt, &lu, anorm)?;
     lapack_call(rt, n, || T::lax_getri(&mut lu))
         .map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
-    // Column-major: element (i, j) is at j·n + i.
-    for (j, column) in lu.factors.chunks_exact_mut(n).enumerate() {
-        for (i, v) in column.iter_mut().enumerate() {
-            *v = scale2(*v, eq.col[i] + eq.row[j]);
+    // A = R⁻¹ As C⁻¹ (powers of two), so A⁻¹ = C As⁻¹ R: element (i, j), at i·n + j in the
+    // C-order result, times 2^(col[i] + row[j]).
+    if let Some(eq) = &eq {
+        for (i, result_row) in lu.factors.chunks_exact_mut(n).enumerate() {
+            for (v, &r) in result_row.iter_mut().zip(&eq.row) {
+                scale_all(std::slice::from_mut(v), eq.col[i] + r);
+            }
         }
     }
-    standard_layout(OP, ndarray::Dim([n, n]), lu.factors)
+    Ok(Array2::from_shape_vec((n, n), lu.factors).expect("the factors hold n·n elements"))
 }
 
 /// Determinant of a square matrix, from its LU factorisation: the product of the pivots `U[i,i]`
@@ -164,8 +175,8 @@ where
 /// |---|---|---|
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
 ///
-/// Equilibrated by powers of two as [`solve`] (the exponents go into the product's separate
-/// power of two), so no pivot overflows.
+/// Equilibrated by powers of two where the magnitudes need it, as [`solve`] (the exponents go
+/// into the product's separate power of two), so no pivot overflows.
 ///
 /// The determinant of a `0 × 0` matrix is 1 (the empty product), as in numpy. An exactly
 /// singular matrix (a zero pivot) has determinant 0: that is an answer, not an error. The
@@ -200,11 +211,8 @@ where
     if n == 0 {
         return Ok(T::one());
     }
-    check_finite(OP, a)?;
-    // det A = det As · 2^-(Σ row + Σ col exponents): no pivot overflows or underflows.
-    let eq = Equilibration::of(a);
-    let scaled = eq.apply(OP, a)?;
-    let lu = match factorize(rt, OP, &scaled, order) {
+    let (buf, eq, _) = prepare(OP, a, order)?;
+    let lu = match factorize(rt, buf, order) {
         Ok(lu) => lu,
         Err(Error::Singular { .. }) => return Ok(T::zero()),
         Err(e) => return Err(e),
@@ -217,86 +225,49 @@ where
         .filter(|&(i, &p)| usize::try_from(p - 1).ok() != Some(i))
         .count();
     let pivots = (0..n).map(|i| lu.factors[i * n + i]);
-    let shift: i64 = eq.row.iter().chain(&eq.col).map(|&e| -i64::from(e)).sum();
+    // det A = det As · 2^-(Σ row + Σ col exponents): no pivot overflows or underflows.
+    let shift: i64 = eq
+        .iter()
+        .flat_map(|eq| eq.row.iter().chain(&eq.col))
+        .map(|&e| -i64::from(e))
+        .sum();
     Ok(signed_product(pivots, swaps % 2 == 1, shift))
 }
 
-/// `‖a‖₁`, the largest column sum of absolute values (what `?gecon` wants).
-pub(super) fn one_norm<T: Float, S: Data<Elem = T>>(a: &ArrayBase<S, Ix2>) -> T {
-    a.columns()
-        .into_iter()
-        .map(|column| column.iter().fold(T::zero(), |sum, x| sum + x.abs()))
-        .fold(T::zero(), T::max)
-}
-
-/// `a`'s LU factorisation with partial pivoting; [`Error::Singular`] for an exactly zero pivot.
-pub(super) fn factorize<T: Float, S: Data<Elem = T>>(
-    rt: Runtime,
+/// `a` copied once into a C-order buffer for the LU, refused when it holds NaN or infinity,
+/// and equilibrated when its magnitudes need it ([`Magnitudes::needs_equilibration`]);
+/// with the scaling and `‖As‖₁` (what `?gecon` wants).
+///
+/// The LU runs on that buffer as it is: read as column major it is `Asᵀ`, which `lax` calls
+/// the C layout and answers through the transposed routines (`?getrs` with `trans = 'T'`, the
+/// infinity-norm `?gecon` of `Asᵀ`, which is the 1-norm one of `As`, and `?getri`, whose
+/// `(Asᵀ)⁻¹` read back in C order is `As⁻¹`). No transposing copy in or out.
+fn prepare<T: Float, S: Data<Elem = T>>(
     op: &'static str,
     a: &ArrayBase<S, Ix2>,
     n: c_int,
-) -> Result<Lu<T>> {
-    let mut factors = column_major(op, a)?;
-    let ipiv = lapack_call(rt, n as usize, || getrf_on_a_large_stack(n, &mut factors))?
+) -> Result<(Vec<T>, Option<Equilibration>, T)> {
+    let (mut buf, magnitudes) = Magnitudes::copy_of(op, a)?;
+    if !magnitudes.all_finite() {
+        // NaN or infinity (named by the check), or finite values whose sums overflow.
+        check_finite(op, a)?;
+    }
+    let (eq, anorm) = Equilibration::apply_if_needed(&mut buf, n as usize, &magnitudes);
+    Ok((buf, eq, anorm))
+}
+
+/// The LU factorisation with partial pivoting of the C-order buffer from [`prepare`];
+/// [`Error::Singular`] for an exactly zero pivot.
+fn factorize<T: Float>(rt: Runtime, mut factors: Vec<T>, n: c_int) -> Result<Lu<T>> {
+    let ipiv = lapack_call(rt, n as usize, || stack::getrf(n, &mut factors))?
         .map_err(|e| lapack_error::<T>(Routine::Getrf, e))?;
     Ok(Lu { n, factors, ipiv })
 }
 
-/// Matrices with at least this many elements are factorised on a helper thread with
-/// [`GETRF_STACK`] bytes of stack.
-///
-/// OpenBLAS's multithreaded `?getrf` (which 0.3.21 takes from 10 000 elements on, with more
-/// than one BLAS thread) puts a `job` array of about 0.5 MiB on the caller's stack at every
-/// level of its recursion (OpenBLAS issues #246, #1082, #3229). Measured with Debian's 0.3.21
-/// (`MAX_THREADS=64`, 2 threads): 2.7 MiB for n = 257, 4.9 MiB for n = 1000 to 3000. A Rust
-/// thread has 2 MiB unless told otherwise (`std::thread::spawn`, rayon's workers, the test
-/// harness), and overflowing it is a SIGSEGV, not a panic. The threshold is below OpenBLAS's
-/// so that a version with a lower one is covered too.
-pub(super) const GETRF_HELPER_MIN_ELEMENTS: usize = 4096;
-
-/// Stack of the `?getrf` helper thread: more than ten times the largest use measured. Only
-/// address space is reserved; pages are committed as they are touched.
-pub(super) const GETRF_STACK: usize = 64 << 20;
-
-/// `?getrf` on the column-major `n × n` `factors`, on a helper thread with a large stack when
-/// OpenBLAS may take its multithreaded path (see [`GETRF_HELPER_MIN_ELEMENTS`]). The outer
-/// `Result` is parlinalg's (the helper could not start), the inner one LAPACK's.
-pub(super) fn getrf_on_a_large_stack<T: Float>(
-    n: c_int,
-    factors: &mut [T],
-) -> Result<lax::error::Result<Vec<i32>>> {
-    // With one BLAS thread OpenBLAS takes its single-threaded getrf, which needs no big stack
-    // (the controller has already set the count for this call).
-    let caller = crate::threads::CallerThreads::of_this_thread();
-    if factors.len() < GETRF_HELPER_MIN_ELEMENTS || caller.count() == 1 {
-        return Ok(T::lax_getrf(square_layout(n), factors));
-    }
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("parlinalg-getrf".into())
-            .stack_size(GETRF_STACK)
-            .spawn_scoped(scope, move || {
-                caller.adopt_here();
-                T::lax_getrf(square_layout(n), factors)
-            })
-            .map_err(|e| Error::Lapack {
-                routine: Routine::Getrf.name::<T>(),
-                info: 0,
-                why: format!(
-                    "cannot start a thread with a {} MiB stack for it: {e}",
-                    GETRF_STACK >> 20
-                ),
-            })?;
-        // lax does not panic on valid input; if it ever does, the panic goes on as it is.
-        Ok(helper
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    })
-}
-
 /// [`Error::IllConditioned`] when `?gecon` estimates the reciprocal condition number below
-/// machine epsilon. Never skipped: the matrix is equilibrated first ([`Equilibration`]), so
-/// `anorm` is at most `2n`; were it ever not finite, the estimate would be meaningless and the
+/// machine epsilon. Never skipped: a matrix whose magnitudes could overflow is equilibrated
+/// first ([`Equilibration`]), so `anorm` is finite (at most `2n` after equilibration, at most
+/// `n·2^(MAX_EXP/2)` without); were it ever not finite, the estimate would be meaningless and the
 /// matrix is refused (an overflowed LU would otherwise return a wrong answer as `Ok`).
 pub(super) fn ensure_well_conditioned<T: Float>(rt: Runtime, lu: &Lu<T>, anorm: T) -> Result<()> {
     let rcond = if anorm.is_finite() {

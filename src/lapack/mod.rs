@@ -16,9 +16,14 @@
 //!    converts with `as i32`, which would wrap);
 //! 2. answers empty inputs itself, as numpy does (LAPACK is never called with a zero
 //!    dimension: `lax` passes `lda = n` to some routines, which LAPACK refuses for `n = 0`);
-//! 3. refuses NaN and infinity anywhere in the input (LAPACK's behaviour on them is undefined);
-//! 4. copies the input once into a fresh column-major buffer, whatever its layout (LAPACK
-//!    overwrites its input, and `lax` mishandles some strided and 1×n layouts);
+//! 3. copies the input once into a fresh buffer, whatever its layout (LAPACK overwrites its
+//!    input, and `lax` mishandles some strided and 1×n layouts): C order for the square
+//!    routines, which LAPACK then reads as the transpose (`?getrf` factors `Aᵀ` and the
+//!    transposed `?getrs`, `?gecon` and `?getri` answer for `A`; `?potrf` and `?syev` read
+//!    `A`'s lower triangle as `Aᵀ`'s upper one), so no transposing copy in or out; column major
+//!    for the SVD routines;
+//! 4. refuses NaN and infinity anywhere in what LAPACK reads (its behaviour on them is
+//!    undefined), found during that copy without a test per element;
 //! 5. calls LAPACK and maps its `info` to [`Error`] in one place, `lapack_error`.
 //!
 //! Results are new standard-layout (C-order) arrays.
@@ -28,6 +33,7 @@ mod dispatch;
 mod eigh;
 mod equilibrate;
 mod lu;
+mod stack;
 mod svd;
 #[cfg(test)]
 mod tests;
@@ -187,6 +193,12 @@ pub(super) fn square_layout(n: c_int) -> MatrixLayout {
     MatrixLayout::F { col: n, lda: n }
 }
 
+/// The layout `lax` expects for an `n × n` C-order buffer: LAPACK sees its transpose, and
+/// `lax` answers for the matrix itself through the transposed routines.
+pub(super) fn c_order_layout(n: c_int) -> MatrixLayout {
+    MatrixLayout::C { row: n, lda: n }
+}
+
 /// [`Error::NonFinite`] naming the first NaN or infinity of `a` in logical (row-major) order.
 pub(super) fn check_finite<T: Float, S: Data<Elem = T>, D: Dimension>(
     op: &'static str,
@@ -204,6 +216,25 @@ pub(super) fn check_finite<T: Float, S: Data<Elem = T>, D: Dimension>(
         }),
         None => Ok(()),
     }
+}
+
+/// Whether every value is finite, without a branch per element: `v · 0` is ±0 for a finite `v`
+/// and NaN for NaN or ±∞, summed in lanes of 8 so that the compiler vectorises it.
+pub(super) fn all_finite<T: Float>(values: &[T]) -> bool {
+    const LANES: usize = 8;
+    let mut lanes = [T::zero(); LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        let chunk: &[T; LANES] = chunk.try_into().expect("chunks of LANES");
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            *lane = *lane + v * T::zero();
+        }
+    }
+    lanes
+        .iter()
+        .chain(tail)
+        .all(|&v| v * T::zero() == T::zero())
 }
 
 /// As [`check_finite`], over the lower triangle (diagonal included) of a square matrix only:

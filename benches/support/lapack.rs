@@ -1,0 +1,279 @@
+//! Direct LAPACK calls (through `lapack-sys`, an independent declaration of the routines in the
+//! same OpenBLAS) doing the work each `parlinalg` routine is built on, on the caller's own
+//! buffers: the baseline of `benches/lapack.rs`. Each makes the one copy a caller must make
+//! (LAPACK overwrites its input) and nothing else: no checks, no scaling.
+//!
+//! A C-order `n × n` buffer read as column major is `Aᵀ`, so the LU routines factor `Aᵀ` and
+//! answer through the transposed solve (`trans = 'T'`), the infinity-norm condition estimate
+//! of `Aᵀ` (= the 1-norm one of `A`) and `inv(Aᵀ) = inv(A)ᵀ`: no transposing copy at all.
+#![allow(dead_code)] // each bench uses a part
+
+use lapack_sys::{dgecon_, dgesdd_, dgetrf_, dgetri_, dgetrs_, dlange_, dpotrf_, dsyev_};
+use parlinalg::ndarray::{Array1, Array2};
+use std::ffi::{c_char, c_int};
+
+fn int(n: usize) -> c_int {
+    c_int::try_from(n).expect("bench sizes fit LAPACK's integer")
+}
+
+fn ch(c: u8) -> *const c_char {
+    match c {
+        b'1' => c"1".as_ptr(),
+        b'I' => c"I".as_ptr(),
+        b'N' => c"N".as_ptr(),
+        b'T' => c"T".as_ptr(),
+        b'U' => c"U".as_ptr(),
+        b'S' => c"S".as_ptr(),
+        _ => unreachable!("not a flag the bench uses"),
+    }
+}
+
+/// `a`'s C-order elements: one contiguous copy.
+fn copy(a: &Array2<f64>) -> Vec<f64> {
+    a.as_slice().expect("bench inputs are C order").to_vec()
+}
+
+/// `dgetrf` on `buf` (`Aᵀ` column major), then the 1-norm reciprocal condition number of `A`.
+fn lu_and_rcond(n: usize, buf: &mut [f64]) -> (Vec<c_int>, f64) {
+    let (n, mut info) = (int(n), 0);
+    let mut ipiv = vec![0; n as usize];
+    let mut work = vec![0.0; 4 * n as usize];
+    let mut iwork = vec![0; n as usize];
+    let mut rcond = 0.0;
+    // SAFETY: buf holds n·n elements (lda = n), ipiv n, work 4n and iwork n as dgecon needs;
+    // the flags are NUL-terminated one-letter strings.
+    unsafe {
+        let anorm = dlange_(ch(b'I'), &n, &n, buf.as_ptr(), &n, work.as_mut_ptr());
+        dgetrf_(&n, &n, buf.as_mut_ptr(), &n, ipiv.as_mut_ptr(), &mut info);
+        assert_eq!(info, 0, "dgetrf");
+        dgecon_(
+            ch(b'I'),
+            &n,
+            buf.as_ptr(),
+            &n,
+            &anorm,
+            &mut rcond,
+            work.as_mut_ptr(),
+            iwork.as_mut_ptr(),
+            &mut info,
+        );
+    }
+    (ipiv, rcond)
+}
+
+/// `solve(a, b)`: `dgetrf`, `dgecon`, `dgetrs`.
+pub fn solve(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ipiv, rcond) = lu_and_rcond(n, &mut buf);
+    assert!(rcond > f64::EPSILON);
+    let mut x = b.to_vec();
+    let (ni, mut info) = (int(n), 0);
+    // SAFETY: buf holds the n·n factors, ipiv n pivots, x n elements (one right-hand side).
+    unsafe {
+        dgetrs_(
+            ch(b'T'),
+            &ni,
+            &1,
+            buf.as_ptr(),
+            &ni,
+            ipiv.as_ptr(),
+            x.as_mut_ptr(),
+            &ni,
+            &mut info,
+        )
+    };
+    assert_eq!(info, 0, "dgetrs");
+    Array1::from_vec(x)
+}
+
+/// `inv(a)`: `dgetrf`, `dgecon`, `dgetri` (workspace as `dgetri` asks for it).
+pub fn inv(a: &Array2<f64>) -> Array2<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ipiv, rcond) = lu_and_rcond(n, &mut buf);
+    assert!(rcond > f64::EPSILON);
+    let (ni, mut info) = (int(n), 0);
+    let mut query = 0.0;
+    // SAFETY: a workspace query (lwork = -1) writes one element; then buf holds the n·n
+    // factors, ipiv n pivots and work the lwork elements asked for.
+    unsafe {
+        dgetri_(
+            &ni,
+            buf.as_mut_ptr(),
+            &ni,
+            ipiv.as_ptr(),
+            &mut query,
+            &-1,
+            &mut info,
+        );
+        let lwork = query as usize;
+        let mut work = vec![0.0; lwork.max(1)];
+        dgetri_(
+            &ni,
+            buf.as_mut_ptr(),
+            &ni,
+            ipiv.as_ptr(),
+            work.as_mut_ptr(),
+            &int(lwork.max(1)),
+            &mut info,
+        );
+    }
+    assert_eq!(info, 0, "dgetri");
+    Array2::from_shape_vec((n, n), buf).expect("n·n")
+}
+
+/// `det(a)`: `dgetrf` and the product of the pivots (no overflow guard).
+pub fn det(a: &Array2<f64>) -> f64 {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ni, mut info) = (int(n), 0);
+    let mut ipiv = vec![0; n];
+    // SAFETY: buf holds n·n elements, ipiv n.
+    unsafe {
+        dgetrf_(
+            &ni,
+            &ni,
+            buf.as_mut_ptr(),
+            &ni,
+            ipiv.as_mut_ptr(),
+            &mut info,
+        )
+    };
+    let mut d = 1.0;
+    for i in 0..n {
+        d *= buf[i * n + i];
+        if ipiv[i] != int(i + 1) {
+            d = -d;
+        }
+    }
+    d
+}
+
+/// `cholesky(a)`: `dpotrf` of the lower triangle (the upper one of the C-order buffer read as
+/// column major), the other triangle zeroed.
+pub fn cholesky(a: &Array2<f64>) -> Array2<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ni, mut info) = (int(n), 0);
+    // SAFETY: buf holds n·n elements, lda = n.
+    unsafe { dpotrf_(ch(b'U'), &ni, buf.as_mut_ptr(), &ni, &mut info) };
+    assert_eq!(info, 0, "dpotrf");
+    for i in 0..n {
+        buf[i * n + i + 1..(i + 1) * n].fill(0.0);
+    }
+    Array2::from_shape_vec((n, n), buf).expect("n·n")
+}
+
+/// `eigvalsh(a)`: `dsyev` with `jobz = 'N'` (the lower triangle of `a`).
+pub fn eigvalsh(a: &Array2<f64>) -> Array1<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ni, mut info) = (int(n), 0);
+    let mut w = vec![0.0; n];
+    let mut query = 0.0;
+    // SAFETY: a workspace query, then buf n·n, w n and work the lwork elements asked for.
+    unsafe {
+        let (jobz, uplo) = (ch(b'N'), ch(b'U'));
+        dsyev_(
+            jobz,
+            uplo,
+            &ni,
+            buf.as_mut_ptr(),
+            &ni,
+            w.as_mut_ptr(),
+            &mut query,
+            &-1,
+            &mut info,
+        );
+        let lwork = (query as usize).max(1);
+        let mut work = vec![0.0; lwork];
+        dsyev_(
+            jobz,
+            uplo,
+            &ni,
+            buf.as_mut_ptr(),
+            &ni,
+            w.as_mut_ptr(),
+            work.as_mut_ptr(),
+            &int(lwork),
+            &mut info,
+        );
+    }
+    assert_eq!(info, 0, "dsyev");
+    Array1::from_vec(w)
+}
+
+/// `dgesdd` of the `n × n` C-order `a` (its transpose, which has the same singular values);
+/// `jobz = 'N'` (values only) or `'S'` (and the thin vectors). Returns `(s, u, vt)` of the
+/// buffer's matrix.
+fn gesdd(a: &Array2<f64>, jobz: u8) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ni, mut info) = (int(n), 0);
+    let vectors = jobz == b'S';
+    let mut s = vec![0.0; n];
+    let (mut u, mut vt) = if vectors {
+        (vec![0.0; n * n], vec![0.0; n * n])
+    } else {
+        (vec![0.0; 1], vec![0.0; 1])
+    };
+    let ld = if vectors { ni } else { 1 };
+    let mut iwork = vec![0; 8 * n];
+    let mut query = 0.0;
+    // SAFETY: a workspace query, then buf n·n, s n, u and vt n·n (or 1 with jobz = 'N', ld 1),
+    // iwork 8n and work the lwork elements asked for.
+    unsafe {
+        let j = ch(jobz);
+        let (bp, sp, up, vp, ip) = (
+            buf.as_mut_ptr(),
+            s.as_mut_ptr(),
+            u.as_mut_ptr(),
+            vt.as_mut_ptr(),
+            iwork.as_mut_ptr(),
+        );
+        dgesdd_(
+            j, &ni, &ni, bp, &ni, sp, up, &ld, vp, &ld, &mut query, &-1, ip, &mut info,
+        );
+        let lwork = (query as usize).max(1);
+        let mut work = vec![0.0; lwork];
+        let wp = work.as_mut_ptr();
+        dgesdd_(
+            j,
+            &ni,
+            &ni,
+            bp,
+            &ni,
+            sp,
+            up,
+            &ld,
+            vp,
+            &ld,
+            wp,
+            &int(lwork),
+            ip,
+            &mut info,
+        );
+    }
+    assert_eq!(info, 0, "dgesdd");
+    (s, u, vt)
+}
+
+/// `singular_values(a)`: `dgesdd` with `jobz = 'N'`.
+pub fn singular_values(a: &Array2<f64>) -> Array1<f64> {
+    Array1::from_vec(gesdd(a, b'N').0)
+}
+
+/// `lstsq(a, b)` for a square `a` of full rank: `dgesdd` (`jobz = 'S'`), then
+/// `x = V·diag(1/s)·Uᵀ·b` by two matrix-vector products.
+pub fn lstsq(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
+    let n = a.nrows();
+    // The buffer holds Aᵀ = U·S·Vᵀ (column major), so A = V·S·Uᵀ and A⁺ = U·S⁻¹·Vᵀ:
+    // x = U·(S⁻¹·(Vᵀ·b)), with U and Vᵀ of the buffer's matrix.
+    let (s, u, vt) = gesdd(a, b'S');
+    let u = Array2::from_shape_vec((n, n), u).expect("n·n"); // C order: holds Uᵀ
+    let vt = Array2::from_shape_vec((n, n), vt).expect("n·n"); // C order: holds V
+    let y = vt.t().dot(b);
+    let y = Array1::from_shape_fn(n, |i| y[i] / s[i]);
+    u.t().dot(&y)
+}
