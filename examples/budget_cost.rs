@@ -4,8 +4,13 @@
 //! (`PARLINALG_BUDGET` is read once per process). Prints the median time per call of each and
 //! the median of the per-round ratios.
 //!
+//! With `inv:N` as third argument the loop is of `inv` of an N×N matrix instead (a LAPACK
+//! routine: its factorisation and inverse keep every core busy for the whole call, which is
+//! where a thread of the budget waking beside them costs most).
+//!
 //! ```text
-//! cargo run --release --example budget_cost [-- <rounds> <calls per round>]
+//! cargo run --release --example budget_cost [-- <rounds> <calls per round> [inv:N]]
+//! cargo run --release --example budget_cost -- 9 12 inv:1000
 //! ```
 
 use std::process::Command;
@@ -15,7 +20,28 @@ use parlinalg::ndarray::Array2;
 
 const CHILD: &str = "PARLINALG_BUDGET_COST_CHILD";
 
-fn child(calls: usize) -> parlinalg::Result<()> {
+/// The median seconds per `inv` of an `n × n` matrix over `calls` calls (one warm-up).
+fn inv_per_call(n: usize, calls: usize) -> parlinalg::Result<f64> {
+    let a = Array2::<f64>::from_shape_fn((n, n), |(i, j)| {
+        ((i * 7 + j * 3) % 11) as f64 / 11.0 + if i == j { 2.0 } else { 0.0 }
+    });
+    parlinalg::inv(&a)?;
+    let mut per_call = Vec::new();
+    for _ in 0..calls {
+        let t = Instant::now();
+        std::hint::black_box(parlinalg::inv(&a)?);
+        per_call.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(per_call))
+}
+
+fn child(calls: usize, workload: &Workload) -> parlinalg::Result<()> {
+    if let Workload::Inv(n) = *workload {
+        let t = inv_per_call(n, calls)?;
+        let r = parlinalg::threads::report()?;
+        println!("{t:.6e} {} {}", r.budget.enabled, parlinalg::threads::blas_threads());
+        return Ok(());
+    }
     let a = Array2::<f64>::from_shape_fn((64, 64), |(i, j)| ((i + 2 * j) % 7) as f64);
     let mut c = Array2::<f64>::zeros((64, 64));
     for _ in 0..calls / 10 {
@@ -45,17 +71,31 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// What each child times.
+enum Workload {
+    /// 64×64×64 f64 products (OpenBLAS's threading threshold).
+    Product,
+    /// `inv` of an N×N f64 matrix.
+    Inv(usize),
+}
+
 fn main() -> parlinalg::Result<()> {
     let mut args = std::env::args().skip(1);
     let rounds: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(15);
     let calls: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(20_000);
+    let workload_arg = args.next();
+    let workload = match workload_arg.as_deref().and_then(|w| w.strip_prefix("inv:")) {
+        Some(n) => Workload::Inv(n.parse().expect("inv:N with a whole N")),
+        None => Workload::Product,
+    };
     if std::env::var_os(CHILD).is_some() {
-        return child(calls);
+        return child(calls, &workload);
     }
     let exe = std::env::current_exe().expect("own path");
     let run = |budget: &str| -> (f64, String) {
         let out = Command::new(&exe)
             .args([rounds.to_string(), calls.to_string()])
+            .args(workload_arg.iter())
             .env(CHILD, "1")
             .env("PARLINALG_BUDGET", budget)
             .env(
@@ -86,9 +126,13 @@ fn main() -> parlinalg::Result<()> {
         ratios.push(a / b);
     }
     let (on, off, ratio) = (median(on), median(off), median(ratios));
+    let what = match workload {
+        Workload::Product => "64x64x64 f64".to_owned(),
+        Workload::Inv(n) => format!("inv {n}x{n} f64"),
+    };
     println!(
-        "64x64x64 f64: budget on {:.2} µs/call, off {:.2} µs/call; on/off {ratio:.4} (median of \
-         {rounds} rounds, {calls} calls each): cost {:+.2}% (target ≤ 2%)",
+        "{what}: budget on {:.2} µs/call, off {:.2} µs/call; on/off {ratio:.4} (median of \
+         {rounds} rounds, {calls} calls each): cost {:+.2}%",
         on * 1e6,
         off * 1e6,
         (ratio - 1.0) * 100.0

@@ -149,4 +149,34 @@ mod tests {
             .unwrap();
         assert!(big > HELPER_STACK - (1 << 20), "{big}");
     }
+
+    #[test]
+    fn getrf_in_place_and_on_the_helper_give_the_same_factors() {
+        // 2 BLAS threads and 300² elements: OpenBLAS's parallel getrf. On a thread of 64 MiB
+        // it runs in place (the need is about 7 MiB); on one of 2 MiB, on the helper.
+        let a = ndarray::Array2::from_shape_fn((300, 300), |(i, j)| {
+            ((i * 37 + j * 11) % 101) as f64 / 101.0 - 0.5 + if i == j { 4.0 } else { 0.0 }
+        });
+        let run = |stack: usize| {
+            let a = a.clone();
+            std::thread::Builder::new()
+                .stack_size(stack)
+                .spawn(move || {
+                    let _two = crate::threads::blas_threads_scope(2).unwrap();
+                    let in_place = stack_need(300).is_some_and(|need| free_stack().unwrap() >= need);
+                    (in_place, crate::inv(&a).unwrap(), crate::det(&a).unwrap())
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        let (small, big) = (run(2 << 20), run(HELPER_STACK));
+        assert!(!small.0, "a 2 MiB thread has not the room");
+        if crate::blas_library().max_threads.is_some() {
+            assert!(big.0, "a 64 MiB thread has the room");
+        }
+        let worst = (&small.1 - &big.1).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!(worst <= 1e-12, "{worst:e}");
+        assert!((small.2 - big.2).abs() <= 1e-12 * big.2.abs());
+    }
 }
