@@ -39,7 +39,11 @@ fn child(calls: usize, workload: &Workload) -> parlinalg::Result<()> {
     if let Workload::Inv(n) = *workload {
         let t = inv_per_call(n, calls)?;
         let r = parlinalg::threads::report()?;
-        println!("{t:.6e} {} {}", r.budget.enabled, parlinalg::threads::blas_threads());
+        println!(
+            "{t:.6e} {} {}",
+            r.budget.enabled,
+            parlinalg::threads::blas_threads()
+        );
         return Ok(());
     }
     let a = Array2::<f64>::from_shape_fn((64, 64), |(i, j)| ((i + 2 * j) % 7) as f64);

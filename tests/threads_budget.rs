@@ -388,6 +388,60 @@ fn kill_9_of_a_holder_returns_its_slots_at_once() {
     assert_eq!(r["held_after_call"], cores(), "{r}");
 }
 
+#[test]
+fn a_stopped_holder_does_not_keep_its_cores_from_others() {
+    // SIGSTOP (Ctrl-Z, a debugger) leaves a process's locks in place; the cores they stand
+    // for are idle. Another process runs on them, and stops doing so once the holder runs.
+    if cores() < 2 {
+        println!("SKIPPED: one usable core, the budget is never used");
+        return;
+    }
+    let g = group("stopped");
+    let _clean = Clean(group_dir(&g));
+    let dir = group_dir(&g);
+    let vars = [("PARLINALG_BUDGET_GROUP", g.as_str()), (SECS_VAR, "1.5")];
+    let holder = child(
+        &[],
+        "products",
+        &[("PARLINALG_BUDGET_GROUP", &g), (SECS_VAR, "60")],
+    )
+    .spawn();
+    let pid = holder.id();
+    let start = Instant::now();
+    while holders(&dir).0.get(&pid).copied().unwrap_or(0) < cores() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the holder never held every slot: {:?}",
+            holders(&dir)
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let signal = |sig| {
+        // SAFETY: kill sends a signal to our own child, which is not yet reaped.
+        assert_eq!(unsafe { libc::kill(pid as libc::pid_t, sig) }, 0);
+    };
+    signal(libc::SIGSTOP);
+    let stopped = run(&[], "products", &vars);
+    assert_eq!(
+        stopped["max_threads"],
+        cores(),
+        "beside a stopped holder of every slot: {stopped}"
+    );
+    assert_eq!(
+        holders(&dir).0.get(&pid).copied(),
+        Some(cores()),
+        "the stopped holder's locks stay (nothing takes a flock from a process)"
+    );
+    signal(libc::SIGCONT);
+    let running = run(&[], "products", &vars);
+    let threads = running["max_threads"].as_u64().unwrap() as usize;
+    assert!(
+        threads < cores(),
+        "beside the same holder running again, it must not use every core: {running}"
+    );
+    holder.kill();
+}
+
 fn have(cmd: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {cmd}")])

@@ -163,7 +163,8 @@ mod tests {
                 .stack_size(stack)
                 .spawn(move || {
                     let _two = crate::threads::blas_threads_scope(2).unwrap();
-                    let in_place = stack_need(300).is_some_and(|need| free_stack().unwrap() >= need);
+                    let in_place =
+                        stack_need(300).is_some_and(|need| free_stack().unwrap() >= need);
                     (in_place, crate::inv(&a).unwrap(), crate::det(&a).unwrap())
                 })
                 .unwrap()
@@ -175,7 +176,9 @@ mod tests {
         if crate::blas_library().max_threads.is_some() {
             assert!(big.0, "a 64 MiB thread has the room");
         }
-        let worst = (&small.1 - &big.1).iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let worst = (&small.1 - &big.1)
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.abs()));
         assert!(worst <= 1e-12, "{worst:e}");
         assert!((small.2 - big.2).abs() <= 1e-12 * big.2.abs());
     }

@@ -40,6 +40,7 @@
 //! locks stay: the description is still open in the parent) and starts with nothing held.
 
 mod files;
+mod holders;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
@@ -52,6 +53,7 @@ use serde::Serialize;
 
 use super::config::{BudgetEnv, Setting};
 use files::{open_file, open_group_dir, Dir};
+use holders::{held_by_stopped, FileId, LOOK_EVERY};
 
 /// How often a process looks at the budget again while it makes threadable calls.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(2);
@@ -110,6 +112,12 @@ pub(super) struct State {
     /// The release thread, for the end of the last call in flight to wake it. In the state
     /// (under its lock, which the fork handler holds across `fork`), not beside it.
     releaser_thread: Option<std::thread::Thread>,
+    /// The release thread could not be started (`ulimit -u`, no memory): slots go back at the
+    /// end of each call instead, so that none is held while the process does not call.
+    no_releaser: bool,
+    /// The last look at who holds the slots not held here: when, and how many a stopped
+    /// process holds (see `holders`).
+    borrowable: Option<(Instant, usize)>,
     ignored: Vec<String>,
 }
 
@@ -137,6 +145,10 @@ pub(crate) struct Budget {
     /// one of them, stalling the others at their next barrier; measured +15% on
     /// `inv(1000)` at 2 threads).
     parked: AtomicBool,
+    /// Set when the release thread could not be started: [`Self::done`] gives the slots back.
+    release_at_done: AtomicBool,
+    /// Starts the release thread; whether it runs ([`spawn_releaser`]; a failing one in tests).
+    spawner: fn(&'static Budget) -> bool,
 }
 
 /// What the release thread does next.
@@ -184,6 +196,8 @@ impl Budget {
                 wanting: false,
                 releaser: false,
                 releaser_thread: None,
+                no_releaser: false,
+                borrowable: None,
                 ignored: Vec::new(),
             }),
             granted: AtomicUsize::new(usize::MAX),
@@ -192,6 +206,8 @@ impl Budget {
             in_flight: AtomicUsize::new(0),
             broken: AtomicBool::new(false),
             parked: AtomicBool::new(false),
+            release_at_done: AtomicBool::new(false),
+            spawner: spawn_releaser,
         }
     }
 
@@ -230,7 +246,20 @@ impl Budget {
         }
         self.next_check.store(nanos(now + CHECK_EVERY), SeqCst);
         if (n > 1 || s.wanting || s.slots.iter().any(|x| x.held)) && !s.releaser {
-            s.releaser = spawn_releaser(self);
+            s.releaser = (self.spawner)(self);
+            if !s.releaser && !s.no_releaser {
+                // Tried again at each check; meanwhile no slot outlives a call.
+                s.no_releaser = true;
+                self.release_at_done.store(true, SeqCst);
+                s.ignored.push(
+                    "release thread: could not be started (a thread limit such as `ulimit -u`, \
+                     or no memory): slots are given back at the end of each call"
+                        .to_owned(),
+                );
+            } else if s.releaser && s.no_releaser {
+                s.no_releaser = false;
+                self.release_at_done.store(false, SeqCst);
+            }
         }
         n.clamp(1, want)
     }
@@ -248,11 +277,24 @@ impl Budget {
     ///
     /// The last call in flight wakes the release thread if it waits for it (one atomic load
     /// otherwise; [`Self::wait_for_calls`] says why no wake-up is lost).
+    ///
+    /// Without a release thread the last call in flight gives every slot back itself.
     pub(crate) fn done(&self) {
         self.last_use.store(JUST_ENDED, Relaxed);
-        if self.in_flight.fetch_sub(1, SeqCst) == 1 && self.parked.load(SeqCst) {
+        if self.in_flight.fetch_sub(1, SeqCst) != 1 {
+            return;
+        }
+        if self.parked.load(SeqCst) {
             if let Some(thread) = self.lock().releaser_thread.as_ref() {
                 thread.unpark();
+            }
+        }
+        if self.release_at_done.load(SeqCst) {
+            let mut s = self.lock();
+            // A call that started meanwhile keeps them (it checks under this lock).
+            if self.in_flight.load(SeqCst) == 0 {
+                self.release_all(&mut s);
+                self.next_check.store(0, SeqCst);
             }
         }
     }
@@ -340,6 +382,11 @@ impl Budget {
                 return want;
             }
         }
+        let borrowed = if held_now < want {
+            self.borrowable(s).min(want - held_now)
+        } else {
+            0
+        };
         // Wanting while holding nothing; not otherwise.
         if held_now == 0 && !s.wanting {
             s.wanting = s.want.as_ref().is_some_and(try_lock_shared);
@@ -349,7 +396,27 @@ impl Budget {
             }
             s.wanting = false;
         }
-        held_now.max(1)
+        (held_now + borrowed).max(1)
+    }
+
+    /// How many of the slots this process could not take are held by a stopped process (so
+    /// their cores are idle and may be used without the slot); looked up at most every
+    /// [`LOOK_EVERY`].
+    fn borrowable(&self, s: &mut State) -> usize {
+        if let Some((at, n)) = s.borrowable {
+            if at.elapsed() < LOOK_EVERY {
+                return n;
+            }
+        }
+        let files: Vec<FileId> = s
+            .slots
+            .iter()
+            .filter(|x| !x.held && !x.broken)
+            .filter_map(|x| x.fd.as_ref().and_then(FileId::of))
+            .collect();
+        let n = held_by_stopped(&files);
+        s.borrowable = Some((Instant::now(), n));
+        n
     }
 
     /// Turns the budget off for the rest of the process, giving back what it holds; `why` is
@@ -489,6 +556,7 @@ pub(super) fn rebuild_in_child(budget: &Budget, s: &mut State) {
     s.wanting = false;
     s.releaser = false;
     s.releaser_thread = None;
+    s.borrowable = None;
     budget.parked.store(false, SeqCst);
     budget.granted.store(usize::MAX, Relaxed);
     budget.next_check.store(0, SeqCst);
@@ -569,7 +637,11 @@ mod tests {
     }
 
     fn budget(group: &str, cpus: Vec<usize>) -> &'static Budget {
-        let env = BudgetEnv {
+        Box::leak(Box::new(Budget::new(env(group), cpus, 2)))
+    }
+
+    fn env(group: &str) -> BudgetEnv {
+        BudgetEnv {
             enabled: Setting {
                 value: true,
                 source: Source::Code,
@@ -578,8 +650,38 @@ mod tests {
                 value: group.to_owned(),
                 source: Source::Code,
             },
-        };
-        Box::leak(Box::new(Budget::new(env, cpus, 2)))
+        }
+    }
+
+    #[test]
+    fn without_a_release_thread_no_slot_outlives_a_call() {
+        // What `ulimit -u` does to the release thread: it cannot start. Slots taken for a call
+        // go back when the call ends, and the report says why.
+        let group = format!("unit-noreleaser-{}", std::process::id());
+        let b: &'static Budget = Box::leak(Box::new(Budget {
+            spawner: |_| false,
+            ..Budget::new(env(&group), vec![0, 1], 2)
+        }));
+        for _ in 0..3 {
+            assert_eq!(b.grant(2, true), 2);
+            assert_eq!(b.report().held, 2);
+            b.done();
+            assert_eq!(b.report().held, 0, "given back at the end of the call");
+        }
+        let report = b.report();
+        assert!(
+            report.ignored.iter().any(|i| i.contains("release thread")),
+            "{report:?}"
+        );
+        // Two calls at once: the first to end keeps them for the other.
+        assert_eq!(b.grant(2, true), 2);
+        std::thread::sleep(CHECK_EVERY * 2);
+        assert_eq!(b.grant(2, true), 2);
+        b.done();
+        assert_eq!(b.report().held, 2, "a call is still in flight");
+        b.done();
+        assert_eq!(b.report().held, 0);
+        std::fs::remove_dir_all(report.dir.unwrap()).unwrap();
     }
 
     #[test]
