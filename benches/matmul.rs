@@ -64,9 +64,34 @@ fn bench_type<T: DirectGemm>(c: &mut Criterion, name: &str) {
     }
 }
 
+/// A batch of 2,000 products of 64×64 (65 MB of results) into a fresh stack and into a reused
+/// one: what faulting in the fresh result's pages costs.
+fn bench_batch_into(c: &mut Criterion) {
+    parlinalg::threads::set_blas_threads_auto().expect("auto");
+    let (batch, n) = (2000, 64);
+    let mut group = c.benchmark_group(format!("batch{batch}x{n}"));
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(3))
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(10);
+    let a = parlinalg::ndarray::Array3::from_shape_fn((batch, n, n), |(b, i, j)| {
+        ((b + 3 * i + 7 * j) % 13) as f64 - 6.0
+    });
+    group.bench_function("matmul_batch", |bench| {
+        bench.iter(|| parlinalg::matmul_batch(&a, &a).unwrap())
+    });
+    let mut out = parlinalg::ndarray::Array3::<f64>::zeros((batch, n, n));
+    group.bench_function("matmul_batch_into", |bench| {
+        bench.iter(|| parlinalg::matmul_batch_into(&a, &a, &mut out, None).unwrap())
+    });
+    group.finish();
+}
+
 fn benches(c: &mut Criterion) {
     bench_type::<f64>(c, "f64");
     bench_type::<f32>(c, "f32");
+    bench_batch_into(c);
 }
 
 fn main() {

@@ -158,7 +158,9 @@ mod scalar;
 mod simd;
 pub mod threads;
 
-pub use blas::{dot, matmul, matmul_batch, matmul_batch_with, matmul_into, matvec};
+pub use blas::{
+    dot, matmul, matmul_batch, matmul_batch_into, matmul_batch_with, matmul_into, matvec,
+};
 pub use elementwise::{
     add, add_into, div, div_into, exp, exp_inplace, exp_into, ln, ln_inplace, ln_into, mul,
     mul_into, sigmoid, sigmoid_inplace, sigmoid_into, sqrt, sqrt_inplace, sqrt_into, sub, sub_into,

@@ -1,4 +1,4 @@
-//! matmul_batch: the same products under every plan and under the policy, numpy's broadcasting
+//! matmul_batch and matmul_batch_into: the same products under every plan and under the policy, numpy's broadcasting
 //! of a batch of 1, every layout, empty dimensions and bad shapes.
 
 mod common;
@@ -6,7 +6,7 @@ mod common;
 use common::{matrix_layouts, Rng};
 use ndarray::{s, Array3, Axis};
 use parlinalg::threads::Plan;
-use parlinalg::{matmul, matmul_batch, matmul_batch_with, Error, Float};
+use parlinalg::{matmul, matmul_batch, matmul_batch_into, matmul_batch_with, Error, Float};
 
 /// `last_batch_decision` is process-wide: the tests that make decisions take turns.
 static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -155,4 +155,89 @@ fn bad_shapes_are_errors_with_both_shapes() {
     assert!(err.to_string().contains("(3, 4, 5) and (2, 5, 2)"), "{err}");
     let err = matmul_batch(&a, &Array3::zeros((3, 6, 2))).unwrap_err();
     assert!(err.to_string().contains("5 columns"), "{err}");
+}
+
+#[test]
+fn into_an_existing_stack_of_any_layout_under_every_plan() {
+    let _turn = turn();
+    let mut rng = Rng::new(26);
+    for &(batch, m, k, n) in &[
+        (1, 3, 4, 5),
+        (7, 17, 9, 13),
+        (61, 20, 12, 8),
+        (1003, 4, 4, 4),
+    ] {
+        let a: Array3<f64> = batch_of(&mut rng, batch, m, k);
+        let b: Array3<f64> = batch_of(&mut rng, batch, k, n);
+        let want = matmul_batch(&a, &b).unwrap();
+        let plans = [
+            None,
+            Some(Plan::new(1, 2).unwrap()),
+            Some(Plan::new(2, 1).unwrap()),
+        ];
+        for plan in &plans {
+            // C order, filled with junk first: overwritten, never read.
+            let mut c = Array3::from_elem((batch, m, n), f64::NAN);
+            matmul_batch_into(&a, &b, &mut c, plan.as_ref()).unwrap();
+            assert_eq!(c, want, "C order, plan {plan:?}");
+            // Each matrix column major (the batch axis outermost).
+            let mut f = Array3::from_elem((batch, n, m), f64::NAN);
+            let mut fv = f.view_mut().permuted_axes([0, 2, 1]);
+            matmul_batch_into(&a, &b, &mut fv, plan.as_ref()).unwrap();
+            check(&a, &b, &fv.to_owned(), 1e-12);
+            // Every other row and column of a larger stack (a sub-block per matrix), and the
+            // batch axis reversed.
+            let mut big = Array3::from_elem((batch, 2 * m, 2 * n), f64::NAN);
+            let mut sub = big.slice_mut(s![..;-1, ..;2, ..;2]);
+            matmul_batch_into(&a, &b, &mut sub, plan.as_ref()).unwrap();
+            check(&a, &b, &sub.to_owned(), 1e-12);
+            assert!(
+                big.slice(s![.., 1..;2, ..]).iter().all(|v| v.is_nan()),
+                "untouched"
+            );
+        }
+        // A batch of 1 on one side broadcasts, as in matmul_batch.
+        let one = a.slice(s![..1, .., ..]).to_owned();
+        let mut c = Array3::zeros((batch, m, n));
+        matmul_batch_into(&one, &b, &mut c, None).unwrap();
+        check(&one, &b, &c, 1e-12);
+        let a32 = a.mapv(|x| x as f32);
+        let b32 = b.mapv(|x| x as f32);
+        let mut c32 = Array3::zeros((batch, m, n));
+        matmul_batch_into(&a32, &b32, &mut c32, None).unwrap();
+        check(&a32, &b32, &c32, 1e-4);
+    }
+}
+
+#[test]
+fn into_checks_the_shape_of_out_and_follows_numpy_on_empty_dimensions() {
+    let a = Array3::<f64>::ones((3, 2, 4));
+    let b = Array3::<f64>::ones((3, 4, 5));
+    for shape in [(3, 2, 4), (2, 2, 5), (3, 5, 2)] {
+        let mut c = Array3::<f64>::zeros(shape);
+        match matmul_batch_into(&a, &b, &mut c, None) {
+            Err(Error::ShapeMismatch { op, right, .. }) => {
+                assert_eq!(
+                    (op, right),
+                    ("matmul_batch_into", vec![shape.0, shape.1, shape.2])
+                )
+            }
+            other => panic!("{shape:?}: {other:?}"),
+        }
+    }
+    // k = 0: the products are zero matrices, written over whatever out held.
+    let a0 = Array3::<f64>::ones((3, 2, 0));
+    let b0 = Array3::<f64>::ones((3, 0, 5));
+    let mut c = Array3::<f64>::from_elem((3, 2, 5), 7.0);
+    matmul_batch_into(&a0, &b0, &mut c, None).unwrap();
+    assert!(c.iter().all(|&v| v == 0.0));
+    // An empty batch writes nothing.
+    let mut empty = Array3::<f64>::zeros((0, 2, 5));
+    matmul_batch_into(
+        &a.slice(s![..0, .., ..]),
+        &b.slice(s![..0, .., ..]),
+        &mut empty,
+        None,
+    )
+    .unwrap();
 }

@@ -14,12 +14,12 @@
 mod batch;
 mod layout;
 
-pub use batch::{matmul_batch, matmul_batch_with};
+pub use batch::{matmul_batch, matmul_batch_into, matmul_batch_with};
 
 use std::ffi::c_int;
 use std::marker::PhantomData;
 
-use ndarray::{Array1, Array2, ArrayBase, CowArray, Data, DataMut, Ix1, Ix2};
+use ndarray::{Array1, Array2, ArrayBase, ArrayViewMut2, CowArray, Data, DataMut, Ix1, Ix2};
 
 use crate::alloc::{filled, uninit_buffer};
 use crate::openblas::ffi::{MatArg, Transpose, VecArg};
@@ -126,6 +126,25 @@ where
         out.fill(T::zero());
         return Ok(());
     }
+    product_into_view(rt, OP, a, b, dims, &mut out.view_mut())
+}
+
+/// `a · b` (of `dims`, every dimension ≥ 1) written into the `m × n` view `out`: straight into
+/// it when it is C order, F order or a sub-block of either, through a temporary otherwise.
+fn product_into_view<T, SA, SB>(
+    rt: Runtime,
+    op: &'static str,
+    a: &ArrayBase<SA, Ix2>,
+    b: &ArrayBase<SB, Ix2>,
+    dims: ProductDims,
+    out: &mut ArrayViewMut2<'_, T>,
+) -> Result<()>
+where
+    T: Float,
+    SA: Data<Elem = T>,
+    SB: Data<Elem = T>,
+{
+    let (m, n, _) = dims.usize();
     let strides = out.strides();
     let layout = matrix_layout(m, n, strides[0], strides[1])
         .and_then(|l| Some((l.trans, c_int::try_from(l.ld).ok()?)));
@@ -137,11 +156,11 @@ where
     match trans {
         // SAFETY: `out` is an m × n row-major block with ldc ≥ n (checked by `matrix_layout`),
         // exclusively borrowed, so it overlaps neither input.
-        Transpose::NoTrans => unsafe { gemm_into_ptr(rt, OP, a, b, dims, c, ldc)? },
+        Transpose::NoTrans => unsafe { gemm_into_ptr(rt, op, a, b, dims, c, ldc)? },
         // `out` is column-major: write its transpose, an n × m row-major block, as bᵀ·aᵀ.
         // SAFETY: as above; `out` stored row-major is n × m with ldc ≥ m.
         Transpose::Trans => unsafe {
-            gemm_into_ptr(rt, OP, &b.t(), &a.t(), dims.transposed(), c, ldc)?
+            gemm_into_ptr(rt, op, &b.t(), &a.t(), dims.transposed(), c, ldc)?
         },
     }
     Ok(())
