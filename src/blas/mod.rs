@@ -131,6 +131,7 @@ where
 
 /// `a · b` (of `dims`, every dimension ≥ 1) written into the `m × n` view `out`: straight into
 /// it when it is C order, F order or a sub-block of either, through a temporary otherwise.
+#[inline]
 fn product_into_view<T, SA, SB>(
     rt: Runtime,
     op: &'static str,
@@ -188,7 +189,7 @@ impl ProductDims {
     }
 
     /// Checks `m, n, k` against the BLAS integer.
-    #[inline]
+    #[inline(always)]
     fn new(op: &'static str, m: usize, n: usize, k: usize) -> Result<Self> {
         Ok(ProductDims {
             m: blas_int(op, m)?,
@@ -210,6 +211,7 @@ impl ProductDims {
 /// # Safety
 /// `c` is valid for writes of `dims.m` rows of `ldc ≥ dims.n` elements and overlaps neither
 /// input; `a` is `dims.m × dims.k` and `b` is `dims.k × dims.n`, all dimensions ≥ 1.
+#[inline]
 unsafe fn gemm_into_ptr<T, SA, SB>(
     rt: Runtime,
     op: &'static str,
@@ -224,6 +226,15 @@ where
     SA: Data<Elem = T>,
     SB: Data<Elem = T>,
 {
+    // Both read in place: the tiny-product fast path, with no operand struct to build.
+    if let (Some(pa), Some(pb)) = (MatrixOperand::in_place(a), MatrixOperand::in_place(b)) {
+        let (m, n, k) = dims.usize();
+        rt.blas_call(CallSize::Gemm { m, n, k }, || {
+            // SAFETY: as below; both operands are the arrays themselves.
+            unsafe { T::cblas_gemm(dims.m, dims.n, dims.k, pa, pb, c, ldc) }
+        });
+        return Ok(());
+    }
     let a = MatrixOperand::new(op, a)?;
     let b = MatrixOperand::new(op, b)?;
     let (m, n, k) = dims.usize();
@@ -236,7 +247,9 @@ where
     Ok(())
 }
 
-/// Checks that `a · b` is defined and its dimensions fit the BLAS integer.
+/// Checks that `a · b` is defined and its dimensions fit the BLAS integer. Always inlined: its
+/// `Result` returned through memory cost a store-forwarding stall per call (tiny products).
+#[inline(always)]
 fn product_dims<T, SA: Data<Elem = T>, SB: Data<Elem = T>>(
     op: &'static str,
     a: &ArrayBase<SA, Ix2>,
@@ -244,14 +257,20 @@ fn product_dims<T, SA: Data<Elem = T>, SB: Data<Elem = T>>(
 ) -> Result<ProductDims> {
     let ((m, k), (kb, n)) = (a.dim(), b.dim());
     if k != kb {
-        return Err(Error::shape(
-            op,
-            a.shape(),
-            b.shape(),
-            format!("a has {k} columns but b has {kb} rows"),
-        ));
+        return Err(inner_mismatch(op, a.shape(), b.shape()));
     }
     ProductDims::new(op, m, n, k)
+}
+
+#[cold]
+#[inline(never)]
+fn inner_mismatch(op: &'static str, a: &[usize], b: &[usize]) -> Error {
+    Error::shape(
+        op,
+        a,
+        b,
+        format!("a has {} columns but b has {} rows", a[1], b[0]),
+    )
 }
 
 /// Matrix–vector product `a · x` of an `m × k` matrix and a length-`k` vector, in
@@ -368,17 +387,34 @@ struct MatrixOperand<'a, T> {
 }
 
 impl<'a, T: Float> MatrixOperand<'a, T> {
-    #[inline]
+    /// The operand as BLAS reads it: in place when it can (the tiny-product fast path, kept
+    /// inline), a C-order copy otherwise ([`Self::copied`], out of line).
+    #[inline(always)]
     fn new<S: Data<Elem = T>>(op: &'static str, a: &'a ArrayBase<S, Ix2>) -> Result<Self> {
         let (rows, cols) = a.dim();
         let strides = a.strides();
-        if let Some(arg) = Self::blas_arg(a.as_ptr(), rows, cols, strides[0], strides[1]) {
-            return Ok(MatrixOperand {
+        match Self::blas_arg(a.as_ptr(), rows, cols, strides[0], strides[1]) {
+            Some(arg) => Ok(MatrixOperand {
                 arg,
                 _copy: None,
                 _borrow: PhantomData,
-            });
+            }),
+            None => Self::copied(op, a),
         }
+    }
+
+    /// The argument for BLAS when it can read `a` as it is.
+    #[inline(always)]
+    fn in_place<S: Data<Elem = T>>(a: &ArrayBase<S, Ix2>) -> Option<MatArg<T>> {
+        let (rows, cols) = a.dim();
+        let strides = a.strides();
+        Self::blas_arg(a.as_ptr(), rows, cols, strides[0], strides[1])
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn copied<S: Data<Elem = T>>(op: &'static str, a: &'a ArrayBase<S, Ix2>) -> Result<Self> {
+        let (rows, cols) = a.dim();
         let copy = c_order_copy(op, a)?;
         let c_order_stride = isize::try_from(cols).expect("a slice's length fits isize");
         let arg = Self::blas_arg(copy.as_ptr(), rows, cols, c_order_stride, 1)
@@ -446,13 +482,22 @@ impl<'a, T: Float> VectorOperand<'a, T> {
 }
 
 /// Converts a dimension to the BLAS integer, or says it is too large.
-#[inline]
+#[inline(always)]
 fn blas_int(op: &'static str, dim: usize) -> Result<c_int> {
-    c_int::try_from(dim).map_err(|_| Error::DimensionTooLarge {
+    match c_int::try_from(dim) {
+        Ok(d) => Ok(d),
+        Err(_) => Err(too_large(op, dim)),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn too_large(op: &'static str, dim: usize) -> Error {
+    Error::DimensionTooLarge {
         op,
         dim,
         max: c_int::MAX as usize,
-    })
+    }
 }
 
 /// Product of `dims`, or an allocation error when it overflows.

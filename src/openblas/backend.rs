@@ -121,6 +121,13 @@ pub(crate) trait ThreadingBackend: fmt::Debug + Send + Sync {
     /// really runs at (1 in a serial build or a forked OpenMP child).
     fn enter_call(&self, n: usize) -> CallGuard<'_>;
 
+    /// Whether a call OpenBLAS runs on its caller's thread (below its threading threshold)
+    /// must still go through [`Self::enter_call`]: no where the guard of a 1-thread call is
+    /// empty (pthreads), yes where even such a call takes a lock or sets a per-thread count.
+    fn single_threaded_calls_need_entry(&self) -> bool {
+        true
+    }
+
     /// On a helper thread that makes a call for a caller that entered at `n` (and holds its
     /// guard): the helper runs at the caller's count.
     fn adopt_on_helper(&self, n: usize);
@@ -213,6 +220,10 @@ impl ThreadingBackend for Pthreads {
             lock: (self.serialise_multithreaded && n > 1).then(|| lock(&self.one_at_a_time)),
             threads: n,
         }
+    }
+    fn single_threaded_calls_need_entry(&self) -> bool {
+        // A 1-thread call's guard holds no lock and sets no count.
+        false
     }
     fn adopt_on_helper(&self, _n: usize) {
         // The count is process-wide: the helper already runs at it.

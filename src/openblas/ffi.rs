@@ -178,6 +178,7 @@ pub trait BlasScalar: Copy + Send + Sync + 'static {
 macro_rules! impl_blas_scalar {
     ($t:ty, $gemm:ident, $gemv:ident, $dot:ident) => {
         impl BlasScalar for $t {
+            #[inline]
             unsafe fn cblas_gemm(
                 m: c_int,
                 n: c_int,

@@ -187,6 +187,9 @@ pub(crate) struct Control {
     pub cores: Cores,
     /// What differs between OpenBLAS's threading builds (`openblas/backend.rs`).
     pub backend: Box<dyn ThreadingBackend>,
+    /// Calls below OpenBLAS's threading threshold run straight through [`Control::call`]
+    /// (the backend needs nothing for them): the fast path of tiny products.
+    small_calls_direct: bool,
     pub max_blas: usize,
     /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
     pub deterministic: bool,
@@ -198,7 +201,17 @@ static CONTROL: OnceLock<std::result::Result<Control, Error>> = OnceLock::new();
 
 /// The controller, created on first use from the environment (read once). An invalid variable
 /// makes every call that needs the controller fail with the same [`Error::InvalidEnv`].
+#[inline]
 pub(crate) fn control() -> Result<&'static Control> {
+    // Built: one atomic load (the fork handlers were registered before the build).
+    if let Some(Ok(control)) = CONTROL.get() {
+        return Ok(control);
+    }
+    control_slow()
+}
+
+#[cold]
+fn control_slow() -> Result<&'static Control> {
     // Registered before the controller is built (one atomic load afterwards), so that a fork
     // while another thread builds it waits for the build (see `hold_for_fork`).
     fork::watch(&FORK);
@@ -287,6 +300,7 @@ impl Control {
             max_blas,
         } = config;
         let budget = Budget::new(budget, budget_cpus, cores.count.min(max_blas));
+        let backend = backend::for_library(&lib);
         let control = Control {
             state: Mutex::new(State {
                 baseline: blas,
@@ -301,7 +315,8 @@ impl Control {
             fast_any: AtomicUsize::new(0),
             fast_alone: AtomicUsize::new(0),
             cores,
-            backend: backend::for_library(&lib),
+            small_calls_direct: !backend.single_threaded_calls_need_entry(),
+            backend,
             max_blas,
             deterministic,
             budget,
@@ -626,7 +641,18 @@ pub(crate) fn blas_threads_now() -> usize {
 impl Control {
     /// Runs one BLAS or LAPACK call under the controller: registers the caller, sets the
     /// thread count the policy gives it, and unregisters it afterwards, also if `f` panics.
+    #[inline]
     pub(crate) fn call<R>(&'static self, size: CallSize, f: impl FnOnce() -> R) -> R {
+        // Below OpenBLAS's threading threshold the call runs on this thread whatever the
+        // count: nothing to decide, count or guard where the backend needs no entry for it.
+        if self.small_calls_direct && !size.may_thread() {
+            return f();
+        }
+        self.call_entered(size, f)
+    }
+
+    /// [`Self::call`] through the count decision and the backend's guard.
+    fn call_entered<R>(&'static self, size: CallSize, f: impl FnOnce() -> R) -> R {
         struct Leave<'a>(&'a Control, CallSize, usize, bool);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {

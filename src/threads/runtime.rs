@@ -26,6 +26,7 @@ pub(crate) struct Runtime {
 ///
 /// # Errors
 /// [`crate::Error::InvalidEnv`] when a thread variable holds junk (the same error every time).
+#[inline]
 pub(crate) fn enter() -> Result<Runtime> {
     Ok(Runtime {
         control: control()?,
