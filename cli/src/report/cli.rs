@@ -134,6 +134,9 @@ pub struct Args {
     /// Processes: the process counts, comma separated [default: 1, the cores, twice the cores].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=256))]
     pub processes: Option<Vec<u32>>,
+    /// Processes: ranks of the MPI job, run with `mpirun --oversubscribe` [default: cores].
+    #[arg(long, value_name = "RANKS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub mpi_ranks: Option<u32>,
 
     /// Internal: run as one process of the processes section (JSON spec).
     #[arg(long, hide = true, value_name = "SPEC")]
@@ -413,6 +416,7 @@ fn sharing_settings(args: &Args, mode: Mode, cores: usize) -> SharingSettings {
         n: 256,
         processes,
         rounds: pick(mode, 2, 3, 5),
+        mpi_ranks: args.mpi_ranks.map_or(cores, |r| r as usize),
     }
 }
 
