@@ -1,7 +1,7 @@
 //! Command line: the flags, the three run lengths (`--quick`, default, `--full`), and the
 //! settings they resolve to. A bad flag is clap's usage error: a clear message, exit code 2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
@@ -180,10 +180,13 @@ pub struct Settings {
     pub mode: Mode,
     pub cores: usize,
     pub sections: Vec<Section>,
+    /// Any bytes (a path need not be UTF-8); report.json holds it lossily (U+FFFD).
+    #[serde(serialize_with = "path_lossy")]
     pub out: PathBuf,
     pub progress: bool,
     pub numpy: bool,
     pub python: String,
+    #[serde(serialize_with = "path_lossy")]
     pub openmp_dir: PathBuf,
     pub classic: ClassicSettings,
     pub grid: GridSettings,
@@ -418,6 +421,15 @@ fn sharing_settings(args: &Args, mode: Mode, cores: usize) -> SharingSettings {
         rounds: pick(mode, 2, 3, 5),
         mpi_ranks: args.mpi_ranks.map_or(cores, |r| r as usize),
     }
+}
+
+/// Serialises a path that need not be UTF-8 as a string, bytes that are not UTF-8 as U+FFFD
+/// (JSON holds only text; serde's own impl fails on such a path).
+///
+/// # Errors
+/// The serializer's.
+pub fn path_lossy<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }
 
 /// The value for the run length.

@@ -20,6 +20,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::report::lifecycle::{self, Scratch};
 use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile, Interval, Samples, STATISTIC};
@@ -176,6 +177,7 @@ pub fn measure(
 ) -> anyhow::Result<SharingSection> {
     let machine = Snapshot::take();
     let group = format!("report-{}", std::process::id());
+    let _group_dirs = budget_group_dirs(&group);
     let configs: Vec<(usize, Mode)> = s
         .processes
         .iter()
@@ -343,27 +345,36 @@ pub fn read_rank_files(dir: &Path, ranks: usize) -> (Vec<(usize, ChildResult)>, 
     (results, missing)
 }
 
-/// A directory of the report's own for one MPI job's rank files, removed when dropped.
-struct RankDir(PathBuf);
-
-impl RankDir {
-    fn create() -> anyhow::Result<RankDir> {
-        use std::os::unix::fs::DirBuilderExt as _;
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("parlinalg-mpi-{}-{k}", std::process::id()));
-        std::fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(RankDir(dir))
-    }
+/// A directory of the report's own for one MPI job's rank files, removed when dropped (or
+/// on a signal).
+fn rank_dir() -> anyhow::Result<Scratch> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("parlinalg-mpi-{}-{k}", std::process::id()));
+    let scratch = Scratch::register(dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(scratch.path())
+        .with_context(|| format!("cannot create {}", scratch.path().display()))?;
+    Ok(scratch)
 }
 
-impl Drop for RankDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+/// The budget directories the children of group `group` make (the library puts them in
+/// `/dev/shm`, else `$XDG_RUNTIME_DIR`, else `/tmp`, under `parlinalg-<uid>/`): the group is
+/// the report's alone, so the report removes them when the section ends.
+fn budget_group_dirs(group: &str) -> Vec<Scratch> {
+    // SAFETY: geteuid only reads the process's user id.
+    let user = format!("parlinalg-{}", unsafe { libc::geteuid() });
+    [
+        Some(PathBuf::from("/dev/shm")),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(std::env::temp_dir()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|base| Scratch::register(base.join(&user).join(group)))
+    .collect()
 }
 
 /// Starts `p` children at once with `env`, waits for all, and reads their results.
@@ -373,7 +384,7 @@ fn run_children(
     env: &[(&str, String)],
 ) -> anyhow::Result<Vec<ChildResult>> {
     let (exe, args) = child_command(s, None)?;
-    let children: Vec<std::process::Child> = (0..p)
+    let children: Vec<lifecycle::Tracked> = (0..p)
         .map(|_| {
             let mut cmd = Command::new(&exe);
             cmd.args(&args)
@@ -388,7 +399,7 @@ fn run_children(
                 cmd.env_remove(v);
             }
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
-            cmd.spawn()
+            lifecycle::spawn(&mut cmd)
         })
         .collect::<Result<_, _>>()?;
     children
@@ -422,8 +433,8 @@ fn run_mpi(s: &SharingSettings, group: &str) -> MpiOutcome {
     };
     let ranks = s.mpi_ranks.max(1);
     let result = (|| -> anyhow::Result<MpiOutcome> {
-        let dir = RankDir::create()?;
-        let (exe, args) = child_command(s, Some(&dir.0))?;
+        let dir = rank_dir()?;
+        let (exe, args) = child_command(s, Some(dir.path()))?;
         let mut cmd = Command::new(&mpirun);
         // SAFETY: geteuid only reads the process's user id.
         if unsafe { libc::geteuid() } == 0 {
@@ -435,9 +446,9 @@ fn run_mpi(s: &SharingSettings, group: &str) -> MpiOutcome {
         cmd.env(parlinalg::threads::BUDGET_GROUP_VAR, group);
         let command = format!("mpirun -np {ranks} parlinalg report --sharing-child …");
         let t = Instant::now();
-        let out = cmd.stdin(Stdio::null()).output()?;
+        let out = lifecycle::output(&mut cmd)?;
         let seconds = t.elapsed().as_secs_f64();
-        let (results, mut missing) = read_rank_files(&dir.0, ranks);
+        let (results, mut missing) = read_rank_files(dir.path(), ranks);
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let last = err.lines().rev().find(|l| !l.trim().is_empty());
@@ -601,8 +612,8 @@ mod tests {
 
     #[test]
     fn a_rank_dir_is_removed_when_dropped() {
-        let dir = RankDir::create().unwrap();
-        let path = dir.0.clone();
+        let dir = rank_dir().unwrap();
+        let path = dir.path().to_path_buf();
         write_rank_file(&path, 0, &result("0")).unwrap();
         drop(dir);
         assert!(!path.exists());
