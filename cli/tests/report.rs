@@ -249,6 +249,11 @@ fn measured_numbers_are_finite_and_positive() {
     }
     let classic = data.classic.as_ref().unwrap();
     assert_eq!(classic.rust.len(), 6 + 3 * classic.settings.h_blas.len());
+    // Every worker has whole shares: h has at least a product per worker.
+    let c = &classic.settings;
+    for work in [c.h_batch, c.g_reps, c.f_reps] {
+        assert!(work >= c.workers && work % c.workers == 0, "{c:?}");
+    }
     let grid = data.grid.as_ref().unwrap();
     assert_eq!(grid.sizes.len(), 3);
     assert!(grid.sizes[2].single);
