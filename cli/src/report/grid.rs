@@ -26,8 +26,8 @@ use crate::report::stats::{self, gflops, is_pick_round, seconds, Interval, Sampl
 const MAX_OUTPUT_BYTES: usize = 24 << 20;
 
 /// Bytes one size of the grid holds at once: a and b of its largest batch (at least 2 products
-/// per core, more while the output stays under [`MAX_OUTPUT_BYTES`]; one product for the large
-/// single one) and one output batch, plus the calibration's matrix and product.
+/// per core, more while the output stays under 24 MiB, `MAX_OUTPUT_BYTES`; one product for the
+/// large single one) and one output batch, plus the calibration's matrix and product.
 pub fn bytes_needed(n: usize, cores: usize, single: bool) -> u128 {
     let matrix = 8 * (n as u128).pow(2);
     let batch = if single {
