@@ -235,8 +235,12 @@ fn measured_numbers_are_finite_and_positive() {
     assert!(nums.len() > 100, "{} numbers", nums.len());
     for (path, v) in nums {
         assert!(v.is_finite(), "{path} = {v}");
-        // Round numbers start at 0; the machine's steal and others' CPU may be 0.
-        if path.ends_with("][0]") && path.contains("samples") || path.contains(".machine.") {
+        // Round numbers and MPI rank numbers start at 0; the machine's steal and others' CPU
+        // may be 0.
+        if path.ends_with("][0]") && path.contains("samples")
+            || path.contains(".machine.")
+            || path.contains(".mpi.reported[")
+        {
             assert!(v >= 0.0, "{path} = {v}");
             continue;
         }
@@ -245,6 +249,11 @@ fn measured_numbers_are_finite_and_positive() {
     }
     let classic = data.classic.as_ref().unwrap();
     assert_eq!(classic.rust.len(), 6 + 3 * classic.settings.h_blas.len());
+    // Every worker has whole shares: h has at least a product per worker.
+    let c = &classic.settings;
+    for work in [c.h_batch, c.g_reps, c.f_reps] {
+        assert!(work >= c.workers && work % c.workers == 0, "{c:?}");
+    }
     let grid = data.grid.as_ref().unwrap();
     assert_eq!(grid.sizes.len(), 3);
     assert!(grid.sizes[2].single);
@@ -430,4 +439,40 @@ fn the_grid_runs_under_openmp_when_installed() {
             .unwrap();
     assert_eq!(json["openmp"]["outcome"], "ran", "{}", json["openmp"]);
     assert_eq!(json["openmp"]["grid"]["threading"], "openmp");
+}
+
+/// An MPI job of more ranks than cores (`--oversubscribe`), each result over 1 KiB: every
+/// rank reports (through its own file; its stdout would arrive cut and interleaved).
+#[test]
+fn an_mpi_job_of_16_ranks_reports_every_rank() {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("mpirun").is_file()));
+    if !found {
+        eprintln!("skipped, not passed: no mpirun on PATH (apt-get install openmpi-bin)");
+        return;
+    }
+    let dir = scratch("mpi16");
+    #[rustfmt::skip]
+    let out = parlinalg(&[
+        "report", "--quick", "--no-progress", "--only", "processes", "--processes", "1",
+        "--process-products", "200", "--mpi-ranks", "16",
+    ], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = std::fs::read_to_string(dir.join("report-out/report.json")).unwrap();
+    let data: ReportData = serde_json::from_str(&json).unwrap();
+    match data.sharing.unwrap().mpi {
+        processes::MpiOutcome::Ran {
+            ranks,
+            threads,
+            reported,
+            missing,
+            ..
+        } => {
+            assert_eq!(ranks, 16);
+            assert!(missing.is_empty(), "{missing:?}");
+            assert_eq!(reported, (0..16).collect::<Vec<_>>());
+            assert_eq!(threads.len(), 16);
+        }
+        processes::MpiOutcome::NotRun { why } => panic!("the MPI job was not run: {why}"),
+    }
 }

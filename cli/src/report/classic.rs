@@ -41,6 +41,15 @@ pub fn estimate(s: &ClassicSettings) -> f64 {
     s.rounds as f64 * (per_round + 0.3 * (2 + s.h_blas.len()) as f64)
 }
 
+/// Bytes the Rust table holds at once: the inputs and the threads' outputs (x and C outputs of
+/// `elements`; a, b and c of h's batch), and beside them one process row's shared segment (the
+/// same, for g or f, or for h).
+pub fn bytes_needed(s: &ClassicSettings) -> u128 {
+    let exp = 8 * (s.elements as u128) * (1 + s.workers as u128);
+    let h = 3 * 8 * (s.h_batch as u128) * (s.h_size as u128).pow(2);
+    exp + h + exp.max(h)
+}
+
 /// One row to measure.
 #[derive(Debug, Clone, Copy)]
 struct Config {

@@ -13,13 +13,13 @@
 use anyhow::Context as _;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::process::Child;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::report::lifecycle::{self, Tracked};
 use crate::report::self_command::{self_command, SelfRole};
 use crate::report::stats::monotonic_ns;
 use crate::report::workloads::{self, Workload};
@@ -325,9 +325,9 @@ pub fn run(job: &Job<'_>, workers: usize) -> anyhow::Result<ProcessRowCost> {
     let go_ns = monotonic_ns();
     header.go.store(1, Ordering::Release);
     let mut failures: Vec<String> = children
-        .into_iter()
+        .iter_mut()
         .enumerate()
-        .filter_map(|(rank, mut child)| match child.wait() {
+        .filter_map(|(rank, child)| match child.wait() {
             Ok(s) if s.success() => None,
             Ok(s) => Some(format!("worker {rank}: {s}")),
             Err(e) => Some(format!("worker {rank}: {e}")),
@@ -441,7 +441,7 @@ fn spawn_workers(
     shm: &SharedMemory,
     work: &Work,
     segment_len: usize,
-) -> anyhow::Result<Vec<Child>> {
+) -> anyhow::Result<Vec<Tracked>> {
     let workers = work.assignments.len();
     let mut children = Vec::with_capacity(workers);
     for (rank, &(reps, input, input_b, output)) in work.assignments.iter().enumerate() {
@@ -460,7 +460,7 @@ fn spawn_workers(
             parent: std::process::id(),
         };
         let json = serde_json::to_string(&spec).expect("specs serialise");
-        match self_command(SelfRole::Worker, &json).spawn() {
+        match lifecycle::spawn(&mut self_command(SelfRole::Worker, &json)) {
             Ok(c) => children.push(c),
             Err(e) => {
                 abort(shm, &mut children);
@@ -487,13 +487,13 @@ fn check_outputs(shm: &SharedMemory, work: &Work) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn dead_child(children: &mut [Child]) -> Option<String> {
+fn dead_child(children: &mut [Tracked]) -> Option<String> {
     children
         .iter_mut()
         .find_map(|c| c.try_wait().ok().flatten().map(|s| s.to_string()))
 }
 
-fn abort(shm: &SharedMemory, children: &mut Vec<Child>) {
+fn abort(shm: &SharedMemory, children: &mut Vec<Tracked>) {
     shm.header().go.store(2, Ordering::Release);
     for mut c in children.drain(..) {
         let _ = c.wait();

@@ -1,7 +1,7 @@
 //! Command line: the flags, the three run lengths (`--quick`, default, `--full`), and the
 //! settings they resolve to. A bad flag is clap's usage error: a clear message, exit code 2.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
@@ -76,15 +76,16 @@ pub struct Args {
     /// 5 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub classic_rounds: Option<u32>,
-    /// Classic table: repetitions of g, exp over the whole array, per round (at least C)
-    /// [default: 100; 20 quick; 300 full].
+    /// Classic table: repetitions of g, exp over the whole array, per round, rounded up to a
+    /// multiple of C so that every worker gets as many [default: 100; 20 quick; 300 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub g_reps: Option<u32>,
-    /// Classic table: repetitions of f, the scalar exp loop, per round (at least C) [default:
-    /// 6; 4 quick; 10 full].
+    /// Classic table: repetitions of f, the scalar exp loop, per round, rounded up to a
+    /// multiple of C [default: 6; 4 quick; 10 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub f_reps: Option<u32>,
-    /// Classic table: products in h's batch [default: 8; 16 full].
+    /// Classic table: products in h's batch, rounded up to a multiple of C so that no worker
+    /// is idle [default: 8; 16 full; at least C].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub h_batch: Option<u32>,
     /// Classic table: size n of h's n×n products [default: 1024; 512 quick].
@@ -134,6 +135,9 @@ pub struct Args {
     /// Processes: the process counts, comma separated [default: 1, the cores, twice the cores].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=256))]
     pub processes: Option<Vec<u32>>,
+    /// Processes: ranks of the MPI job, run with `mpirun --oversubscribe` [default: cores].
+    #[arg(long, value_name = "RANKS", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub mpi_ranks: Option<u32>,
 
     /// Internal: run as one process of the processes section (JSON spec).
     #[arg(long, hide = true, value_name = "SPEC")]
@@ -177,10 +181,13 @@ pub struct Settings {
     pub mode: Mode,
     pub cores: usize,
     pub sections: Vec<Section>,
+    /// Any bytes (a path need not be UTF-8); report.json holds it lossily (U+FFFD).
+    #[serde(serialize_with = "path_lossy")]
     pub out: PathBuf,
     pub progress: bool,
     pub numpy: bool,
     pub python: String,
+    #[serde(serialize_with = "path_lossy")]
     pub openmp_dir: PathBuf,
     pub classic: ClassicSettings,
     pub grid: GridSettings,
@@ -317,14 +324,21 @@ impl ClassicSettings {
                 .map_or(pick(mode, 2_000_000, 10_000_000, 10_000_000), |e| {
                     e as usize
                 }),
-            g_reps: or(args.g_reps, pick(mode, 20, 100, 300)).max(workers),
-            f_reps: or(args.f_reps, pick(mode, 4, 6, 10)).max(workers),
-            h_batch: or(args.h_batch, pick(mode, 8, 8, 16)),
+            g_reps: whole_shares(or(args.g_reps, pick(mode, 20, 100, 300)), workers),
+            f_reps: whole_shares(or(args.f_reps, pick(mode, 4, 6, 10)), workers),
+            h_batch: whole_shares(or(args.h_batch, pick(mode, 8, 8, 16)), workers),
             h_size: or(args.h_size, pick(mode, 512, 1024, 1024)),
             h_blas,
             rounds: or(args.classic_rounds, pick(mode, 3, 5, 5)),
         }
     }
+}
+
+/// `work` rounded up to a multiple of `workers` (at least one each): C threads or processes
+/// then get equal shares, none idle and none with one more than the others.
+fn whole_shares(work: usize, workers: usize) -> usize {
+    let workers = workers.max(1);
+    work.max(1).div_ceil(workers) * workers
 }
 
 impl GridSettings {
@@ -413,7 +427,17 @@ fn sharing_settings(args: &Args, mode: Mode, cores: usize) -> SharingSettings {
         n: 256,
         processes,
         rounds: pick(mode, 2, 3, 5),
+        mpi_ranks: args.mpi_ranks.map_or(cores, |r| r as usize),
     }
+}
+
+/// Serialises a path that need not be UTF-8 as a string, bytes that are not UTF-8 as U+FFFD
+/// (JSON holds only text; serde's own impl fails on such a path).
+///
+/// # Errors
+/// The serializer's.
+pub fn path_lossy<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
 }
 
 /// The value for the run length.
@@ -514,6 +538,16 @@ mod tests {
         assert!(default.versus.sizes.contains(&2048));
         let c8 = Settings::resolve(&parse(&[]).unwrap(), 8).unwrap();
         assert_eq!(c8.classic.h_blas, vec![1, 2, 4, 8]);
+        // Every worker gets the same share of each workload, and h has a product for each.
+        let c16 = Settings::resolve(&parse(&[]).unwrap(), 16).unwrap();
+        assert_eq!(c16.classic.workers, 16);
+        assert_eq!(
+            (c16.classic.h_batch, c16.classic.g_reps, c16.classic.f_reps),
+            (16, 112, 16)
+        );
+        let c3 = Settings::resolve(&parse(&["--h-batch", "4", "--g-reps", "7"]).unwrap(), 3);
+        let c3 = c3.unwrap().classic;
+        assert_eq!((c3.h_batch, c3.g_reps, c3.f_reps), (6, 9, 6));
         let some =
             Settings::resolve(&parse(&["--skip", "openmp", "--no-numpy"]).unwrap(), 2).unwrap();
         assert!(!some.runs(Section::Openmp) && !some.runs(Section::Numpy));

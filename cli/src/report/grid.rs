@@ -25,6 +25,19 @@ use crate::report::stats::{self, gflops, is_pick_round, seconds, Interval, Sampl
 /// allocator reuses the buffer instead of faulting in fresh pages at every call.
 const MAX_OUTPUT_BYTES: usize = 24 << 20;
 
+/// Bytes one size of the grid holds at once: a and b of its largest batch (at least 2 products
+/// per core, more while the output stays under 24 MiB, `MAX_OUTPUT_BYTES`; one product for the
+/// large single one) and one output batch, plus the calibration's matrix and product.
+pub fn bytes_needed(n: usize, cores: usize, single: bool) -> u128 {
+    let matrix = 8 * (n as u128).pow(2);
+    let batch = if single {
+        1
+    } else {
+        (MAX_OUTPUT_BYTES / (n * n * 8).max(1)).max(2 * cores)
+    };
+    (3 * batch as u128 + 2) * matrix
+}
+
 /// No size runs more rounds than this, however many seconds it has left.
 const MAX_ROUNDS: usize = 60;
 

@@ -78,6 +78,11 @@ pub fn measure(
     })
 }
 
+/// Bytes the section holds at once: the small and the large matrix and a product of each.
+pub fn bytes_needed(s: &LatencySettings) -> u128 {
+    2 * 8 * ((s.small as u128).pow(2) + (s.large as u128).pow(2))
+}
+
 fn measure_all(
     s: &LatencySettings,
     cores: usize,

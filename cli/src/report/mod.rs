@@ -28,10 +28,12 @@ mod classic_workers;
 pub mod cli;
 pub mod grid;
 pub mod latency;
+mod lifecycle;
 mod machine;
 mod openmp;
 pub mod output;
 mod plots;
+pub mod preflight;
 pub mod processes;
 mod progress;
 mod python;
@@ -41,7 +43,6 @@ pub mod stats;
 pub mod versus;
 pub mod workloads;
 
-use anyhow::Context as _;
 pub use cli::{Args, Section, Settings};
 pub use output::{ReportData, ReportHeader};
 use progress::Progress;
@@ -70,13 +71,21 @@ pub fn main(args: &Args) -> u8 {
     }
     let cores = parlinalg::threads::Cores::detect().count;
     let settings = Settings::resolve(args, cores).unwrap_or_else(|e| e.exit());
+    if let Err(e) = lifecycle::install_signal_handlers() {
+        eprintln!("parlinalg report: cannot handle SIGINT and SIGTERM: {e}");
+        return 1;
+    }
     // parlinalg switches a generic fallback kernel before main (a benchmark on the wrong kernel
     // measures nothing about threading): the header says what happened.
     let kernel = parlinalg::kernel::kernel_selection().to_string();
-    let command: Vec<String> = std::env::args().collect();
+    // Arguments as given; a byte that is not UTF-8 (a path may hold one) shows as U+FFFD.
+    let command: Vec<String> = std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     match run(&settings, &kernel, command, true) {
         Ok(_) => 0,
         Err(e) => {
+            lifecycle::wait_if_stopping();
             eprintln!("parlinalg report: {e:#}");
             1
         }
@@ -87,15 +96,15 @@ pub fn main(args: &Args) -> u8 {
 /// writes the files.
 ///
 /// # Errors
-/// What stopped the run, as text.
+/// What stopped the run, as text: first a [`preflight::PreflightError`] when the output folder
+/// cannot be written or a size does not fit in memory (nothing measured), else what failed.
 pub fn run(
     settings: &Settings,
     kernel: &str,
     command: Vec<String>,
     print: bool,
 ) -> anyhow::Result<ReportData> {
-    std::fs::create_dir_all(&settings.out)
-        .with_context(|| format!("cannot create {}", settings.out.display()))?;
+    preflight::check(settings)?;
     let report = parlinalg::threads::report()?;
     let header = ReportHeader {
         kernel: kernel.to_owned(),

@@ -22,6 +22,7 @@ use crate::report::self_command::{self_command, SelfRole};
 pub enum OpenMpOutcome {
     /// It ran under the library in `dir`.
     Ran {
+        #[serde(serialize_with = "crate::report::cli::path_lossy")]
         dir: PathBuf,
         grid: Box<GridSection>,
     },
@@ -73,7 +74,7 @@ pub fn run(dir: &Path, s: &GridSettings, cores: usize, progress: &mut Progress) 
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
+    let mut child = match crate::report::lifecycle::spawn(&mut cmd) {
         Ok(c) => c,
         Err(e) => {
             return OpenMpOutcome::Failed {

@@ -580,14 +580,22 @@ pub fn sharing_md(x: &SharingSection) -> String {
             ranks,
             seconds,
             threads,
+            reported,
+            missing,
         } => {
             let _ = writeln!(
                 md,
-                "\nAs an MPI job, `{command}`: {ranks} ranks in {}; what each rank ran:\n",
-                fmt_s(*seconds)
+                "\nAs an MPI job, `{command}`: {ranks} ranks in {}, {} reported; what each rank ran:\n",
+                fmt_s(*seconds),
+                threads.len()
             );
             for (i, lines) in threads.iter().enumerate() {
-                let _ = writeln!(md, "- rank {i}: {}", lines.join("; "));
+                // Reports from before `reported` existed hold every rank in order.
+                let rank = reported.get(i).copied().unwrap_or(i);
+                let _ = writeln!(md, "- rank {rank}: {}", lines.join("; "));
+            }
+            for m in missing {
+                let _ = writeln!(md, "- rank {}: no result, {}", m.rank, m.why);
             }
         }
         MpiOutcome::NotRun { why } => {

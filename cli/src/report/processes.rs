@@ -4,12 +4,23 @@
 //! with the machine-wide budget off, and under the budget (the default). Throughput, and the
 //! latency of each product beside the others; then the same program as a real MPI job when
 //! Open MPI's `mpirun` is installed.
+//!
+//! A local child prints its result on its own stdout pipe. An MPI rank cannot: `mpirun`
+//! forwards every rank's output in pieces of at most 4 KiB that interleave between ranks, so a
+//! result line over 1 KiB (stdout's line buffer) arrives cut and mixed with others. Each rank
+//! writes its result instead into its own file, `rank-<r>.json` in a directory made for the
+//! run (written under a temporary name, then renamed, so a file is whole or absent), and the
+//! report reads every rank's file: a rank that wrote none, or a bad one, is named by its
+//! number while the others are still shown.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
+use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
+use crate::report::lifecycle::{self, Scratch};
 use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile, Interval, Samples, STATISTIC};
@@ -28,6 +39,9 @@ pub struct SharingSettings {
     pub processes: Vec<usize>,
     /// Rounds (every configuration once per round, in random order).
     pub rounds: usize,
+    /// Ranks of the MPI job (the cores unless `--mpi-ranks` says otherwise).
+    #[serde(default)]
+    pub mpi_ranks: usize,
 }
 
 /// How the children choose their BLAS threads.
@@ -105,14 +119,28 @@ pub struct SharingRow {
 pub enum MpiOutcome {
     Ran {
         command: String,
+        /// Ranks started.
         ranks: usize,
         seconds: f64,
-        /// Each rank's thread lines.
+        /// The thread lines of each rank that reported, in rank order (`reported` says which).
         threads: Vec<Vec<String>>,
+        /// The ranks whose results are in `threads`.
+        #[serde(default)]
+        reported: Vec<usize>,
+        /// Each rank that gave no usable result, and why.
+        #[serde(default)]
+        missing: Vec<MissingRank>,
     },
     NotRun {
         why: String,
     },
+}
+
+/// A rank of the MPI job that gave no usable result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MissingRank {
+    pub rank: usize,
+    pub why: String,
 }
 
 /// The section.
@@ -149,6 +177,7 @@ pub fn measure(
 ) -> anyhow::Result<SharingSection> {
     let machine = Snapshot::take();
     let group = format!("report-{}", std::process::id());
+    let _group_dirs = budget_group_dirs(&group);
     let configs: Vec<(usize, Mode)> = s
         .processes
         .iter()
@@ -208,7 +237,7 @@ pub fn measure(
         })
         .collect();
     progress.label("processes: an MPI job");
-    let mpi = run_mpi(s, cores, &group);
+    let mpi = run_mpi(s, &group);
     Ok(SharingSection {
         settings: s.clone(),
         cores,
@@ -220,11 +249,132 @@ pub fn measure(
     })
 }
 
-/// The child's command line: this program's `report --sharing-child`.
-fn child_command(s: &SharingSettings) -> anyhow::Result<(std::path::PathBuf, Vec<String>)> {
+/// What a child runs, and where its result goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildSpec {
+    /// Products to make.
+    pub products: usize,
+    /// Their size n.
+    pub n: usize,
+    /// An MPI rank's directory: the result goes to `rank-<r>.json` there (see [`rank_file`]);
+    /// `None`: a result line on stdout.
+    pub results: Option<PathBuf>,
+}
+
+/// The child's command line: this program's `report --sharing-child SPEC`.
+fn child_command(
+    s: &SharingSettings,
+    results: Option<&Path>,
+) -> anyhow::Result<(PathBuf, Vec<String>)> {
     let exe = std::env::current_exe()?;
-    let spec = serde_json::to_string(&(s.products, s.n))?;
+    let spec = serde_json::to_string(&ChildSpec {
+        products: s.products,
+        n: s.n,
+        results: results.map(Path::to_path_buf),
+    })?;
     Ok((exe, vec!["report".into(), "--sharing-child".into(), spec]))
+}
+
+/// Where rank `rank` puts its result in `dir`.
+pub fn rank_file(dir: &Path, rank: usize) -> PathBuf {
+    dir.join(format!("rank-{rank}.json"))
+}
+
+/// The variables MPI launchers set to a process's rank: Open MPI, MPICH and Intel MPI (PMI),
+/// PMIx, Slurm's `srun`.
+const RANK_VARS: [&str; 4] = [
+    "OMPI_COMM_WORLD_RANK",
+    "PMI_RANK",
+    "PMIX_RANK",
+    "SLURM_PROCID",
+];
+
+/// This process's MPI rank, from the first of [`RANK_VARS`] that is set.
+///
+/// # Errors
+/// None of them is set, or the first one set is not a number.
+fn mpi_rank() -> anyhow::Result<usize> {
+    let (name, raw) = RANK_VARS
+        .iter()
+        .find_map(|v| std::env::var_os(v).map(|raw| (*v, raw)))
+        .ok_or_else(|| anyhow::anyhow!("no MPI rank: none of {RANK_VARS:?} is set"))?;
+    parse_rank(name, &raw.to_string_lossy())
+}
+
+fn parse_rank(name: &str, raw: &str) -> anyhow::Result<usize> {
+    raw.trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("{name}={raw:?} is not a rank"))
+}
+
+/// Writes `result` as rank `rank`'s file in `dir`: under a temporary name, then renamed, so
+/// the report finds a whole file or none.
+///
+/// # Errors
+/// The file could not be written or renamed.
+pub fn write_rank_file(dir: &Path, rank: usize, result: &ChildResult) -> anyhow::Result<()> {
+    let path = rank_file(dir, rank);
+    let tmp = dir.join(format!(".rank-{rank}.json.{}", std::process::id()));
+    std::fs::write(&tmp, serde_json::to_vec(result)?)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)
+        .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
+/// Reads every rank's file in `dir`: the results of the ranks that wrote a good one (in rank
+/// order), and each other rank with why.
+pub fn read_rank_files(dir: &Path, ranks: usize) -> (Vec<(usize, ChildResult)>, Vec<MissingRank>) {
+    let mut results = Vec::new();
+    let mut missing = Vec::new();
+    for rank in 0..ranks {
+        let path = rank_file(dir, rank);
+        let read = std::fs::read(&path)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => "wrote no result".to_owned(),
+                _ => format!("its result cannot be read: {e}"),
+            })
+            .and_then(|bytes| {
+                serde_json::from_slice::<ChildResult>(&bytes)
+                    .map_err(|e| format!("its result is not valid: {e}"))
+            });
+        match read {
+            Ok(r) => results.push((rank, r)),
+            Err(why) => missing.push(MissingRank { rank, why }),
+        }
+    }
+    (results, missing)
+}
+
+/// A directory of the report's own for one MPI job's rank files, removed when dropped (or
+/// on a signal).
+fn rank_dir() -> anyhow::Result<Scratch> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("parlinalg-mpi-{}-{k}", std::process::id()));
+    let scratch = Scratch::register(dir);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(scratch.path())
+        .with_context(|| format!("cannot create {}", scratch.path().display()))?;
+    Ok(scratch)
+}
+
+/// The budget directories the children of group `group` make (the library puts them in
+/// `/dev/shm`, else `$XDG_RUNTIME_DIR`, else `/tmp`, under `parlinalg-<uid>/`): the group is
+/// the report's alone, so the report removes them when the section ends.
+fn budget_group_dirs(group: &str) -> Vec<Scratch> {
+    // SAFETY: geteuid only reads the process's user id.
+    let user = format!("parlinalg-{}", unsafe { libc::geteuid() });
+    [
+        Some(PathBuf::from("/dev/shm")),
+        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
+        Some(std::env::temp_dir()),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|base| Scratch::register(base.join(&user).join(group)))
+    .collect()
 }
 
 /// Starts `p` children at once with `env`, waits for all, and reads their results.
@@ -233,8 +383,8 @@ fn run_children(
     p: usize,
     env: &[(&str, String)],
 ) -> anyhow::Result<Vec<ChildResult>> {
-    let (exe, args) = child_command(s)?;
-    let children: Vec<std::process::Child> = (0..p)
+    let (exe, args) = child_command(s, None)?;
+    let children: Vec<lifecycle::Tracked> = (0..p)
         .map(|_| {
             let mut cmd = Command::new(&exe);
             cmd.args(&args)
@@ -249,7 +399,7 @@ fn run_children(
                 cmd.env_remove(v);
             }
             cmd.envs(env.iter().map(|(k, v)| (k, v)));
-            cmd.spawn()
+            lifecycle::spawn(&mut cmd)
         })
         .collect::<Result<_, _>>()?;
     children
@@ -273,46 +423,54 @@ fn parse_child(out: std::process::Output) -> anyhow::Result<ChildResult> {
     Ok(serde_json::from_str(line)?)
 }
 
-/// The same program as an MPI job of one rank per core (budget on), when `mpirun` is there.
-fn run_mpi(s: &SharingSettings, cores: usize, group: &str) -> MpiOutcome {
+/// The same program as an MPI job of `s.mpi_ranks` ranks (budget on), when `mpirun` is
+/// there. Each rank writes its result into its own file (see the module's docs).
+fn run_mpi(s: &SharingSettings, group: &str) -> MpiOutcome {
     let Ok(mpirun) = which("mpirun") else {
         return MpiOutcome::NotRun {
             why: "Open MPI's mpirun is not installed: on Debian or Ubuntu `apt-get install openmpi-bin`".into(),
         };
     };
+    let ranks = s.mpi_ranks.max(1);
     let result = (|| -> anyhow::Result<MpiOutcome> {
-        let (exe, args) = child_command(s)?;
+        let dir = rank_dir()?;
+        let (exe, args) = child_command(s, Some(dir.path()))?;
         let mut cmd = Command::new(&mpirun);
         // SAFETY: geteuid only reads the process's user id.
         if unsafe { libc::geteuid() } == 0 {
             cmd.arg("--allow-run-as-root");
         }
-        cmd.args(["-np", &cores.to_string(), "--oversubscribe"])
+        cmd.args(["-np", &ranks.to_string(), "--oversubscribe"])
             .arg(&exe)
             .args(&args);
         cmd.env(parlinalg::threads::BUDGET_GROUP_VAR, group);
-        let command = format!("mpirun -np {cores} parlinalg report --sharing-child …");
+        let command = format!("mpirun -np {ranks} parlinalg report --sharing-child …");
         let t = Instant::now();
-        let out = cmd.stdin(Stdio::null()).output()?;
+        let out = lifecycle::output(&mut cmd)?;
         let seconds = t.elapsed().as_secs_f64();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        anyhow::ensure!(
-            out.status.success(),
-            "{} exited with {}: {}",
-            command,
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let threads = stdout
-            .lines()
-            .filter_map(|l| l.strip_prefix(RESULT))
-            .map(|l| serde_json::from_str::<ChildResult>(l).map(|c| c.threads))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (results, mut missing) = read_rank_files(dir.path(), ranks);
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err.lines().rev().find(|l| !l.trim().is_empty());
+            let why = format!(
+                "{command} exited with {}: {}",
+                out.status,
+                last.unwrap_or("no message")
+            );
+            if results.is_empty() {
+                anyhow::bail!(why);
+            }
+            for m in &mut missing {
+                m.why = format!("{} ({why})", m.why);
+            }
+        }
         Ok(MpiOutcome::Ran {
             command,
-            ranks: threads.len(),
+            ranks,
             seconds,
-            threads,
+            reported: results.iter().map(|(r, _)| *r).collect(),
+            threads: results.into_iter().map(|(_, c)| c.threads).collect(),
+            missing,
         })
     })();
     result.unwrap_or_else(|e| MpiOutcome::NotRun {
@@ -330,12 +488,18 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
 }
 
 /// `parlinalg report --sharing-child SPEC`: the program each process runs. Prints one result
-/// line.
+/// line, or, as an MPI rank, writes its rank's file.
 ///
 /// # Errors
-/// A bad spec, or parlinalg's errors.
+/// A bad spec, no rank under MPI, parlinalg's errors, or the result could not be written.
 pub fn child_main(spec: &str) -> anyhow::Result<()> {
-    let (products, n): (usize, usize) = serde_json::from_str(spec)?;
+    let ChildSpec {
+        products,
+        n,
+        results,
+    } = serde_json::from_str(spec).context("bad --sharing-child spec")?;
+    // Known before the work, so that a rank without one fails at once.
+    let rank = results.as_ref().map(|_| mpi_rank()).transpose()?;
     let a = stats::matrix(n, 1);
     let b = stats::matrix(n, 2);
     let mut product_ms = Vec::with_capacity(products);
@@ -358,7 +522,10 @@ pub fn child_main(spec: &str) -> anyhow::Result<()> {
         product_ms,
         threads,
     };
-    println!("{RESULT}{}", serde_json::to_string(&result)?);
+    match (results, rank) {
+        (Some(dir), Some(rank)) => write_rank_file(&dir, rank, &result)?,
+        _ => println!("{RESULT}{}", serde_json::to_string(&result)?),
+    }
     Ok(())
 }
 
@@ -396,4 +563,59 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
     let mut s = parts.join("; ");
     s[..1].make_ascii_uppercase();
     format!("{s}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(tag: &str) -> ChildResult {
+        ChildResult {
+            product_ms: vec![1.5; 300],
+            threads: vec![format!("BLAS threads {tag}")],
+        }
+    }
+
+    #[test]
+    fn every_rank_is_read_and_a_bad_one_is_named_beside_the_others() {
+        let dir = std::env::temp_dir().join(format!("parlinalg-rank-files-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // Results over 1 KiB each, as a long run's are.
+        for rank in [0, 1, 3] {
+            write_rank_file(&dir, rank, &result(&rank.to_string())).unwrap();
+        }
+        std::fs::write(rank_file(&dir, 4), b"{\"product_ms\": [1.0,").unwrap();
+        let (results, missing) = read_rank_files(&dir, 5);
+        let ranks: Vec<usize> = results.iter().map(|(r, _)| *r).collect();
+        assert_eq!(ranks, [0, 1, 3]);
+        assert_eq!(results[2].1, result("3"));
+        let named: Vec<usize> = missing.iter().map(|m| m.rank).collect();
+        assert_eq!(named, [2, 4]);
+        assert!(missing[0].why.contains("no result"), "{missing:?}");
+        assert!(missing[1].why.contains("not valid"), "{missing:?}");
+        // No temporary file is left beside the results.
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| n.starts_with("rank-")), "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn ranks_parse_and_junk_is_an_error_naming_the_variable() {
+        assert_eq!(parse_rank("PMI_RANK", "12").unwrap(), 12);
+        let err = parse_rank("OMPI_COMM_WORLD_RANK", "x1").unwrap_err();
+        assert!(err.to_string().contains("OMPI_COMM_WORLD_RANK"), "{err}");
+    }
+
+    #[test]
+    fn a_rank_dir_is_removed_when_dropped() {
+        let dir = rank_dir().unwrap();
+        let path = dir.path().to_path_buf();
+        write_rank_file(&path, 0, &result("0")).unwrap();
+        drop(dir);
+        assert!(!path.exists());
+    }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::report::classic_rows::{fill_speedups, ClassicRow, How};
 use crate::report::cli::ClassicSettings;
+use crate::report::lifecycle;
 use crate::report::progress::Progress;
 use crate::report::stats::Samples;
 use crate::report::workloads::Workload;
@@ -33,10 +34,9 @@ pub enum PythonClassic {
 
 /// Probes `python` for numpy: `Ok(numpy version)` or why not.
 pub fn probe(python: &str) -> Result<String, String> {
-    let out = Command::new(python)
-        .args(["-c", "import numpy; print(numpy.__version__)"])
-        .stdin(Stdio::null())
-        .output()
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", "import numpy; print(numpy.__version__)"]);
+    let out = lifecycle::output(&mut cmd)
         .map_err(|e| format!("{python} not found ({e}); install python3 and numpy to compare"))?;
     if !out.status.success() {
         return Err(format!(
@@ -90,7 +90,7 @@ pub fn run(
         if i > 0 {
             cmd.arg("--only-h");
         }
-        let mut child = match cmd.spawn() {
+        let mut child = match lifecycle::spawn(&mut cmd) {
             Ok(c) => c,
             Err(e) => return skipped(format!("cannot run {python}: {e}")),
         };

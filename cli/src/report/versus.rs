@@ -171,13 +171,17 @@ fn time_median(mut f: impl FnMut()) -> Duration {
     Duration::from_secs_f64(median(&mut times))
 }
 
+/// Bytes one size holds at once, in parlinalg's process or numpy's: a, b and the product.
+pub fn bytes_needed(n: usize) -> u128 {
+    3 * 8 * (n as u128).pow(2)
+}
+
 /// numpy's version and OpenBLAS kernel, or `None` when python3 or numpy is missing.
 pub fn probe_numpy(python: &str) -> Option<String> {
-    let out = Command::new(python)
-        .args(["-c", NUMPY_SCRIPT, "--sizes", "8", "--min-time", "0"])
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+    let mut cmd = Command::new(python);
+    cmd.args(["-c", NUMPY_SCRIPT, "--sizes", "8", "--min-time", "0"])
+        .stdin(Stdio::null());
+    let out = crate::report::lifecycle::output(&mut cmd).ok()?;
     let line = String::from_utf8(out.stdout).ok()?;
     let v: serde_json::Value = serde_json::from_str(line.lines().next()?).ok()?;
     Some(format!(
@@ -190,19 +194,18 @@ pub fn probe_numpy(python: &str) -> Option<String> {
 
 /// numpy's median GFLOP/s for one size with `threads` BLAS threads, in a fresh process.
 fn numpy_gflops(python: &str, n: usize, threads: usize) -> Option<f64> {
-    let out = Command::new(python)
-        .args([
-            "-c",
-            NUMPY_SCRIPT,
-            "--sizes",
-            &n.to_string(),
-            "--min-time",
-            "0.3",
-        ])
-        .env("OPENBLAS_NUM_THREADS", threads.to_string())
-        .stdin(Stdio::null())
-        .output()
-        .ok()?;
+    let mut cmd = Command::new(python);
+    cmd.args([
+        "-c",
+        NUMPY_SCRIPT,
+        "--sizes",
+        &n.to_string(),
+        "--min-time",
+        "0.3",
+    ])
+    .env("OPENBLAS_NUM_THREADS", threads.to_string())
+    .stdin(Stdio::null());
+    let out = crate::report::lifecycle::output(&mut cmd).ok()?;
     let text = String::from_utf8(out.stdout).ok()?;
     let v: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
     v["gflops"].as_f64()
