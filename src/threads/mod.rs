@@ -98,7 +98,7 @@ pub use crate::env::{
     LOCAL_SIZE_VARS, OUTER_THREADS_VAR, RAYON_VAR, STANDARD_BLAS_VARS,
 };
 pub use crate::openblas::loaded_blas_libraries;
-pub use budget::BudgetReport;
+pub use budget::{budget_dir, BudgetReport};
 pub use config::{BlasThreads, Cores, Setting, Source, MAX_THREADS};
 pub use control::UsageReport;
 pub use plan::{Plan, PlanGuard, PLAN_POOL_CACHE};

@@ -360,21 +360,10 @@ fn rank_dir() -> anyhow::Result<Scratch> {
     Ok(scratch)
 }
 
-/// The budget directories the children of group `group` make (the library puts them in
-/// `/dev/shm`, else `$XDG_RUNTIME_DIR`, else `/tmp`, under `parlinalg-<uid>/`): the group is
-/// the report's alone, so the report removes them when the section ends.
+/// The budget directory the children of group `group` make (`threads::budget_dir`): the group
+/// is the report's alone, so the report removes it when the section ends.
 fn budget_group_dirs(group: &str) -> Vec<Scratch> {
-    // SAFETY: geteuid only reads the process's user id.
-    let user = format!("parlinalg-{}", unsafe { libc::geteuid() });
-    [
-        Some(PathBuf::from("/dev/shm")),
-        std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from),
-        Some(std::env::temp_dir()),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|base| Scratch::register(base.join(&user).join(group)))
-    .collect()
+    vec![Scratch::register(parlinalg::threads::budget_dir(group))]
 }
 
 /// Starts `p` children at once with `env`, waits for all, and reads their results.

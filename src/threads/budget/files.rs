@@ -122,11 +122,16 @@ fn base_dir() -> PathBuf {
     }
 }
 
+/// `<base>/parlinalg-<uid>/<group>`: where the budget of `group` lives.
+pub(super) fn group_path(group: &str) -> PathBuf {
+    base_dir().join(format!("parlinalg-{}", euid())).join(group)
+}
+
 /// Opens (creating them `0700` if needed) and checks `<base>/parlinalg-<uid>/<group>`.
 pub(super) fn open_group_dir(group: &str) -> std::result::Result<Dir, String> {
     let base = base_dir();
     let user = format!("parlinalg-{}", euid());
-    let path = base.join(&user).join(group);
+    let path = group_path(group);
     let fail = |why: String| format!("budget directory {}: {why}", path.display());
     let basefd = openat(
         libc::AT_FDCWD,

@@ -52,7 +52,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::config::{BudgetEnv, Setting};
-use files::{open_file, open_group_dir, Dir};
+use files::{group_path, open_file, open_group_dir, Dir};
 use holders::{held_by_stopped, FileId, LOOK_EVERY};
 
 /// How often a process looks at the budget again while it makes threadable calls.
@@ -163,6 +163,19 @@ enum Next {
 
 /// The longest the release thread waits for calls in flight before it looks again anyway.
 const PARKED_AT_MOST: Duration = Duration::from_secs(1);
+
+/// The directory the budget of processes in group `group` uses (`/dev/shm`, else
+/// `$XDG_RUNTIME_DIR`, else `/tmp`, then `parlinalg-<uid>/<group>`), whether or not it exists
+/// yet: for a program that runs a group of its own and removes it afterwards.
+///
+/// ```
+/// let dir = parlinalg::threads::budget_dir("default");
+/// assert!(dir.ends_with("default"));
+/// assert!(dir.parent().unwrap().file_name().unwrap().to_string_lossy().starts_with("parlinalg-"));
+/// ```
+pub fn budget_dir(group: &str) -> PathBuf {
+    group_path(group)
+}
 
 fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
