@@ -42,6 +42,10 @@ const CASES: &[(&str, &[usize])] = &[
     ("eigvalsh", &[16, 100, 500, 1000]),
     ("singular_values", &[16, 100, 500, 1000]),
     ("lstsq", &[16, 100, 500]),
+    // Not a routine: `det` called from a thread with a 2 MiB stack, where OpenBLAS's parallel
+    // getrf must run on parlinalg's helper thread, against the same call from a thread with
+    // 64 MiB, where it runs in place (the "direct" column). At 1 thread both run in place.
+    ("det_from_2mib_thread", &[100, 1000]),
 ];
 
 /// A symmetric positive definite matrix: `m·mᵀ/n + I`.
@@ -145,6 +149,16 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
                 direct::singular_values(a)
             })
         }
+        "det_from_2mib_thread" => {
+            let (x, y) = (a.clone(), a.clone());
+            let ours = on_thread(2 << 20, move || {
+                black_box(parlinalg::det(&x).unwrap());
+            });
+            let theirs = on_thread(64 << 20, move || {
+                black_box(parlinalg::det(&y).unwrap());
+            });
+            (ours, theirs)
+        }
         "lstsq" => {
             let ours = parlinalg::lstsq(&a, &b).unwrap();
             same(&ours.to_vec(), &direct::lstsq(&a, &b).to_vec());
@@ -152,6 +166,26 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
         }
         _ => unreachable!("a routine of CASES"),
     }
+}
+
+/// A side whose every call runs `f` on one thread of its own with a `stack`-byte stack (the
+/// same hand-off cost on both sides of a cell).
+fn on_thread(stack: usize, mut f: impl FnMut() + Send + 'static) -> Side {
+    let (go, jobs) = std::sync::mpsc::sync_channel::<()>(0);
+    let (finished, done) = std::sync::mpsc::sync_channel::<()>(0);
+    std::thread::Builder::new()
+        .stack_size(stack)
+        .spawn(move || {
+            for () in jobs {
+                f();
+                finished.send(()).expect("the bench waits");
+            }
+        })
+        .expect("a bench thread");
+    Box::new(move || {
+        go.send(()).expect("the thread runs");
+        done.recv().expect("the thread answers");
+    })
 }
 
 /// Sets OpenBLAS's global count for the direct calls.

@@ -126,7 +126,38 @@ where
         out.fill(T::zero());
         return Ok(());
     }
+    // All three plain C order (what most programs hold): straight to BLAS, no layout to
+    // resolve (the tiny-product fast path).
+    if plain_c_order(a) && plain_c_order(b) && plain_c_order(out) {
+        let arg = |ptr, ld| MatArg {
+            ptr,
+            trans: Transpose::NoTrans,
+            ld,
+        };
+        let (pa, pb, c) = (
+            arg(a.as_ptr(), dims.k),
+            arg(b.as_ptr(), dims.n),
+            out.as_mut_ptr(),
+        );
+        rt.blas_call(CallSize::Gemm { m, n, k }, || {
+            // SAFETY: a (m × k), b (k × n) and out (m × n) are C order with unit inner stride
+            // and rows `k`, `n` and `n` apart (checked just above), every dimension ≥ 1 and
+            // within c_int (`product_dims`); out is exclusively borrowed, so it overlaps
+            // neither input.
+            unsafe { T::cblas_gemm(dims.m, dims.n, dims.k, pa, pb, c, dims.n) }
+        });
+        return Ok(());
+    }
     product_into_view(rt, OP, a, b, dims, &mut out.view_mut())
+}
+
+/// Whether a matrix (every dimension ≥ 1) is stored as plain C order: unit stride along a row,
+/// rows exactly one row apart.
+#[inline(always)]
+fn plain_c_order<S: ndarray::RawData>(a: &ArrayBase<S, Ix2>) -> bool {
+    let (rows, cols) = a.dim();
+    let strides = a.strides();
+    (cols == 1 || strides[1] == 1) && (rows == 1 || strides[0] == cols as isize)
 }
 
 /// `a · b` (of `dims`, every dimension ≥ 1) written into the `m × n` view `out`: straight into

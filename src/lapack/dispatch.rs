@@ -32,10 +32,12 @@ pub trait LapackScalar: Copy + 'static {
     #[doc(hidden)]
     fn lax_getrf(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<Vec<i32>>;
 
-    /// `?getrs`: overwrites the right-hand side `b` (`n` elements) with the solution of
-    /// `A·x = b`.
+    /// `?getrs`: overwrites the `nrhs` right-hand sides in `b` (column major, `n × nrhs`)
+    /// with the solutions of `A·X = B`, in one call (level 3 for several right-hand sides;
+    /// `lax` takes one at a time, so this one calls LAPACK through `lapack-sys`, the
+    /// declarations `lax` itself uses).
     #[doc(hidden)]
-    fn lax_getrs(lu: &Lu<Self>, b: &mut [Self]) -> lax::error::Result<()>;
+    fn lax_getrs(lu: &Lu<Self>, nrhs: usize, b: &mut [Self]) -> lax::error::Result<()>;
 
     /// `?getri`: overwrites the factors with `A⁻¹` (C order).
     #[doc(hidden)]
@@ -73,7 +75,7 @@ pub struct Svd<T> {
 }
 
 macro_rules! impl_lapack_scalar {
-    ($t:ty, $single:expr) => {
+    ($t:ty, $single:expr, $getrs:path) => {
         impl LapackScalar for $t {
             const SINGLE: bool = $single;
 
@@ -81,9 +83,40 @@ macro_rules! impl_lapack_scalar {
                 <$t as Lapack>::lu(layout, a)
             }
 
-            fn lax_getrs(lu: &Lu<Self>, b: &mut [Self]) -> lax::error::Result<()> {
-                let layout = c_order_layout(lu.n);
-                <$t as Lapack>::solve(layout, Transpose::No, &lu.factors, &lu.ipiv, b)
+            fn lax_getrs(lu: &Lu<Self>, nrhs: usize, b: &mut [Self]) -> lax::error::Result<()> {
+                let n = lu.n;
+                let nrhs = c_int::try_from(nrhs).map_err(|_| lax::error::Error::InvalidShape)?;
+                let expected = usize::try_from(n).unwrap_or(0) * usize::try_from(nrhs).unwrap_or(0);
+                if b.len() != expected || lu.factors.len() != usize::try_from(n).unwrap_or(0).pow(2)
+                {
+                    return Err(lax::error::Error::InvalidShape);
+                }
+                let mut info = 0;
+                // SAFETY: `factors` holds the n × n LU (lda = n) and `ipiv` its n pivots, as
+                // `?getrf` left them; `b` holds n × nrhs elements, column major (ldb = n ≥ 1),
+                // both checked above; 'T' because LAPACK holds the LU of Aᵀ (see `Lu`).
+                unsafe {
+                    $getrs(
+                        c"T".as_ptr(),
+                        &n,
+                        &nrhs,
+                        lu.factors.as_ptr(),
+                        &n,
+                        lu.ipiv.as_ptr(),
+                        b.as_mut_ptr(),
+                        &n,
+                        &mut info,
+                    )
+                };
+                match info {
+                    0 => Ok(()),
+                    info if info < 0 => {
+                        Err(lax::error::Error::LapackInvalidValue { return_code: info })
+                    }
+                    info => {
+                        Err(lax::error::Error::LapackComputationalFailure { return_code: info })
+                    }
+                }
             }
 
             fn lax_getri(lu: &mut Lu<Self>) -> lax::error::Result<()> {
@@ -127,8 +160,8 @@ macro_rules! impl_lapack_scalar {
     };
 }
 
-impl_lapack_scalar!(f32, true);
-impl_lapack_scalar!(f64, false);
+impl_lapack_scalar!(f32, true, lapack_sys::sgetrs_);
+impl_lapack_scalar!(f64, false, lapack_sys::dgetrs_);
 
 // ---------------------------------------------------------------------------------------------
 // Checks and copies

@@ -18,7 +18,7 @@ use super::*;
 /// |---|---|---|
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
 /// | condition estimate (1-norm) | `sgecon` | `dgecon` |
-/// | triangular solves, per column of `b` | `sgetrs` | `dgetrs` |
+/// | triangular solves, every column of `b` at once | `sgetrs` | `dgetrs` |
 ///
 /// Equilibrated where the magnitudes need it: when an entry lies outside `2^±(MAX_EXP/2)`
 /// (about 1e±154 for f64) or rows or columns differ in scale by more than 16×, rows, then
@@ -85,16 +85,21 @@ where
     // its logical order is b's column-major order, so each system's right-hand side is one
     // contiguous chunk of n elements.
     let mut x = collect(OP, b.shape(), b.view().reversed_axes().iter().copied())?;
-    for column in x.chunks_exact_mut(n) {
-        // A x = b with A = R⁻¹ As C⁻¹ (powers of two): As (C⁻¹ x) = R b.
-        if let Some(eq) = &eq {
+    // A x = b with A = R⁻¹ As C⁻¹ (powers of two): As (C⁻¹ x) = R b.
+    if let Some(eq) = &eq {
+        for column in x.chunks_exact_mut(n) {
             for (v, &e) in column.iter_mut().zip(&eq.row) {
                 scale_all(std::slice::from_mut(v), e);
             }
         }
-        lapack_call(rt, n, || T::lax_getrs(&lu, column))
+    }
+    // Every right-hand side in one call.
+    if r > 0 {
+        lapack_call(rt, n, || T::lax_getrs(&lu, r, &mut x))
             .map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
-        if let Some(eq) = &eq {
+    }
+    if let Some(eq) = &eq {
+        for column in x.chunks_exact_mut(n) {
             for (v, &e) in column.iter_mut().zip(&eq.col) {
                 scale_all(std::slice::from_mut(v), e);
             }

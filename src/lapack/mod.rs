@@ -50,7 +50,7 @@ use crate::threads::{CallSize, Runtime};
 use lax::error::Error as LaxError;
 use ndarray::{Array, Array1, Array2, ArrayBase, ArrayView2, Data, Dimension, Ix1, Ix2};
 use ndarray::{ShapeBuilder, StrideShape};
-use ndarray_linalg::{JobSvd, Lapack, MatrixLayout, Transpose, UPLO};
+use ndarray_linalg::{JobSvd, Lapack, MatrixLayout, UPLO};
 
 use crate::{Error, Float, Result};
 
