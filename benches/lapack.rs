@@ -46,6 +46,9 @@ const CASES: &[(&str, &[usize])] = &[
     // getrf must run on parlinalg's helper thread, against the same call from a thread with
     // 64 MiB, where it runs in place (the "direct" column). At 1 thread both run in place.
     ("det_from_2mib_thread", &[100, 1000]),
+    // Not a routine either: the direct `dgetrf` + `dgecon` + `dgetrs` against the direct
+    // `dgetrf` + `dgetrs` (numpy's `solve`): what the condition estimate costs.
+    ("direct_solve_vs_unchecked", &[100, 500, 1000, 2000]),
 ];
 
 /// A symmetric positive definite matrix: `m·mᵀ/n + I`.
@@ -158,6 +161,10 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
                 black_box(parlinalg::det(&y).unwrap());
             });
             (ours, theirs)
+        }
+        "direct_solve_vs_unchecked" => {
+            same(&direct::solve(&a, &b).to_vec(), &direct::solve_unchecked(&a, &b).to_vec());
+            pair!(direct::solve, direct::solve_unchecked)
         }
         "lstsq" => {
             let ours = parlinalg::lstsq(&a, &b).unwrap();

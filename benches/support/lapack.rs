@@ -87,6 +87,33 @@ pub fn solve(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
     Array1::from_vec(x)
 }
 
+/// `dgetrf` + `dgetrs` without the condition estimate: what numpy's `solve` (`dgesv`) does.
+pub fn solve_unchecked(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ni, mut info) = (int(n), 0);
+    let mut ipiv = vec![0; n];
+    let mut x = b.to_vec();
+    // SAFETY: buf holds n·n elements (lda = n), ipiv n, x n (one right-hand side).
+    unsafe {
+        dgetrf_(&ni, &ni, buf.as_mut_ptr(), &ni, ipiv.as_mut_ptr(), &mut info);
+        assert_eq!(info, 0, "dgetrf");
+        dgetrs_(
+            ch(b'T'),
+            &ni,
+            &1,
+            buf.as_ptr(),
+            &ni,
+            ipiv.as_ptr(),
+            x.as_mut_ptr(),
+            &ni,
+            &mut info,
+        );
+    }
+    assert_eq!(info, 0, "dgetrs");
+    Array1::from_vec(x)
+}
+
 /// `inv(a)`: `dgetrf`, `dgecon`, `dgetri` (workspace as `dgetri` asks for it).
 pub fn inv(a: &Array2<f64>) -> Array2<f64> {
     let n = a.nrows();
