@@ -69,6 +69,12 @@ fn bad_flags_exit_2_with_a_clear_message() {
         help.contains("--quick") && help.contains("--out <DIR>"),
         "{help}"
     );
+    // The whole description, every section named (clap shows only the first line with
+    // `long_about = None`).
+    assert!(
+        help.contains("processes sharing the machine") && help.contains("MPI job"),
+        "report --help describes every section: {help}"
+    );
     assert!(
         !help.contains("--worker "),
         "the worker flag is hidden: {help}"

@@ -20,10 +20,10 @@ pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
 /// of K outer × N BLAS threads for small to large products, a small product's latency beside
 /// large ones, the grid again under the OpenMP build of OpenBLAS when it is installed, and
 /// processes sharing the machine (BLAS threads fixed at 1 and at the cores, each process's own
-/// `auto`, the machine budget, and an MPI job when `mpirun` is installed). Markdown tables go to stdout; report.md, report.json, CSV files and PNG/SVG plots go to the
-/// output folder.
+/// `auto`, the machine budget, and an MPI job when `mpirun` is installed). Markdown tables go
+/// to stdout; report.md, report.json, CSV files and PNG/SVG plots go to the output folder.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "report", about, long_about = None)]
+#[command(name = "report", about)]
 pub struct Args {
     /// A short run: under a minute on 2 cores (smaller arrays, shorter cells).
     #[arg(long, conflicts_with = "full")]
