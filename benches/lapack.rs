@@ -163,7 +163,10 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
             (ours, theirs)
         }
         "direct_solve_vs_unchecked" => {
-            same(&direct::solve(&a, &b).to_vec(), &direct::solve_unchecked(&a, &b).to_vec());
+            same(
+                &direct::solve(&a, &b).to_vec(),
+                &direct::solve_unchecked(&a, &b).to_vec(),
+            );
             pair!(direct::solve, direct::solve_unchecked)
         }
         "lstsq" => {

@@ -61,21 +61,19 @@ fn lu_and_rcond(n: usize, buf: &mut [f64]) -> (Vec<c_int>, f64) {
     (ipiv, rcond)
 }
 
-/// `solve(a, b)`: `dgetrf`, `dgecon`, `dgetrs`.
-pub fn solve(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
-    let n = a.nrows();
-    let mut buf = copy(a);
-    let (ipiv, rcond) = lu_and_rcond(n, &mut buf);
-    assert!(rcond > f64::EPSILON);
+/// `dgetrs` with `trans = 'T'` (the buffer holds the LU of `Aᵀ`) for one right-hand side.
+fn solve_with(n: usize, lu: &[f64], ipiv: &[c_int], b: &Array1<f64>) -> Array1<f64> {
     let mut x = b.to_vec();
     let (ni, mut info) = (int(n), 0);
-    // SAFETY: buf holds the n·n factors, ipiv n pivots, x n elements (one right-hand side).
+    assert!(lu.len() == n * n && ipiv.len() == n && x.len() == n);
+    // SAFETY: lu holds the n·n factors, ipiv n pivots, x n elements (one right-hand side),
+    // all checked just above.
     unsafe {
         dgetrs_(
             ch(b'T'),
             &ni,
             &1,
-            buf.as_ptr(),
+            lu.as_ptr(),
             &ni,
             ipiv.as_ptr(),
             x.as_mut_ptr(),
@@ -87,31 +85,34 @@ pub fn solve(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
     Array1::from_vec(x)
 }
 
+/// `solve(a, b)`: `dgetrf`, `dgecon`, `dgetrs`.
+pub fn solve(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let (ipiv, rcond) = lu_and_rcond(n, &mut buf);
+    assert!(rcond > f64::EPSILON);
+    solve_with(n, &buf, &ipiv, b)
+}
+
 /// `dgetrf` + `dgetrs` without the condition estimate: what numpy's `solve` (`dgesv`) does.
 pub fn solve_unchecked(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
     let n = a.nrows();
     let mut buf = copy(a);
     let (ni, mut info) = (int(n), 0);
     let mut ipiv = vec![0; n];
-    let mut x = b.to_vec();
-    // SAFETY: buf holds n·n elements (lda = n), ipiv n, x n (one right-hand side).
+    // SAFETY: buf holds n·n elements (lda = n), ipiv n.
     unsafe {
-        dgetrf_(&ni, &ni, buf.as_mut_ptr(), &ni, ipiv.as_mut_ptr(), &mut info);
-        assert_eq!(info, 0, "dgetrf");
-        dgetrs_(
-            ch(b'T'),
+        dgetrf_(
             &ni,
-            &1,
-            buf.as_ptr(),
             &ni,
-            ipiv.as_ptr(),
-            x.as_mut_ptr(),
+            buf.as_mut_ptr(),
             &ni,
+            ipiv.as_mut_ptr(),
             &mut info,
-        );
-    }
-    assert_eq!(info, 0, "dgetrs");
-    Array1::from_vec(x)
+        )
+    };
+    assert_eq!(info, 0, "dgetrf");
+    solve_with(n, &buf, &ipiv, b)
 }
 
 /// `inv(a)`: `dgetrf`, `dgecon`, `dgetri` (workspace as `dgetri` asks for it).

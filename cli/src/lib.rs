@@ -30,13 +30,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Measure threads vs processes vs BLAS threads on this machine (a few minutes on 2 cores).
+    // Described by `report::Args`'s own doc (a doc comment here would replace the whole of it
+    // in `report --help` with one line).
     Report(Box<report::Args>),
 }
 
 /// Runs the command line `argv`; returns the exit code (2 for a bad command line, printed by
 /// clap with a pointer to `--help`).
 pub fn run(argv: impl IntoIterator<Item = std::ffi::OsString>) -> u8 {
+    // A worker or child of a report ends with it (nothing in any other process).
+    report::lifecycle::die_with_the_report();
     let cli = Cli::try_parse_from(argv).unwrap_or_else(|e| e.exit());
     match &cli.command {
         Command::Info { json } => info::main(*json),

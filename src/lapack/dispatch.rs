@@ -16,7 +16,8 @@ pub struct Lu<T> {
 }
 
 /// Per-type dispatch to ndarray-linalg's LAPACK layer ([`ndarray_linalg::Lapack`], i.e.
-/// `lax`), for `f32` and `f64` only. Every buffer is column major.
+/// `lax`), for `f32` and `f64` only. Every buffer is column major as LAPACK reads it (a C-order
+/// copy of `A` is `Aᵀ` there: see [`Lu`]).
 ///
 /// The trait is public inside a private module, so users can name neither it nor its methods:
 /// it seals [`crate::Float`] together with the BLAS dispatch. Its methods have names of their

@@ -23,7 +23,7 @@ pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
 /// `auto`, the machine budget, and an MPI job when `mpirun` is installed). Markdown tables go
 /// to stdout; report.md, report.json, CSV files and PNG/SVG plots go to the output folder.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "report", about)]
+#[command(name = "report")]
 pub struct Args {
     /// A short run: under a minute on 2 cores (smaller arrays, shorter cells).
     #[arg(long, conflicts_with = "full")]

@@ -3,10 +3,15 @@
 //! end of a run, an error, SIGINT, SIGTERM or SIGHUP removes them all.
 //!
 //! - **Children** start in a process group of their own (so that killing the group reaches
-//!   what they start in turn: mpirun's ranks, Python's pool) with no stdin, and with
-//!   `PR_SET_PDEATHSIG` set to SIGTERM right after the fork, followed by a check that the
-//!   parent is still the report (a report that died before the call would otherwise leave the
-//!   child running). A [`Tracked`] child dropped before it was waited for is killed and reaped.
+//!   what they start in turn: mpirun's ranks, Python's pool) with no stdin. Nothing runs in
+//!   the child between fork and exec (no `pre_exec`: it would make the standard library
+//!   `fork()` the whole process, and OpenBLAS's fork handler can hang a parent whose BLAS
+//!   threads are busy; `tests/fork_safety.rs` forbids it), so the group is set by
+//!   `posix_spawn` and the death signal by the child itself: the report's own children (its
+//!   re-executions as workers) call [`die_with_the_report`] first thing, which sets
+//!   `PR_SET_PDEATHSIG` to SIGTERM and exits if the report (named in [`PARENT_VAR`]) is
+//!   already gone. Other programs (python3, mpirun) are ended through their group by the
+//!   signal thread. A [`Tracked`] child dropped before it was waited for is killed and reaped.
 //! - **Scratch paths** ([`Scratch`]) are removed when dropped.
 //! - **Signals**: [`install_signal_handlers`] makes SIGINT, SIGTERM and SIGHUP write their
 //!   number into a pipe (the only thing a handler may safely do); a thread reading the pipe
@@ -24,6 +29,34 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// The report's pid, in the environment of every child it starts.
+pub const PARENT_VAR: &str = "PARLINALG_REPORT_PARENT";
+
+/// In a process the report started (its [`PARENT_VAR`] set): asks the kernel for SIGTERM when
+/// its parent dies (the report, or mpirun for a rank), and exits at once if the report is
+/// already gone (it died before the call, so nobody would send the signal). Does nothing in
+/// any other process.
+pub fn die_with_the_report() {
+    let Some(parent) = std::env::var(PARENT_VAR)
+        .ok()
+        .and_then(|p| p.parse::<libc::pid_t>().ok())
+    else {
+        return;
+    };
+    // SAFETY: prctl(PR_SET_PDEATHSIG), getppid and kill(pid, 0) only set or read process
+    // state (kill with signal 0 sends nothing).
+    let report_gone = unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0
+            && libc::getppid() != parent
+            && libc::kill(parent, 0) != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    };
+    // A grandchild (an MPI rank under mpirun) has another parent but sees the report alive.
+    if report_gone {
+        std::process::exit(1);
+    }
+}
 
 /// How long children get to exit after SIGTERM before they are killed.
 pub const GRACE: Duration = Duration::from_millis(300);
@@ -112,29 +145,15 @@ fn kill_group(pid: libc::pid_t, sig: libc::c_int) {
     }
 }
 
-/// Starts `cmd` as a tracked child: its own process group, no stdin, SIGTERM when the report
-/// dies.
+/// Starts `cmd` as a tracked child: its own process group, no stdin, the report's pid in
+/// [`PARENT_VAR`] (for [`die_with_the_report`]).
 ///
 /// # Errors
 /// The command could not be started.
 pub fn spawn(cmd: &mut Command) -> io::Result<Tracked> {
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    cmd.process_group(0).stdin(Stdio::null());
-    // SAFETY: the closure runs in the forked child before exec and calls only prctl, getppid
-    // and _exit, which are async-signal-safe; it allocates nothing and takes no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The report died between the fork and the prctl: nobody would send the signal.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    cmd.process_group(0)
+        .stdin(Stdio::null())
+        .env(PARENT_VAR, std::process::id().to_string());
     // Registered while the lock is held, so that a signal's cleanup sees it.
     let mut reg = registry();
     let child = cmd.spawn()?;

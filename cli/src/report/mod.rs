@@ -28,7 +28,7 @@ mod classic_workers;
 pub mod cli;
 pub mod grid;
 pub mod latency;
-mod lifecycle;
+pub(crate) mod lifecycle;
 mod machine;
 mod openmp;
 pub mod output;
