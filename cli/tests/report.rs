@@ -411,6 +411,57 @@ fn the_conclusions_agree_with_the_numbers() {
     }
 }
 
+/// With python3 and numpy installed, numpy's rows of the classic table get rounds and intervals
+/// like Rust's, and a process row's workers start before its clock does.
+#[test]
+fn python_rows_have_rounds_and_intervals_when_numpy_is_there() {
+    let has_numpy = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_numpy {
+        eprintln!("skipped, not passed: no python3 with numpy");
+        return;
+    }
+    let dir = scratch("python-rounds");
+    #[rustfmt::skip]
+    let out = parlinalg(&[
+        "report", "--only", "classic", "--no-progress", "--workers", "2", "--elements", "20000",
+        "--g-reps", "2", "--f-reps", "2", "--h-batch", "4", "--h-size", "32",
+        "--classic-rounds", "3",
+    ], &dir);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let json = std::fs::read_to_string(dir.join("report-out/report.json")).unwrap();
+    let data: ReportData = serde_json::from_str(&json).unwrap();
+    let raw: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let python = &raw["classic"]["python"];
+    assert_eq!(
+        python["outcome"], "ran",
+        "numpy's table did not run: {python}"
+    );
+    let rows: Vec<classic_rows::ClassicRow> =
+        serde_json::from_value(python["rows"].clone()).unwrap();
+    let c = data.classic.unwrap();
+    assert_eq!(rows.len(), 6 + 3 * c.settings.h_blas.len(), "{rows:?}");
+    for r in &rows {
+        assert_eq!(r.samples.len(), 3, "one sample per round: {r:?}");
+        let rounds: Vec<usize> = r.samples.0.iter().map(|s| s.0).collect();
+        assert_eq!(rounds, [0, 1, 2], "{r:?}");
+        assert_eq!(r.seconds, r.samples.estimate());
+        let iv = r.speedup_interval.expect("3 rounds give an interval");
+        assert!(iv.lo <= r.speedup && r.speedup <= iv.hi, "{r:?}");
+        if r.how == classic_rows::How::Processes {
+            let sh = r.sharing.expect("a process row's costs");
+            assert!(sh.spawn_s > 0.0, "the workers' start is measured: {sh:?}");
+        }
+    }
+    // The table prints numpy's intervals: every cell of the serial row reads `(1.00×, a–b)`.
+    let md = output::classic_md(&c);
+    let serial = md.lines().find(|l| l.starts_with("| serial |")).unwrap();
+    assert_eq!(serial.matches("(1.00×, ").count(), 6, "{serial}");
+    assert!(md.contains("Python h × 1 BLAS"), "{md}");
+}
+
 /// With the OpenMP build present (Debian's path or PARLINALG_TEST_OPENMP_DIR), a tiny grid runs
 /// under it in a child process.
 #[test]

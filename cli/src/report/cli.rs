@@ -72,8 +72,8 @@ pub struct Args {
     /// Classic table: elements of the exp workloads [default: 10⁷; 2·10⁶ quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub elements: Option<u64>,
-    /// Classic table: rounds (every row once per round, in random order) [default: 5; 3 quick,
-    /// 5 full].
+    /// Classic table: rounds, Rust's and Python's (every row once per round, in random order)
+    /// [default: 5; 3 quick, 5 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub classic_rounds: Option<u32>,
     /// Classic table: repetitions of g, exp over the whole array, per round, rounded up to a

@@ -153,7 +153,11 @@ fn classic_main_md(c: &ClassicSection, languages: &[&[ClassicRow]]) -> String {
          order; the time is the **{}** of the rounds, and the speedup over serial has its 95% \
          interval (paired bootstrap over rounds); ⚠ marks a speedup above the {} workers × \
          {IMPOSSIBLE:.2}, which no split can reach: noise of the serial row, not a finding. \
-         Python's rows are measured once. Time (speedup over serial).\n",
+         Python's rows are measured the same way, in as many rounds (one call of `classic.py` \
+         per round and BLAS thread count, in random order), except that a Python process row's \
+         clock starts once its workers have started (interpreter and `import numpy`, listed \
+         apart below, as a program that keeps its pool would pay it once). Time (speedup over \
+         serial).\n",
         s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size, s.rounds, STATISTIC, s.workers
     );
     let mut header = strings(["", "Rust g", "Rust f", "Rust h"]);
@@ -224,7 +228,10 @@ fn classic_sharing_md(c: &ClassicSection) -> String {
     md.push_str(
         "Setup: create the memfd segment, map it and write the inputs once (before the row's \
          clock starts). Spawn: from the first spawn until every worker has mapped the segment \
-         and waits. Exit: from the last worker's end of compute until all are reaped.\n\n",
+         and waits. Exit: from the last worker's end of compute until all are reaped. Rust's \
+         process rows count spawn, compute and exit in their time. Python's rows (when it ran): \
+         setup writes a `/dev/shm` file, spawn is the pool's start until every worker has \
+         imported numpy and waits at a barrier, and their time counts compute and exit only.\n\n",
     );
     let header = strings([
         "row",
@@ -235,13 +242,17 @@ fn classic_sharing_md(c: &ClassicSection) -> String {
         "exit",
         "spawn + exit",
     ]);
-    let rows: Vec<Vec<String>> = c
-        .rust
-        .iter()
-        .filter_map(|r| {
+    let python: &[ClassicRow] = match &c.python {
+        PythonClassic::Ran { rows, .. } => rows,
+        PythonClassic::Skipped { .. } => &[],
+    };
+    let rows: Vec<Vec<String>> = [("Rust", &c.rust[..]), ("Python", python)]
+        .into_iter()
+        .flat_map(|(language, rows)| rows.iter().map(move |r| (language, r)))
+        .filter_map(|(language, r)| {
             let sh = r.sharing.as_ref()?;
             Some(vec![
-                format!("{} × {} BLAS", r.workload.name(), r.blas),
+                format!("{language} {} × {} BLAS", r.workload.name(), r.blas),
                 mb(sh.bytes),
                 fmt_s(sh.setup_s),
                 fmt_s(sh.spawn_s),
