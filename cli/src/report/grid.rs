@@ -2,8 +2,9 @@
 //! K·N ≤ the limit, run through `matmul_batch_with(&a, &b, &Plan::new(K, N)?)`, the default
 //! policy through `matmul_batch`, and a control (the serial plan a second time); measured in a
 //! race (`race.rs`) and summarised with intervals (`stats.rs`): the speedups, the best split
-//! (picked and scored on different rounds), the policy's distance from it, and the cost of the
-//! worst oversubscribed pair.
+//! (the highest speedup as printed, with every cell tied with it), the policy's distance from
+//! it, a held-out check of the best's selection bias, and the cost of the worst oversubscribed
+//! pair.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -58,7 +59,7 @@ pub struct Cell {
     pub speedup: f64,
     /// The speedup's 95% interval (paired bootstrap over rounds; none below 3 rounds).
     pub speedup_interval: Option<Interval>,
-    /// Its time ÷ the best pair's has an interval that holds 1.
+    /// Tied with the best: its time ÷ the best's has a paired interval that holds 1.
     pub within_noise_of_best: bool,
     /// Why this figure is not a finding (a speedup above the usable cores that persisted).
     pub flag: Option<String>,
@@ -78,9 +79,22 @@ impl Cell {
 pub struct PolicyCell {
     pub cell: Cell,
     pub reason: String,
-    /// Policy time / best pair's time, on the rounds the best was not picked on.
+    /// Policy time / the best's time, over the rounds both ran in (1 when the policy's pick is
+    /// the best).
     pub vs_best: f64,
     pub vs_best_interval: Option<Interval>,
+}
+
+/// A secondary check of the best's selection bias (the winner's curse): the pair picked on the
+/// odd rounds alone, and its speedup scored on the even rounds only. Beside the best's own
+/// figure it says how optimistic picking the highest of many noisy figures made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutCheck {
+    pub outer: usize,
+    pub blas: usize,
+    /// Its speedup over serial on the even rounds.
+    pub speedup: f64,
+    pub interval: Option<Interval>,
 }
 
 /// The run's own noise: the serial plan measured a second time, as a cell of its own.
@@ -106,8 +120,15 @@ pub struct GridSize {
     pub rounds: usize,
     pub cells: Vec<Cell>,
     pub policy: PolicyCell,
-    /// The best pair, picked on the odd rounds and scored on the even ones.
+    /// The best: the pair, or the policy's pick, with the highest speedup as printed (over all
+    /// its rounds); no printed figure beats it.
     pub best: Cell,
+    /// The best is the policy's own cell (its K×N measured through `matmul_batch`).
+    #[serde(default)]
+    pub best_is_policy: bool,
+    /// The best's selection bias, checked on held-out rounds.
+    #[serde(default)]
+    pub held_out: Option<HeldOutCheck>,
     pub control: NoiseControl,
     /// The slowest pair with K·N above the cores, and its time / the best time.
     pub worst_oversubscribed: Option<(Cell, f64)>,
@@ -406,22 +427,24 @@ impl SizeJob {
             .zip(samples)
             .map(|(&p, s)| judge.cell(p, s))
             .collect();
-        // The best is picked on the odd rounds and scored on the even ones.
-        let pick = stats::held_out_best(&samples[..self.pairs.len()]).unwrap_or(serial);
-        let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
-        let best = Judge {
-            serial: &scored(&samples[serial]),
-            ..judge
-        }
-        .cell(self.pairs[pick], &scored(&samples[pick]));
-        for (i, c) in cells.iter_mut().enumerate() {
-            let (_, iv) = stats::ratio(&samples[i], &samples[pick], i as u64);
-            c.within_noise_of_best = i == pick || iv.is_some_and(|iv| iv.contains(1.0));
-        }
-        let (vs_best, vs_best_interval) =
-            stats::ratio(&scored(&samples[policy]), &scored(&samples[pick]), 2);
-        let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
         let plan = &self.choice.plan;
+        let mut policy_cell = judge.cell(
+            (plan.outer_threads(), plan.blas_threads()),
+            &samples[policy],
+        );
+        // The best: the highest speedup as printed, among the pairs and the policy's pick.
+        let best = stats::best_by_speedup(&samples[serial], &samples[..=policy]).unwrap_or(serial);
+        for (i, c) in cells.iter_mut().chain([&mut policy_cell]).enumerate() {
+            c.within_noise_of_best =
+                i == best || stats::tied(&samples[i], &samples[best], i as u64);
+        }
+        let best_cell = if best == policy {
+            policy_cell.clone()
+        } else {
+            cells[best].clone()
+        };
+        let (vs_best, vs_best_interval) = stats::ratio(&samples[policy], &samples[best], 2);
+        let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
         Ok(GridSize {
             n: self.n,
             batch: self.batch,
@@ -429,10 +452,7 @@ impl SizeJob {
             single: self.single,
             rounds: race.rounds(),
             policy: PolicyCell {
-                cell: judge.cell(
-                    (plan.outer_threads(), plan.blas_threads()),
-                    &samples[policy],
-                ),
+                cell: policy_cell,
                 reason: self.choice.reason.clone(),
                 vs_best,
                 vs_best_interval,
@@ -442,11 +462,31 @@ impl SizeJob {
                 interval,
                 samples: samples[control].clone(),
             },
-            worst_oversubscribed: worst_oversubscribed(&cells, self.cores, &best),
-            best,
+            worst_oversubscribed: worst_oversubscribed(&cells, self.cores, &best_cell),
+            best: best_cell,
+            best_is_policy: best == policy,
+            held_out: held_out_check(&self.pairs, &samples[serial], &samples[..self.pairs.len()]),
             cells: std::mem::take(&mut cells),
         })
     }
+}
+
+/// The held-out check of `pairs` (with their samples): the pair picked on the odd rounds and
+/// its speedup on the even ones.
+pub fn held_out_check(
+    pairs: &[(usize, usize)],
+    serial: &Samples,
+    samples: &[Samples],
+) -> Option<HeldOutCheck> {
+    let pick = stats::held_out_best(samples)?;
+    let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
+    let (speedup, interval) = stats::ratio(&scored(serial), &scored(&samples[pick]), 1);
+    speedup.is_finite().then(|| HeldOutCheck {
+        outer: pairs[pick].0,
+        blas: pairs[pick].1,
+        speedup,
+        interval,
+    })
 }
 
 /// Turns samples into a cell: its speedup over `serial`, the interval, and a flag when the
@@ -535,8 +575,13 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
                 .best
                 .speedup_interval
                 .map_or(String::new(), |iv| format!(", {:.2}–{:.2}", iv.lo, iv.hi));
+            let policy = if g.best_is_policy {
+                ", the policy's own pick"
+            } else {
+                ""
+            };
             format!(
-                "{}×{} for {} ({:.2}×{iv})",
+                "{}×{} for {} ({:.2}×{iv}{policy})",
                 g.best.outer,
                 g.best.blas,
                 name(g),
@@ -649,8 +694,8 @@ mod tests {
     }
 
     fn size(cells: Vec<Cell>, policy: Cell, vs_best: f64, iv: Option<Interval>) -> GridSize {
-        let best = stats::held_out_best(cells.iter().map(|c| &c.samples)).unwrap();
-        let best = cells[best].clone();
+        let best = stats::best_by_speedup(&cells[0].samples, cells.iter().map(|c| &c.samples));
+        let best = cells[best.unwrap()].clone();
         GridSize {
             n: 64,
             batch: 8,
@@ -670,6 +715,8 @@ mod tests {
             },
             worst_oversubscribed: worst_oversubscribed(&cells, 2, &best),
             best,
+            best_is_policy: false,
+            held_out: None,
             cells,
         }
     }

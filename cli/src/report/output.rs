@@ -337,7 +337,11 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
          rounds a cell whose time is clearly above the leader's (its interval wholly above) \
          leaves the race, and the rest are sampled until {} s per size are spent. Times are the \
          **{}** of a cell's rounds; intervals are 95%, from a paired bootstrap over rounds. The \
-         best pair is picked on the odd rounds and scored on the even ones. A speedup above the \
+         best is the pair, or the policy's pick, with the highest speedup as printed, so no \
+         printed figure beats it; every cell whose time ÷ the best's has an interval holding 1 \
+         is tied with it (**bold**). The highest of many noisy figures leans optimistic (the \
+         winner's curse): under each size, a held-out check picks on the odd rounds alone and \
+         scores that pick on the even rounds, which says by about how much. A speedup above the \
          {} usable cores × {IMPOSSIBLE:.2} is re-measured and, if it persists, flagged. \
          OpenBLAS: {}.\n\n",
         st.max_threads,
@@ -351,7 +355,7 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
     md.push_str(&grid_summary_md(g));
     md.push_str(
         "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads), with \
-         its interval; **bold**: within noise of the best pair; [r] the rounds of a cell that \
+         its interval; **bold**: tied with the best; [r] the rounds of a cell that \
          left the race early; ⚠ flagged (below):\n\n",
     );
     let mut flags = Vec::new();
@@ -401,7 +405,12 @@ fn grid_summary_md(g: &GridSection) -> String {
                 format!("{} × {}", s.batch, s.calls),
                 s.rounds.to_string(),
                 serial.map_or("—".to_owned(), |c| fmt_s(c.seconds)),
-                format!("{}×{}", s.best.outer, s.best.blas),
+                format!(
+                    "{}×{}{}",
+                    s.best.outer,
+                    s.best.blas,
+                    if s.best_is_policy { " (policy)" } else { "" }
+                ),
                 with_interval(s.best.speedup, s.best.speedup_interval, "×"),
                 format!("{}×{}", s.policy.cell.outer, s.policy.cell.blas),
                 with_interval(s.policy.cell.speedup, s.policy.cell.speedup_interval, "×"),
@@ -439,9 +448,21 @@ fn size_matrix_md(s: &GridSize, flags: &mut Vec<String>) -> String {
     let mut md = table(&header, &rows);
     let _ = writeln!(
         md,
-        "\nPolicy for n = {}: {}×{}, {}.\n",
+        "\nPolicy for n = {}: {}×{}, {}.",
         s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
     );
+    if let Some(h) = &s.held_out {
+        let _ = writeln!(
+            md,
+            "Held-out check: picked on the odd rounds alone, {}×{} scores {} on the even rounds, \
+             beside the best's {:.2}× on all of them.",
+            h.outer,
+            h.blas,
+            with_interval(h.speedup, h.interval, "×"),
+            s.best.speedup
+        );
+    }
+    md.push('\n');
     if let Some(f) = &s.policy.cell.flag {
         flags.push(format!("n = {}, the default policy: {f}", s.n));
     }
