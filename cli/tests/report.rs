@@ -126,7 +126,7 @@ fn tiny() -> &'static (PathBuf, String, ReportData) {
         let args = [
             "report", "--quick", "--no-progress", "--workers", "2", "--elements", "20000",
             "--g-reps", "2", "--f-reps", "2", "--h-batch", "4", "--h-size", "32",
-            "--sizes", "8,16", "--large", "48", "--max-threads", "4", "--sample-seconds", "0.002", "--size-seconds", "0.05",
+            "--sizes", "8,16", "--small-batch", "12", "--large", "48", "--max-threads", "4", "--sample-seconds", "0.002", "--size-seconds", "0.05",
             "--rounds", "3", "--samples", "5", "--latency-small", "16", "--latency-large", "64",
             "--latency-seconds", "0.5", "--numpy-sizes", "16", "--threads", "1",
             "--processes", "1,2", "--process-products", "20",
@@ -255,8 +255,10 @@ fn measured_numbers_are_finite_and_positive() {
         assert!(work >= c.workers && work % c.workers == 0, "{c:?}");
     }
     let grid = data.grid.as_ref().unwrap();
-    assert_eq!(grid.sizes.len(), 3);
-    assert!(grid.sizes[2].single);
+    assert_eq!(grid.sizes.len(), 4);
+    assert!(grid.sizes[2].small_batch && !grid.sizes[2].single);
+    assert_eq!(grid.sizes[2].batch, grid::few_products(grid.cores));
+    assert!(grid.sizes[3].single);
 }
 
 #[test]

@@ -330,9 +330,9 @@ fn with_interval(x: f64, iv: Option<Interval>, unit: &str) -> String {
 pub fn grid_md(g: &GridSection, title: &str) -> String {
     let st = &g.settings;
     let mut md = format!(
-        "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for every \
-         pair with K·N ≤ {}, the default policy through `matmul_batch`, and a control (the \
-         serial plan measured a second time, as a cell of its own). A sample is about {} s of \
+        "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for {}, \
+         the default policy through `matmul_batch`, and a control (the serial plan measured a \
+         second time, as a cell of its own), on {}. A sample is about {} s of \
          serial work; each round measures every cell once in a fresh random order; after {} \
          rounds a cell whose time is clearly above the leader's (its interval wholly above) \
          leaves the race, and the rest are sampled until {} s per size are spent. Times are the \
@@ -344,7 +344,8 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
          scores that pick on the even rounds, which says by about how much. A speedup above the \
          {} usable cores × {IMPOSSIBLE:.2} is re-measured and, if it persists, flagged. \
          OpenBLAS: {}.\n\n",
-        st.max_threads,
+        grid_pairs_md(st.max_threads, g.cores),
+        grid_sizes_md(g),
         st.sample_seconds,
         st.rounds,
         st.size_seconds,
@@ -369,9 +370,61 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
     md
 }
 
-/// `64` or `2048 (single)`.
+/// Which pairs a grid measured, in words.
+fn grid_pairs_md(max_threads: usize, cores: usize) -> String {
+    let count = crate::report::grid::pairs(max_threads, cores, false).len();
+    if count == crate::report::grid::full_grid_len(max_threads) {
+        format!("every pair with K·N ≤ {max_threads} ({count} pairs)")
+    } else {
+        format!(
+            "{count} pairs chosen for {cores} cores: K and N powers of two with K·N ≤ {cores}, \
+             {cores}×1 and 1×{cores}, the K·N = {cores} diagonal, and oversubscribed K·N = {} \
+             and {} (1×M, M×1, (M/{cores})×{cores}, {cores}×(M/{cores})), up to K·N = {max_threads}",
+            2 * cores,
+            4 * cores
+        )
+    }
+}
+
+/// The grid's sizes, in words.
+fn grid_sizes_md(g: &GridSection) -> String {
+    let mut parts = Vec::new();
+    let batches: Vec<String> = g
+        .sizes
+        .iter()
+        .filter(|s| !s.single && !s.small_batch)
+        .map(|s| s.n.to_string())
+        .collect();
+    if !batches.is_empty() {
+        parts.push(format!(
+            "batches of many n×n products (n = {})",
+            batches.join(", ")
+        ));
+    }
+    for s in g.sizes.iter().filter(|s| s.small_batch) {
+        parts.push(format!(
+            "a batch of {} {n}×{n} product(s), fewer than the {} cores, where K = {1} outer \
+             threads leave some idle and a split K × N with K < {1} may fill them better",
+            s.batch,
+            g.cores,
+            n = s.n
+        ));
+    }
+    for s in g.sizes.iter().filter(|s| s.single) {
+        parts.push(format!("one {0}×{0} product (K = 1 only)", s.n));
+    }
+    parts.join("; ")
+}
+
+/// `64`, `256 (batch of 8)` or `2048 (single)`.
 fn size_name(s: &GridSize) -> String {
-    format!("{}{}", s.n, if s.single { " (single)" } else { "" })
+    if s.single {
+        format!("{} (single)", s.n)
+    } else if s.small_batch {
+        format!("{} (batch of {})", s.n, s.batch)
+    } else {
+        s.n.to_string()
+    }
 }
 
 /// The grid's summary: one row per size, the best pair, the policy, the control and the worst
@@ -449,7 +502,10 @@ fn size_matrix_md(s: &GridSize, flags: &mut Vec<String>) -> String {
     let _ = writeln!(
         md,
         "\nPolicy for n = {}: {}×{}, {}.",
-        s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
+        size_name(s),
+        s.policy.cell.outer,
+        s.policy.cell.blas,
+        s.policy.reason
     );
     if let Some(h) = &s.held_out {
         let _ = writeln!(
