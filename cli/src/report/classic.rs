@@ -6,7 +6,7 @@ use parlinalg::threads::Plan;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::report::classic_rows::{find, ClassicRow, How};
+use crate::report::classic_rows::{fill_speedups, find, ClassicRow, How};
 use crate::report::classic_workers::{self, Job, ProcessRowCost};
 use crate::report::cli::ClassicSettings;
 use crate::report::machine::MachineState;
@@ -125,33 +125,26 @@ fn configs(s: &ClassicSettings) -> Vec<Config> {
 }
 
 /// The rows from the race's samples: each time with its speedup over the serial row of its
-/// workload.
+/// workload ([`fill_speedups`]).
 fn rows(configs: &[Config], race: &Race, sharing: Vec<Option<ProcessRowCost>>) -> Vec<ClassicRow> {
-    let serial_of = |w: Workload| {
-        let i = configs
-            .iter()
-            .position(|c| c.workload == w && c.how == How::Serial && c.blas == 1);
-        &race.samples[i.expect("every workload has a serial row")]
-    };
-    configs
+    let mut rows: Vec<ClassicRow> = configs
         .iter()
         .zip(&race.samples)
         .zip(sharing)
-        .map(|((c, samples), sharing)| {
-            let (speedup, speedup_interval) = stats::ratio(serial_of(c.workload), samples, 9);
-            ClassicRow {
-                workload: c.workload,
-                how: c.how,
-                outer: c.outer,
-                blas: c.blas,
-                seconds: samples.estimate(),
-                speedup,
-                speedup_interval,
-                samples: samples.clone(),
-                sharing,
-            }
+        .map(|((c, samples), sharing)| ClassicRow {
+            workload: c.workload,
+            how: c.how,
+            outer: c.outer,
+            blas: c.blas,
+            seconds: f64::NAN,
+            speedup: f64::NAN,
+            speedup_interval: None,
+            samples: samples.clone(),
+            sharing,
         })
-        .collect()
+        .collect();
+    fill_speedups(&mut rows);
+    rows
 }
 
 /// The inputs (one x for g and f, a batch a, b for h) and the outputs threads write into,
@@ -419,7 +412,6 @@ pub fn overhead_fraction(s: &ProcessRowCost) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::classic_rows::fill_speedups;
     use crate::report::stats::Samples;
 
     fn r(workload: Workload, how: How, outer: usize, blas: usize, seconds: f64) -> ClassicRow {
@@ -500,12 +492,8 @@ mod tests {
         let s = conclude(2, &close, &none);
         assert!(s.contains("inside the intervals"), "{s}");
         let mut slow = rows(1.0);
-        for r in &mut slow {
-            r.seconds = if r.how == How::Serial {
-                r.seconds
-            } else {
-                r.seconds * 1.8
-            };
+        for r in slow.iter_mut().filter(|r| r.how != How::Serial) {
+            r.samples.0.iter_mut().for_each(|s| s.1 *= 1.8);
         }
         fill_speedups(&mut slow);
         let s = conclude(2, &slow, &none);

@@ -50,7 +50,16 @@ pub struct Args {
     /// 4096 full].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=16384))]
     pub large: Option<u32>,
-    /// Grid: the largest K·N (outer × BLAS threads) tried [default: 4 × cores].
+    /// Grid: size n of a batch of fewer products than cores (half the cores, rounded up), where
+    /// neither K = C outer threads nor N = C BLAS threads alone fills the machine; 0 leaves it
+    /// out [default: 256].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(0..=8192))]
+    pub small_batch: Option<u32>,
+    /// Grid: the largest K·N (outer × BLAS threads) tried [default: 4 × cores]. Every pair up
+    /// to it while that is at most 24 pairs (1 and 2 cores); beyond, the pairs that answer the
+    /// question on C cores: K and N powers of two with K·N ≤ C, C×1 and 1×C, the K·N = C
+    /// diagonal (K a power of two or C over one, dividing C), and K·N = 2C and 4C as 1×M, M×1,
+    /// (M/C)×C and C×(M/C) (23 pairs on 16 cores).
     #[arg(long, value_name = "THREADS", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub max_threads: Option<u32>,
     /// Grid: seconds of serial work per sample (one cell in one round) [default: 0.1; 0.02
@@ -72,8 +81,8 @@ pub struct Args {
     /// Classic table: elements of the exp workloads [default: 10⁷; 2·10⁶ quick].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
     pub elements: Option<u64>,
-    /// Classic table: rounds (every row once per round, in random order) [default: 5; 3 quick,
-    /// 5 full].
+    /// Classic table: rounds, Rust's and Python's (every row once per round, in random order)
+    /// [default: 5; 3 quick, 5 full].
     #[arg(long, value_parser = clap::value_parser!(u32).range(3..=50))]
     pub classic_rounds: Option<u32>,
     /// Classic table: repetitions of g, exp over the whole array, per round, rounded up to a
@@ -217,6 +226,9 @@ pub struct GridSettings {
     pub sizes: Vec<usize>,
     /// The large single product (`None`: left out).
     pub large: Option<usize>,
+    /// n of the batch of fewer products than cores (`None`: left out).
+    #[serde(default)]
+    pub small_batch: Option<usize>,
     pub max_threads: usize,
     /// Seconds of serial work per sample.
     pub sample_seconds: f64,
@@ -359,6 +371,11 @@ impl GridSettings {
                 Some(0) => None,
                 Some(n) => Some(n as usize),
                 None => Some(pick(mode, 1024, 2048, 4096)),
+            },
+            small_batch: match args.small_batch {
+                Some(0) => None,
+                Some(n) => Some(n as usize),
+                None => Some(256),
             },
             max_threads: args.max_threads.map_or(4 * cores, |t| t as usize),
             sample_seconds: args.sample_seconds.unwrap_or(pick(mode, 0.02, 0.1, 0.25)),
@@ -554,5 +571,8 @@ mod tests {
         assert!(some.runs(Section::Grid));
         let no_large = Settings::resolve(&parse(&["--large", "0"]).unwrap(), 2).unwrap();
         assert_eq!(no_large.grid.large, None);
+        assert_eq!(default.grid.small_batch, Some(256));
+        let no_few = Settings::resolve(&parse(&["--small-batch", "0"]).unwrap(), 2).unwrap();
+        assert_eq!(no_few.grid.small_batch, None);
     }
 }

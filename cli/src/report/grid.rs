@@ -1,9 +1,12 @@
-//! Section 2, the inner vs outer grid: for each size, every (K outer, N BLAS) pair with
-//! K·N ≤ the limit, run through `matmul_batch_with(&a, &b, &Plan::new(K, N)?)`, the default
-//! policy through `matmul_batch`, and a control (the serial plan a second time); measured in a
+//! Section 2, the inner vs outer grid: for each size (batches of many products, a batch of
+//! fewer products than cores, one large single product), the (K outer, N BLAS) pairs that
+//! answer the question at this core count ([`pairs`]: every pair on 1 and 2 cores, a selection
+//! fixed by the core count beyond), run through `matmul_batch_with(&a, &b, &Plan::new(K, N)?)`,
+//! the default policy through `matmul_batch`, and a control (the serial plan a second time); measured in a
 //! race (`race.rs`) and summarised with intervals (`stats.rs`): the speedups, the best split
-//! (picked and scored on different rounds), the policy's distance from it, and the cost of the
-//! worst oversubscribed pair.
+//! (the highest speedup as printed, with every cell tied with it), the policy's distance from
+//! it, a held-out check of the best's selection bias, and the cost of the worst oversubscribed
+//! pair.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -38,6 +41,12 @@ pub fn bytes_needed(n: usize, cores: usize, single: bool) -> u128 {
     (3 * batch as u128 + 2) * matrix
 }
 
+/// Bytes the batch of fewer products than cores holds at once: a, b and c of its
+/// [`few_products`], plus the calibration's matrix and product.
+pub fn bytes_needed_small_batch(n: usize, cores: usize) -> u128 {
+    (3 * few_products(cores) as u128 + 2) * 8 * (n as u128).pow(2)
+}
+
 /// No size runs more rounds than this, however many seconds it has left.
 const MAX_ROUNDS: usize = 60;
 
@@ -58,7 +67,7 @@ pub struct Cell {
     pub speedup: f64,
     /// The speedup's 95% interval (paired bootstrap over rounds; none below 3 rounds).
     pub speedup_interval: Option<Interval>,
-    /// Its time ÷ the best pair's has an interval that holds 1.
+    /// Tied with the best: its time ÷ the best's has a paired interval that holds 1.
     pub within_noise_of_best: bool,
     /// Why this figure is not a finding (a speedup above the usable cores that persisted).
     pub flag: Option<String>,
@@ -78,9 +87,22 @@ impl Cell {
 pub struct PolicyCell {
     pub cell: Cell,
     pub reason: String,
-    /// Policy time / best pair's time, on the rounds the best was not picked on.
+    /// Policy time / the best's time, over the rounds both ran in (1 when the policy's pick is
+    /// the best).
     pub vs_best: f64,
     pub vs_best_interval: Option<Interval>,
+}
+
+/// A secondary check of the best's selection bias (the winner's curse): the pair picked on the
+/// odd rounds alone, and its speedup scored on the even rounds only. Beside the best's own
+/// figure it says how optimistic picking the highest of many noisy figures made it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldOutCheck {
+    pub outer: usize,
+    pub blas: usize,
+    /// Its speedup over serial on the even rounds.
+    pub speedup: f64,
+    pub interval: Option<Interval>,
 }
 
 /// The run's own noise: the serial plan measured a second time, as a cell of its own.
@@ -102,12 +124,22 @@ pub struct GridSize {
     pub calls: usize,
     /// The large single product (K = 1 only).
     pub single: bool,
+    /// The batch of fewer products than cores ([`few_products`]).
+    #[serde(default)]
+    pub small_batch: bool,
     /// Rounds run (a cell that left the race early has fewer samples).
     pub rounds: usize,
     pub cells: Vec<Cell>,
     pub policy: PolicyCell,
-    /// The best pair, picked on the odd rounds and scored on the even ones.
+    /// The best: the pair, or the policy's pick, with the highest speedup as printed (over all
+    /// its rounds); no printed figure beats it.
     pub best: Cell,
+    /// The best is the policy's own cell (its K×N measured through `matmul_batch`).
+    #[serde(default)]
+    pub best_is_policy: bool,
+    /// The best's selection bias, checked on held-out rounds.
+    #[serde(default)]
+    pub held_out: Option<HeldOutCheck>,
     pub control: NoiseControl,
     /// The slowest pair with K·N above the cores, and its time / the best time.
     pub worst_oversubscribed: Option<(Cell, f64)>,
@@ -143,41 +175,79 @@ pub struct GridSection {
     pub conclusion: String,
 }
 
-/// The thread counts tried for K and for N: every count up to 16, beyond that powers of two
-/// and multiples of the cores.
-pub fn counts(max: usize, cores: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = if max <= 16 {
-        (1..=max).collect()
-    } else {
-        std::iter::successors(Some(1usize), |n| Some(n * 2))
-            .take_while(|&n| n <= max)
-            .chain(
-                [cores, 2 * cores, 4 * cores]
-                    .into_iter()
-                    .filter(|&c| c <= max),
-            )
-            .collect()
-    };
-    v.sort_unstable();
-    v.dedup();
-    v
+/// Every pair with K·N ≤ the limit is measured while there are at most this many (on 1 and 2
+/// cores, with the default limit of 4 × cores: 8 and 20 pairs).
+pub const FULL_GRID_PAIRS: usize = 24;
+
+/// How many pairs have K·N ≤ `max`.
+pub fn full_grid_len(max: usize) -> usize {
+    (1..=max).map(|k| max / k).sum()
 }
 
-/// The (K, N) pairs of one size.
-pub fn pairs(max: usize, cores: usize, single: bool) -> Vec<(usize, usize)> {
-    let c = counts(max, cores);
-    let mut p = Vec::new();
-    for &k in &c {
-        if single && k > 1 {
-            break;
-        }
-        for &n in &c {
-            if k * n <= max {
-                p.push((k, n));
-            }
+/// Every (K, N) with K·N ≤ `max`.
+fn full_grid(max: usize) -> Vec<(usize, usize)> {
+    (1..=max)
+        .flat_map(|k| (1..=max / k).map(move |n| (k, n)))
+        .collect()
+}
+
+/// The pairs that answer the question on `cores` cores (C), whatever C is: K and N powers of
+/// two with K·N ≤ C; pure outer and pure inner, C×1 and 1×C; the K·N = C diagonal, (K, C/K)
+/// for every K that is a power of two or C over one and divides C; and oversubscribed, for M =
+/// 2C and 4C, 1×M, M×1, (M/C)×C and C×(M/C). About 23 pairs on 16 cores, 36 on 64.
+pub fn selection(cores: usize) -> Vec<(usize, usize)> {
+    let c = cores.max(1);
+    let powers: Vec<usize> = std::iter::successors(Some(1usize), |k| Some(k * 2))
+        .take_while(|&k| k <= c)
+        .collect();
+    let mut p: Vec<(usize, usize)> = Vec::new();
+    for &k in &powers {
+        p.extend(powers.iter().filter(|&&n| k * n <= c).map(|&n| (k, n)));
+    }
+    p.extend([(c, 1), (1, c)]);
+    let over_powers = powers
+        .iter()
+        .filter(|&&k| c.is_multiple_of(k))
+        .map(|&k| c / k);
+    for k in powers.iter().copied().chain(over_powers) {
+        if c.is_multiple_of(k) {
+            p.push((k, c / k));
         }
     }
+    for m in [2, 4] {
+        p.extend([(1, m * c), (m * c, 1), (m, c), (c, m)]);
+    }
+    p.sort_unstable();
+    p.dedup();
     p
+}
+
+/// The (K, N) pairs of one size, sorted: every pair with K·N ≤ `max` when there are at most
+/// [`FULL_GRID_PAIRS`], else the [`selection`] for `cores` up to K·N ≤ `max`; K = 1 only for
+/// the single product. A pure function of its arguments, so of the core count by default.
+pub fn pairs(max: usize, cores: usize, single: bool) -> Vec<(usize, usize)> {
+    let max = max.max(1);
+    let full = full_grid(max);
+    let mut p = if full.len() <= FULL_GRID_PAIRS {
+        full
+    } else {
+        let mut p = selection(cores);
+        p.retain(|&(k, n)| k * n <= max);
+        p
+    };
+    if single {
+        p.retain(|&(k, _)| k == 1);
+    }
+    p.sort_unstable();
+    p.dedup();
+    p
+}
+
+/// Products in the batch smaller than the cores: half the cores, rounded up. On C ≥ 3 cores
+/// neither K = C outer threads (C − B of them idle) nor N = C BLAS threads on one product at a
+/// time fills the machine the way B outer × C/B BLAS threads can.
+pub fn few_products(cores: usize) -> usize {
+    cores.max(1).div_ceil(2)
 }
 
 /// Estimated seconds, for the progress bar.
@@ -189,8 +259,8 @@ pub fn estimate(s: &GridSettings, cores: usize) -> f64 {
             .max(s.rounds as f64 * (cells + 2) as f64 * sample * 0.65)
             + 0.5
     };
-    let batched =
-        s.sizes.len() as f64 * size(pairs(s.max_threads, cores, false).len(), s.sample_seconds);
+    let batches = s.sizes.len() + usize::from(s.small_batch.is_some());
+    let batched = batches as f64 * size(pairs(s.max_threads, cores, false).len(), s.sample_seconds);
     let single = s.large.map_or(0.0, |n| {
         let product = 2.0 * (n as f64).powi(3) / 40e9;
         size(
@@ -215,13 +285,19 @@ pub fn measure(
     let lib = parlinalg::blas_library();
     let machine = Snapshot::take();
     // Every outer pool built before the first measurement (a pool starts its threads once).
-    for k in counts(s.max_threads, cores) {
+    let mut outer: Vec<usize> = pairs(s.max_threads, cores, false)
+        .iter()
+        .map(|p| p.0)
+        .collect();
+    outer.dedup();
+    for k in outer {
         Plan::new(k, 1).and_then(|p| p.run(|| ()))?;
     }
-    let jobs = s.sizes.iter().map(|&n| (n, false));
+    let jobs = s.sizes.iter().map(|&n| (n, Shape::Batch));
     let jobs: Vec<SizeJob> = jobs
-        .chain(s.large.map(|n| (n, true)))
-        .map(|(n, single)| SizeJob::prepare(s, cores, n, single, progress))
+        .chain(s.small_batch.map(|n| (n, Shape::Few)))
+        .chain(s.large.map(|n| (n, Shape::Single)))
+        .map(|(n, shape)| SizeJob::prepare(s, cores, n, shape, progress))
         .collect::<parlinalg::Result<_>>()?;
     let mut races: Vec<Race> = jobs.iter().map(SizeJob::race).collect();
     let mut spent = vec![0.0; jobs.len()];
@@ -260,12 +336,23 @@ pub fn measure(
     })
 }
 
+/// What one size of the grid multiplies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A batch of many products (at least 2 per core).
+    Batch,
+    /// A batch of fewer products than cores ([`few_products`]).
+    Few,
+    /// One large product.
+    Single,
+}
+
 /// The batch and the calls per sample for size `n`: about `sample_seconds` of serial work.
 fn batch_and_calls(
     s: &GridSettings,
     cores: usize,
     n: usize,
-    single: bool,
+    shape: Shape,
 ) -> parlinalg::Result<(usize, usize)> {
     let a = stats::matrix(n, 1);
     let t1 = Plan::new(1, 1)?.run(|| {
@@ -278,11 +365,13 @@ fn batch_and_calls(
         });
         t / reps as f64
     })?;
-    let batch = if single {
-        1
-    } else {
-        let hi = (MAX_OUTPUT_BYTES / (n * n * 8)).max(2 * cores);
-        ((s.sample_seconds / t1) as usize).clamp(2 * cores, hi)
+    let batch = match shape {
+        Shape::Single => 1,
+        Shape::Few => few_products(cores),
+        Shape::Batch => {
+            let hi = (MAX_OUTPUT_BYTES / (n * n * 8)).max(2 * cores);
+            ((s.sample_seconds / t1) as usize).clamp(2 * cores, hi)
+        }
     };
     let calls = ((s.sample_seconds / (t1 * batch as f64)).ceil() as usize).max(1);
     Ok((batch, calls))
@@ -292,7 +381,7 @@ fn batch_and_calls(
 /// control (the serial plan again).
 struct SizeJob {
     n: usize,
-    single: bool,
+    shape: Shape,
     batch: usize,
     calls: usize,
     cores: usize,
@@ -311,13 +400,15 @@ impl SizeJob {
         s: &GridSettings,
         cores: usize,
         n: usize,
-        single: bool,
+        shape: Shape,
         progress: &mut Progress,
     ) -> parlinalg::Result<SizeJob> {
         progress.label(format!("grid: n = {n}, calibrating"));
-        let (batch, calls) = batch_and_calls(s, cores, n, single)?;
+        let (batch, calls) = batch_and_calls(s, cores, n, shape)?;
         let (a, b) = (stats::batch(batch, n, 3), stats::batch(batch, n, 4));
-        let pairs = pairs(s.max_threads, cores, single);
+        // N above the BLAS threads OpenBLAS was built for is no plan (4 × 32 cores > 64).
+        let mut pairs = pairs(s.max_threads, cores, shape == Shape::Single);
+        pairs.retain(|&(_, nb)| nb <= parlinalg::threads::blas_max_threads());
         let choice = parlinalg::threads::plan_for_batch(batch, n, n, n)?;
         let serial = pairs
             .iter()
@@ -330,7 +421,7 @@ impl SizeJob {
         plans.extend([Plan::serial(), Plan::serial()]); // the policy's is unused
         Ok(SizeJob {
             n,
-            single,
+            shape,
             batch,
             calls,
             cores,
@@ -406,33 +497,33 @@ impl SizeJob {
             .zip(samples)
             .map(|(&p, s)| judge.cell(p, s))
             .collect();
-        // The best is picked on the odd rounds and scored on the even ones.
-        let pick = stats::held_out_best(&samples[..self.pairs.len()]).unwrap_or(serial);
-        let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
-        let best = Judge {
-            serial: &scored(&samples[serial]),
-            ..judge
-        }
-        .cell(self.pairs[pick], &scored(&samples[pick]));
-        for (i, c) in cells.iter_mut().enumerate() {
-            let (_, iv) = stats::ratio(&samples[i], &samples[pick], i as u64);
-            c.within_noise_of_best = i == pick || iv.is_some_and(|iv| iv.contains(1.0));
-        }
-        let (vs_best, vs_best_interval) =
-            stats::ratio(&scored(&samples[policy]), &scored(&samples[pick]), 2);
-        let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
         let plan = &self.choice.plan;
+        let mut policy_cell = judge.cell(
+            (plan.outer_threads(), plan.blas_threads()),
+            &samples[policy],
+        );
+        // The best: the highest speedup as printed, among the pairs and the policy's pick.
+        let best = stats::best_by_speedup(&samples[serial], &samples[..=policy]).unwrap_or(serial);
+        for (i, c) in cells.iter_mut().chain([&mut policy_cell]).enumerate() {
+            c.within_noise_of_best =
+                i == best || stats::tied(&samples[i], &samples[best], i as u64);
+        }
+        let best_cell = if best == policy {
+            policy_cell.clone()
+        } else {
+            cells[best].clone()
+        };
+        let (vs_best, vs_best_interval) = stats::ratio(&samples[policy], &samples[best], 2);
+        let (ratio, interval) = stats::ratio(&samples[control], &samples[serial], 3);
         Ok(GridSize {
             n: self.n,
             batch: self.batch,
             calls: self.calls,
-            single: self.single,
+            single: self.shape == Shape::Single,
+            small_batch: self.shape == Shape::Few,
             rounds: race.rounds(),
             policy: PolicyCell {
-                cell: judge.cell(
-                    (plan.outer_threads(), plan.blas_threads()),
-                    &samples[policy],
-                ),
+                cell: policy_cell,
                 reason: self.choice.reason.clone(),
                 vs_best,
                 vs_best_interval,
@@ -442,11 +533,31 @@ impl SizeJob {
                 interval,
                 samples: samples[control].clone(),
             },
-            worst_oversubscribed: worst_oversubscribed(&cells, self.cores, &best),
-            best,
+            worst_oversubscribed: worst_oversubscribed(&cells, self.cores, &best_cell),
+            best: best_cell,
+            best_is_policy: best == policy,
+            held_out: held_out_check(&self.pairs, &samples[serial], &samples[..self.pairs.len()]),
             cells: std::mem::take(&mut cells),
         })
     }
+}
+
+/// The held-out check of `pairs` (with their samples): the pair picked on the odd rounds and
+/// its speedup on the even ones.
+pub fn held_out_check(
+    pairs: &[(usize, usize)],
+    serial: &Samples,
+    samples: &[Samples],
+) -> Option<HeldOutCheck> {
+    let pick = stats::held_out_best(samples)?;
+    let scored = |s: &Samples| s.rounds(|r| !is_pick_round(r));
+    let (speedup, interval) = stats::ratio(&scored(serial), &scored(&samples[pick]), 1);
+    speedup.is_finite().then(|| HeldOutCheck {
+        outer: pairs[pick].0,
+        blas: pairs[pick].1,
+        speedup,
+        interval,
+    })
 }
 
 /// Turns samples into a cell: its speedup over `serial`, the interval, and a flag when the
@@ -524,6 +635,8 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
     let name = |g: &GridSize| {
         if g.single {
             format!("the single {0}×{0} product", g.n)
+        } else if g.small_batch {
+            format!("n = {} in a batch of {}", g.n, g.batch)
         } else {
             format!("n = {}", g.n)
         }
@@ -535,8 +648,13 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
                 .best
                 .speedup_interval
                 .map_or(String::new(), |iv| format!(", {:.2}–{:.2}", iv.lo, iv.hi));
+            let policy = if g.best_is_policy {
+                ", the policy's own pick"
+            } else {
+                ""
+            };
             format!(
-                "{}×{} for {} ({:.2}×{iv})",
+                "{}×{} for {} ({:.2}×{iv}{policy})",
                 g.best.outer,
                 g.best.blas,
                 name(g),
@@ -614,9 +732,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pairs_cover_every_product_up_to_the_limit() {
+    fn two_cores_keep_every_pair_up_to_the_limit() {
         let p = pairs(8, 2, false);
         assert_eq!(p.len(), 20);
+        assert_eq!(p, full_grid(8), "today's grid on 2 cores");
         assert!(p.iter().all(|&(k, n)| k * n <= 8));
         assert!(
             p.contains(&(1, 1))
@@ -628,8 +747,96 @@ mod tests {
             pairs(8, 2, true),
             (1..=8).map(|n| (1, n)).collect::<Vec<_>>()
         );
-        let big = counts(256, 64);
-        assert!(big.contains(&64) && big.contains(&128) && big.contains(&256) && big.len() < 12);
+        assert_eq!(pairs(4, 1, false).len(), 8, "1 core: every pair too");
+        // A small --max-threads is every pair again, whatever the cores.
+        assert_eq!(pairs(6, 16, false), full_grid(6));
+    }
+
+    #[test]
+    fn the_selection_answers_the_question_at_any_core_count() {
+        // (cores, most pairs): bounded where the full grid grows as 4C·ln(4C) (300 pairs on 16
+        // cores).
+        for (c, most) in [
+            (3, 16),
+            (4, 16),
+            (6, 20),
+            (16, 25),
+            (32, 32),
+            (48, 40),
+            (64, 40),
+        ] {
+            let p = pairs(4 * c, c, false);
+            assert!(full_grid(4 * c).len() > FULL_GRID_PAIRS, "{c} cores select");
+            assert!(p.len() <= most, "{c} cores: {} pairs {p:?}", p.len());
+            assert!(p.windows(2).all(|w| w[0] < w[1]), "sorted, no repeats");
+            assert!(p.iter().all(|&(k, n)| k * n <= 4 * c), "{c}: {p:?}");
+            for must in [(1, 1), (c, 1), (1, c), (2, 1), (1, 2)] {
+                assert!(p.contains(&must), "{c} cores: {must:?} missing from {p:?}");
+            }
+            // The K·N = C diagonal for K a power of two dividing C, and C over each of them.
+            let mut k = 1;
+            while k <= c {
+                if c % k == 0 {
+                    assert!(
+                        p.contains(&(k, c / k)) && p.contains(&(c / k, k)),
+                        "{c}: {k}"
+                    );
+                }
+                k *= 2;
+            }
+            // Powers of two under the cores.
+            assert!(p.contains(&(2, 2)) || c < 4, "{c}: {p:?}");
+            // A few oversubscribed pairs at 2C and 4C, nested ones among them.
+            for m in [2 * c, 4 * c] {
+                let at: Vec<&(usize, usize)> = p.iter().filter(|&&(k, n)| k * n == m).collect();
+                assert!(at.len() >= 3, "{c} cores, K·N = {m}: {at:?}");
+                assert!(at.iter().any(|&&(k, n)| k > 1 && n > 1), "{c}: {at:?}");
+            }
+            // The single product: K = 1 and every N of the batches.
+            let single = pairs(4 * c, c, true);
+            let ns: Vec<usize> = p.iter().filter(|q| q.0 == 1).map(|q| q.1).collect();
+            assert_eq!(single.iter().map(|q| q.1).collect::<Vec<_>>(), ns);
+            assert!(single.iter().all(|q| q.0 == 1));
+        }
+        assert_eq!(pairs(64, 16, false).len(), 23);
+        assert_eq!(pairs(256, 64, false).len(), 36);
+        // --max-threads caps K·N in the selection too.
+        let capped = pairs(32, 16, false);
+        assert!(capped.iter().all(|&(k, n)| k * n <= 32));
+        assert!(capped.contains(&(16, 2)) && !capped.contains(&(16, 4)));
+    }
+
+    #[test]
+    fn the_small_batch_has_fewer_products_than_cores() {
+        assert_eq!(few_products(1), 1);
+        for c in [2, 3, 4, 6, 16, 32, 64] {
+            let b = few_products(c);
+            assert!((1..c).contains(&b), "{c}: {b}");
+            // Its filling split, B outer × C/B BLAS threads, is a pair of the grid.
+            if c % b == 0 {
+                assert!(pairs(4 * c, c, false).contains(&(b, c / b)), "{c}: {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_grid_fits_its_time_on_many_cores() {
+        // The progress bar's estimate, from the cells a run measures: on 16 and 64 cores the
+        // default grid within 10 minutes, --quick within 2; 2 cores as before (about 2 min).
+        use clap::Parser as _;
+        let resolve = |flags: &[&str], cores| {
+            let args = crate::report::Args::try_parse_from(
+                std::iter::once("report").chain(flags.iter().copied()),
+            )
+            .unwrap();
+            crate::report::Settings::resolve(&args, cores).unwrap().grid
+        };
+        for cores in [2, 16, 64] {
+            let default = estimate(&resolve(&[], cores), cores);
+            let quick = estimate(&resolve(&["--quick"], cores), cores);
+            assert!(default < 600.0, "{cores} cores: {default} s");
+            assert!(quick < 120.0, "{cores} cores: {quick} s");
+        }
     }
 
     /// A cell whose samples are `seconds` in every one of 8 rounds, judged against a serial
@@ -649,13 +856,14 @@ mod tests {
     }
 
     fn size(cells: Vec<Cell>, policy: Cell, vs_best: f64, iv: Option<Interval>) -> GridSize {
-        let best = stats::held_out_best(cells.iter().map(|c| &c.samples)).unwrap();
-        let best = cells[best].clone();
+        let best = stats::best_by_speedup(&cells[0].samples, cells.iter().map(|c| &c.samples));
+        let best = cells[best.unwrap()].clone();
         GridSize {
             n: 64,
             batch: 8,
             calls: 1,
             single: false,
+            small_batch: false,
             rounds: 8,
             policy: PolicyCell {
                 cell: policy,
@@ -670,6 +878,8 @@ mod tests {
             },
             worst_oversubscribed: worst_oversubscribed(&cells, 2, &best),
             best,
+            best_is_policy: false,
+            held_out: None,
             cells,
         }
     }

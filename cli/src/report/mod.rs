@@ -13,8 +13,9 @@
 //!    scalar exp loop) and h (a batch of products, every BLAS-threads choice), numpy's version
 //!    beside it, and what sharing memory with the processes cost;
 //! - matmul throughput against numpy (A/B in the same run);
-//! 2. the inner vs outer grid: every K outer × N BLAS pair, the best, the default policy, the
-//!    worst oversubscribed pair;
+//! 2. the inner vs outer grid: the K outer × N BLAS pairs chosen for the core count (every pair
+//!    on 2 cores), the best and the cells tied with it, the default policy, the worst
+//!    oversubscribed pair;
 //! 3. a small product's latency beside large ones, fixed BLAS threads vs `auto`;
 //! 4. the grid under the OpenMP build of OpenBLAS when it is installed;
 //! 5. processes sharing the machine: fixed counts, per-process `auto`, the machine budget, and

@@ -156,6 +156,7 @@ mod tests {
         let s = GridSettings {
             sizes: vec![8],
             large: None,
+            small_batch: None,
             max_threads: 2,
             sample_seconds: 0.001,
             size_seconds: 0.01,

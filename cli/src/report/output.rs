@@ -153,7 +153,11 @@ fn classic_main_md(c: &ClassicSection, languages: &[&[ClassicRow]]) -> String {
          order; the time is the **{}** of the rounds, and the speedup over serial has its 95% \
          interval (paired bootstrap over rounds); ⚠ marks a speedup above the {} workers × \
          {IMPOSSIBLE:.2}, which no split can reach: noise of the serial row, not a finding. \
-         Python's rows are measured once. Time (speedup over serial).\n",
+         Python's rows are measured the same way, in as many rounds (one call of `classic.py` \
+         per round and BLAS thread count, in random order), except that a Python process row's \
+         clock starts once its workers have started (interpreter and `import numpy`, listed \
+         apart below, as a program that keeps its pool would pay it once). Time (speedup over \
+         serial).\n",
         s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size, s.rounds, STATISTIC, s.workers
     );
     let mut header = strings(["", "Rust g", "Rust f", "Rust h"]);
@@ -224,7 +228,10 @@ fn classic_sharing_md(c: &ClassicSection) -> String {
     md.push_str(
         "Setup: create the memfd segment, map it and write the inputs once (before the row's \
          clock starts). Spawn: from the first spawn until every worker has mapped the segment \
-         and waits. Exit: from the last worker's end of compute until all are reaped.\n\n",
+         and waits. Exit: from the last worker's end of compute until all are reaped. Rust's \
+         process rows count spawn, compute and exit in their time. Python's rows (when it ran): \
+         setup writes a `/dev/shm` file, spawn is the pool's start until every worker has \
+         imported numpy and waits at a barrier, and their time counts compute and exit only.\n\n",
     );
     let header = strings([
         "row",
@@ -235,13 +242,17 @@ fn classic_sharing_md(c: &ClassicSection) -> String {
         "exit",
         "spawn + exit",
     ]);
-    let rows: Vec<Vec<String>> = c
-        .rust
-        .iter()
-        .filter_map(|r| {
+    let python: &[ClassicRow] = match &c.python {
+        PythonClassic::Ran { rows, .. } => rows,
+        PythonClassic::Skipped { .. } => &[],
+    };
+    let rows: Vec<Vec<String>> = [("Rust", &c.rust[..]), ("Python", python)]
+        .into_iter()
+        .flat_map(|(language, rows)| rows.iter().map(move |r| (language, r)))
+        .filter_map(|(language, r)| {
             let sh = r.sharing.as_ref()?;
             Some(vec![
-                format!("{} × {} BLAS", r.workload.name(), r.blas),
+                format!("{language} {} × {} BLAS", r.workload.name(), r.blas),
                 mb(sh.bytes),
                 fmt_s(sh.setup_s),
                 fmt_s(sh.spawn_s),
@@ -319,17 +330,22 @@ fn with_interval(x: f64, iv: Option<Interval>, unit: &str) -> String {
 pub fn grid_md(g: &GridSection, title: &str) -> String {
     let st = &g.settings;
     let mut md = format!(
-        "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for every \
-         pair with K·N ≤ {}, the default policy through `matmul_batch`, and a control (the \
-         serial plan measured a second time, as a cell of its own). A sample is about {} s of \
+        "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for {}, \
+         the default policy through `matmul_batch`, and a control (the serial plan measured a \
+         second time, as a cell of its own), on {}. A sample is about {} s of \
          serial work; each round measures every cell once in a fresh random order; after {} \
          rounds a cell whose time is clearly above the leader's (its interval wholly above) \
          leaves the race, and the rest are sampled until {} s per size are spent. Times are the \
          **{}** of a cell's rounds; intervals are 95%, from a paired bootstrap over rounds. The \
-         best pair is picked on the odd rounds and scored on the even ones. A speedup above the \
+         best is the pair, or the policy's pick, with the highest speedup as printed, so no \
+         printed figure beats it; every cell whose time ÷ the best's has an interval holding 1 \
+         is tied with it (**bold**). The highest of many noisy figures leans optimistic (the \
+         winner's curse): under each size, a held-out check picks on the odd rounds alone and \
+         scores that pick on the even rounds, which says by about how much. A speedup above the \
          {} usable cores × {IMPOSSIBLE:.2} is re-measured and, if it persists, flagged. \
          OpenBLAS: {}.\n\n",
-        st.max_threads,
+        grid_pairs_md(st.max_threads, g.cores),
+        grid_sizes_md(g),
         st.sample_seconds,
         st.rounds,
         st.size_seconds,
@@ -340,7 +356,7 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
     md.push_str(&grid_summary_md(g));
     md.push_str(
         "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads), with \
-         its interval; **bold**: within noise of the best pair; [r] the rounds of a cell that \
+         its interval; **bold**: tied with the best; [r] the rounds of a cell that \
          left the race early; ⚠ flagged (below):\n\n",
     );
     let mut flags = Vec::new();
@@ -354,9 +370,61 @@ pub fn grid_md(g: &GridSection, title: &str) -> String {
     md
 }
 
-/// `64` or `2048 (single)`.
+/// Which pairs a grid measured, in words.
+fn grid_pairs_md(max_threads: usize, cores: usize) -> String {
+    let count = crate::report::grid::pairs(max_threads, cores, false).len();
+    if count == crate::report::grid::full_grid_len(max_threads) {
+        format!("every pair with K·N ≤ {max_threads} ({count} pairs)")
+    } else {
+        format!(
+            "{count} pairs chosen for {cores} cores: K and N powers of two with K·N ≤ {cores}, \
+             {cores}×1 and 1×{cores}, the K·N = {cores} diagonal, and oversubscribed K·N = {} \
+             and {} (1×M, M×1, (M/{cores})×{cores}, {cores}×(M/{cores})), up to K·N = {max_threads}",
+            2 * cores,
+            4 * cores
+        )
+    }
+}
+
+/// The grid's sizes, in words.
+fn grid_sizes_md(g: &GridSection) -> String {
+    let mut parts = Vec::new();
+    let batches: Vec<String> = g
+        .sizes
+        .iter()
+        .filter(|s| !s.single && !s.small_batch)
+        .map(|s| s.n.to_string())
+        .collect();
+    if !batches.is_empty() {
+        parts.push(format!(
+            "batches of many n×n products (n = {})",
+            batches.join(", ")
+        ));
+    }
+    for s in g.sizes.iter().filter(|s| s.small_batch) {
+        parts.push(format!(
+            "a batch of {} {n}×{n} product(s), fewer than the {} cores, where K = {1} outer \
+             threads leave some idle and a split K × N with K < {1} may fill them better",
+            s.batch,
+            g.cores,
+            n = s.n
+        ));
+    }
+    for s in g.sizes.iter().filter(|s| s.single) {
+        parts.push(format!("one {0}×{0} product (K = 1 only)", s.n));
+    }
+    parts.join("; ")
+}
+
+/// `64`, `256 (batch of 8)` or `2048 (single)`.
 fn size_name(s: &GridSize) -> String {
-    format!("{}{}", s.n, if s.single { " (single)" } else { "" })
+    if s.single {
+        format!("{} (single)", s.n)
+    } else if s.small_batch {
+        format!("{} (batch of {})", s.n, s.batch)
+    } else {
+        s.n.to_string()
+    }
 }
 
 /// The grid's summary: one row per size, the best pair, the policy, the control and the worst
@@ -390,7 +458,12 @@ fn grid_summary_md(g: &GridSection) -> String {
                 format!("{} × {}", s.batch, s.calls),
                 s.rounds.to_string(),
                 serial.map_or("—".to_owned(), |c| fmt_s(c.seconds)),
-                format!("{}×{}", s.best.outer, s.best.blas),
+                format!(
+                    "{}×{}{}",
+                    s.best.outer,
+                    s.best.blas,
+                    if s.best_is_policy { " (policy)" } else { "" }
+                ),
                 with_interval(s.best.speedup, s.best.speedup_interval, "×"),
                 format!("{}×{}", s.policy.cell.outer, s.policy.cell.blas),
                 with_interval(s.policy.cell.speedup, s.policy.cell.speedup_interval, "×"),
@@ -428,9 +501,24 @@ fn size_matrix_md(s: &GridSize, flags: &mut Vec<String>) -> String {
     let mut md = table(&header, &rows);
     let _ = writeln!(
         md,
-        "\nPolicy for n = {}: {}×{}, {}.\n",
-        s.n, s.policy.cell.outer, s.policy.cell.blas, s.policy.reason
+        "\nPolicy for n = {}: {}×{}, {}.",
+        size_name(s),
+        s.policy.cell.outer,
+        s.policy.cell.blas,
+        s.policy.reason
     );
+    if let Some(h) = &s.held_out {
+        let _ = writeln!(
+            md,
+            "Held-out check: picked on the odd rounds alone, {}×{} scores {} on the even rounds, \
+             beside the best's {:.2}× on all of them.",
+            h.outer,
+            h.blas,
+            with_interval(h.speedup, h.interval, "×"),
+            s.best.speedup
+        );
+    }
+    md.push('\n');
     if let Some(f) = &s.policy.cell.flag {
         flags.push(format!("n = {}, the default policy: {f}", s.n));
     }

@@ -279,7 +279,7 @@ where
     DB::ErrorType: 'static,
 {
     let subtitle = format!(
-        "speedup over serial; {} cores, {} OpenBLAS; * = default policy's pick; orange frame: within noise of the best",
+        "speedup over serial; {} cores, {} OpenBLAS; * = default policy's pick; orange frame: tied with the best",
         grid.cores, grid.threading
     );
     let area = titled(root, title, &subtitle)?;

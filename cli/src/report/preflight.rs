@@ -161,6 +161,14 @@ pub fn needs(s: &Settings) -> Vec<Need> {
                 bytes: grid::bytes_needed(n, s.cores, false),
             });
         }
+        if let Some(n) = s.grid.small_batch {
+            v.push(Need {
+                flag: "--small-batch",
+                size: n,
+                what: format!("the grid's small batch of {n}×{n} f64 products: a, b and c"),
+                bytes: grid::bytes_needed_small_batch(n, s.cores),
+            });
+        }
         if let Some(n) = s.grid.large {
             v.push(Need {
                 flag: "--large",
