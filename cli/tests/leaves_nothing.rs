@@ -9,20 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn parlinalg() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_parlinalg"))
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("parlinalg-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{parlinalg_command as parlinalg, scratch, text};
 
 /// A grid of one tiny size: a whole run in well under a second.
 #[rustfmt::skip]

@@ -10,23 +10,16 @@ use parlinalg_cli::report::{
     classic, classic_rows, grid, latency, output, processes, stats, versus, workloads, ReportData,
 };
 
+mod common;
+
+use common::{parlinalg_command, scratch, text};
+
 fn parlinalg(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_parlinalg"))
+    parlinalg_command()
         .args(args)
         .current_dir(cwd)
         .output()
         .expect("run the parlinalg binary")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("parlinalg-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
