@@ -33,31 +33,49 @@ fn copy(a: &Array2<f64>) -> Vec<f64> {
     a.as_slice().expect("bench inputs are C order").to_vec()
 }
 
+/// `dgetrf` on the `n × n` `buf` (`Aᵀ` column major): the pivots.
+fn getrf(n: usize, buf: &mut [f64]) -> Vec<c_int> {
+    assert_eq!(buf.len(), n * n);
+    let (ni, mut info) = (int(n), 0);
+    let mut ipiv = vec![0; n];
+    // SAFETY: buf holds n·n elements (asserted; lda = n), ipiv n.
+    unsafe {
+        dgetrf_(
+            &ni,
+            &ni,
+            buf.as_mut_ptr(),
+            &ni,
+            ipiv.as_mut_ptr(),
+            &mut info,
+        )
+    };
+    assert_eq!(info, 0, "dgetrf");
+    ipiv
+}
+
 /// `dgetrf` on `buf` (`Aᵀ` column major), then the 1-norm reciprocal condition number of `A`.
 fn lu_and_rcond(n: usize, buf: &mut [f64]) -> (Vec<c_int>, f64) {
-    let (n, mut info) = (int(n), 0);
-    let mut ipiv = vec![0; n as usize];
-    let mut work = vec![0.0; 4 * n as usize];
-    let mut iwork = vec![0; n as usize];
-    let mut rcond = 0.0;
-    // SAFETY: buf holds n·n elements (lda = n), ipiv n, work 4n and iwork n as dgecon needs;
-    // the flags are NUL-terminated one-letter strings.
+    let mut work = vec![0.0; 4 * n];
+    let ni = int(n);
+    // SAFETY: buf holds n·n elements (lda = n); dlange with 'I' uses work's n first elements.
+    let anorm = unsafe { dlange_(ch(b'I'), &ni, &ni, buf.as_ptr(), &ni, work.as_mut_ptr()) };
+    let ipiv = getrf(n, buf);
+    let (mut iwork, mut rcond, mut info) = (vec![0; n], 0.0, 0);
+    // SAFETY: buf holds the n·n factors (lda = n), work 4n and iwork n as dgecon needs; the
+    // flag is a NUL-terminated one-letter string.
     unsafe {
-        let anorm = dlange_(ch(b'I'), &n, &n, buf.as_ptr(), &n, work.as_mut_ptr());
-        dgetrf_(&n, &n, buf.as_mut_ptr(), &n, ipiv.as_mut_ptr(), &mut info);
-        assert_eq!(info, 0, "dgetrf");
         dgecon_(
             ch(b'I'),
-            &n,
+            &ni,
             buf.as_ptr(),
-            &n,
+            &ni,
             &anorm,
             &mut rcond,
             work.as_mut_ptr(),
             iwork.as_mut_ptr(),
             &mut info,
-        );
-    }
+        )
+    };
     (ipiv, rcond)
 }
 
@@ -98,20 +116,7 @@ pub fn solve(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
 pub fn solve_unchecked(a: &Array2<f64>, b: &Array1<f64>) -> Array1<f64> {
     let n = a.nrows();
     let mut buf = copy(a);
-    let (ni, mut info) = (int(n), 0);
-    let mut ipiv = vec![0; n];
-    // SAFETY: buf holds n·n elements (lda = n), ipiv n.
-    unsafe {
-        dgetrf_(
-            &ni,
-            &ni,
-            buf.as_mut_ptr(),
-            &ni,
-            ipiv.as_mut_ptr(),
-            &mut info,
-        )
-    };
-    assert_eq!(info, 0, "dgetrf");
+    let ipiv = getrf(n, &mut buf);
     solve_with(n, &buf, &ipiv, b)
 }
 
@@ -155,19 +160,7 @@ pub fn inv(a: &Array2<f64>) -> Array2<f64> {
 pub fn det(a: &Array2<f64>) -> f64 {
     let n = a.nrows();
     let mut buf = copy(a);
-    let (ni, mut info) = (int(n), 0);
-    let mut ipiv = vec![0; n];
-    // SAFETY: buf holds n·n elements, ipiv n.
-    unsafe {
-        dgetrf_(
-            &ni,
-            &ni,
-            buf.as_mut_ptr(),
-            &ni,
-            ipiv.as_mut_ptr(),
-            &mut info,
-        )
-    };
+    let ipiv = getrf(n, &mut buf);
     let mut d = 1.0;
     for i in 0..n {
         d *= buf[i * n + i];
