@@ -49,6 +49,10 @@ const CASES: &[(&str, &[usize])] = &[
     // Not a routine either: the direct `dgetrf` + `dgecon` + `dgetrs` against the direct
     // `dgetrf` + `dgetrs` (numpy's `solve`): what the condition estimate costs.
     ("direct_solve_vs_unchecked", &[100, 500, 1000, 2000]),
+    // parlinalg's `solve` (with its condition estimate) against the direct `dgetrf` +
+    // `dgetrs` without one: what the guarantee costs parlinalg, and the floor of numpy's
+    // `solve` (`dgesv`).
+    ("solve_vs_unchecked", &[100, 500, 1000, 2000]),
 ];
 
 /// A symmetric positive definite matrix: `m·mᵀ/n + I`.
@@ -168,6 +172,16 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
                 &direct::solve_unchecked(&a, &b).to_vec(),
             );
             pair!(direct::solve, direct::solve_unchecked)
+        }
+        "solve_vs_unchecked" => {
+            same(
+                &parlinalg::solve(&a, &b).unwrap().to_vec(),
+                &direct::solve_unchecked(&a, &b).to_vec(),
+            );
+            pair!(
+                |a, b| parlinalg::solve(a, b).unwrap(),
+                direct::solve_unchecked
+            )
         }
         "lstsq" => {
             let ours = parlinalg::lstsq(&a, &b).unwrap();

@@ -39,8 +39,8 @@
 //!
 //! | function | f32 | f64 |
 //! |---|---|---|
-//! | [`solve`] (`b` 1-D or 2-D) | `sgetrf`, `sgecon`, `sgetrs` | `dgetrf`, `dgecon`, `dgetrs` |
-//! | [`inv`] | `sgetrf`, `sgecon`, `sgetri` | `dgetrf`, `dgecon`, `dgetri` |
+//! | [`solve`] (`b` 1-D or 2-D) | `sgetrf`, `slacn2` + `sgetrs`, `sgetrs` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetrs` |
+//! | [`inv`] | `sgetrf`, `slacn2` + `sgetrs`, `sgetri` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetri` |
 //! | [`det`] | `sgetrf` | `dgetrf` |
 //! | [`cholesky`] (lower factor) | `spotrf` | `dpotrf` |
 //! | [`eigvalsh`] (ascending) | `ssyev` | `dsyev` |

@@ -34,11 +34,30 @@ pub trait LapackScalar: Copy + 'static {
     fn lax_getrf(layout: MatrixLayout, a: &mut [Self]) -> lax::error::Result<Vec<i32>>;
 
     /// `?getrs`: overwrites the `nrhs` right-hand sides in `b` (column major, `n × nrhs`)
-    /// with the solutions of `A·X = B`, in one call (level 3 for several right-hand sides;
-    /// `lax` takes one at a time, so this one calls LAPACK through `lapack-sys`, the
-    /// declarations `lax` itself uses).
+    /// with the solutions of `A·X = B` (or `Aᵀ·X = B`, as `system` says), in one call (level 3
+    /// for several right-hand sides; `lax` takes one at a time, so this one calls LAPACK
+    /// through `lapack-sys`, the declarations `lax` itself uses).
     #[doc(hidden)]
-    fn lax_getrs(lu: &Lu<Self>, nrhs: usize, b: &mut [Self]) -> lax::error::Result<()>;
+    fn lax_getrs(
+        lu: &Lu<Self>,
+        system: System,
+        nrhs: usize,
+        b: &mut [Self],
+    ) -> lax::error::Result<()>;
+
+    /// One step of `?lacn2`, LAPACK's reverse-communication 1-norm estimator (Hager and
+    /// Higham's, the one inside `?gecon`): on return `kase` is 0 when `est` is final, else 1
+    /// or 2 to ask for `x` to be overwritten with `M·x` or `Mᵀ·x`. `v`, `x` and `isgn` hold
+    /// `n` elements each and `isave` the estimator's state between steps.
+    #[doc(hidden)]
+    fn lax_lacn2(
+        v: &mut [Self],
+        x: &mut [Self],
+        isgn: &mut [c_int],
+        est: &mut Self,
+        kase: &mut c_int,
+        isave: &mut [c_int; 3],
+    );
 
     /// `?getri`: overwrites the factors with `A⁻¹` (C order).
     #[doc(hidden)]
@@ -67,6 +86,15 @@ pub trait LapackScalar: Copy + 'static {
     ) -> lax::error::Result<Svd<Self>>;
 }
 
+/// Which system [`LapackScalar::lax_getrs`] solves with an LU of `A`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum System {
+    /// `A·X = B`.
+    A,
+    /// `Aᵀ·X = B`.
+    Transposed,
+}
+
 /// What [`LapackScalar::lax_gesdd`] returns.
 #[derive(Debug)]
 pub struct Svd<T> {
@@ -76,7 +104,7 @@ pub struct Svd<T> {
 }
 
 macro_rules! impl_lapack_scalar {
-    ($t:ty, $single:expr, $getrs:path) => {
+    ($t:ty, $single:expr, $getrs:path, $lacn2:path) => {
         impl LapackScalar for $t {
             const SINGLE: bool = $single;
 
@@ -84,7 +112,12 @@ macro_rules! impl_lapack_scalar {
                 <$t as Lapack>::lu(layout, a)
             }
 
-            fn lax_getrs(lu: &Lu<Self>, nrhs: usize, b: &mut [Self]) -> lax::error::Result<()> {
+            fn lax_getrs(
+                lu: &Lu<Self>,
+                system: System,
+                nrhs: usize,
+                b: &mut [Self],
+            ) -> lax::error::Result<()> {
                 let n = lu.n;
                 let nrhs = c_int::try_from(nrhs).map_err(|_| lax::error::Error::InvalidShape)?;
                 let expected = usize::try_from(n).unwrap_or(0) * usize::try_from(nrhs).unwrap_or(0);
@@ -92,13 +125,18 @@ macro_rules! impl_lapack_scalar {
                 {
                     return Err(lax::error::Error::InvalidShape);
                 }
+                // LAPACK holds the LU of Aᵀ (see `Lu`): A·X = B is its transposed system.
+                let trans = match system {
+                    System::A => c"T",
+                    System::Transposed => c"N",
+                };
                 let mut info = 0;
                 // SAFETY: `factors` holds the n × n LU (lda = n) and `ipiv` its n pivots, as
                 // `?getrf` left them; `b` holds n × nrhs elements, column major (ldb = n ≥ 1),
-                // both checked above; 'T' because LAPACK holds the LU of Aᵀ (see `Lu`).
+                // both checked above; `trans` is a NUL-terminated "T" or "N".
                 unsafe {
                     $getrs(
-                        c"T".as_ptr(),
+                        trans.as_ptr(),
                         &n,
                         &nrhs,
                         lu.factors.as_ptr(),
@@ -117,6 +155,34 @@ macro_rules! impl_lapack_scalar {
                     info => {
                         Err(lax::error::Error::LapackComputationalFailure { return_code: info })
                     }
+                }
+            }
+
+            fn lax_lacn2(
+                v: &mut [Self],
+                x: &mut [Self],
+                isgn: &mut [c_int],
+                est: &mut Self,
+                kase: &mut c_int,
+                isave: &mut [c_int; 3],
+            ) {
+                let n = c_int::try_from(x.len()).expect("n fits LAPACK's integer");
+                assert!(
+                    v.len() == x.len() && isgn.len() == x.len(),
+                    "lacn2 needs n of each"
+                );
+                // SAFETY: `v`, `x` and `isgn` hold n elements each (asserted above), `isave`
+                // 3, as `?lacn2` reads and writes them; `est` and `kase` are plain scalars.
+                unsafe {
+                    $lacn2(
+                        &n,
+                        v.as_mut_ptr(),
+                        x.as_mut_ptr(),
+                        isgn.as_mut_ptr(),
+                        est,
+                        kase,
+                        isave.as_mut_ptr(),
+                    )
                 }
             }
 
@@ -161,8 +227,8 @@ macro_rules! impl_lapack_scalar {
     };
 }
 
-impl_lapack_scalar!(f32, true, lapack_sys::sgetrs_);
-impl_lapack_scalar!(f64, false, lapack_sys::dgetrs_);
+impl_lapack_scalar!(f32, true, lapack_sys::sgetrs_, lapack_sys::slacn2_);
+impl_lapack_scalar!(f64, false, lapack_sys::dgetrs_, lapack_sys::dlacn2_);
 
 // ---------------------------------------------------------------------------------------------
 // Checks and copies

@@ -1,7 +1,8 @@
-//! LU factorisation with partial pivoting and what is built on it: `solve` (`?getrf`, `?gecon`,
+//! LU factorisation with partial pivoting and what is built on it: `solve` (`?getrf`, `?lacn2`,
 //! `?getrs`), `inv` (`?getri`), `det`.
 
-use super::dispatch::Lu;
+use super::condition::reciprocal_condition;
+use super::dispatch::{Lu, System};
 use super::equilibrate::{frexp, ldexp, scale_all, Equilibration, Magnitudes};
 use super::stack;
 use super::*;
@@ -17,7 +18,7 @@ use super::*;
 /// | step | f32 | f64 |
 /// |---|---|---|
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
-/// | condition estimate (1-norm) | `sgecon` | `dgecon` |
+/// | condition estimate (1-norm), `?gecon`'s estimator with `?getrs` solves | `slacn2` + `sgetrs` | `dlacn2` + `dgetrs` |
 /// | triangular solves, every column of `b` at once | `sgetrs` | `dgetrs` |
 ///
 /// Equilibrated where the magnitudes need it: when an entry lies outside `2^±(MAX_EXP/2)`
@@ -95,7 +96,7 @@ where
     }
     // Every right-hand side in one call.
     if r > 0 {
-        lapack_call(rt, n, || T::lax_getrs(&lu, r, &mut x))
+        lapack_call(rt, n, || T::lax_getrs(&lu, System::A, r, &mut x))
             .map_err(|e| lapack_error::<T>(Routine::Getrs, e))?;
     }
     if let Some(eq) = &eq {
@@ -113,7 +114,7 @@ where
 /// | step | f32 | f64 |
 /// |---|---|---|
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
-/// | condition estimate (1-norm) | `sgecon` | `dgecon` |
+/// | condition estimate (1-norm; as for [`solve`]) | `slacn2` + `sgetrs` | `dlacn2` + `dgetrs` |
 /// | inverse from the factors | `sgetri` | `dgetri` |
 ///
 /// Equilibrated where the magnitudes need it: when an entry lies outside `2^±(MAX_EXP/2)`
@@ -241,12 +242,12 @@ where
 
 /// `a` copied once into a C-order buffer for the LU, refused when it holds NaN or infinity,
 /// and equilibrated when its magnitudes need it ([`Magnitudes::needs_equilibration`]);
-/// with the scaling and `‖As‖₁` (what `?gecon` wants).
+/// with the scaling and `‖As‖₁` (what the condition estimate wants).
 ///
 /// The LU runs on that buffer as it is: read as column major it is `Asᵀ`, which `lax` calls
 /// the C layout and answers through the transposed routines (`?getrs` with `trans = 'T'`, the
-/// infinity-norm `?gecon` of `Asᵀ`, which is the 1-norm one of `As`, and `?getri`, whose
-/// `(Asᵀ)⁻¹` read back in C order is `As⁻¹`). No transposing copy in or out.
+/// infinity-norm condition estimate of `Asᵀ`, which is the 1-norm one of `As`, and `?getri`,
+/// whose `(Asᵀ)⁻¹` read back in C order is `As⁻¹`). No transposing copy in or out.
 fn prepare<T: Float, S: Data<Elem = T>>(
     op: &'static str,
     a: &ArrayBase<S, Ix2>,
@@ -269,22 +270,23 @@ fn factorize<T: Float>(rt: Runtime, mut factors: Vec<T>, n: c_int) -> Result<Lu<
     Ok(Lu { n, factors, ipiv })
 }
 
-/// [`Error::IllConditioned`] when `?gecon` estimates the reciprocal condition number below
-/// machine epsilon. Never skipped: a matrix whose magnitudes could overflow is equilibrated
-/// first ([`Equilibration`]), so `anorm` is finite (at most `2n` after equilibration, at most
-/// `n·2^(MAX_EXP/2)` without); were it ever not finite, the estimate would be meaningless and the
-/// matrix is refused (an overflowed LU would otherwise return a wrong answer as `Ok`).
+/// [`Error::IllConditioned`] when `?gecon`'s estimate ([`reciprocal_condition`]) puts the
+/// reciprocal condition number below machine epsilon. Never skipped: a matrix whose
+/// magnitudes could overflow is equilibrated first ([`Equilibration`]), so `anorm` is finite
+/// (at most `2n` after equilibration, at most `n·2^(MAX_EXP/2)` without); were it ever not
+/// finite, the estimate would be meaningless and the matrix is refused (an overflowed LU would
+/// otherwise return a wrong answer as `Ok`).
 pub(super) fn ensure_well_conditioned<T: Float>(rt: Runtime, lu: &Lu<T>, anorm: T) -> Result<()> {
     let rcond = if anorm.is_finite() {
-        lapack_call(rt, lu.n as usize, || T::lax_gecon(lu, anorm))
-            .map_err(|e| lapack_error::<T>(Routine::Gecon, e))?
+        lapack_call(rt, lu.n as usize, || reciprocal_condition(lu, anorm))
+            .map_err(|e| lapack_error::<T>(Routine::Lacn2, e))?
     } else {
         T::nan()
     };
     // A NaN estimate is refused too.
     if rcond.is_nan() || rcond < T::epsilon() {
         return Err(Error::IllConditioned {
-            routine: Routine::Gecon.name::<T>(),
+            routine: Routine::Lacn2.name::<T>(),
             rcond: rcond.to_f64().unwrap_or(f64::NAN),
             epsilon: T::epsilon().to_f64().unwrap_or(f64::NAN),
         });

@@ -3,8 +3,8 @@
 //!
 //! | function | f32 | f64 |
 //! |---|---|---|
-//! | [`solve`](crate::solve) | `sgetrf`, `sgecon`, `sgetrs` | `dgetrf`, `dgecon`, `dgetrs` |
-//! | [`inv`](crate::inv) | `sgetrf`, `sgecon`, `sgetri` | `dgetrf`, `dgecon`, `dgetri` |
+//! | [`solve`](crate::solve) | `sgetrf`, `slacn2` + `sgetrs`, `sgetrs` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetrs` |
+//! | [`inv`](crate::inv) | `sgetrf`, `slacn2` + `sgetrs`, `sgetri` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetri` |
 //! | [`det`](crate::det) | `sgetrf` | `dgetrf` |
 //! | [`cholesky`](crate::cholesky) | `spotrf` (lower) | `dpotrf` (lower) |
 //! | [`eigvalsh`](crate::eigvalsh) | `ssyev` (values only, lower) | `dsyev` (values only, lower) |
@@ -19,7 +19,8 @@
 //! 3. copies the input once into a fresh buffer, whatever its layout (LAPACK overwrites its
 //!    input, and `lax` mishandles some strided and 1×n layouts): C order for the square
 //!    routines, which LAPACK then reads as the transpose (`?getrf` factors `Aᵀ` and the
-//!    transposed `?getrs`, `?gecon` and `?getri` answer for `A`; `?potrf` and `?syev` read
+//!    transposed `?getrs` and `?getri` answer for `A`, and the condition estimate is the
+//!    infinity-norm one of `Aᵀ`; `?potrf` and `?syev` read
 //!    `A`'s lower triangle as `Aᵀ`'s upper one), so no transposing copy in or out; column major
 //!    for the SVD routines;
 //! 4. refuses NaN and infinity anywhere in what LAPACK reads (its behaviour on them is
@@ -29,6 +30,7 @@
 //! Results are new standard-layout (C-order) arrays.
 
 mod cholesky;
+mod condition;
 mod dispatch;
 mod eigh;
 mod equilibrate;
@@ -75,7 +77,7 @@ pub(super) enum Routine {
     Getrf,
     Getrs,
     Getri,
-    Gecon,
+    Lacn2,
     Potrf,
     Syev,
     Gesdd,
@@ -88,7 +90,7 @@ impl Routine {
             Routine::Getrf => ("sgetrf", "dgetrf"),
             Routine::Getrs => ("sgetrs", "dgetrs"),
             Routine::Getri => ("sgetri", "dgetri"),
-            Routine::Gecon => ("sgecon", "dgecon"),
+            Routine::Lacn2 => ("slacn2", "dlacn2"),
             Routine::Potrf => ("spotrf", "dpotrf"),
             Routine::Syev => ("ssyev", "dsyev"),
             Routine::Gesdd => ("sgesdd", "dgesdd"),
@@ -134,7 +136,7 @@ pub(super) fn lapack_error<T: Float>(routine: Routine, e: LaxError) -> Error {
                     info,
                     why: "the bidiagonal divide-and-conquer SVD (?bdsdc) did not converge".into(),
                 },
-                Routine::Getrs | Routine::Gecon => Error::Lapack {
+                Routine::Getrs | Routine::Lacn2 => Error::Lapack {
                     routine: name,
                     info,
                     why: "unexpected positive info from a routine that defines none".into(),
