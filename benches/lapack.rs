@@ -12,9 +12,12 @@
 //! The direct side (`benches/support/lapack.rs`, through `lapack-sys`) makes the one copy a
 //! caller must make and calls `dgetrf` + `dgecon` + `dgetrs` (solve), `dgetrf` + `dgecon` +
 //! `dgetri` (inv), `dgetrf` (det), `dpotrf` (cholesky), `dsyev` (eigvalsh), `dgesdd`
-//! (singular_values, and lstsq with two matrix-vector products). parlinalg's side adds what
-//! it guarantees: the shape, finiteness and conditioning checks, equilibration where the
-//! magnitudes need it, C-order results. Under `cargo test` each cell runs once at n = 16.
+//! (singular_values, and lstsq with two matrix-vector products): what a LAPACK user calls.
+//! parlinalg's side adds what it guarantees: the shape, finiteness and conditioning checks,
+//! equilibration where the magnitudes need it, C-order results; its condition estimate is
+//! `dgecon`'s estimator with `dgetrs` solves (the `lacn2_vs_gecon` cell compares the two
+//! alone, `solve_vs_unchecked` parlinalg's solve with numpy's `dgetrf` + `dgetrs`). Under
+//! `cargo test` each cell runs once at its first size.
 
 use std::ffi::c_int;
 use std::hint::black_box;
@@ -53,6 +56,9 @@ const CASES: &[(&str, &[usize])] = &[
     // `dgetrs` without one: what the guarantee costs parlinalg, and the floor of numpy's
     // `solve` (`dgesv`).
     ("solve_vs_unchecked", &[100, 500, 1000, 2000]),
+    // The condition estimate alone, on one LU: the estimator parlinalg runs (`dlacn2` with
+    // `dgetrs` solves, "parlinalg" column) against `dgecon` ("direct" column).
+    ("lacn2_vs_gecon", &[100, 500, 1000, 2000]),
 ];
 
 /// A symmetric positive definite matrix: `m·mᵀ/n + I`.
@@ -182,6 +188,19 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
                 |a, b| parlinalg::solve(a, b).unwrap(),
                 direct::solve_unchecked
             )
+        }
+        "lacn2_vs_gecon" => {
+            let lu = direct::lu_for_estimate(&a);
+            let (ours, theirs) = (direct::estimate_lacn2(&lu), direct::estimate_gecon(&lu));
+            check_same(op, &[ours], &[theirs], 1e-6);
+            let lu2 = lu.clone();
+            let ours: Side = Box::new(move || {
+                black_box(direct::estimate_lacn2(&lu));
+            });
+            let theirs: Side = Box::new(move || {
+                black_box(direct::estimate_gecon(&lu2));
+            });
+            (ours, theirs)
         }
         "lstsq" => {
             let ours = parlinalg::lstsq(&a, &b).unwrap();

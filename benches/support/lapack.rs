@@ -8,7 +8,7 @@
 //! of `Aᵀ` (= the 1-norm one of `A`) and `inv(Aᵀ) = inv(A)ᵀ`: no transposing copy at all.
 #![allow(dead_code)] // each bench uses a part
 
-use lapack_sys::{dgecon_, dgesdd_, dgetrf_, dgetri_, dgetrs_, dlange_, dpotrf_, dsyev_};
+use lapack_sys::{dgecon_, dgesdd_, dgetrf_, dgetri_, dgetrs_, dlacn2_, dlange_, dpotrf_, dsyev_};
 use parlinalg::ndarray::{Array1, Array2};
 use std::ffi::{c_char, c_int};
 
@@ -55,19 +55,33 @@ fn getrf(n: usize, buf: &mut [f64]) -> Vec<c_int> {
 
 /// `dgetrf` on `buf` (`Aᵀ` column major), then the 1-norm reciprocal condition number of `A`.
 fn lu_and_rcond(n: usize, buf: &mut [f64]) -> (Vec<c_int>, f64) {
-    let mut work = vec![0.0; 4 * n];
-    let ni = int(n);
-    // SAFETY: buf holds n·n elements (lda = n); dlange with 'I' uses work's n first elements.
-    let anorm = unsafe { dlange_(ch(b'I'), &ni, &ni, buf.as_ptr(), &ni, work.as_mut_ptr()) };
+    let anorm = norm_of_transpose(n, buf);
     let ipiv = getrf(n, buf);
-    let (mut iwork, mut rcond, mut info) = (vec![0; n], 0.0, 0);
-    // SAFETY: buf holds the n·n factors (lda = n), work 4n and iwork n as dgecon needs; the
-    // flag is a NUL-terminated one-letter string.
+    (ipiv, gecon(n, buf, anorm))
+}
+
+/// `‖A‖₁` of the `A` whose transpose `buf` holds column major: `dlange` with `'I'`.
+fn norm_of_transpose(n: usize, buf: &[f64]) -> f64 {
+    assert_eq!(buf.len(), n * n);
+    let mut work = vec![0.0; n];
+    let ni = int(n);
+    // SAFETY: buf holds n·n elements (lda = n, asserted); dlange with 'I' uses n of work.
+    unsafe { dlange_(ch(b'I'), &ni, &ni, buf.as_ptr(), &ni, work.as_mut_ptr()) }
+}
+
+/// `dgecon` with the infinity norm on the LU of `Aᵀ` in `lu`: the 1-norm reciprocal condition
+/// number of `A`.
+fn gecon(n: usize, lu: &[f64], anorm: f64) -> f64 {
+    assert_eq!(lu.len(), n * n);
+    let ni = int(n);
+    let (mut work, mut iwork, mut rcond, mut info) = (vec![0.0; 4 * n], vec![0; n], 0.0, 0);
+    // SAFETY: lu holds the n·n factors (lda = n, asserted), work 4n and iwork n as dgecon
+    // needs; the flag is a NUL-terminated one-letter string.
     unsafe {
         dgecon_(
             ch(b'I'),
             &ni,
-            buf.as_ptr(),
+            lu.as_ptr(),
             &ni,
             &anorm,
             &mut rcond,
@@ -76,7 +90,81 @@ fn lu_and_rcond(n: usize, buf: &mut [f64]) -> (Vec<c_int>, f64) {
             &mut info,
         )
     };
-    (ipiv, rcond)
+    assert_eq!(info, 0, "dgecon");
+    rcond
+}
+
+/// The same estimate as [`gecon`] from `dlacn2` (the estimator inside `dgecon`) with each of
+/// its solves one `dgetrs` instead of `dgecon`'s overflow-guarded `dlatrs`: what parlinalg
+/// computes (without its fallback for a solve that overflows).
+fn lacn2_with_getrs(n: usize, lu: &[f64], ipiv: &[c_int], anorm: f64) -> f64 {
+    assert!(lu.len() == n * n && ipiv.len() == n);
+    let ni = int(n);
+    let (mut v, mut x, mut isgn) = (vec![0.0; n], vec![0.0; n], vec![0; n]);
+    let (mut est, mut kase, mut isave, mut info) = (0.0, 0, [0; 3], 0);
+    loop {
+        // SAFETY: v, x and isgn hold n elements each, isave 3, as dlacn2 reads and writes.
+        unsafe {
+            dlacn2_(
+                &ni,
+                v.as_mut_ptr(),
+                x.as_mut_ptr(),
+                isgn.as_mut_ptr(),
+                &mut est,
+                &mut kase,
+                isave.as_mut_ptr(),
+            )
+        };
+        if kase == 0 {
+            break;
+        }
+        // The LU is of Aᵀ: A·y = x is its transposed system (kase 1), Aᵀ·y = x its own.
+        let trans = if kase == 1 { b'T' } else { b'N' };
+        // SAFETY: lu holds the n·n factors and ipiv n pivots (asserted), x n elements.
+        unsafe {
+            dgetrs_(
+                ch(trans),
+                &ni,
+                &1,
+                lu.as_ptr(),
+                &ni,
+                ipiv.as_ptr(),
+                x.as_mut_ptr(),
+                &ni,
+                &mut info,
+            )
+        };
+        assert_eq!(info, 0, "dgetrs");
+    }
+    (1.0 / est) / anorm
+}
+
+/// What a condition estimate starts from: the LU of `Aᵀ` (column major), its pivots and `‖A‖₁`.
+#[derive(Clone)]
+pub struct Factored {
+    lu: Vec<f64>,
+    ipiv: Vec<c_int>,
+    anorm: f64,
+}
+
+/// The LU of `a` (its C-order copy factored as `Aᵀ`), its pivots and `‖A‖₁`: the input of the
+/// condition-estimate cell.
+pub fn lu_for_estimate(a: &Array2<f64>) -> Factored {
+    let n = a.nrows();
+    let mut lu = copy(a);
+    let anorm = norm_of_transpose(n, &lu);
+    let ipiv = getrf(n, &mut lu);
+    Factored { lu, ipiv, anorm }
+}
+
+/// `dgecon` on the output of [`lu_for_estimate`].
+pub fn estimate_gecon(f: &Factored) -> f64 {
+    gecon(f.ipiv.len(), &f.lu, f.anorm)
+}
+
+/// `dlacn2` with `dgetrs` solves on the output of [`lu_for_estimate`].
+pub fn estimate_lacn2(f: &Factored) -> f64 {
+    lacn2_with_getrs(f.ipiv.len(), &f.lu, &f.ipiv, f.anorm)
 }
 
 /// `dgetrs` with `trans = 'T'` (the buffer holds the LU of `Aᵀ`) for one right-hand side.
