@@ -246,7 +246,10 @@ fn classic_section(
 }
 
 /// Every plot the data has, as SVG and PNG in `dir`; returns the files written.
-fn write_plots(
+///
+/// # Errors
+/// Drawing, I/O or PNG encoding errors, as text.
+pub fn write_plots(
     dir: &std::path::Path,
     data: &ReportData,
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
