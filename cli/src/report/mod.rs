@@ -245,7 +245,8 @@ fn classic_section(
     })
 }
 
-/// Every plot the data has, as SVG and PNG in `dir`; returns the files written.
+/// Every plot the data has, as SVG and PNG in `dir`, in section order (the OpenMP grid's after
+/// the latency plot, as in report.md); returns the files written.
 ///
 /// # Errors
 /// Drawing, I/O or PNG encoding errors, as text.
@@ -267,6 +268,9 @@ pub fn write_plots(
             plots::Plot::Heatmap(g, "K outer × N BLAS threads"),
         ));
     }
+    if let Some(l) = &data.latency {
+        plots.push(("latency", plots::Plot::Latency(l)));
+    }
     if let Some(openmp::OpenMpOutcome::Ran { grid: g, .. }) = &data.openmp {
         plots.push((
             "openmp_grid_speedup",
@@ -276,9 +280,6 @@ pub fn write_plots(
             "openmp_grid_heatmap",
             plots::Plot::Heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
         ));
-    }
-    if let Some(l) = &data.latency {
-        plots.push(("latency", plots::Plot::Latency(l)));
     }
     let mut files = Vec::new();
     for (name, plot) in &plots {
