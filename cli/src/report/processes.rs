@@ -12,7 +12,10 @@
 //! run (written under a temporary name, then renamed, so a file is whole or absent), and the
 //! report reads every rank's file: a rank that wrote none, or a bad one, is named by its
 //! number while the others are still shown.
+//!
+//! At the end: the section's Markdown ([`markdown`]) and processes.csv ([`csv`]).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -24,6 +27,7 @@ use crate::report::lifecycle::{self, Scratch};
 use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile, Interval, Samples, STATISTIC};
+use crate::report::table::{csv_text, fmt_s, strings, table, with_interval};
 
 /// The marker before a child's JSON line on its stdout.
 const RESULT: &str = "@@sharing ";
@@ -552,6 +556,121 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
     let mut s = parts.join("; ");
     s[..1].make_ascii_uppercase();
     format!("{s}.")
+}
+
+// ---- Markdown and CSV ----
+
+/// The processes section.
+pub fn markdown(x: &SharingSection) -> String {
+    let st = &x.settings;
+    let mut md = format!(
+        "## 5. Processes sharing the machine\n\nP copies of one program, each making {} \
+         products of {n}×{n} f64 through `parlinalg::matmul`, started at once, with BLAS threads \
+         fixed at 1, fixed at the {} cores, under each process's own `auto` with the \
+         machine-wide budget off (`PARLINALG_BUDGET=off`: every process believes it is alone), \
+         and under the budget (the default: the processes share one slot per core). Wall time \
+         from the first spawn to the last exit, the **{}** of {} rounds in random order; the \
+         ratio to the fixed-1 row with as many processes has its 95% interval; latency is each \
+         product's time, over every process (last round).\n\n",
+        st.products,
+        x.cores,
+        x.statistic,
+        st.rounds,
+        n = st.n
+    );
+    let header = strings([
+        "processes",
+        "BLAS threads",
+        "wall",
+        "products/s",
+        "time / fixed 1",
+        "p50 ms",
+        "p99 ms",
+    ]);
+    let rows: Vec<Vec<String>> = x
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.processes.to_string(),
+                r.mode.label(x.cores),
+                fmt_s(r.seconds),
+                format!("{:.0}", r.throughput),
+                with_interval(r.vs_fixed1, r.vs_fixed1_interval, "×"),
+                format!("{:.3}", r.p50_ms),
+                format!("{:.3}", r.p99_ms),
+            ]
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    match &x.mpi {
+        MpiOutcome::Ran {
+            command,
+            ranks,
+            seconds,
+            threads,
+            reported,
+            missing,
+        } => {
+            let _ = writeln!(
+                md,
+                "\nAs an MPI job, `{command}`: {ranks} ranks in {}, {} reported; what each rank ran:\n",
+                fmt_s(*seconds),
+                threads.len()
+            );
+            for (i, lines) in threads.iter().enumerate() {
+                // Reports from before `reported` existed hold every rank in order.
+                let rank = reported.get(i).copied().unwrap_or(i);
+                let _ = writeln!(md, "- rank {rank}: {}", lines.join("; "));
+            }
+            for m in missing {
+                let _ = writeln!(md, "- rank {}: no result, {}", m.rank, m.why);
+            }
+        }
+        MpiOutcome::NotRun { why } => {
+            let _ = writeln!(md, "\nThe MPI job was not run: {why}.");
+        }
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", x.machine.describe(), x.conclusion);
+    md
+}
+
+/// A row of processes.csv.
+#[derive(Serialize)]
+struct ProcessesCsv {
+    processes: usize,
+    blas: String,
+    seconds: f64,
+    throughput: f64,
+    vs_fixed1: f64,
+    vs_fixed1_lo: Option<f64>,
+    vs_fixed1_hi: Option<f64>,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl ProcessesCsv {
+    fn rows(x: &SharingSection) -> impl Iterator<Item = ProcessesCsv> + '_ {
+        x.rows.iter().map(|r| ProcessesCsv {
+            processes: r.processes,
+            blas: r.mode.label(x.cores),
+            seconds: r.seconds,
+            throughput: r.throughput,
+            vs_fixed1: r.vs_fixed1,
+            vs_fixed1_lo: r.vs_fixed1_interval.map(|iv| iv.lo),
+            vs_fixed1_hi: r.vs_fixed1_interval.map(|iv| iv.hi),
+            p50_ms: r.p50_ms,
+            p99_ms: r.p99_ms,
+        })
+    }
+}
+
+/// processes.csv, one row per process count and BLAS-threads mode; `None` without rows.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv(x: &SharingSection) -> anyhow::Result<Option<String>> {
+    csv_text(ProcessesCsv::rows(x))
 }
 
 #[cfg(test)]
