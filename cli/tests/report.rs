@@ -407,7 +407,7 @@ fn the_conclusions_agree_with_the_numbers() {
         let fixed1 = x
             .rows
             .iter()
-            .find(|f| f.processes == r.processes && f.mode == processes::Mode::Fixed1)
+            .find(|f| f.processes == r.processes && f.mode == processes::BlasMode::Fixed1)
             .unwrap();
         let (ratio, _) = stats::ratio(&r.samples, &fixed1.samples, 0);
         assert!((r.vs_fixed1 - ratio).abs() <= 1e-12 * ratio, "{r:?}");

@@ -8,7 +8,7 @@ use crate::report::cli::Settings;
 use crate::report::grid::GridSection;
 use crate::report::latency::LatencySection;
 use crate::report::openmp::OpenMpOutcome;
-use crate::report::processes::SharingSection;
+use crate::report::processes::ProcessesSection;
 use crate::report::versus::VersusSection;
 
 /// Everything the run measured.
@@ -35,7 +35,7 @@ pub struct ReportData {
     /// [`Section::Processes`](crate::report::Section::Processes), when it ran; `sharing` in
     /// report.json, as before the section had its name (absent in files older than it).
     #[serde(default)]
-    pub sharing: Option<SharingSection>,
+    pub sharing: Option<ProcessesSection>,
     /// Wall time of the whole run.
     pub seconds: f64,
 }

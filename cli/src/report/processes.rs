@@ -34,7 +34,7 @@ const RESULT: &str = "@@sharing ";
 
 /// What the section runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingSettings {
+pub struct ProcessesSettings {
     /// Products per process.
     pub products: usize,
     /// Their size n.
@@ -50,7 +50,7 @@ pub struct SharingSettings {
 
 /// How the children choose their BLAS threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Mode {
+pub enum BlasMode {
     /// `PARLINALG_BLAS_THREADS=1`.
     Fixed1,
     /// `PARLINALG_BLAS_THREADS=<cores>`.
@@ -61,31 +61,31 @@ pub enum Mode {
     Budget,
 }
 
-impl Mode {
-    const ALL: [Mode; 4] = [
-        Mode::Fixed1,
-        Mode::FixedCores,
-        Mode::AutoAlone,
-        Mode::Budget,
+impl BlasMode {
+    const ALL: [BlasMode; 4] = [
+        BlasMode::Fixed1,
+        BlasMode::FixedCores,
+        BlasMode::AutoAlone,
+        BlasMode::Budget,
     ];
 
     /// The environment the children get.
     fn env(self, cores: usize) -> Vec<(&'static str, String)> {
         match self {
-            Mode::Fixed1 => vec![(parlinalg::threads::BLAS_THREADS_VAR, "1".into())],
-            Mode::FixedCores => vec![(parlinalg::threads::BLAS_THREADS_VAR, cores.to_string())],
-            Mode::AutoAlone => vec![(parlinalg::threads::BUDGET_VAR, "off".into())],
-            Mode::Budget => vec![],
+            BlasMode::Fixed1 => vec![(parlinalg::threads::BLAS_THREADS_VAR, "1".into())],
+            BlasMode::FixedCores => vec![(parlinalg::threads::BLAS_THREADS_VAR, cores.to_string())],
+            BlasMode::AutoAlone => vec![(parlinalg::threads::BUDGET_VAR, "off".into())],
+            BlasMode::Budget => vec![],
         }
     }
 
     /// The row's label.
     pub fn label(self, cores: usize) -> String {
         match self {
-            Mode::Fixed1 => "fixed 1".into(),
-            Mode::FixedCores => format!("fixed {cores}"),
-            Mode::AutoAlone => "auto, budget off".into(),
-            Mode::Budget => "auto + machine budget (default)".into(),
+            BlasMode::Fixed1 => "fixed 1".into(),
+            BlasMode::FixedCores => format!("fixed {cores}"),
+            BlasMode::AutoAlone => "auto, budget off".into(),
+            BlasMode::Budget => "auto + machine budget (default)".into(),
         }
     }
 }
@@ -101,9 +101,9 @@ pub struct ChildResult {
 
 /// One configuration: P processes under one mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingRow {
+pub struct ProcessesRow {
     pub processes: usize,
-    pub mode: Mode,
+    pub mode: BlasMode,
     /// Wall seconds from the first spawn to the last exit: the statistic of the rounds.
     pub seconds: f64,
     /// Products per second, all processes together.
@@ -149,25 +149,25 @@ pub struct MissingRank {
 
 /// The section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingSection {
-    pub settings: SharingSettings,
+pub struct ProcessesSection {
+    pub settings: ProcessesSettings,
     pub cores: usize,
     pub statistic: String,
-    pub rows: Vec<SharingRow>,
+    pub rows: Vec<ProcessesRow>,
     pub mpi: MpiOutcome,
     pub machine: MachineState,
     pub conclusion: String,
 }
 
 /// Estimated seconds, for the progress bar.
-pub fn estimate(s: &SharingSettings, cores: usize) -> f64 {
+pub fn estimate(s: &ProcessesSettings, cores: usize) -> f64 {
     let product = 2.0 * (s.n as f64).powi(3) / 40e9;
     let work: f64 = s
         .processes
         .iter()
         .map(|&p| p as f64 * s.products as f64 * product / cores as f64)
         .sum();
-    (work + 0.05 * s.processes.len() as f64) * (Mode::ALL.len() * s.rounds) as f64 + work
+    (work + 0.05 * s.processes.len() as f64) * (BlasMode::ALL.len() * s.rounds) as f64 + work
 }
 
 /// Runs the section: every (P, mode) once per round in random order, then the MPI job.
@@ -175,17 +175,17 @@ pub fn estimate(s: &SharingSettings, cores: usize) -> f64 {
 /// # Errors
 /// A child that failed or printed no result.
 pub fn measure(
-    s: &SharingSettings,
+    s: &ProcessesSettings,
     cores: usize,
     progress: &mut Progress,
-) -> anyhow::Result<SharingSection> {
+) -> anyhow::Result<ProcessesSection> {
     let machine = Snapshot::take();
     let group = format!("report-{}", std::process::id());
     let _group_dirs = budget_group_dirs(&group);
-    let configs: Vec<(usize, Mode)> = s
+    let configs: Vec<(usize, BlasMode)> = s
         .processes
         .iter()
-        .flat_map(|&p| Mode::ALL.map(|m| (p, m)))
+        .flat_map(|&p| BlasMode::ALL.map(|m| (p, m)))
         .collect();
     let mut last: Vec<Vec<ChildResult>> = vec![Vec::new(); configs.len()];
     let mut race =
@@ -212,10 +212,10 @@ pub fn measure(
     let fixed1 = |p: usize| {
         configs
             .iter()
-            .position(|&c| c == (p, Mode::Fixed1))
+            .position(|&c| c == (p, BlasMode::Fixed1))
             .expect("every P has a fixed-1 row")
     };
-    let rows: Vec<SharingRow> = configs
+    let rows: Vec<ProcessesRow> = configs
         .iter()
         .enumerate()
         .map(|(i, &(p, mode))| {
@@ -227,7 +227,7 @@ pub fn measure(
                 .flat_map(|c| c.product_ms.iter().copied())
                 .collect();
             let seconds = samples.estimate();
-            SharingRow {
+            ProcessesRow {
                 processes: p,
                 mode,
                 seconds,
@@ -242,7 +242,7 @@ pub fn measure(
         .collect();
     progress.label("processes: an MPI job");
     let mpi = run_mpi(s, &group);
-    Ok(SharingSection {
+    Ok(ProcessesSection {
         settings: s.clone(),
         cores,
         statistic: STATISTIC.to_owned(),
@@ -267,7 +267,7 @@ pub struct ChildSpec {
 
 /// The child's command line: this program's `report --sharing-child SPEC`.
 fn child_command(
-    s: &SharingSettings,
+    s: &ProcessesSettings,
     results: Option<&Path>,
 ) -> anyhow::Result<(PathBuf, Vec<String>)> {
     let exe = std::env::current_exe()?;
@@ -372,7 +372,7 @@ fn budget_group_dirs(group: &str) -> Vec<Scratch> {
 
 /// Starts `p` children at once with `env`, waits for all, and reads their results.
 fn run_children(
-    s: &SharingSettings,
+    s: &ProcessesSettings,
     p: usize,
     env: &[(&str, String)],
 ) -> anyhow::Result<Vec<ChildResult>> {
@@ -418,7 +418,7 @@ fn parse_child(out: std::process::Output) -> anyhow::Result<ChildResult> {
 
 /// The same program as an MPI job of `s.mpi_ranks` ranks (budget on), when `mpirun` is
 /// there. Each rank writes its result into its own file (see the module's docs).
-fn run_mpi(s: &SharingSettings, group: &str) -> MpiOutcome {
+fn run_mpi(s: &ProcessesSettings, group: &str) -> MpiOutcome {
     let Ok(mpirun) = which("mpirun") else {
         return MpiOutcome::NotRun {
             why: "Open MPI's mpirun is not installed: on Debian or Ubuntu `apt-get install openmpi-bin`".into(),
@@ -523,12 +523,12 @@ pub fn child_main(spec: &str) -> anyhow::Result<()> {
 }
 
 /// The section's sentence.
-pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
-    let get = |p: usize, m: Mode| rows.iter().find(|r| r.processes == p && r.mode == m);
+pub fn conclude(cores: usize, rows: &[ProcessesRow]) -> String {
+    let get = |p: usize, m: BlasMode| rows.iter().find(|r| r.processes == p && r.mode == m);
     let Some(most) = rows.iter().map(|r| r.processes).max() else {
         return "Nothing was measured.".into();
     };
-    let cmp = |r: &SharingRow| {
+    let cmp = |r: &ProcessesRow| {
         let noise = r.vs_fixed1_interval.is_some_and(|iv| iv.contains(1.0));
         format!(
             "{:.2}×{}",
@@ -537,14 +537,16 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
         )
     };
     let mut parts = Vec::new();
-    if let (Some(alone), Some(budget)) = (get(most, Mode::AutoAlone), get(most, Mode::Budget)) {
+    if let (Some(alone), Some(budget)) =
+        (get(most, BlasMode::AutoAlone), get(most, BlasMode::Budget))
+    {
         parts.push(format!(
             "with {most} processes on {cores} cores, each process's own auto took {} the time of 1 BLAS thread each and the machine budget {}",
             cmp(alone),
             cmp(budget)
         ));
     }
-    if let Some(one) = get(1, Mode::Budget) {
+    if let Some(one) = get(1, BlasMode::Budget) {
         parts.push(format!(
             "one process alone under the budget took {} its 1-thread time",
             cmp(one)
@@ -561,7 +563,7 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
 // ---- Markdown and CSV ----
 
 /// The processes section.
-pub fn markdown(x: &SharingSection) -> String {
+pub fn markdown(x: &ProcessesSection) -> String {
     let st = &x.settings;
     let mut md = format!(
         "## 5. Processes sharing the machine\n\nP copies of one program, each making {} \
@@ -650,7 +652,7 @@ struct ProcessesCsv {
 }
 
 impl ProcessesCsv {
-    fn rows(x: &SharingSection) -> impl Iterator<Item = ProcessesCsv> + '_ {
+    fn rows(x: &ProcessesSection) -> impl Iterator<Item = ProcessesCsv> + '_ {
         x.rows.iter().map(|r| ProcessesCsv {
             processes: r.processes,
             blas: r.mode.label(x.cores),
@@ -669,7 +671,7 @@ impl ProcessesCsv {
 ///
 /// # Errors
 /// A row the CSV writer refuses, as text.
-pub fn csv(x: &SharingSection) -> anyhow::Result<Option<String>> {
+pub fn csv(x: &ProcessesSection) -> anyhow::Result<Option<String>> {
     csv_text(ProcessesCsv::rows(x))
 }
 
