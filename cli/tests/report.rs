@@ -397,7 +397,7 @@ fn the_conclusions_agree_with_the_numbers() {
         // small.
         assert_eq!(r.p99_hi_ms, None, "{r:?}");
     }
-    assert!(output::latency_md(l).contains("too few samples"));
+    assert!(latency::markdown(l).contains("too few samples"));
     let v = data.versus.as_ref().unwrap();
     assert_eq!(v.conclusion, versus::conclude(&v.rows, &v.numpy));
     let x = data.sharing.as_ref().unwrap();
@@ -407,7 +407,7 @@ fn the_conclusions_agree_with_the_numbers() {
         let fixed1 = x
             .rows
             .iter()
-            .find(|f| f.processes == r.processes && f.mode == processes::Mode::Fixed1)
+            .find(|f| f.processes == r.processes && f.mode == processes::BlasMode::Fixed1)
             .unwrap();
         let (ratio, _) = stats::ratio(&r.samples, &fixed1.samples, 0);
         assert!((r.vs_fixed1 - ratio).abs() <= 1e-12 * ratio, "{r:?}");
@@ -474,7 +474,7 @@ fn python_rows_have_rounds_and_intervals_when_numpy_is_there() {
         }
     }
     // The table prints numpy's intervals: every cell of the serial row reads `(1.00×, a–b)`.
-    let md = output::classic_md(&c);
+    let md = classic::markdown(&c);
     let serial = md.lines().find(|l| l.starts_with("| serial |")).unwrap();
     assert_eq!(serial.matches("(1.00×, ").count(), 6, "{serial}");
     assert!(md.contains("Python h × 1 BLAS"), "{md}");

@@ -1,6 +1,10 @@
 //! Section 1, the classic table in Rust: serial vs C threads vs C processes for g (exp over an
 //! array), f (a scalar exp loop) and h (a batch of matrix products, with every BLAS-threads
 //! choice), and what sharing memory with the processes costs.
+//!
+//! At the end: the section's Markdown ([`markdown`]) and classic.csv ([`csv`]).
+
+use std::fmt::Write as _;
 
 use parlinalg::threads::Plan;
 use rayon::prelude::*;
@@ -9,11 +13,13 @@ use serde::{Deserialize, Serialize};
 use crate::report::classic_rows::{fill_speedups, find, ClassicRow, How};
 use crate::report::classic_workers::{self, Job, ProcessRowCost};
 use crate::report::cli::ClassicSettings;
+use crate::report::grid::IMPOSSIBLE;
 use crate::report::machine::MachineState;
 use crate::report::progress::Progress;
 use crate::report::python::PythonClassic;
 use crate::report::race::{Race, RaceLimits, Sample};
-use crate::report::stats::{self, seconds};
+use crate::report::stats::{self, seconds, STATISTIC};
+use crate::report::table::{csv_text, fmt_s, mb, strings, table};
 use crate::report::workloads::{self, Workload};
 
 /// The classic section: Rust's rows, Python's, and one sentence each.
@@ -407,6 +413,254 @@ pub fn conclude_sharing(rust: &[ClassicRow]) -> String {
 /// Spawn and exit as a fraction of the row's time.
 pub fn overhead_fraction(s: &ProcessRowCost) -> f64 {
     (s.spawn_s + s.exit_s) / s.total_s().max(1e-12)
+}
+
+// ---- Markdown and CSV ----
+
+/// `1.23 s (1.93×, 1.88–1.97)`, with ⚠ when the speedup is above the workers × 1.10.
+fn cell(rows: &[ClassicRow], w: Workload, how: How, blas: usize, workers: usize) -> String {
+    find(rows, w, how, blas).map_or_else(
+        || "—".to_owned(),
+        |r| {
+            let iv = r
+                .speedup_interval
+                .map_or(String::new(), |iv| format!(", {:.2}–{:.2}", iv.lo, iv.hi));
+            let flag = if r.speedup > workers as f64 * IMPOSSIBLE {
+                " ⚠"
+            } else {
+                ""
+            };
+            format!("{} ({:.2}×{iv}){flag}", fmt_s(r.seconds), r.speedup)
+        },
+    )
+}
+
+/// The classic section: the main table, h with every BLAS choice, and sharing costs.
+pub fn markdown(c: &ClassicSection) -> String {
+    let py_rows: &[ClassicRow] = match &c.python {
+        PythonClassic::Ran { rows, .. } => rows,
+        PythonClassic::Skipped { .. } => &[],
+    };
+    // Rust's rows, then Python's when it ran: one column group each.
+    let languages: &[&[ClassicRow]] = if py_rows.is_empty() {
+        &[&c.rust]
+    } else {
+        &[&c.rust, py_rows]
+    };
+    let mut md = main_table_md(c, languages);
+    md.push_str(&h_table_md(c, languages));
+    md.push_str(&sharing_costs_md(c));
+    md
+}
+
+/// Serial, C threads and C processes: (how, outer count, the main table's label, the h table's
+/// noun).
+fn hows(workers: usize) -> [(How, usize, String, &'static str); 3] {
+    [
+        (How::Serial, 1, "serial".to_owned(), "thread"),
+        (
+            How::Threads,
+            workers,
+            format!("{workers} threads"),
+            "threads",
+        ),
+        (
+            How::Processes,
+            workers,
+            format!("{workers} processes"),
+            "processes",
+        ),
+    ]
+}
+
+/// The main table: g, f and h at 1 BLAS thread, serial, in threads and in processes.
+fn main_table_md(c: &ClassicSection, languages: &[&[ClassicRow]]) -> String {
+    let s = &c.settings;
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "## 1. The classic table: serial, {0} threads or {0} processes?\n",
+        s.workers
+    );
+    let _ = writeln!(
+        md,
+        "g: exp over {} elements at once (`parlinalg::exp_into` a reused buffer), {}× per round; f: a scalar loop calling `f64::exp` \
+         per element over the same array, {}× per round; h: {} products of {}×{} f64 matrices. Threads \
+         and processes split the repetitions (g, f) or the products (h); processes are this \
+         program re-executed, sharing inputs and outputs through one memfd segment; their time \
+         runs from the first spawn to the last exit (writing the inputs into the segment is \
+         listed apart, below). Rust's rows: every row once per round, {} rounds in random \
+         order; the time is the **{}** of the rounds, and the speedup over serial has its 95% \
+         interval (paired bootstrap over rounds); ⚠ marks a speedup above the {} workers × \
+         {IMPOSSIBLE:.2}, which no split can reach: noise of the serial row, not a finding. \
+         Python's rows are measured the same way, in as many rounds (one call of `classic.py` \
+         per round and BLAS thread count, in random order), except that a Python process row's \
+         clock starts once its workers have started (interpreter and `import numpy`, listed \
+         apart below, as a program that keeps its pool would pay it once). Time (speedup over \
+         serial).\n",
+        s.elements, s.g_reps, s.f_reps, s.h_batch, s.h_size, s.h_size, s.rounds, STATISTIC, s.workers
+    );
+    let mut header = strings(["", "Rust g", "Rust f", "Rust h"]);
+    if languages.len() > 1 {
+        header.extend(strings(["numpy g", "Python f", "numpy h"]));
+    }
+    let rows: Vec<Vec<String>> = hows(s.workers)
+        .iter()
+        .map(|(how, _, label, _)| {
+            let cells = languages.iter().flat_map(|rows| {
+                [Workload::G, Workload::F, Workload::H].map(|w| cell(rows, w, *how, 1, s.workers))
+            });
+            std::iter::once(label.clone()).chain(cells).collect()
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    match &c.python {
+        PythonClassic::Ran { python, numpy, .. } => {
+            let _ = writeln!(
+                md,
+                "\nPython {python} with numpy {numpy}: the same workloads (`np.exp`, a list \
+                 comprehension over `math.exp`, `np.matmul`), threads from a \
+                 `ThreadPoolExecutor`, processes from `multiprocessing` (spawn) sharing a \
+                 `/dev/shm` file; `classic.py` in the output folder reruns it."
+            );
+        }
+        PythonClassic::Skipped { why } => {
+            let _ = writeln!(md, "\nPython's version was not run: {why}.");
+        }
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", c.machine.describe(), c.conclusion);
+    md
+}
+
+/// h with every BLAS-threads choice, serial, in threads and in processes.
+fn h_table_md(c: &ClassicSection, languages: &[&[ClassicRow]]) -> String {
+    let s = &c.settings;
+    let mut md = String::new();
+    let _ = writeln!(md, "### h with every BLAS-threads choice\n");
+    let mut header = strings(["outer × BLAS threads", "Rust"]);
+    if languages.len() > 1 {
+        header.push("numpy".to_owned());
+    }
+    let hows = hows(s.workers);
+    let rows: Vec<Vec<String>> = s
+        .h_blas
+        .iter()
+        .flat_map(|&blas| {
+            hows.iter().map(move |(how, outer, _, what)| {
+                let cells = languages
+                    .iter()
+                    .map(|rows| cell(rows, Workload::H, *how, blas, s.workers));
+                std::iter::once(format!("{outer} {what} × {blas}"))
+                    .chain(cells)
+                    .collect()
+            })
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    let _ = writeln!(md, "\n{}\n", c.h_conclusion);
+    md
+}
+
+/// What sharing memory with the processes cost, row by row.
+fn sharing_costs_md(c: &ClassicSection) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "### What sharing memory with the processes cost\n");
+    md.push_str(
+        "Setup: create the memfd segment, map it and write the inputs once (before the row's \
+         clock starts). Spawn: from the first spawn until every worker has mapped the segment \
+         and waits. Exit: from the last worker's end of compute until all are reaped. Rust's \
+         process rows count spawn, compute and exit in their time. Python's rows (when it ran): \
+         setup writes a `/dev/shm` file, spawn is the pool's start until every worker has \
+         imported numpy and waits at a barrier, and their time counts compute and exit only.\n\n",
+    );
+    let header = strings([
+        "row",
+        "segment",
+        "setup",
+        "spawn",
+        "compute",
+        "exit",
+        "spawn + exit",
+    ]);
+    let python: &[ClassicRow] = match &c.python {
+        PythonClassic::Ran { rows, .. } => rows,
+        PythonClassic::Skipped { .. } => &[],
+    };
+    let rows: Vec<Vec<String>> = [("Rust", &c.rust[..]), ("Python", python)]
+        .into_iter()
+        .flat_map(|(language, rows)| rows.iter().map(move |r| (language, r)))
+        .filter_map(|(language, r)| {
+            let sh = r.sharing.as_ref()?;
+            Some(vec![
+                format!("{language} {} × {} BLAS", r.workload.name(), r.blas),
+                mb(sh.bytes),
+                fmt_s(sh.setup_s),
+                fmt_s(sh.spawn_s),
+                fmt_s(sh.compute_s),
+                fmt_s(sh.exit_s),
+                format!("{:.1}%", 100.0 * overhead_fraction(sh)),
+            ])
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    let _ = writeln!(md, "\n{}\n", c.sharing_conclusion);
+    md
+}
+
+/// A row of classic.csv.
+#[derive(Serialize)]
+struct ClassicCsv<'a> {
+    language: &'a str,
+    workload: &'a str,
+    how: &'a str,
+    outer: usize,
+    blas: usize,
+    seconds: f64,
+    speedup: f64,
+    segment_bytes: Option<usize>,
+    setup_s: Option<f64>,
+    spawn_s: Option<f64>,
+    compute_s: Option<f64>,
+    exit_s: Option<f64>,
+}
+
+impl<'a> ClassicCsv<'a> {
+    /// Rust's rows, then Python's.
+    fn rows(c: &'a ClassicSection) -> impl Iterator<Item = ClassicCsv<'a>> {
+        let py: &[ClassicRow] = match &c.python {
+            PythonClassic::Ran { rows, .. } => rows,
+            PythonClassic::Skipped { .. } => &[],
+        };
+        [("rust", &c.rust[..]), ("python", py)]
+            .into_iter()
+            .flat_map(|(language, list)| list.iter().map(move |r| (language, r)))
+            .map(|(language, r)| {
+                let sh = r.sharing.as_ref();
+                ClassicCsv {
+                    language,
+                    workload: r.workload.name(),
+                    how: r.how.name(),
+                    outer: r.outer,
+                    blas: r.blas,
+                    seconds: r.seconds,
+                    speedup: r.speedup,
+                    segment_bytes: sh.map(|s| s.bytes),
+                    setup_s: sh.map(|s| s.setup_s),
+                    spawn_s: sh.map(|s| s.spawn_s),
+                    compute_s: sh.map(|s| s.compute_s),
+                    exit_s: sh.map(|s| s.exit_s),
+                }
+            })
+    }
+}
+
+/// classic.csv: Rust's rows, then Python's, with what sharing memory cost each process row;
+/// `None` without rows.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv(c: &ClassicSection) -> anyhow::Result<Option<String>> {
+    csv_text(ClassicCsv::rows(c))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-use crate::report::processes::SharingSettings;
+use crate::report::processes::ProcessesSettings;
 
 /// Where Debian's `libopenblas0-openmp` puts the OpenMP build of OpenBLAS.
 pub const DEBIAN_OPENMP_DIR: &str = "/usr/lib/x86_64-linux-gnu/openblas-openmp";
@@ -202,7 +202,7 @@ pub struct Settings {
     pub grid: GridSettings,
     pub latency: LatencySettings,
     pub versus: VersusSettings,
-    pub sharing: SharingSettings,
+    pub sharing: ProcessesSettings,
 }
 
 /// The classic table's workloads.
@@ -283,7 +283,7 @@ impl Settings {
             grid: GridSettings::resolve(args, mode, cores),
             latency: LatencySettings::resolve(args, mode),
             versus: VersusSettings::resolve(args, mode, cores),
-            sharing: sharing_settings(args, mode, cores),
+            sharing: processes_settings(args, mode, cores),
         })
     }
 
@@ -430,14 +430,14 @@ impl VersusSettings {
 }
 
 /// The processes section.
-fn sharing_settings(args: &Args, mode: Mode, cores: usize) -> SharingSettings {
+fn processes_settings(args: &Args, mode: Mode, cores: usize) -> ProcessesSettings {
     let mut processes = args
         .processes
         .as_ref()
         .map_or_else(|| vec![1, cores, 2 * cores], |p| to_usize(p));
     processes.sort_unstable();
     processes.dedup();
-    SharingSettings {
+    ProcessesSettings {
         products: args
             .process_products
             .map_or(pick(mode, 200, 1000, 2001), |p| p as usize),

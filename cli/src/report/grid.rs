@@ -7,7 +7,11 @@
 //! (the highest speedup as printed, with every cell tied with it), the policy's distance from
 //! it, a held-out check of the best's selection bias, and the cost of the worst oversubscribed
 //! pair.
+//!
+//! At the end: a grid's Markdown under a title ([`markdown`], the OpenMP section's too) and its
+//! rows of grid.csv ([`csv`]).
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -23,6 +27,7 @@ use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::race::{Race, RaceLimits, Sample};
 use crate::report::stats::{self, gflops, is_pick_round, seconds, Interval, Samples, STATISTIC};
+use crate::report::table::{csv_text, fmt_s, strings, table, with_interval};
 
 /// Largest output of one batch, bytes: below glibc's largest mmap threshold (32 MiB), so the
 /// allocator reuses the buffer instead of faulting in fresh pages at every call.
@@ -725,6 +730,283 @@ pub fn conclude(cores: usize, threading: &str, sizes: &[GridSize]) -> String {
         "On {cores} cores with {threading} OpenBLAS the best split was {}; {policy}; {control}{worst}.{flags}",
         bests.join(", ")
     )
+}
+
+// ---- Markdown and CSV ----
+
+/// A grid section (`title` says which library).
+pub fn markdown(g: &GridSection, title: &str) -> String {
+    let st = &g.settings;
+    let mut md = format!(
+        "## {title}\n\nf64 products, `matmul_batch_with(&a, &b, &Plan::new(K, N)?)` for {}, \
+         the default policy through `matmul_batch`, and a control (the serial plan measured a \
+         second time, as a cell of its own), on {}. A sample is about {} s of \
+         serial work; each round measures every cell once in a fresh random order; after {} \
+         rounds a cell whose time is clearly above the leader's (its interval wholly above) \
+         leaves the race, and the rest are sampled until {} s per size are spent. Times are the \
+         **{}** of a cell's rounds; intervals are 95%, from a paired bootstrap over rounds. The \
+         best is the pair, or the policy's pick, with the highest speedup as printed, so no \
+         printed figure beats it; every cell whose time ÷ the best's has an interval holding 1 \
+         is tied with it (**bold**). The highest of many noisy figures leans optimistic (the \
+         winner's curse): under each size, a held-out check picks on the odd rounds alone and \
+         scores that pick on the even rounds, which says by about how much. A speedup above the \
+         {} usable cores × {IMPOSSIBLE:.2} is re-measured and, if it persists, flagged. \
+         OpenBLAS: {}.\n\n",
+        pairs_md(st.max_threads, g.cores),
+        sizes_md(g),
+        st.sample_seconds,
+        st.rounds,
+        st.size_seconds,
+        g.statistic,
+        g.cores,
+        g.library
+    );
+    md.push_str(&summary_md(g));
+    md.push_str(
+        "\nSpeedup over serial of every pair (rows K outer threads, columns N BLAS threads), with \
+         its interval; **bold**: tied with the best; [r] the rounds of a cell that \
+         left the race early; ⚠ flagged (below):\n\n",
+    );
+    let mut flags = Vec::new();
+    for s in &g.sizes {
+        md.push_str(&size_matrix_md(s, &mut flags));
+    }
+    for f in flags {
+        let _ = writeln!(md, "- ⚠ {f}");
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", g.machine.describe(), g.conclusion);
+    md
+}
+
+/// Which pairs a grid measured, in words.
+fn pairs_md(max_threads: usize, cores: usize) -> String {
+    let count = pairs(max_threads, cores, false).len();
+    if count == full_grid_len(max_threads) {
+        format!("every pair with K·N ≤ {max_threads} ({count} pairs)")
+    } else {
+        format!(
+            "{count} pairs chosen for {cores} cores: K and N powers of two with K·N ≤ {cores}, \
+             {cores}×1 and 1×{cores}, the K·N = {cores} diagonal, and oversubscribed K·N = {} \
+             and {} (1×M, M×1, (M/{cores})×{cores}, {cores}×(M/{cores})), up to K·N = {max_threads}",
+            2 * cores,
+            4 * cores
+        )
+    }
+}
+
+/// The grid's sizes, in words.
+fn sizes_md(g: &GridSection) -> String {
+    let mut parts = Vec::new();
+    let batches: Vec<String> = g
+        .sizes
+        .iter()
+        .filter(|s| !s.single && !s.small_batch)
+        .map(|s| s.n.to_string())
+        .collect();
+    if !batches.is_empty() {
+        parts.push(format!(
+            "batches of many n×n products (n = {})",
+            batches.join(", ")
+        ));
+    }
+    for s in g.sizes.iter().filter(|s| s.small_batch) {
+        parts.push(format!(
+            "a batch of {} {n}×{n} product(s), fewer than the {} cores, where K = {1} outer \
+             threads leave some idle and a split K × N with K < {1} may fill them better",
+            s.batch,
+            g.cores,
+            n = s.n
+        ));
+    }
+    for s in g.sizes.iter().filter(|s| s.single) {
+        parts.push(format!("one {0}×{0} product (K = 1 only)", s.n));
+    }
+    parts.join("; ")
+}
+
+/// `64`, `256 (batch of 8)` or `2048 (single)`.
+fn size_name(s: &GridSize) -> String {
+    if s.single {
+        format!("{} (single)", s.n)
+    } else if s.small_batch {
+        format!("{} (batch of {})", s.n, s.batch)
+    } else {
+        s.n.to_string()
+    }
+}
+
+/// The grid's summary: one row per size, the best pair, the policy, the control and the worst
+/// oversubscribed pair.
+fn summary_md(g: &GridSection) -> String {
+    let header = strings([
+        "n",
+        "batch × calls",
+        "rounds",
+        "serial",
+        "best K×N",
+        "best speedup",
+        "policy's K×N",
+        "policy speedup",
+        "policy / best time",
+        "control / serial",
+        "worst oversubscribed",
+        "its time / best",
+    ]);
+    let rows: Vec<Vec<String>> = g
+        .sizes
+        .iter()
+        .map(|s| {
+            let serial = s.cells.iter().find(|c| (c.outer, c.blas) == (1, 1));
+            let (worst, ratio) = s.worst_oversubscribed.as_ref().map_or_else(
+                || ("—".to_owned(), "—".to_owned()),
+                |(c, r)| (format!("{}×{}", c.outer, c.blas), format!("{r:.2}×")),
+            );
+            vec![
+                size_name(s),
+                format!("{} × {}", s.batch, s.calls),
+                s.rounds.to_string(),
+                serial.map_or("—".to_owned(), |c| fmt_s(c.seconds)),
+                format!(
+                    "{}×{}{}",
+                    s.best.outer,
+                    s.best.blas,
+                    if s.best_is_policy { " (policy)" } else { "" }
+                ),
+                with_interval(s.best.speedup, s.best.speedup_interval, "×"),
+                format!("{}×{}", s.policy.cell.outer, s.policy.cell.blas),
+                with_interval(s.policy.cell.speedup, s.policy.cell.speedup_interval, "×"),
+                with_interval(s.policy.vs_best, s.policy.vs_best_interval, ""),
+                with_interval(s.control.ratio, s.control.interval, ""),
+                worst,
+                ratio,
+            ]
+        })
+        .collect();
+    table(&header, &rows)
+}
+
+/// One size's K × N matrix of speedups and the policy's line; the flags it raises go to `flags`.
+fn size_matrix_md(s: &GridSize, flags: &mut Vec<String>) -> String {
+    let (ks, ns) = s.axes();
+    let mut header = vec![format!("n = {}", size_name(s))];
+    header.extend(ns.iter().map(|n| format!("N = {n}")));
+    let rows: Vec<Vec<String>> = ks
+        .iter()
+        .map(|&k| {
+            let mut row = vec![format!("K = {k}")];
+            row.extend(ns.iter().map(|&n| {
+                let Some(c) = s.cells.iter().find(|c| (c.outer, c.blas) == (k, n)) else {
+                    return String::new();
+                };
+                if let Some(f) = &c.flag {
+                    flags.push(format!("n = {}, {}×{}: {f}", s.n, k, n));
+                }
+                matrix_cell(c, s.rounds)
+            }));
+            row
+        })
+        .collect();
+    let mut md = table(&header, &rows);
+    let _ = writeln!(
+        md,
+        "\nPolicy for n = {}: {}×{}, {}.",
+        size_name(s),
+        s.policy.cell.outer,
+        s.policy.cell.blas,
+        s.policy.reason
+    );
+    if let Some(h) = &s.held_out {
+        let _ = writeln!(
+            md,
+            "Held-out check: picked on the odd rounds alone, {}×{} scores {} on the even rounds, \
+             beside the best's {:.2}× on all of them.",
+            h.outer,
+            h.blas,
+            with_interval(h.speedup, h.interval, "×"),
+            s.best.speedup
+        );
+    }
+    md.push('\n');
+    if let Some(f) = &s.policy.cell.flag {
+        flags.push(format!("n = {}, the default policy: {f}", s.n));
+    }
+    md
+}
+
+/// `1.93 (1.88–1.97) [4] ⚠`, bold when within noise of the best.
+fn matrix_cell(c: &Cell, rounds: usize) -> String {
+    let mut t = with_interval(c.speedup, c.speedup_interval, "");
+    if c.samples.len() < rounds {
+        t.push_str(&format!(" [{}]", c.samples.len()));
+    }
+    if c.flag.is_some() {
+        t.push_str(" ⚠");
+    }
+    if c.within_noise_of_best {
+        format!("**{t}**")
+    } else {
+        t
+    }
+}
+
+/// A row of grid.csv: one cell (`kind` = `pair`) or the policy's choice (`policy`).
+#[derive(Serialize)]
+struct GridCsv<'a> {
+    threading: &'a str,
+    n: usize,
+    single: bool,
+    batch: usize,
+    kind: &'a str,
+    outer: usize,
+    blas: usize,
+    rounds: usize,
+    seconds: f64,
+    gflops: f64,
+    speedup: f64,
+    speedup_lo: Option<f64>,
+    speedup_hi: Option<f64>,
+    within_noise_of_best: bool,
+    flag: Option<&'a str>,
+}
+
+impl<'a> GridCsv<'a> {
+    /// Every pair and the policy's choice of every size of `g`.
+    fn rows(g: &'a GridSection) -> impl Iterator<Item = GridCsv<'a>> {
+        g.sizes.iter().flat_map(move |s| {
+            let cells = s.cells.iter().map(|c| ("pair", c));
+            cells
+                .chain(std::iter::once(("policy", &s.policy.cell)))
+                .map(move |(kind, c)| GridCsv {
+                    threading: &g.threading,
+                    n: s.n,
+                    single: s.single,
+                    batch: s.batch,
+                    kind,
+                    outer: c.outer,
+                    blas: c.blas,
+                    rounds: c.samples.len(),
+                    seconds: c.seconds,
+                    gflops: c.gflops,
+                    speedup: c.speedup,
+                    speedup_lo: c.speedup_interval.map(|iv| iv.lo),
+                    speedup_hi: c.speedup_interval.map(|iv| iv.hi),
+                    within_noise_of_best: c.within_noise_of_best,
+                    flag: c.flag.as_deref(),
+                })
+        })
+    }
+}
+
+/// The name of the CSV file every grid of the run goes to (the pthreads grid's rows, then the
+/// OpenMP grid's, told apart by `threading`).
+pub const CSV_FILE: &str = "grid.csv";
+
+/// The rows of `g` for grid.csv, with its header; `None` without rows.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv(g: &GridSection) -> anyhow::Result<Option<String>> {
+    csv_text(GridCsv::rows(g))
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Section 3, latency under a mixed load: a small product's p50 / p99 / max alone and beside a
 //! thread running large products, under a fixed BLAS count of all cores (what OpenBLAS's
 //! pthreads build does by default) and under parlinalg's `auto`.
+//!
+//! At the end: the section's Markdown ([`markdown`]) and latency.csv ([`csv`]).
 
+use std::fmt::Write as _;
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ use crate::report::cli::LatencySettings;
 use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile};
+use crate::report::table::{csv_text, strings, table};
 
 /// One condition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,6 +198,69 @@ pub fn conclude(s: &LatencySettings, cores: usize, rows: &[LatencyRow]) -> Strin
         }
         _ => "Latency was not measured under every condition.".into(),
     }
+}
+
+// ---- Markdown and CSV ----
+
+/// The latency section.
+pub fn markdown(l: &LatencySection) -> String {
+    let mut md = format!(
+        "## 3. Latency under a mixed load\n\nA {0}×{0} f64 product, timed alone and beside a \
+         thread running {1}×{1} products, with BLAS threads fixed at {2} (what the pthreads \
+         OpenBLAS does by default) and under parlinalg's `auto`; milliseconds, up to {3} \
+         samples 0.2 ms apart. The p99's 95% interval comes from the order statistics of the \
+         samples; with fewer than about 370 samples nothing bounds it from above (the true p99 \
+         may lie beyond the largest sample), and the table says so.\n\n",
+        l.settings.small, l.settings.large, l.cores, l.settings.samples
+    );
+    let header = strings([
+        "BLAS threads",
+        "load",
+        "samples",
+        "p50",
+        "p99",
+        "p99 interval",
+        "max",
+    ]);
+    let rows: Vec<Vec<String>> = l
+        .rows
+        .iter()
+        .map(|r| {
+            let interval = match (r.p99_lo_ms, r.p99_hi_ms) {
+                (Some(lo), Some(hi)) => format!("{lo:.3}–{hi:.3}"),
+                (Some(lo), None) => format!("≥ {lo:.3}: too few samples for an upper bound"),
+                _ => "too few samples".to_owned(),
+            };
+            let load = if r.loaded {
+                "beside large products"
+            } else {
+                "alone"
+            };
+            vec![
+                r.blas.clone(),
+                load.to_owned(),
+                r.samples.to_string(),
+                format!("{:.3}", r.p50_ms),
+                format!("{:.3}", r.p99_ms),
+                interval,
+                format!("{:.3}", r.max_ms),
+            ]
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    if let Some(m) = &l.machine {
+        let _ = writeln!(md, "\n{}", m.describe());
+    }
+    let _ = writeln!(md, "\n{}\n", l.conclusion);
+    md
+}
+
+/// latency.csv: a latency row is flat, its fields are the columns; `None` without rows.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv(l: &LatencySection) -> anyhow::Result<Option<String>> {
+    csv_text(&l.rows)
 }
 
 #[cfg(test)]

@@ -22,11 +22,17 @@
 //!    the same program as an MPI job when `mpirun` is installed.
 //!
 //! Markdown on stdout; report.md, report.json, CSV files and PNG/SVG plots in `--out`.
+//!
+//! Each section is a `section::ReportSection` (whether it runs, its estimate, its measurement,
+//! its Markdown, CSV files and plots); [`run`], [`output`] and [`write_plots`] loop over
+//! `section::SECTIONS`, the sections in the order above. `data.rs` holds the data of them all
+//! (report.json), `table.rs` the pieces their Markdown and CSV share.
 
 pub mod classic;
 pub mod classic_rows;
 mod classic_workers;
 pub mod cli;
+mod data;
 pub mod grid;
 pub mod latency;
 pub(crate) mod lifecycle;
@@ -39,14 +45,17 @@ pub mod processes;
 mod progress;
 mod python;
 mod race;
+mod section;
 mod self_command;
 pub mod stats;
+mod table;
 pub mod versus;
 pub mod workloads;
 
 pub use cli::{Args, Section, Settings};
-pub use output::{ReportData, ReportHeader};
+pub use data::{ReportData, ReportHeader};
 use progress::Progress;
+use section::SECTIONS;
 
 /// `parlinalg report`: runs the sections `args` ask for, or plays a child role (a worker of the
 /// classic table, the grid under another OpenBLAS) when the report spawned this process as one.
@@ -135,44 +144,13 @@ pub fn run(
         sharing: None,
         seconds: 0.0,
     };
-    if settings.runs(Section::Classic) {
-        let section = classic_section(settings, &mut progress)?;
-        emit(&mut progress, output::classic_md(&section));
-        data.classic = Some(section);
-    }
-    if settings.runs(Section::Numpy) {
-        let python = settings.numpy.then_some(settings.python.as_str());
-        let v = versus::measure(&settings.versus, python, &mut progress)?;
-        emit(&mut progress, output::versus_md(&v));
-        data.versus = Some(v);
-    }
-    if settings.runs(Section::Grid) {
-        let g = grid::measure(&settings.grid, settings.cores, &mut progress)?;
-        emit(
-            &mut progress,
-            output::grid_md(&g, "2. The inner vs outer grid: K outer × N BLAS threads"),
-        );
-        data.grid = Some(g);
-    }
-    if settings.runs(Section::Latency) {
-        let l = latency::measure(&settings.latency, settings.cores, &mut progress)?;
-        emit(&mut progress, output::latency_md(&l));
-        data.latency = Some(l);
-    }
-    if settings.runs(Section::Openmp) {
-        let o = openmp::run(
-            &settings.openmp_dir,
-            &settings.grid,
-            settings.cores,
-            &mut progress,
-        );
-        emit(&mut progress, output::openmp_md(&o));
-        data.openmp = Some(o);
-    }
-    if settings.runs(Section::Processes) {
-        let s = processes::measure(&settings.sharing, settings.cores, &mut progress)?;
-        emit(&mut progress, output::sharing_md(&s));
-        data.sharing = Some(s);
+    for section in &SECTIONS {
+        if settings.runs(section.section()) {
+            section.measure(settings, &mut progress, &mut data)?;
+            if let Some(md) = section.markdown(&data) {
+                emit(&mut progress, md);
+            }
+        }
     }
     data.seconds = progress.elapsed();
 
@@ -195,91 +173,28 @@ pub fn run(
 /// The run's estimated cost in seconds, section by section, for the progress bar.
 fn estimated_seconds(settings: &Settings) -> f64 {
     let mut total = 0.0;
-    if settings.runs(Section::Classic) {
-        total += classic::estimate(&settings.classic);
-        if settings.numpy {
-            total += python::estimate(&settings.classic);
+    for section in &SECTIONS {
+        if settings.runs(section.section()) {
+            total += section.estimate(settings);
         }
-    }
-    if settings.runs(Section::Numpy) {
-        total += versus::estimate(&settings.versus);
-    }
-    if settings.runs(Section::Grid) {
-        total += grid::estimate(&settings.grid, settings.cores);
-    }
-    if settings.runs(Section::Latency) {
-        total += latency::estimate(&settings.latency);
-    }
-    if settings.runs(Section::Openmp) && openmp::installed(&settings.openmp_dir) {
-        total += grid::estimate(&settings.grid, settings.cores);
-    }
-    if settings.runs(Section::Processes) {
-        total += processes::estimate(&settings.sharing, settings.cores);
     }
     total
 }
 
-/// Section 1: Rust's classic table, numpy's beside it, and the sentences computed from them.
-fn classic_section(
-    settings: &Settings,
-    progress: &mut Progress,
-) -> anyhow::Result<classic::ClassicSection> {
-    let machine = machine::Snapshot::take();
-    let rust = classic::measure(&settings.classic, progress)?;
-    let machine = machine.until_now();
-    let python = if settings.numpy {
-        python::run(&settings.python, &settings.out, &settings.classic, progress)
-    } else {
-        python::PythonClassic::Skipped {
-            why: "skipped (--no-numpy)".into(),
-        }
-    };
-    Ok(classic::ClassicSection {
-        conclusion: classic::conclude(settings.classic.workers, &rust, &python),
-        h_conclusion: classic::conclude_h(settings.classic.workers, &rust),
-        sharing_conclusion: classic::conclude_sharing(&rust),
-        settings: settings.classic.clone(),
-        rust,
-        python,
-        machine,
-    })
-}
-
-/// Every plot the data has, as SVG and PNG in `dir`; returns the files written.
-fn write_plots(
+/// Every plot the data has, as SVG and PNG in `dir`, in section order; returns the files
+/// written.
+///
+/// # Errors
+/// Drawing, I/O or PNG encoding errors, as text.
+pub fn write_plots(
     dir: &std::path::Path,
     data: &ReportData,
 ) -> anyhow::Result<Vec<std::path::PathBuf>> {
-    let mut plots = Vec::new();
-    if let Some(c) = &data.classic {
-        plots.push(("classic", plots::Plot::Classic(c)));
-    }
-    if let Some(g) = &data.grid {
-        plots.push((
-            "grid_speedup",
-            plots::Plot::Speedup(g, "Speedup against K·N threads (pthreads OpenBLAS)"),
-        ));
-        plots.push((
-            "grid_heatmap",
-            plots::Plot::Heatmap(g, "K outer × N BLAS threads"),
-        ));
-    }
-    if let Some(openmp::OpenMpOutcome::Ran { grid: g, .. }) = &data.openmp {
-        plots.push((
-            "openmp_grid_speedup",
-            plots::Plot::Speedup(g, "Speedup against K·N threads (OpenMP OpenBLAS)"),
-        ));
-        plots.push((
-            "openmp_grid_heatmap",
-            plots::Plot::Heatmap(g, "K outer × N BLAS threads (OpenMP OpenBLAS)"),
-        ));
-    }
-    if let Some(l) = &data.latency {
-        plots.push(("latency", plots::Plot::Latency(l)));
-    }
     let mut files = Vec::new();
-    for (name, plot) in &plots {
-        files.extend(plots::write(dir, name, plot)?);
+    for section in &SECTIONS {
+        for (name, plot) in section.plots(data) {
+            files.extend(plots::write(dir, name, &plot)?);
+        }
     }
     Ok(files)
 }

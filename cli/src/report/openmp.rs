@@ -2,8 +2,11 @@
 //! `LD_LIBRARY_PATH` pointing at the OpenMP `libopenblas.so.0` (Debian's `libopenblas0-openmp`),
 //! the child checks that it really loaded an OpenMP build, runs the grid and sends it back as
 //! JSON on stdout (with its progress). Without that library the report says how to get it.
+//!
+//! At the end: the section's Markdown ([`markdown`]); its grid's rows go into grid.csv.
 
 use anyhow::Context as _;
+use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -145,6 +148,34 @@ pub fn child_main(spec_json: &str) -> anyhow::Result<()> {
         serde_json::to_string(&grid).expect("the grid serialises")
     );
     Ok(())
+}
+
+// ---- Markdown ----
+
+/// The OpenMP section.
+pub fn markdown(o: &OpenMpOutcome) -> String {
+    match o {
+        OpenMpOutcome::Ran { dir, grid } => {
+            let mut md =
+                grid::markdown(grid, "4. The grid again under the OpenMP build of OpenBLAS");
+            let _ = writeln!(
+                md,
+                "The child ran with `LD_LIBRARY_PATH={}` and checked that OpenBLAS reports OpenMP \
+                 threading. There a call's count is its caller's, but the threads' buffers are \
+                 process-wide: parlinalg runs multithreaded calls one at a time (calls at \
+                 different counts would corrupt each other) and single-threaded calls at once, \
+                 so the cells with K > 1 and N > 1 queue as under the pthreads build.\n",
+                dir.display()
+            );
+            md
+        }
+        OpenMpOutcome::NotInstalled { how } => {
+            format!("## 4. The grid under the OpenMP build of OpenBLAS\n\nNot run: {how}.\n\n")
+        }
+        OpenMpOutcome::Failed { why } => {
+            format!("## 4. The grid under the OpenMP build of OpenBLAS\n\nFailed: {why}.\n\n")
+        }
+    }
 }
 
 #[cfg(test)]

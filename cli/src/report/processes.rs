@@ -12,7 +12,10 @@
 //! run (written under a temporary name, then renamed, so a file is whole or absent), and the
 //! report reads every rank's file: a rank that wrote none, or a bad one, is named by its
 //! number while the others are still shown.
+//!
+//! At the end: the section's Markdown ([`markdown`]) and processes.csv ([`csv`]).
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -24,13 +27,14 @@ use crate::report::lifecycle::{self, Scratch};
 use crate::report::machine::{MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile, Interval, Samples, STATISTIC};
+use crate::report::table::{csv_text, fmt_s, strings, table, with_interval};
 
 /// The marker before a child's JSON line on its stdout.
 const RESULT: &str = "@@sharing ";
 
 /// What the section runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingSettings {
+pub struct ProcessesSettings {
     /// Products per process.
     pub products: usize,
     /// Their size n.
@@ -46,7 +50,7 @@ pub struct SharingSettings {
 
 /// How the children choose their BLAS threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Mode {
+pub enum BlasMode {
     /// `PARLINALG_BLAS_THREADS=1`.
     Fixed1,
     /// `PARLINALG_BLAS_THREADS=<cores>`.
@@ -57,31 +61,31 @@ pub enum Mode {
     Budget,
 }
 
-impl Mode {
-    const ALL: [Mode; 4] = [
-        Mode::Fixed1,
-        Mode::FixedCores,
-        Mode::AutoAlone,
-        Mode::Budget,
+impl BlasMode {
+    const ALL: [BlasMode; 4] = [
+        BlasMode::Fixed1,
+        BlasMode::FixedCores,
+        BlasMode::AutoAlone,
+        BlasMode::Budget,
     ];
 
     /// The environment the children get.
     fn env(self, cores: usize) -> Vec<(&'static str, String)> {
         match self {
-            Mode::Fixed1 => vec![(parlinalg::threads::BLAS_THREADS_VAR, "1".into())],
-            Mode::FixedCores => vec![(parlinalg::threads::BLAS_THREADS_VAR, cores.to_string())],
-            Mode::AutoAlone => vec![(parlinalg::threads::BUDGET_VAR, "off".into())],
-            Mode::Budget => vec![],
+            BlasMode::Fixed1 => vec![(parlinalg::threads::BLAS_THREADS_VAR, "1".into())],
+            BlasMode::FixedCores => vec![(parlinalg::threads::BLAS_THREADS_VAR, cores.to_string())],
+            BlasMode::AutoAlone => vec![(parlinalg::threads::BUDGET_VAR, "off".into())],
+            BlasMode::Budget => vec![],
         }
     }
 
     /// The row's label.
     pub fn label(self, cores: usize) -> String {
         match self {
-            Mode::Fixed1 => "fixed 1".into(),
-            Mode::FixedCores => format!("fixed {cores}"),
-            Mode::AutoAlone => "auto, budget off".into(),
-            Mode::Budget => "auto + machine budget (default)".into(),
+            BlasMode::Fixed1 => "fixed 1".into(),
+            BlasMode::FixedCores => format!("fixed {cores}"),
+            BlasMode::AutoAlone => "auto, budget off".into(),
+            BlasMode::Budget => "auto + machine budget (default)".into(),
         }
     }
 }
@@ -97,9 +101,9 @@ pub struct ChildResult {
 
 /// One configuration: P processes under one mode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingRow {
+pub struct ProcessesRow {
     pub processes: usize,
-    pub mode: Mode,
+    pub mode: BlasMode,
     /// Wall seconds from the first spawn to the last exit: the statistic of the rounds.
     pub seconds: f64,
     /// Products per second, all processes together.
@@ -145,25 +149,25 @@ pub struct MissingRank {
 
 /// The section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SharingSection {
-    pub settings: SharingSettings,
+pub struct ProcessesSection {
+    pub settings: ProcessesSettings,
     pub cores: usize,
     pub statistic: String,
-    pub rows: Vec<SharingRow>,
+    pub rows: Vec<ProcessesRow>,
     pub mpi: MpiOutcome,
     pub machine: MachineState,
     pub conclusion: String,
 }
 
 /// Estimated seconds, for the progress bar.
-pub fn estimate(s: &SharingSettings, cores: usize) -> f64 {
+pub fn estimate(s: &ProcessesSettings, cores: usize) -> f64 {
     let product = 2.0 * (s.n as f64).powi(3) / 40e9;
     let work: f64 = s
         .processes
         .iter()
         .map(|&p| p as f64 * s.products as f64 * product / cores as f64)
         .sum();
-    (work + 0.05 * s.processes.len() as f64) * (Mode::ALL.len() * s.rounds) as f64 + work
+    (work + 0.05 * s.processes.len() as f64) * (BlasMode::ALL.len() * s.rounds) as f64 + work
 }
 
 /// Runs the section: every (P, mode) once per round in random order, then the MPI job.
@@ -171,17 +175,17 @@ pub fn estimate(s: &SharingSettings, cores: usize) -> f64 {
 /// # Errors
 /// A child that failed or printed no result.
 pub fn measure(
-    s: &SharingSettings,
+    s: &ProcessesSettings,
     cores: usize,
     progress: &mut Progress,
-) -> anyhow::Result<SharingSection> {
+) -> anyhow::Result<ProcessesSection> {
     let machine = Snapshot::take();
     let group = format!("report-{}", std::process::id());
     let _group_dirs = budget_group_dirs(&group);
-    let configs: Vec<(usize, Mode)> = s
+    let configs: Vec<(usize, BlasMode)> = s
         .processes
         .iter()
-        .flat_map(|&p| Mode::ALL.map(|m| (p, m)))
+        .flat_map(|&p| BlasMode::ALL.map(|m| (p, m)))
         .collect();
     let mut last: Vec<Vec<ChildResult>> = vec![Vec::new(); configs.len()];
     let mut race =
@@ -208,10 +212,10 @@ pub fn measure(
     let fixed1 = |p: usize| {
         configs
             .iter()
-            .position(|&c| c == (p, Mode::Fixed1))
+            .position(|&c| c == (p, BlasMode::Fixed1))
             .expect("every P has a fixed-1 row")
     };
-    let rows: Vec<SharingRow> = configs
+    let rows: Vec<ProcessesRow> = configs
         .iter()
         .enumerate()
         .map(|(i, &(p, mode))| {
@@ -223,7 +227,7 @@ pub fn measure(
                 .flat_map(|c| c.product_ms.iter().copied())
                 .collect();
             let seconds = samples.estimate();
-            SharingRow {
+            ProcessesRow {
                 processes: p,
                 mode,
                 seconds,
@@ -238,7 +242,7 @@ pub fn measure(
         .collect();
     progress.label("processes: an MPI job");
     let mpi = run_mpi(s, &group);
-    Ok(SharingSection {
+    Ok(ProcessesSection {
         settings: s.clone(),
         cores,
         statistic: STATISTIC.to_owned(),
@@ -263,7 +267,7 @@ pub struct ChildSpec {
 
 /// The child's command line: this program's `report --sharing-child SPEC`.
 fn child_command(
-    s: &SharingSettings,
+    s: &ProcessesSettings,
     results: Option<&Path>,
 ) -> anyhow::Result<(PathBuf, Vec<String>)> {
     let exe = std::env::current_exe()?;
@@ -368,7 +372,7 @@ fn budget_group_dirs(group: &str) -> Vec<Scratch> {
 
 /// Starts `p` children at once with `env`, waits for all, and reads their results.
 fn run_children(
-    s: &SharingSettings,
+    s: &ProcessesSettings,
     p: usize,
     env: &[(&str, String)],
 ) -> anyhow::Result<Vec<ChildResult>> {
@@ -414,7 +418,7 @@ fn parse_child(out: std::process::Output) -> anyhow::Result<ChildResult> {
 
 /// The same program as an MPI job of `s.mpi_ranks` ranks (budget on), when `mpirun` is
 /// there. Each rank writes its result into its own file (see the module's docs).
-fn run_mpi(s: &SharingSettings, group: &str) -> MpiOutcome {
+fn run_mpi(s: &ProcessesSettings, group: &str) -> MpiOutcome {
     let Ok(mpirun) = which("mpirun") else {
         return MpiOutcome::NotRun {
             why: "Open MPI's mpirun is not installed: on Debian or Ubuntu `apt-get install openmpi-bin`".into(),
@@ -519,12 +523,12 @@ pub fn child_main(spec: &str) -> anyhow::Result<()> {
 }
 
 /// The section's sentence.
-pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
-    let get = |p: usize, m: Mode| rows.iter().find(|r| r.processes == p && r.mode == m);
+pub fn conclude(cores: usize, rows: &[ProcessesRow]) -> String {
+    let get = |p: usize, m: BlasMode| rows.iter().find(|r| r.processes == p && r.mode == m);
     let Some(most) = rows.iter().map(|r| r.processes).max() else {
         return "Nothing was measured.".into();
     };
-    let cmp = |r: &SharingRow| {
+    let cmp = |r: &ProcessesRow| {
         let noise = r.vs_fixed1_interval.is_some_and(|iv| iv.contains(1.0));
         format!(
             "{:.2}×{}",
@@ -533,14 +537,16 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
         )
     };
     let mut parts = Vec::new();
-    if let (Some(alone), Some(budget)) = (get(most, Mode::AutoAlone), get(most, Mode::Budget)) {
+    if let (Some(alone), Some(budget)) =
+        (get(most, BlasMode::AutoAlone), get(most, BlasMode::Budget))
+    {
         parts.push(format!(
             "with {most} processes on {cores} cores, each process's own auto took {} the time of 1 BLAS thread each and the machine budget {}",
             cmp(alone),
             cmp(budget)
         ));
     }
-    if let Some(one) = get(1, Mode::Budget) {
+    if let Some(one) = get(1, BlasMode::Budget) {
         parts.push(format!(
             "one process alone under the budget took {} its 1-thread time",
             cmp(one)
@@ -552,6 +558,121 @@ pub fn conclude(cores: usize, rows: &[SharingRow]) -> String {
     let mut s = parts.join("; ");
     s[..1].make_ascii_uppercase();
     format!("{s}.")
+}
+
+// ---- Markdown and CSV ----
+
+/// The processes section.
+pub fn markdown(x: &ProcessesSection) -> String {
+    let st = &x.settings;
+    let mut md = format!(
+        "## 5. Processes sharing the machine\n\nP copies of one program, each making {} \
+         products of {n}×{n} f64 through `parlinalg::matmul`, started at once, with BLAS threads \
+         fixed at 1, fixed at the {} cores, under each process's own `auto` with the \
+         machine-wide budget off (`PARLINALG_BUDGET=off`: every process believes it is alone), \
+         and under the budget (the default: the processes share one slot per core). Wall time \
+         from the first spawn to the last exit, the **{}** of {} rounds in random order; the \
+         ratio to the fixed-1 row with as many processes has its 95% interval; latency is each \
+         product's time, over every process (last round).\n\n",
+        st.products,
+        x.cores,
+        x.statistic,
+        st.rounds,
+        n = st.n
+    );
+    let header = strings([
+        "processes",
+        "BLAS threads",
+        "wall",
+        "products/s",
+        "time / fixed 1",
+        "p50 ms",
+        "p99 ms",
+    ]);
+    let rows: Vec<Vec<String>> = x
+        .rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.processes.to_string(),
+                r.mode.label(x.cores),
+                fmt_s(r.seconds),
+                format!("{:.0}", r.throughput),
+                with_interval(r.vs_fixed1, r.vs_fixed1_interval, "×"),
+                format!("{:.3}", r.p50_ms),
+                format!("{:.3}", r.p99_ms),
+            ]
+        })
+        .collect();
+    md.push_str(&table(&header, &rows));
+    match &x.mpi {
+        MpiOutcome::Ran {
+            command,
+            ranks,
+            seconds,
+            threads,
+            reported,
+            missing,
+        } => {
+            let _ = writeln!(
+                md,
+                "\nAs an MPI job, `{command}`: {ranks} ranks in {}, {} reported; what each rank ran:\n",
+                fmt_s(*seconds),
+                threads.len()
+            );
+            for (i, lines) in threads.iter().enumerate() {
+                // Reports from before `reported` existed hold every rank in order.
+                let rank = reported.get(i).copied().unwrap_or(i);
+                let _ = writeln!(md, "- rank {rank}: {}", lines.join("; "));
+            }
+            for m in missing {
+                let _ = writeln!(md, "- rank {}: no result, {}", m.rank, m.why);
+            }
+        }
+        MpiOutcome::NotRun { why } => {
+            let _ = writeln!(md, "\nThe MPI job was not run: {why}.");
+        }
+    }
+    let _ = writeln!(md, "\n{}\n\n{}\n", x.machine.describe(), x.conclusion);
+    md
+}
+
+/// A row of processes.csv.
+#[derive(Serialize)]
+struct ProcessesCsv {
+    processes: usize,
+    blas: String,
+    seconds: f64,
+    throughput: f64,
+    vs_fixed1: f64,
+    vs_fixed1_lo: Option<f64>,
+    vs_fixed1_hi: Option<f64>,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+impl ProcessesCsv {
+    fn rows(x: &ProcessesSection) -> impl Iterator<Item = ProcessesCsv> + '_ {
+        x.rows.iter().map(|r| ProcessesCsv {
+            processes: r.processes,
+            blas: r.mode.label(x.cores),
+            seconds: r.seconds,
+            throughput: r.throughput,
+            vs_fixed1: r.vs_fixed1,
+            vs_fixed1_lo: r.vs_fixed1_interval.map(|iv| iv.lo),
+            vs_fixed1_hi: r.vs_fixed1_interval.map(|iv| iv.hi),
+            p50_ms: r.p50_ms,
+            p99_ms: r.p99_ms,
+        })
+    }
+}
+
+/// processes.csv, one row per process count and BLAS-threads mode; `None` without rows.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv(x: &ProcessesSection) -> anyhow::Result<Option<String>> {
+    csv_text(ProcessesCsv::rows(x))
 }
 
 #[cfg(test)]

@@ -1,6 +1,10 @@
 //! matmul throughput of parlinalg against numpy, alternating the two (A/B) round after round,
 //! with 1 and C BLAS threads; ndarray's own `.dot` (no BLAS) for scale.
+//!
+//! At the end: the section's Markdown ([`markdown`]) and matmul_vs_numpy.csv ([`csv`]). It
+//! runs as `--only numpy` ([`Section::Numpy`](crate::report::Section::Numpy)).
 
+use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::report::cli::VersusSettings;
 use crate::report::progress::Progress;
 use crate::report::stats::{self, gflops, median};
+use crate::report::table::csv_text;
 
 const NUMPY_SCRIPT: &str = include_str!("numpy_matmul.py");
 
@@ -209,6 +214,71 @@ fn numpy_gflops(python: &str, n: usize, threads: usize) -> Option<f64> {
     let text = String::from_utf8(out.stdout).ok()?;
     let v: serde_json::Value = serde_json::from_str(text.lines().next()?).ok()?;
     v["gflops"].as_f64()
+}
+
+// ---- Markdown and CSV ----
+
+/// matmul vs numpy.
+pub fn markdown(v: &VersusSection) -> String {
+    let mut md = format!(
+        "## matmul throughput against numpy\n\nf64, n×n · n×n, GFLOP/s, median of {} A/B rounds \
+         (parlinalg then numpy in a fresh process, alternating). numpy: {}. ndarray `.dot` is \
+         ndarray without a BLAS backend.\n\n\
+         | n | BLAS threads | parlinalg | numpy | parlinalg / numpy | ndarray `.dot` |\n\
+         |---:|---:|---:|---:|---:|---:|\n",
+        v.rounds,
+        match &v.numpy {
+            Ok(info) => info.clone(),
+            Err(why) => why.clone(),
+        }
+    );
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "—".to_owned(), f);
+    for r in &v.rows {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.1} | {} | {} | {} |",
+            r.n,
+            r.threads,
+            r.parlinalg_gflops,
+            opt(r.numpy_gflops, &|g| format!("{g:.1}")),
+            opt(r.ratio, &|x| format!("{:.0}%", x * 100.0)),
+            opt(r.ndarray_gflops, &|g| format!("{g:.1}")),
+        );
+    }
+    let _ = writeln!(md, "\n{}\n", v.conclusion);
+    md
+}
+
+/// A row of matmul_vs_numpy.csv.
+#[derive(Serialize)]
+struct VersusCsv {
+    n: usize,
+    blas_threads: usize,
+    parlinalg_gflops: f64,
+    numpy_gflops: Option<f64>,
+    ratio: Option<f64>,
+    ndarray_gflops: Option<f64>,
+}
+
+impl From<&VersusRow> for VersusCsv {
+    fn from(r: &VersusRow) -> Self {
+        VersusCsv {
+            n: r.n,
+            blas_threads: r.threads,
+            parlinalg_gflops: r.parlinalg_gflops,
+            numpy_gflops: r.numpy_gflops,
+            ratio: r.ratio,
+            ndarray_gflops: r.ndarray_gflops,
+        }
+    }
+}
+
+/// matmul_vs_numpy.csv, one row per size and BLAS-thread count; `None` without rows.
+///
+/// # Errors
+/// A row the CSV writer refuses, as text.
+pub fn csv(v: &VersusSection) -> anyhow::Result<Option<String>> {
+    csv_text(v.rows.iter().map(VersusCsv::from))
 }
 
 #[cfg(test)]
