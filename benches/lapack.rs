@@ -21,10 +21,11 @@
 
 use std::ffi::c_int;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use parlinalg::ndarray::{Array1, Array2};
+use support::interleave::{check_same, interleave, selected, show};
 use support::lapack as direct;
 use support::{matrix, uniform};
 
@@ -70,20 +71,6 @@ fn spd(n: usize) -> Array2<f64> {
 fn vector(n: usize) -> Array1<f64> {
     let mut u = uniform(4);
     Array1::from_shape_simple_fn(n, &mut u)
-}
-
-/// The largest difference of two results, relative to the largest magnitude: the bench
-/// refuses to time two sides that do not compute the same thing.
-fn check_same(what: &str, ours: &[f64], theirs: &[f64], tol: f64) {
-    let scale = theirs.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    let worst = ours
-        .iter()
-        .zip(theirs)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        ours.len() == theirs.len() && worst <= tol * scale,
-        "{what}: parlinalg and the direct call differ by {worst:e} (scale {scale:e})"
-    );
 }
 
 /// The two sides of one cell, checked to agree first.
@@ -272,56 +259,20 @@ fn ratios(filter: Option<&str>, rounds: usize) {
             for &n in sizes {
                 let name = format!("{op}/t{threads}/{n}");
                 // "det" takes every det cell, "det/t1" those on 1 thread, "det/t1/100" one.
-                if filter.is_some_and(|f| name != f && !name.starts_with(&format!("{f}/"))) {
+                if !selected(filter, &name) {
                     continue;
                 }
                 direct_threads(threads);
                 let (mut ours, mut theirs) = sides(op, n);
-                let once = Instant::now();
-                ours();
-                theirs();
-                let batch = ((0.02 / once.elapsed().as_secs_f64().max(1e-9)) as usize).max(1);
-                let time = |f: &mut Side| {
-                    let t = Instant::now();
-                    for _ in 0..batch {
-                        f();
-                    }
-                    t.elapsed().as_secs_f64() / batch as f64
-                };
-                let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
-                for round in 0..rounds {
-                    let (x, y) = if round % 2 == 0 {
-                        let x = time(&mut ours);
-                        (x, time(&mut theirs))
-                    } else {
-                        let y = time(&mut theirs);
-                        (time(&mut ours), y)
-                    };
-                    a.push(x);
-                    b.push(y);
-                    r.push(x / y);
-                }
+                let cell = interleave(&mut ours, &mut theirs, rounds);
                 println!(
                     "| {op} | {n} | {threads} | {} | {} | {:.3} |",
-                    show(median(&mut a)),
-                    show(median(&mut b)),
-                    median(&mut r)
+                    show(cell.ours),
+                    show(cell.theirs),
+                    cell.ratio
                 );
             }
         }
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn show(seconds: f64) -> String {
-    if seconds < 1e-3 {
-        format!("{:.1} µs", seconds * 1e6)
-    } else {
-        format!("{:.2} ms", seconds * 1e3)
     }
 }
 

@@ -101,7 +101,7 @@ fn lacn2_with_getrs(n: usize, lu: &[f64], ipiv: &[c_int], anorm: f64) -> f64 {
     assert!(lu.len() == n * n && ipiv.len() == n);
     let ni = int(n);
     let (mut v, mut x, mut isgn) = (vec![0.0; n], vec![0.0; n], vec![0; n]);
-    let (mut est, mut kase, mut isave, mut info) = (0.0, 0, [0; 3], 0);
+    let (mut est, mut kase, mut isave) = (0.0, 0, [0; 3]);
     loop {
         // SAFETY: v, x and isgn hold n elements each, isave 3, as dlacn2 reads and writes.
         unsafe {
@@ -119,22 +119,7 @@ fn lacn2_with_getrs(n: usize, lu: &[f64], ipiv: &[c_int], anorm: f64) -> f64 {
             break;
         }
         // The LU is of Aᵀ: A·y = x is its transposed system (kase 1), Aᵀ·y = x its own.
-        let trans = if kase == 1 { b'T' } else { b'N' };
-        // SAFETY: lu holds the n·n factors and ipiv n pivots (asserted), x n elements.
-        unsafe {
-            dgetrs_(
-                ch(trans),
-                &ni,
-                &1,
-                lu.as_ptr(),
-                &ni,
-                ipiv.as_ptr(),
-                x.as_mut_ptr(),
-                &ni,
-                &mut info,
-            )
-        };
-        assert_eq!(info, 0, "dgetrs");
+        getrs_in_place(if kase == 1 { b'T' } else { b'N' }, lu, ipiv, &mut x);
     }
     (1.0 / est) / anorm
 }
@@ -167,16 +152,17 @@ pub fn estimate_lacn2(f: &Factored) -> f64 {
     lacn2_with_getrs(f.ipiv.len(), &f.lu, &f.ipiv, f.anorm)
 }
 
-/// `dgetrs` with `trans = 'T'` (the buffer holds the LU of `Aᵀ`) for one right-hand side.
-fn solve_with(n: usize, lu: &[f64], ipiv: &[c_int], b: &Array1<f64>) -> Array1<f64> {
-    let mut x = b.to_vec();
+/// `dgetrs` with `trans` on the n×n LU `lu` and its pivots, for one right-hand side `x`,
+/// overwritten with the solution.
+fn getrs_in_place(trans: u8, lu: &[f64], ipiv: &[c_int], x: &mut [f64]) {
+    let n = ipiv.len();
     let (ni, mut info) = (int(n), 0);
-    assert!(lu.len() == n * n && ipiv.len() == n && x.len() == n);
+    assert!(lu.len() == n * n && x.len() == n);
     // SAFETY: lu holds the n·n factors, ipiv n pivots, x n elements (one right-hand side),
-    // all checked just above.
+    // all checked just above; the flag is a NUL-terminated one-letter string.
     unsafe {
         dgetrs_(
-            ch(b'T'),
+            ch(trans),
             &ni,
             &1,
             lu.as_ptr(),
@@ -188,6 +174,13 @@ fn solve_with(n: usize, lu: &[f64], ipiv: &[c_int], b: &Array1<f64>) -> Array1<f
         )
     };
     assert_eq!(info, 0, "dgetrs");
+}
+
+/// `dgetrs` with `trans = 'T'` (the buffer holds the LU of `Aᵀ`) for one right-hand side.
+fn solve_with(n: usize, lu: &[f64], ipiv: &[c_int], b: &Array1<f64>) -> Array1<f64> {
+    assert_eq!(ipiv.len(), n);
+    let mut x = b.to_vec();
+    getrs_in_place(b'T', lu, ipiv, &mut x);
     Array1::from_vec(x)
 }
 

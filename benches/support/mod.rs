@@ -2,6 +2,7 @@
 //! independent declaration of the symbols parlinalg calls), the baseline of the facade benches.
 #![allow(dead_code)] // each bench uses a part
 
+pub mod interleave;
 pub mod lapack;
 
 use cblas_sys::{cblas_dgemm, cblas_sgemm, CBLAS_LAYOUT, CBLAS_TRANSPOSE};

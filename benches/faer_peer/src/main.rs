@@ -11,8 +11,8 @@
 //! symmetric routines), hands it to each library in its own layout (an `ndarray` in C order to
 //! parlinalg, a column-major `faer::Mat` to faer; both copy it before factoring, as a caller
 //! keeps the input), checks that the two agree, then alternates them round after round (at least
-//! ~20 ms of calls per side and round) and prints the median times and the median of the
-//! per-round ratios parlinalg / faer.
+//! ~20 ms of calls per side and round, `benches/support/interleave.rs`) and prints the median
+//! times and the median of the per-round ratios parlinalg / faer.
 //!
 //! "t1" runs parlinalg with 1 BLAS thread and faer with `Par::Seq`; "t2" 2 BLAS threads and
 //! `Par::rayon(2)`. parlinalg's side includes its guarantees (shape, finiteness and condition
@@ -23,13 +23,17 @@
 //! build faer.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use faer::linalg::solvers::{DenseSolveCore, Solve};
 use faer::{Mat, Par, Side};
 use parlinalg::ndarray::{Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+
+// The interleaving, the selection of cells and the agreement check of `benches/lapack.rs`.
+#[path = "../../support/interleave.rs"]
+mod interleave;
+use interleave::{check_same, interleave, selected, show};
 
 /// The cells: routine and sizes.
 const CASES: &[(&str, &[usize])] = &[
@@ -59,22 +63,6 @@ fn input(op: &str, n: usize) -> Array2<f64> {
     }
 }
 
-/// Refuses to time two sides that do not compute the same thing: the largest difference,
-/// relative to the largest magnitude, within `1e-8` (LU with different blocking, or another
-/// eigen or SVD algorithm, agree to this much on these well-conditioned inputs; a wrong call
-/// is off by O(1)).
-fn check_same(what: &str, ours: &[f64], theirs: &[f64]) {
-    let scale = theirs.iter().fold(1e-300f64, |m, v| m.max(v.abs()));
-    let worst = ours
-        .iter()
-        .zip(theirs)
-        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
-    assert!(
-        ours.len() == theirs.len() && worst <= 1e-8 * scale,
-        "{what}: parlinalg and faer differ by {worst:e} (scale {scale:e})"
-    );
-}
-
 /// The lower triangle of a column-major faer matrix, row by row (parlinalg's Cholesky factor
 /// is lower triangular in C order).
 fn lower_rows(m: &Mat<f64>) -> Vec<f64> {
@@ -96,7 +84,9 @@ fn sides(op: &str, n: usize) -> (Call, Call) {
     let mut r = SmallRng::seed_from_u64(4);
     let b = Array1::from_shape_simple_fn(n, || r.random_range(-1.0..1.0));
     let fb = Mat::<f64>::from_fn(n, 1, |i, _| b[i]);
-    let same = |ours: &[f64], theirs: &[f64]| check_same(op, ours, theirs);
+    // LU with different blocking, or another eigen or SVD algorithm, agree to this much on
+    // these well-conditioned inputs; a wrong call is off by O(1).
+    let same = |ours: &[f64], theirs: &[f64]| check_same(op, ours, theirs, 1e-8);
     match op {
         "solve" => {
             let theirs = fa.partial_piv_lu().solve(&fb);
@@ -186,19 +176,6 @@ fn sides(op: &str, n: usize) -> (Call, Call) {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn show(seconds: f64) -> String {
-    if seconds < 1e-3 {
-        format!("{:.1} µs", seconds * 1e6)
-    } else {
-        format!("{:.2} ms", seconds * 1e3)
-    }
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rounds: usize = args
@@ -224,42 +201,16 @@ fn main() {
         for &(op, sizes) in CASES {
             for &n in sizes {
                 let name = format!("{op}/t{threads}/{n}");
-                if filter
-                    .as_deref()
-                    .is_some_and(|f| name != f && !name.starts_with(&format!("{f}/")))
-                {
+                if !selected(filter.as_deref(), &name) {
                     continue;
                 }
                 let (mut ours, mut theirs) = sides(op, n);
-                let once = Instant::now();
-                ours();
-                theirs();
-                let batch = ((0.02 / once.elapsed().as_secs_f64().max(1e-9)) as usize).max(1);
-                let time = |f: &mut Call| {
-                    let t = Instant::now();
-                    for _ in 0..batch {
-                        f();
-                    }
-                    t.elapsed().as_secs_f64() / batch as f64
-                };
-                let (mut a, mut b, mut r) = (vec![], vec![], vec![]);
-                for round in 0..rounds {
-                    let (x, y) = if round % 2 == 0 {
-                        let x = time(&mut ours);
-                        (x, time(&mut theirs))
-                    } else {
-                        let y = time(&mut theirs);
-                        (time(&mut ours), y)
-                    };
-                    a.push(x);
-                    b.push(y);
-                    r.push(x / y);
-                }
+                let cell = interleave(&mut ours, &mut theirs, rounds);
                 println!(
                     "| {op} | {n} | {threads} | {} | {} | {:.3} |",
-                    show(median(&mut a)),
-                    show(median(&mut b)),
-                    median(&mut r)
+                    show(cell.ours),
+                    show(cell.theirs),
+                    cell.ratio
                 );
             }
         }
