@@ -2,7 +2,7 @@
 //! array), f (a scalar exp loop) and h (a batch of matrix products, with every BLAS-threads
 //! choice), and what sharing memory with the processes costs.
 //!
-//! At the end: the section's Markdown ([`markdown`]) and classic.csv ([`csv`]).
+//! At the end: the section's Markdown ([`markdown`]) and classic.csv ([`csv()`](fn@csv)).
 
 use std::fmt::Write as _;
 

@@ -9,7 +9,7 @@
 //! pair.
 //!
 //! At the end: a grid's Markdown under a title ([`markdown`], the OpenMP section's too) and its
-//! rows of grid.csv ([`csv`]).
+//! rows of grid.csv ([`csv()`](fn@csv)).
 
 use std::fmt::Write as _;
 use std::hint::black_box;

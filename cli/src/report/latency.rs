@@ -2,7 +2,7 @@
 //! thread running large products, under a fixed BLAS count of all cores (what OpenBLAS's
 //! pthreads build does by default) and under parlinalg's `auto`.
 //!
-//! At the end: the section's Markdown ([`markdown`]) and latency.csv ([`csv`]).
+//! At the end: the section's Markdown ([`markdown`]) and latency.csv ([`csv()`](fn@csv)).
 
 use std::fmt::Write as _;
 use std::hint::black_box;

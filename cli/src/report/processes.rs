@@ -13,7 +13,7 @@
 //! report reads every rank's file: a rank that wrote none, or a bad one, is named by its
 //! number while the others are still shown.
 //!
-//! At the end: the section's Markdown ([`markdown`]) and processes.csv ([`csv`]).
+//! At the end: the section's Markdown ([`markdown`]) and processes.csv ([`csv()`](fn@csv)).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! matmul throughput of parlinalg against numpy, alternating the two (A/B) round after round,
 //! with 1 and C BLAS threads; ndarray's own `.dot` (no BLAS) for scale.
 //!
-//! At the end: the section's Markdown ([`markdown`]) and matmul_vs_numpy.csv ([`csv`]). It
+//! At the end: the section's Markdown ([`markdown`]) and matmul_vs_numpy.csv ([`csv()`](fn@csv)). It
 //! runs as `--only numpy` ([`Section::Numpy`](crate::report::Section::Numpy)).
 
 use std::fmt::Write as _;
