@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, SamplingMode};
 use parlinalg::ndarray::{Array1, Array2};
-use support::interleave::{check_same, interleave, selected, show};
+use support::interleave::{check_same, interleave, selected};
 use support::lapack as direct;
 use support::{matrix, uniform};
 
@@ -265,12 +265,7 @@ fn ratios(filter: Option<&str>, rounds: usize) {
                 direct_threads(threads);
                 let (mut ours, mut theirs) = sides(op, n);
                 let cell = interleave(&mut ours, &mut theirs, rounds);
-                println!(
-                    "| {op} | {n} | {threads} | {} | {} | {:.3} |",
-                    show(cell.ours),
-                    show(cell.theirs),
-                    cell.ratio
-                );
+                println!("{}", cell.row(op, n, threads));
             }
         }
     }

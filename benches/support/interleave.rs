@@ -15,6 +15,18 @@ pub struct Interleaved {
     pub ratio: f64,
 }
 
+impl Interleaved {
+    /// The cell's row of a Markdown table: routine, n, threads, both times, the ratio.
+    pub fn row(&self, op: &str, n: usize, threads: usize) -> String {
+        format!(
+            "| {op} | {n} | {threads} | {} | {} | {:.3} |",
+            show(self.ours),
+            show(self.theirs),
+            self.ratio
+        )
+    }
+}
+
 /// Times `ours` against `theirs` over `rounds` rounds: each round runs a batch of each (as many
 /// calls as take about 20 ms, sized from one call of each), the first side alternating.
 pub fn interleave(ours: &mut dyn FnMut(), theirs: &mut dyn FnMut(), rounds: usize) -> Interleaved {

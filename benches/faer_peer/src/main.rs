@@ -33,7 +33,7 @@ use rand::{Rng, SeedableRng};
 // The interleaving, the selection of cells and the agreement check of `benches/lapack.rs`.
 #[path = "../../support/interleave.rs"]
 mod interleave;
-use interleave::{check_same, interleave, selected, show};
+use interleave::{check_same, interleave, selected};
 
 /// The cells: routine and sizes.
 const CASES: &[(&str, &[usize])] = &[
@@ -206,12 +206,7 @@ fn main() {
                 }
                 let (mut ours, mut theirs) = sides(op, n);
                 let cell = interleave(&mut ours, &mut theirs, rounds);
-                println!(
-                    "| {op} | {n} | {threads} | {} | {} | {:.3} |",
-                    show(cell.ours),
-                    show(cell.theirs),
-                    cell.ratio
-                );
+                println!("{}", cell.row(op, n, threads));
             }
         }
     }
