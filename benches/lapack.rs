@@ -16,7 +16,8 @@
 //! parlinalg's side adds what it guarantees: the shape, finiteness and conditioning checks,
 //! equilibration where the magnitudes need it, C-order results; its condition estimate is
 //! `dgecon`'s estimator with `dgetrs` solves (the `lacn2_vs_gecon` cell compares the two
-//! alone, `solve_vs_unchecked` parlinalg's solve with numpy's `dgetrf` + `dgetrs`). Under
+//! alone, `solve_vs_unchecked` parlinalg's solve with numpy's `dgetrf` + `dgetrs`,
+//! `inv_vs_unchecked` parlinalg's inv with `dgetrf` + `dgetri`). Under
 //! `cargo test` each cell runs once at its first size.
 
 use std::ffi::c_int;
@@ -57,6 +58,9 @@ const CASES: &[(&str, &[usize])] = &[
     // `dgetrs` without one: what the guarantee costs parlinalg, and the floor of numpy's
     // `solve` (`dgesv`).
     ("solve_vs_unchecked", &[100, 500, 1000, 2000]),
+    // parlinalg's `inv` (which takes its condition number from the inverse) against the
+    // direct `dgetrf` + `dgetri` without one.
+    ("inv_vs_unchecked", &[100, 500, 1000, 2000]),
     // The condition estimate alone, on one LU: the estimator parlinalg runs (`dlacn2` with
     // `dgetrs` solves, "parlinalg" column) against `dgecon` ("direct" column).
     ("lacn2_vs_gecon", &[100, 500, 1000, 2000]),
@@ -175,6 +179,16 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
                 |a, b| parlinalg::solve(a, b).unwrap(),
                 direct::solve_unchecked
             )
+        }
+        "inv_vs_unchecked" => {
+            let ours = parlinalg::inv(&a).unwrap();
+            same(
+                ours.as_slice().unwrap(),
+                direct::inv_unchecked(&a).as_slice().unwrap(),
+            );
+            pair!(|a, _| parlinalg::inv(a).unwrap(), |a, _| {
+                direct::inv_unchecked(a)
+            })
         }
         "lacn2_vs_gecon" => {
             let lu = direct::lu_for_estimate(&a);

@@ -125,15 +125,17 @@ pub enum Error {
         minor: usize,
     },
 
-    /// The matrix is singular to working precision: no pivot is exactly zero, but LAPACK's
-    /// estimate of the reciprocal condition number is below the machine epsilon of the element
-    /// type, so a solution or inverse would have no correct digit (MATLAB warns at the same
-    /// threshold; numpy returns the numbers).
-    #[error("{routine}: matrix is singular to working precision (estimated reciprocal condition number {rcond:e} < machine epsilon {epsilon:e})")]
+    /// The matrix is singular to working precision: no pivot is exactly zero, but the
+    /// reciprocal condition number (LAPACK's estimate for `solve`, the exact one from the
+    /// inverse for `inv`) is below the machine epsilon of the element type, so a solution or
+    /// inverse would have no correct digit (MATLAB warns at the same threshold; numpy returns
+    /// the numbers).
+    #[error("{routine}: matrix is singular to working precision (reciprocal condition number {rcond:e} < machine epsilon {epsilon:e})")]
     IllConditioned {
-        /// The LAPACK routine that estimated it.
+        /// The LAPACK routine behind the number: `?lacn2`, the estimator (`solve`), or
+        /// `?getri`, whose inverse gave the exact number (`inv`).
         routine: &'static str,
-        /// The estimated reciprocal condition number (1-norm).
+        /// The reciprocal condition number (1-norm), estimated or exact.
         rcond: f64,
         /// The machine epsilon it was compared with.
         epsilon: f64,

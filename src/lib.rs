@@ -40,7 +40,7 @@
 //! | function | f32 | f64 |
 //! |---|---|---|
 //! | [`solve`] (`b` 1-D or 2-D) | `sgetrf`, `slacn2` + `sgetrs`, `sgetrs` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetrs` |
-//! | [`inv`] | `sgetrf`, `slacn2` + `sgetrs`, `sgetri` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetri` |
+//! | [`inv`] | `sgetrf`, `sgetri`, `‖A⁻¹‖₁` of the inverse | `dgetrf`, `dgetri`, `‖A⁻¹‖₁` of the inverse |
 //! | [`det`] | `sgetrf` | `dgetrf` |
 //! | [`cholesky`] (lower factor) | `spotrf` | `dpotrf` |
 //! | [`eigvalsh`] (ascending) | `ssyev` | `dsyev` |

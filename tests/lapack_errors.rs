@@ -245,19 +245,44 @@ fn singular_to_working_precision_is_refused<T: Float>() {
     let delta = T::epsilon();
     let a = Array2::from_shape_vec((2, 2), vec![T::one(), T::one(), T::one(), T::one() + delta])
         .unwrap();
-    for r in [
-        solve(&a, &Array1::<T>::ones(2)).map(drop),
-        inv(&a).map(drop),
+    // solve estimates the number (?lacn2); inv takes it exactly from its inverse (?getri).
+    for (r, by) in [
+        (solve(&a, &Array1::<T>::ones(2)).map(drop), "lacn2"),
+        (inv(&a).map(drop), "getri"),
     ] {
         match r {
-            Err(Error::IllConditioned { rcond, epsilon, .. }) => {
+            Err(Error::IllConditioned {
+                routine,
+                rcond,
+                epsilon,
+            }) => {
                 assert!(rcond < epsilon, "{rcond} {epsilon}");
                 assert_eq!(epsilon, T::epsilon().to_f64().unwrap());
+                assert!(routine.ends_with(by), "{routine}");
             }
             other => panic!("{other:?}"),
         }
     }
-    // The determinant of that matrix is an answer, not an error.
+    // An inverse that overflows is refused, not returned with infinities: I − 2·(the
+    // superdiagonal) has A⁻¹[0, n−1] = 2^(n−1), past T's range at n = 140 (f32) or 1040
+    // (f64), with entries of 1 and −2 only (no equilibration, no zero pivot).
+    let n = if T::SINGLE { 140 } else { 1040 };
+    let mut growth = Array2::<T>::eye(n);
+    for i in 0..n - 1 {
+        growth[[i, i + 1]] = t(-2.0);
+    }
+    match inv(&growth) {
+        // 0 from an infinity, NaN from the ∞ − ∞ that ?getri meets on the way.
+        Err(Error::IllConditioned { rcond, .. }) => {
+            assert!(rcond == 0.0 || rcond.is_nan(), "{rcond}")
+        }
+        other => panic!("{:?}", other.map(|inverse| inverse[[0, n - 1]])),
+    }
+    assert!(matches!(
+        solve(&growth, &Array1::<T>::ones(n)),
+        Err(Error::IllConditioned { .. })
+    ));
+    // The determinant of the first matrix is an answer, not an error.
     let d = det(&a).unwrap();
     assert!((d - delta).abs() <= delta, "{d}");
     // Badly scaled is not ill-conditioned: rcond is scale invariant.

@@ -207,6 +207,19 @@ pub fn inv(a: &Array2<f64>) -> Array2<f64> {
     let mut buf = copy(a);
     let (ipiv, rcond) = lu_and_rcond(n, &mut buf);
     assert!(rcond > f64::EPSILON);
+    invert_with(n, buf, &ipiv)
+}
+
+/// `dgetrf` + `dgetri` without the condition estimate: what a LAPACK user's inverse costs.
+pub fn inv_unchecked(a: &Array2<f64>) -> Array2<f64> {
+    let n = a.nrows();
+    let mut buf = copy(a);
+    let ipiv = getrf(n, &mut buf);
+    invert_with(n, buf, &ipiv)
+}
+
+/// `dgetri` on the factors in `buf`, as the C-order `n × n` inverse.
+fn invert_with(n: usize, mut buf: Vec<f64>, ipiv: &[c_int]) -> Array2<f64> {
     let (ni, mut info) = (int(n), 0);
     let mut query = 0.0;
     // SAFETY: a workspace query (lwork = -1) writes one element; then buf holds the n·n

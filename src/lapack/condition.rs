@@ -1,7 +1,8 @@
-//! The reciprocal 1-norm condition number of `A` from its LU, the estimate behind
-//! [`Error::IllConditioned`](crate::Error::IllConditioned).
+//! The reciprocal 1-norm condition number of `A`, behind
+//! [`Error::IllConditioned`](crate::Error::IllConditioned): estimated from the LU for `solve`,
+//! exact from the inverse for `inv`.
 //!
-//! It is the estimate `?gecon` makes: `1 / (‖A‖₁ · est)`, where `est ≤ ‖A⁻¹‖₁` comes from
+//! The estimate is `?gecon` makes: `1 / (‖A‖₁ · est)`, where `est ≤ ‖A⁻¹‖₁` comes from
 //! LAPACK's own estimator `?lacn2` (Hager's method with Higham's refinements: about five
 //! products with `A⁻¹` or `A⁻ᵀ`, each one solve with the LU). Only the solves differ.
 //! `?gecon` runs each through `?latrs`, a triangular solve that guards every step against
@@ -16,6 +17,10 @@
 //! equilibration into `2^±(MAX_EXP/2)` the routines apply where magnitudes need it, so one
 //! that is refused either way (its reciprocal condition number is below `2^(−MAX_EXP/2)`), or
 //! the exponential growth of Wilkinson's examples inside the solve with `L`.
+//!
+//! `inv` has `A⁻¹` itself, so it makes no estimate: `‖A⁻¹‖₁` is one pass over the inverse
+//! ([`reciprocal_condition_of_inverse`]), exact where the estimate is a lower bound, and
+//! cheaper than the estimate's five or so solves (each a pass over the whole LU).
 
 use super::dispatch::{Lu, System};
 use super::*;
@@ -55,6 +60,34 @@ pub(super) fn reciprocal_condition<T: Float>(lu: &Lu<T>, anorm: T) -> lax::error
     } else {
         T::zero()
     })
+}
+
+/// `1 / (anorm · ‖A⁻¹‖₁)` from the inverse itself, `inverse` the `n × n` `A⁻¹` in C order and
+/// `anorm = ‖A‖₁`: the exact reciprocal condition number (of the computed inverse), 0 where a
+/// column sum overflows, NaN where the inverse holds a NaN.
+pub(super) fn reciprocal_condition_of_inverse<T: Float>(inverse: &[T], n: usize, anorm: T) -> T {
+    if n == 0 {
+        return T::one();
+    }
+    // ‖A⁻¹‖₁ is the largest column sum of |A⁻¹|: accumulated row by row, in C order, so
+    // the pass is sequential and the inner loop vectorises.
+    let mut sums = vec![T::zero(); n];
+    for row in inverse.chunks_exact(n) {
+        for (sum, &v) in sums.iter_mut().zip(row) {
+            *sum = *sum + v.abs();
+        }
+    }
+    // A NaN anywhere makes the norm NaN (`max` would drop it).
+    let norm = sums
+        .iter()
+        .fold(T::zero(), |m, &s| if s > m || s.is_nan() { s } else { m });
+    if norm.is_nan() || anorm.is_nan() {
+        return T::nan();
+    }
+    if norm == T::zero() || anorm == T::zero() {
+        return T::zero();
+    }
+    (T::one() / norm) / anorm
 }
 
 #[cfg(test)]
@@ -157,6 +190,41 @@ mod tests {
                 "n = {n}: ours {ours32:e}, sgecon {gecon32:e}"
             );
         }
+    }
+
+    /// The exact reciprocal condition number from an inverse: `1 / (‖A‖₁ ‖A⁻¹‖₁)` against
+    /// naive column sums, at least the estimate (which is a lower bound of `‖A⁻¹‖₁`), and
+    /// refusals for what an overflowed inverse holds: 0 for an infinity, NaN for a NaN.
+    #[test]
+    fn the_inverse_gives_the_exact_number() {
+        for (n, seed) in [(1, 1), (2, 2), (7, 3), (64, 4), (129, 5)] {
+            let mut a = matrix(n, seed);
+            for i in 0..n {
+                a[i * n + i] += 0.5;
+            }
+            let anorm = one_norm(&a, n);
+            let mut lu = factorize_for_tests(a);
+            let estimated = call(n, || reciprocal_condition(&lu, anorm)).unwrap();
+            call(n, || f64::lax_getri(&mut lu)).unwrap();
+            let exact = reciprocal_condition_of_inverse(&lu.factors, n, anorm);
+            let naive = 1.0 / (anorm * one_norm(&lu.factors, n));
+            assert!(
+                (exact - naive).abs() <= 1e-12 * naive,
+                "n = {n}: {exact:e} against {naive:e}"
+            );
+            assert!(
+                exact <= estimated * (1.0 + 1e-12),
+                "n = {n}: {exact:e} > {estimated:e}"
+            );
+        }
+        let mut inverse = vec![1.0f64; 9];
+        inverse[4] = f64::INFINITY;
+        assert_eq!(reciprocal_condition_of_inverse(&inverse, 3, 1.0), 0.0);
+        inverse[7] = f64::NAN;
+        assert!(reciprocal_condition_of_inverse(&inverse, 3, 1.0).is_nan());
+        inverse[4] = 1.0;
+        assert!(reciprocal_condition_of_inverse(&inverse, 3, 1.0).is_nan());
+        assert_eq!(reciprocal_condition_of_inverse::<f32>(&[], 0, 1.0), 1.0);
     }
 
     /// A solve that overflows gives `?gecon`'s answer, the estimate of a singular matrix (0),

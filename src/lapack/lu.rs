@@ -1,7 +1,7 @@
 //! LU factorisation with partial pivoting and what is built on it: `solve` (`?getrf`, `?lacn2`,
-//! `?getrs`), `inv` (`?getri`), `det`.
+//! `?getrs`), `inv` (`?getri`, the condition number from the inverse), `det`.
 
-use super::condition::reciprocal_condition;
+use super::condition::{reciprocal_condition, reciprocal_condition_of_inverse};
 use super::dispatch::{Lu, System};
 use super::equilibrate::{frexp, ldexp, scale_all, Equilibration, Magnitudes};
 use super::stack;
@@ -114,25 +114,32 @@ where
 /// | step | f32 | f64 |
 /// |---|---|---|
 /// | LU with partial pivoting | `sgetrf` | `dgetrf` |
-/// | condition estimate (1-norm; as for [`solve`]) | `slacn2` + `sgetrs` | `dlacn2` + `dgetrs` |
 /// | inverse from the factors | `sgetri` | `dgetri` |
+/// | condition number (1-norm), exact: `‖A‖₁ ‖A⁻¹‖₁` from the inverse | one pass | one pass |
 ///
 /// Equilibrated where the magnitudes need it: when an entry lies outside `2^±(MAX_EXP/2)`
 /// (about 1e±154 for f64) or rows or columns differ in scale by more than 16×, rows, then
 /// columns, are scaled by powers of two so that each has its largest magnitude in `[1, 2)` (no
-/// rounding is added), the LU and the condition estimate run on the scaled matrix, and the
-/// result is scaled back. Entries of 1e±300, subnormal ones, or rows and columns of mixed
-/// scale therefore neither overflow the factorisation nor skip the conditioning check; only a
-/// result outside `T`'s range becomes `±inf` or 0, as IEEE says. Other matrices go to LAPACK
-/// as they are, after one copy that also finds non-finite entries and `‖A‖₁`.
+/// rounding is added), the LU, the inverse and the condition number are those of the scaled
+/// matrix, and the result is scaled back. Entries of 1e±300, subnormal ones, or rows and
+/// columns of mixed scale therefore neither overflow the factorisation nor skip the
+/// conditioning check; only a result outside `T`'s range becomes `±inf` or 0, as IEEE says.
+/// Other matrices go to LAPACK as they are, after one copy that also finds non-finite entries
+/// and `‖A‖₁`.
+///
+/// The conditioning check is [`solve`]'s, on the exact condition number rather than an
+/// estimate: the inverse is at hand, so `‖A⁻¹‖₁` is one pass over it, cheaper than the
+/// estimate's solves (which only bound `‖A⁻¹‖₁` from below). A matrix is therefore refused
+/// after `?getri`, not before it.
 ///
 /// The inverse of a `0 × 0` matrix is `0 × 0`, as in numpy. Prefer [`solve`] to multiplying by
 /// the inverse: it is faster and more accurate.
 ///
 /// # Errors
 /// [`Error::NotSquare`]; [`Error::NonFinite`]; [`Error::Singular`] (an exactly zero pivot,
-/// which one); [`Error::IllConditioned`] (reciprocal condition number below machine epsilon);
-/// [`Error::DimensionTooLarge`]; [`Error::Allocation`].
+/// which one); [`Error::IllConditioned`] (reciprocal condition number below machine epsilon,
+/// or an inverse that overflowed; `routine` is `?getri`); [`Error::DimensionTooLarge`];
+/// [`Error::Allocation`].
 ///
 /// # Example
 /// ```
@@ -159,9 +166,17 @@ where
     }
     let (buf, eq, anorm) = prepare(OP, a, order)?;
     let mut lu = factorize(rt, buf, order)?;
-    ensure_well_conditioned(rt, &lu, anorm)?;
-    lapack_call(rt, n, || T::lax_getri(&mut lu))
-        .map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
+    // The condition number from the inverse itself (exact, one pass), before it is scaled
+    // back: κ₁(As) = ‖As‖₁ ‖As⁻¹‖₁. As in `ensure_well_conditioned`, a `‖As‖₁` that is not
+    // finite leaves nothing to check against, and `?getri` never runs on that LU.
+    let rcond = if anorm.is_finite() {
+        lapack_call(rt, n, || T::lax_getri(&mut lu))
+            .map_err(|e| lapack_error::<T>(Routine::Getri, e))?;
+        reciprocal_condition_of_inverse(&lu.factors, n, anorm)
+    } else {
+        T::nan()
+    };
+    refuse_if_ill_conditioned::<T>(Routine::Getri, rcond)?;
     // A = R⁻¹ As C⁻¹ (powers of two), so A⁻¹ = C As⁻¹ R: element (i, j), at i·n + j in the
     // C-order result, times 2^(col[i] + row[j]).
     if let Some(eq) = &eq {
@@ -276,17 +291,22 @@ fn factorize<T: Float>(rt: Runtime, mut factors: Vec<T>, n: c_int) -> Result<Lu<
 /// (at most `2n` after equilibration, at most `n·2^(MAX_EXP/2)` without); were it ever not
 /// finite, the estimate would be meaningless and the matrix is refused (an overflowed LU would
 /// otherwise return a wrong answer as `Ok`).
-pub(super) fn ensure_well_conditioned<T: Float>(rt: Runtime, lu: &Lu<T>, anorm: T) -> Result<()> {
+fn ensure_well_conditioned<T: Float>(rt: Runtime, lu: &Lu<T>, anorm: T) -> Result<()> {
     let rcond = if anorm.is_finite() {
         lapack_call(rt, lu.n as usize, || reciprocal_condition(lu, anorm))
             .map_err(|e| lapack_error::<T>(Routine::Lacn2, e))?
     } else {
         T::nan()
     };
-    // A NaN estimate is refused too.
+    refuse_if_ill_conditioned::<T>(Routine::Lacn2, rcond)
+}
+
+/// [`Error::IllConditioned`], naming `routine`, when `rcond` is below machine epsilon or NaN.
+fn refuse_if_ill_conditioned<T: Float>(routine: Routine, rcond: T) -> Result<()> {
+    // A NaN is refused too.
     if rcond.is_nan() || rcond < T::epsilon() {
         return Err(Error::IllConditioned {
-            routine: Routine::Lacn2.name::<T>(),
+            routine: routine.name::<T>(),
             rcond: rcond.to_f64().unwrap_or(f64::NAN),
             epsilon: T::epsilon().to_f64().unwrap_or(f64::NAN),
         });

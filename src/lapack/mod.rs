@@ -4,7 +4,7 @@
 //! | function | f32 | f64 |
 //! |---|---|---|
 //! | [`solve`](crate::solve) | `sgetrf`, `slacn2` + `sgetrs`, `sgetrs` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetrs` |
-//! | [`inv`](crate::inv) | `sgetrf`, `slacn2` + `sgetrs`, `sgetri` | `dgetrf`, `dlacn2` + `dgetrs`, `dgetri` |
+//! | [`inv`](crate::inv) | `sgetrf`, `sgetri`, `‖A⁻¹‖₁` of the inverse | `dgetrf`, `dgetri`, `‖A⁻¹‖₁` of the inverse |
 //! | [`det`](crate::det) | `sgetrf` | `dgetrf` |
 //! | [`cholesky`](crate::cholesky) | `spotrf` (lower) | `dpotrf` (lower) |
 //! | [`eigvalsh`](crate::eigvalsh) | `ssyev` (values only, lower) | `dsyev` (values only, lower) |
