@@ -2,7 +2,7 @@
 //! [`Error::IllConditioned`](crate::Error::IllConditioned): estimated from the LU for `solve`,
 //! exact from the inverse for `inv`.
 //!
-//! The estimate is `?gecon` makes: `1 / (‖A‖₁ · est)`, where `est ≤ ‖A⁻¹‖₁` comes from
+//! The estimate is the one `?gecon` makes: `1 / (‖A‖₁ · est)`, where `est ≤ ‖A⁻¹‖₁` comes from
 //! LAPACK's own estimator `?lacn2` (Hager's method with Higham's refinements: about five
 //! products with `A⁻¹` or `A⁻ᵀ`, each one solve with the LU). Only the solves differ.
 //! `?gecon` runs each through `?latrs`, a triangular solve that guards every step against
