@@ -113,13 +113,16 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
             );
             pair!(|a, b| parlinalg::solve(a, b).unwrap(), direct::solve)
         }
-        "inv" => {
+        "inv" | "inv_vs_unchecked" => {
+            // The direct side with dgecon, or bare dgetrf + dgetri.
+            let theirs: fn(&Array2<f64>) -> Array2<f64> = if op == "inv" {
+                direct::inv
+            } else {
+                direct::inv_unchecked
+            };
             let ours = parlinalg::inv(&a).unwrap();
-            same(
-                ours.as_slice().unwrap(),
-                direct::inv(&a).as_slice().unwrap(),
-            );
-            pair!(|a, _| parlinalg::inv(a).unwrap(), |a, _| direct::inv(a))
+            same(ours.as_slice().unwrap(), theirs(&a).as_slice().unwrap());
+            pair!(|a, _| parlinalg::inv(a).unwrap(), |a, _| theirs(a))
         }
         "det" => {
             let (ours, theirs) = (parlinalg::det(&a).unwrap(), direct::det(&a));
@@ -179,16 +182,6 @@ fn sides(op: &str, n: usize) -> (Side, Side) {
                 |a, b| parlinalg::solve(a, b).unwrap(),
                 direct::solve_unchecked
             )
-        }
-        "inv_vs_unchecked" => {
-            let ours = parlinalg::inv(&a).unwrap();
-            same(
-                ours.as_slice().unwrap(),
-                direct::inv_unchecked(&a).as_slice().unwrap(),
-            );
-            pair!(|a, _| parlinalg::inv(a).unwrap(), |a, _| {
-                direct::inv_unchecked(a)
-            })
         }
         "lacn2_vs_gecon" => {
             let lu = direct::lu_for_estimate(&a);
