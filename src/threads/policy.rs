@@ -7,8 +7,9 @@
 //!   calls run at once, concurrent multithreaded ones queue (pthreads on one lock, OpenMP on
 //!   one set of thread buffers and parlinalg's lock); K > 1 with N > 1 serialises and leaves
 //!   cores idle, so joblib's rule (K callers × cores / K threads each) is wrong on both. Either
-//!   outer (K = cores, N = 1) or inner (K = 1, N = cores), by a cost model: outer wastes cores
-//!   when the batch does not divide evenly, inner wastes them on products too small to split.
+//!   outer (K = cores, N = 1) or inner (K = 1, N = cores, or the loaded OpenBLAS's
+//!   `MAX_THREADS` where that is fewer), by a cost model: outer wastes cores when the batch does
+//!   not divide evenly, inner wastes them on products too small to split.
 //! - **serial OpenBLAS** ([`Concurrency::OneAtATime`]): calls cannot run at once, so neither
 //!   kind of thread helps: serial.
 //!
@@ -118,6 +119,9 @@ pub(crate) fn record_batch_decision(d: BatchDecision) {
 #[derive(Debug, Clone)]
 pub(crate) struct PolicyInput {
     pub cores: usize,
+    /// The most BLAS threads the loaded OpenBLAS runs (its compiled `MAX_THREADS`): an inner
+    /// plan asks for at most this many, even on a machine with more cores.
+    pub max_blas: usize,
     pub outer_limit: usize,
     /// What the loaded build does with concurrent calls.
     pub concurrency: Concurrency,
@@ -152,6 +156,7 @@ pub fn plan_for_batch(batch: usize, m: usize, k: usize, n: usize) -> Result<Plan
     };
     let input = PolicyInput {
         cores: c.cores.count,
+        max_blas: c.max_blas,
         outer_limit: super::plan::current_outer_threads()?,
         concurrency: c.backend.concurrency(),
         build: c.backend.layer().to_string(),
@@ -215,7 +220,8 @@ pub(crate) fn choose_batch_plan(
         return fixed_blas_choice(build, *nb, from, cores, k_max);
     }
     let t_outer = (tasks.div_ceil(k_max) * task_len) as f64;
-    outer_or_inner(build, batch, (m, k, n), cores, k_max, t_outer)
+    let inner_blas = cores.min(input.max_blas).max(1);
+    outer_or_inner(build, batch, (m, k, n), inner_blas, k_max, t_outer)
 }
 
 /// BLAS threads fixed by the user at `nb`: all the outer threads when `nb` is 1, else one
@@ -236,13 +242,14 @@ fn fixed_blas_choice(build: &str, nb: usize, from: &str, cores: usize, k_max: us
 }
 
 /// The batch on `k_max` outer threads of 1 BLAS thread (taking `t_outer`, in products), or one
-/// product after another on every core, whichever the cost model says is faster; never both,
+/// product after another on `inner_blas` BLAS threads (every core, or the loaded OpenBLAS's
+/// `MAX_THREADS` where that is fewer), whichever the cost model says is faster; never both,
 /// since concurrent multithreaded calls queue for one another.
 fn outer_or_inner(
     build: &str,
     batch: usize,
     (m, k, n): (usize, usize, usize),
-    cores: usize,
+    inner_blas: usize,
     k_max: usize,
     t_outer: f64,
 ) -> PlanChoice {
@@ -252,15 +259,15 @@ fn outer_or_inner(
     let eff = if threaded {
         per_product / (per_product + INNER_HALF_EFFICIENCY_FLOPS)
     } else {
-        1.0 / cores as f64 // OpenBLAS runs such products on one thread anyway
+        1.0 / inner_blas as f64 // OpenBLAS runs such products on one thread anyway
     };
-    let t_inner = batch as f64 / (cores as f64 * eff);
+    let t_inner = batch as f64 / (inner_blas as f64 * eff);
     let share = 100.0 * t_inner / t_outer;
     if k_max == 1 || t_inner < 0.97 * t_outer {
         PlanChoice {
-            plan: Plan::from_trusted(1, cores.max(1)),
+            plan: Plan::from_trusted(1, inner_blas),
             reason: format!(
-                "inner: {batch} product(s) one after another on {cores} BLAS threads \
+                "inner: {batch} product(s) one after another on {inner_blas} BLAS threads \
                  (model: {share:.0}% of outer's time; {build} OpenBLAS would serialise K > 1 × N > 1)"
             ),
         }
@@ -286,6 +293,7 @@ mod tests {
     fn input(concurrency: Concurrency) -> PolicyInput {
         PolicyInput {
             cores: 2,
+            max_blas: 64,
             outer_limit: 2,
             concurrency,
             build: "test".into(),
@@ -318,6 +326,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// On more cores than the loaded OpenBLAS runs threads (Debian's 0.3.21: `MAX_THREADS`
+    /// 64; servers have 96–192 CPUs), an inner plan asks for the library's maximum, not the
+    /// cores: a plan of more BLAS threads than that is refused when it runs
+    /// (`InvalidThreadCount`), so `matmul_batch` would fail wherever inner wins.
+    #[test]
+    fn inner_plans_stay_within_the_librarys_threads() {
+        for layer in [THREADED, SERIAL] {
+            for (cores, max_blas) in [(96, 64), (192, 64), (4096, 64), (8, 4), (3, 1)] {
+                for batch in [1, 2, 3, 7, 100] {
+                    for n in [4, 16, 64, 256, 1024, 4096] {
+                        let i = PolicyInput {
+                            cores,
+                            max_blas,
+                            outer_limit: cores,
+                            ..input(layer)
+                        };
+                        let p = choose(&i, batch, n);
+                        assert!(
+                            p.blas_threads() <= max_blas && p.threads_asked() <= cores,
+                            "{layer:?} {cores} cores, max {max_blas}, {batch} × {n}: {p}"
+                        );
+                    }
+                }
+            }
+        }
+        // One large product on 96 cores goes inner, on all the threads the library has.
+        let i = PolicyInput {
+            cores: 96,
+            max_blas: 64,
+            outer_limit: 96,
+            ..input(THREADED)
+        };
+        assert_eq!(choose(&i, 1, 4096), Plan::from_trusted(1, 64));
     }
 
     #[test]

@@ -321,10 +321,12 @@ fn sections(args: &Args) -> Result<Vec<Section>, clap::Error> {
 
 impl ClassicSettings {
     fn resolve(args: &Args, mode: Mode, cores: usize) -> Self {
-        // h with 1, 2, 4, ... BLAS threads up to the cores.
+        // h with 1, 2, 4, ... BLAS threads up to the cores, or to the most the loaded OpenBLAS
+        // runs where that is fewer (Debian's: 64; a larger count is refused).
+        let all_blas = cores.min(parlinalg::threads::blas_max_threads()).max(1);
         let mut h_blas: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
-            .take_while(|&n| n < cores)
-            .chain([cores])
+            .take_while(|&n| n < all_blas)
+            .chain([all_blas])
             .collect();
         h_blas.dedup();
         let or = |v: Option<u32>, default: usize| v.map_or(default, |v| v as usize);
@@ -562,6 +564,13 @@ mod tests {
             (c16.classic.h_batch, c16.classic.g_reps, c16.classic.f_reps),
             (16, 112, 16)
         );
+        // On more cores than the loaded OpenBLAS runs threads (Debian's: 64), h's largest BLAS
+        // count is the library's maximum (a larger one is refused); the workers stay the cores.
+        let max = parlinalg::threads::blas_max_threads();
+        let c96 = Settings::resolve(&parse(&[]).unwrap(), 96).unwrap().classic;
+        assert_eq!(c96.h_blas.last(), Some(&96.min(max)), "{:?}", c96.h_blas);
+        assert!(c96.h_blas.iter().all(|&n| n <= max), "{:?}", c96.h_blas);
+        assert_eq!(c96.workers, 96);
         let c3 = Settings::resolve(&parse(&["--h-batch", "4", "--g-reps", "7"]).unwrap(), 3);
         let c3 = c3.unwrap().classic;
         assert_eq!((c3.h_batch, c3.g_reps, c3.f_reps), (6, 9, 6));

@@ -41,6 +41,8 @@ pub struct LatencyRow {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LatencySection {
     pub settings: LatencySettings,
+    /// BLAS threads of the fixed rows: the cores, or the loaded OpenBLAS's `MAX_THREADS` where
+    /// that is fewer.
     pub cores: usize,
     pub rows: Vec<LatencyRow>,
     pub conclusion: String,
@@ -63,6 +65,9 @@ pub fn measure(
     cores: usize,
     progress: &mut Progress,
 ) -> anyhow::Result<LatencySection> {
+    // "Fixed at all the cores" is as many as the loaded OpenBLAS runs where it runs fewer
+    // (its `MAX_THREADS`, 64 in Debian's builds): a larger count is refused.
+    let cores = cores.min(parlinalg::threads::blas_max_threads()).max(1);
     let before = blas_threads_setting()?;
     let machine = Snapshot::take();
     let result = measure_all(s, cores, progress);

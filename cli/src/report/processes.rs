@@ -73,7 +73,10 @@ impl BlasMode {
     fn env(self, cores: usize) -> Vec<(&'static str, String)> {
         match self {
             BlasMode::Fixed1 => vec![(parlinalg::threads::BLAS_THREADS_VAR, "1".into())],
-            BlasMode::FixedCores => vec![(parlinalg::threads::BLAS_THREADS_VAR, cores.to_string())],
+            BlasMode::FixedCores => vec![(
+                parlinalg::threads::BLAS_THREADS_VAR,
+                all_blas(cores).to_string(),
+            )],
             BlasMode::AutoAlone => vec![(parlinalg::threads::BUDGET_VAR, "off".into())],
             BlasMode::Budget => vec![],
         }
@@ -83,11 +86,17 @@ impl BlasMode {
     pub fn label(self, cores: usize) -> String {
         match self {
             BlasMode::Fixed1 => "fixed 1".into(),
-            BlasMode::FixedCores => format!("fixed {cores}"),
+            BlasMode::FixedCores => format!("fixed {}", all_blas(cores)),
             BlasMode::AutoAlone => "auto, budget off".into(),
             BlasMode::Budget => "auto + machine budget (default)".into(),
         }
     }
+}
+
+/// BLAS threads for "all the cores": the cores, or the most the loaded OpenBLAS runs where that
+/// is fewer (its `MAX_THREADS`, 64 in Debian's builds), since a larger count is refused.
+fn all_blas(cores: usize) -> usize {
+    cores.min(parlinalg::threads::blas_max_threads()).max(1)
 }
 
 /// One child's result.
@@ -568,14 +577,14 @@ pub fn markdown(x: &ProcessesSection) -> String {
     let mut md = format!(
         "## 5. Processes sharing the machine\n\nP copies of one program, each making {} \
          products of {n}×{n} f64 through `parlinalg::matmul`, started at once, with BLAS threads \
-         fixed at 1, fixed at the {} cores, under each process's own `auto` with the \
+         fixed at 1, fixed at {} (the cores, up to the most OpenBLAS runs), under each process's own `auto` with the \
          machine-wide budget off (`PARLINALG_BUDGET=off`: every process believes it is alone), \
          and under the budget (the default: the processes share one slot per core). Wall time \
          from the first spawn to the last exit, the **{}** of {} rounds in random order; the \
          ratio to the fixed-1 row with as many processes has its 95% interval; latency is each \
          product's time, over every process (last round).\n\n",
         st.products,
-        x.cores,
+        all_blas(x.cores),
         x.statistic,
         st.rounds,
         n = st.n
@@ -678,6 +687,25 @@ pub fn csv(x: &ProcessesSection) -> anyhow::Result<Option<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// "Fixed at the cores" never asks for more BLAS threads than the loaded OpenBLAS runs:
+    /// on 96 cores under Debian's `MAX_THREADS=64` the children would get `InvalidEnv`.
+    #[test]
+    fn fixed_at_the_cores_stays_within_the_librarys_threads() {
+        let max = parlinalg::threads::blas_max_threads();
+        for cores in [1, 2, 16, 96, 192] {
+            let expected = cores.min(max).to_string();
+            let env = BlasMode::FixedCores.env(cores);
+            assert_eq!(
+                env,
+                vec![(parlinalg::threads::BLAS_THREADS_VAR, expected.clone())]
+            );
+            assert_eq!(
+                BlasMode::FixedCores.label(cores),
+                format!("fixed {expected}")
+            );
+        }
+    }
 
     fn result(tag: &str) -> ChildResult {
         ChildResult {
