@@ -180,7 +180,9 @@ mod outer_pool_tests {
     use crate::threads::Plan;
 
     /// Elementwise work follows the thread layer: a plan of one outer thread keeps it serial, a
-    /// plan of three splits it over three threads.
+    /// plan of K splits it over K threads. K is one more than the cores, so that no default pool
+    /// (rayon's or parlinalg's, one thread per core) has K threads and work run outside the
+    /// plan's pool shows on any machine.
     #[test]
     fn splitting_follows_the_entered_plan() {
         let big = PAR_MIN_ARITHMETIC * 4;
@@ -188,14 +190,14 @@ mod outer_pool_tests {
             let _serial = Plan::new(1, 1).unwrap().enter().unwrap();
             assert!(!worth_splitting(rt(), big, PAR_MIN_ARITHMETIC));
         }
-        let _three = Plan::new(3, 1).unwrap().enter().unwrap();
+        let k = crate::threads::Cores::detect().count + 1;
+        let _plan = Plan::new(k, 1).unwrap().enter().unwrap();
         assert!(worth_splitting(rt(), big, PAR_MIN_ARITHMETIC));
         let mut data = vec![0u32; big];
         let seen = std::sync::Mutex::new(std::collections::HashSet::new());
         for_each_chunk(rt(), &mut data, PAR_MIN_ARITHMETIC, |_, chunk| {
             chunk.iter_mut().for_each(|v| *v = 1);
-            // A worker of a 3-thread rayon pool (the plan's: parlinalg's pools are the only
-            // ones of that size here).
+            // A worker of a K-thread rayon pool (the plan's: the only one of that size here).
             let pool = (rayon::current_thread_index(), rayon::current_num_threads());
             seen.lock().unwrap().insert((pool.0.is_some(), pool.1));
         });
@@ -203,7 +205,7 @@ mod outer_pool_tests {
         let seen = seen.into_inner().unwrap();
         assert_eq!(
             seen,
-            std::collections::HashSet::from([(true, 3)]),
+            std::collections::HashSet::from([(true, k)]),
             "work ran outside the plan's pool"
         );
     }
