@@ -94,12 +94,20 @@ impl Limits {
     }
 
     /// The CPUs the machine-wide budget may try: the affinity mask, or every CPU the OS
-    /// reports when the mask cannot be read.
+    /// reports when the mask cannot be read; under a cgroup CPU quota smaller than that, only
+    /// its first `quota` CPUs. The processes of one cgroup (a container, a systemd slice) share
+    /// its quota, not its mask: with a slot for every CPU of the mask, four processes under a
+    /// 4-CPU quota on a 16-CPU host could each take 4 threads, 16 on 4 CPUs' worth of time.
+    /// Every process of the cgroup has the same mask and quota, so the same slots.
     pub(crate) fn budget_cpus(&self) -> Vec<usize> {
-        self.cpus.clone().unwrap_or_else(|| {
+        let mut cpus = self.cpus.clone().unwrap_or_else(|| {
             let n = std::thread::available_parallelism().map_or(1, |n| n.get());
             (0..n).collect()
-        })
+        });
+        if let Some(quota) = self.quota {
+            cpus.truncate(quota.max(1));
+        }
+        cpus
     }
 }
 
@@ -264,6 +272,28 @@ mod tests {
         let q = cgroup_quota(&tmp.join("proc_cgroup"), &tmp.join("sys/fs/cgroup"));
         assert_eq!(q, Some(2));
         std::fs::remove_dir_all(&tmp).unwrap();
+    }
+
+    /// A quota smaller than the mask leaves the budget its first `quota` CPUs (the cgroup's
+    /// processes share the quota); a larger quota, or none, the whole mask.
+    #[test]
+    fn a_quota_below_the_mask_limits_the_budgets_cpus() {
+        let limits = |cpus: Option<Vec<usize>>, quota: Option<usize>| Limits {
+            cpus,
+            quota,
+            online: Some(16),
+        };
+        let mask: Vec<usize> = (4..12).collect();
+        assert_eq!(
+            limits(Some(mask.clone()), Some(2)).budget_cpus(),
+            vec![4, 5]
+        );
+        assert_eq!(limits(Some(mask.clone()), Some(8)).budget_cpus(), mask);
+        assert_eq!(limits(Some(mask.clone()), Some(64)).budget_cpus(), mask);
+        assert_eq!(limits(Some(mask.clone()), None).budget_cpus(), mask);
+        assert_eq!(limits(Some(mask), Some(0)).budget_cpus(), vec![4]);
+        let unreadable = limits(None, Some(1)).budget_cpus();
+        assert_eq!(unreadable, vec![0]);
     }
 
     #[test]
