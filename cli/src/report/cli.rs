@@ -118,7 +118,8 @@ pub struct Args {
     /// matmul vs numpy: sizes n, comma separated [default: 256,1024,2048; 256,1024 quick].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=16384))]
     pub numpy_sizes: Option<Vec<u32>>,
-    /// matmul vs numpy: BLAS thread counts, comma separated [default: 1 and the cores].
+    /// matmul vs numpy: BLAS thread counts, comma separated, at most the loaded OpenBLAS's
+    /// maximum [default: 1 and the cores].
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub threads: Option<Vec<u32>>,
 
@@ -270,6 +271,21 @@ impl Settings {
             Mode::Default
         };
         let cores = cores.max(1);
+        let max_blas = parlinalg::threads::blas_max_threads();
+        if let Some(&t) = args
+            .threads
+            .iter()
+            .flatten()
+            .find(|&&t| t as usize > max_blas)
+        {
+            return Err(usage_error(
+                ErrorKind::ValueValidation,
+                format!(
+                    "--threads {t}: the loaded OpenBLAS runs at most {max_blas} BLAS threads \
+                     (its MAX_THREADS)"
+                ),
+            ));
+        }
         Ok(Settings {
             mode,
             cores,
@@ -413,7 +429,8 @@ impl VersusSettings {
             )
         };
         let default_threads = || {
-            let mut t = vec![1, cores];
+            // 1 and every core, or as many as the loaded OpenBLAS runs where that is fewer.
+            let mut t = vec![1, cores.min(parlinalg::threads::blas_max_threads()).max(1)];
             t.dedup();
             t
         };
@@ -571,6 +588,13 @@ mod tests {
         assert_eq!(c96.h_blas.last(), Some(&96.min(max)), "{:?}", c96.h_blas);
         assert!(c96.h_blas.iter().all(|&n| n <= max), "{:?}", c96.h_blas);
         assert_eq!(c96.workers, 96);
+        let versus96 = Settings::resolve(&parse(&[]).unwrap(), 96).unwrap().versus;
+        assert_eq!(versus96.threads, vec![1, 96.min(max)]);
+        // A count the library refuses is a usage error up front, not after minutes of measuring.
+        let too_many = (max + 1).to_string();
+        let err = Settings::resolve(&parse(&["--threads", &too_many]).unwrap(), 2).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("at most"), "{err}");
         let c3 = Settings::resolve(&parse(&["--h-batch", "4", "--g-reps", "7"]).unwrap(), 3);
         let c3 = c3.unwrap().classic;
         assert_eq!((c3.h_batch, c3.g_reps, c3.f_reps), (6, 9, 6));
