@@ -141,25 +141,30 @@ fn more_blas_threads_than_cores_are_kept_and_reported() {
     let max = probe["report"]["blas"]["max_threads"]
         .as_u64()
         .unwrap_or(4096);
-    let asked = (cores * 32).min(max);
-    assert!(
-        asked > cores,
-        "OpenBLAS's maximum {max} leaves no room above {cores} cores"
-    );
-    let v = child(&[("OPENBLAS_NUM_THREADS", OsStr::new(&asked.to_string()))]);
-    assert_eq!(v["matmul"], Value::Null, "{v}");
-    assert_eq!(v["report"]["blas_threads"]["value"]["threads"], asked);
-    assert_eq!(
-        v["blas_threads"], asked,
-        "the user's count is what OpenBLAS runs"
-    );
-    let warnings = v["report"]["warnings"].as_array().unwrap();
-    let w = warnings
-        .iter()
-        .find(|w| w["kind"] == "more_threads_than_cores")
-        .unwrap_or_else(|| panic!("no warning for {asked} threads on {cores} cores: {v}"));
-    assert_eq!(w["threads"], asked);
-    assert_eq!(w["cores"], cores);
+    // A count above the cores exists within OpenBLAS's maximum only where the cores are fewer
+    // (Debian's maximum is 64: not on a machine of 64 cores or more).
+    if max > cores {
+        let asked = (cores * 32).min(max);
+        let v = child(&[("OPENBLAS_NUM_THREADS", OsStr::new(&asked.to_string()))]);
+        assert_eq!(v["matmul"], Value::Null, "{v}");
+        assert_eq!(v["report"]["blas_threads"]["value"]["threads"], asked);
+        assert_eq!(
+            v["blas_threads"], asked,
+            "the user's count is what OpenBLAS runs"
+        );
+        let warnings = v["report"]["warnings"].as_array().unwrap();
+        let w = warnings
+            .iter()
+            .find(|w| w["kind"] == "more_threads_than_cores")
+            .unwrap_or_else(|| panic!("no warning for {asked} threads on {cores} cores: {v}"));
+        assert_eq!(w["threads"], asked);
+        assert_eq!(w["cores"], cores);
+    } else {
+        eprintln!(
+            "SKIPPED (part): OpenBLAS's maximum {max} leaves no count above {cores} cores; \
+             only the count above the maximum is checked"
+        );
+    }
     // Above OpenBLAS's compiled maximum: an error naming the variable.
     let v = child(&[("OPENBLAS_NUM_THREADS", OsStr::new(&(max + 1).to_string()))]);
     let e = v["matmul"].as_str().unwrap();

@@ -5,7 +5,7 @@
 use std::sync::{Barrier, Mutex};
 
 use parlinalg::ndarray::Array2;
-use parlinalg::threads::{report, set_blas_threads, Cores, Warning};
+use parlinalg::threads::{blas_max_threads, report, set_blas_threads, Cores, Warning};
 
 static LOGGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
@@ -23,6 +23,12 @@ impl log::Log for Capture {
     fn flush(&self) {}
 }
 
+/// The most BLAS threads one caller can be fixed at: the cores, capped at the loaded OpenBLAS's
+/// compiled maximum (Debian's: 64), above which `set_blas_threads` refuses the count.
+fn usable() -> usize {
+    Cores::detect().count.min(blas_max_threads())
+}
+
 #[test]
 fn fixed_threads_from_two_callers_are_counted_and_warned_once() {
     log::set_logger(&Capture).unwrap();
@@ -36,11 +42,20 @@ fn fixed_threads_from_two_callers_are_counted_and_warned_once() {
     assert!(r.usage.peak_oversubscription <= 1.0, "{:?}", r.usage);
     assert!(LOGGED.lock().unwrap().is_empty());
 
-    // Every caller fixed at all the cores, two callers at once: 2× the cores asked.
-    set_blas_threads(cores).unwrap();
-    let start = Barrier::new(2);
+    // Every caller fixed at all the cores, two callers at once: 2× the cores asked. Where the
+    // cores exceed OpenBLAS's maximum, callers fixed at that maximum, as many as it takes to
+    // ask for 2× the cores (more when it does not divide them).
+    let each = usable();
+    let callers = (2 * cores).div_ceil(each);
+    let asked = callers * each;
+    let factor = asked as f64 / cores as f64;
+    // The warning goes out when the threads asked first exceed the cores: callers come in one
+    // at a time, so at the first multiple of `each` above them.
+    let first = (cores / each + 1) * each;
+    set_blas_threads(each).unwrap();
+    let start = Barrier::new(callers);
     std::thread::scope(|s| {
-        for _ in 0..2 {
+        for _ in 0..callers {
             s.spawn(|| {
                 start.wait();
                 for _ in 0..20 {
@@ -52,21 +67,25 @@ fn fixed_threads_from_two_callers_are_counted_and_warned_once() {
     let r = report().unwrap();
     assert!(
         r.usage.overlapping_calls > 0,
-        "the two callers never overlapped: {:?}",
+        "the callers never overlapped: {:?}",
         r.usage
     );
-    assert_eq!(r.usage.peak_callers, 2);
-    assert_eq!(r.usage.peak_threads_asked, 2 * cores);
-    assert_eq!(r.usage.peak_oversubscription, 2.0);
+    assert_eq!(r.usage.peak_callers, callers);
+    assert_eq!(r.usage.peak_threads_asked, asked);
+    assert_eq!(r.usage.peak_oversubscription, factor);
     assert!(
         r.warnings
             .iter()
-            .any(|w| matches!(w, Warning::Oversubscribed { factor } if *factor == 2.0)),
+            .any(|w| matches!(w, Warning::Oversubscribed { factor: f } if *f == factor)),
         "{:?}",
         r.warnings
     );
     let logged = LOGGED.lock().unwrap().clone();
     assert_eq!(logged.len(), 1, "exactly one warning: {logged:?}");
-    assert!(logged[0].contains("oversubscription 2.0×"), "{}", logged[0]);
-    assert!(r.to_string().contains("2.00× the cores"), "{r}");
+    let said = format!("oversubscription {:.1}×", first as f64 / cores as f64);
+    assert!(logged[0].contains(&said), "{} (wanted {said})", logged[0]);
+    assert!(
+        r.to_string().contains(&format!("{factor:.2}× the cores")),
+        "{r}"
+    );
 }

@@ -577,6 +577,10 @@ mod tests {
         // Every worker gets the same share of each workload, and h has a product for each.
         let c16 = Settings::resolve(&parse(&[]).unwrap(), 16).unwrap();
         assert_eq!(c16.classic.workers, 16);
+        // The MPI job: one rank per core unless told.
+        assert_eq!(c16.sharing.mpi_ranks, 16);
+        let ranks = Settings::resolve(&parse(&["--mpi-ranks", "3"]).unwrap(), 16).unwrap();
+        assert_eq!(ranks.sharing.mpi_ranks, 3);
         assert_eq!(
             (c16.classic.h_batch, c16.classic.g_reps, c16.classic.f_reps),
             (16, 112, 16)
