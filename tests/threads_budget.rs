@@ -247,6 +247,13 @@ fn mask_cpus() -> Option<Vec<usize>> {
     (!cpus.is_empty()).then_some(cpus)
 }
 
+/// The slot file of the `i`-th CPU of this process's mask (`cpu<id>`): a container's mask
+/// need not start at CPU 0 (`docker --cpuset-cpus 4-7`), and the budget uses only its own.
+fn mask_slot(i: usize) -> String {
+    let cpu = mask_cpus().and_then(|m| m.get(i).copied()).unwrap_or(i);
+    format!("cpu{cpu}")
+}
+
 /// A wrapper that confines children to the first [`usable`] CPUs of this process's mask, for
 /// the tests that need one process to hold every slot: where the mask holds more CPUs than
 /// that (more than OpenBLAS's maximum, or a quota below the mask) one process stops at
@@ -539,11 +546,13 @@ fn have(cmd: &str) -> bool {
 fn disjoint_affinity_masks_do_not_block_each_other() {
     // Two processes each on half of the CPUs: each takes all of its half, whatever the other
     // holds. A mask of one CPU never uses the budget, so this needs 4 CPUs.
-    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // The halves of this process's own mask (a container's need not start at CPU 0).
+    let mask = mask_cpus().unwrap_or_default();
+    let online = mask.len();
     if !have("taskset") || online < 4 || cores() < 4 {
         println!(
-            "SKIPPED: needs taskset and 4 CPUs (have taskset: {}, {online} CPUs); the slot \
-             choice by mask is also checked in-process (src/threads/budget.rs)",
+            "SKIPPED: needs taskset and 4 CPUs (have taskset: {}, {online} CPUs in the mask); \
+             the slot choice by mask is also checked in-process (src/threads/budget.rs)",
             have("taskset")
         );
         return;
@@ -551,8 +560,14 @@ fn disjoint_affinity_masks_do_not_block_each_other() {
     let g = group("disjoint");
     let _clean = Clean(group_dir(&g));
     let half = online / 2;
-    let low = format!("0-{}", half - 1);
-    let high = format!("{half}-{}", 2 * half - 1);
+    let list = |cpus: &[usize]| {
+        cpus.iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let low = list(&mask[..half]);
+    let high = list(&mask[half..2 * half]);
     let vars = [("PARLINALG_BUDGET_GROUP", g.as_str()), (SECS_VAR, "1.5")];
     let a = child(&["taskset", "-c", &low], "products", &vars).spawn();
     let b = child(&["taskset", "-c", &high], "products", &vars).spawn();
@@ -593,9 +608,11 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
     let _clean = Clean(group_dir(&g));
     let dir = group_dir(&g);
     mkdir700(&dir);
-    // cpu0: a directory; cpu1: a symlink; want: a FIFO; others untouched.
-    mkdir700(&dir.join("cpu0"));
-    std::os::unix::fs::symlink("/etc/hostname", dir.join("cpu1")).unwrap();
+    // The mask's first CPU's slot: a directory; its second's: a symlink; want: a FIFO; others
+    // untouched.
+    let (first, second) = (mask_slot(0), mask_slot(1));
+    mkdir700(&dir.join(&first));
+    std::os::unix::fs::symlink("/etc/hostname", dir.join(&second)).unwrap();
     let fifo = std::ffi::CString::new(dir.join("want").as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: mkfifo on a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
@@ -607,7 +624,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
     assert_eq!(r["ok"], true, "{r}");
     let b = &r["report"]["budget"];
     let ignored = b["ignored"].to_string();
-    for name in ["cpu0", "cpu1", "want"] {
+    for name in [first.as_str(), second.as_str(), "want"] {
         assert!(ignored.contains(name), "{name} not ignored: {b}");
     }
     // The slots left, up to what one process holds.
@@ -653,7 +670,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         r["report"]["budget"]["unavailable"]
             .as_str()
             .unwrap()
-            .contains("cpu0"),
+            .contains(&mask_slot(0)),
         "the reason names the files: {r}"
     );
 
@@ -664,7 +681,7 @@ fn broken_or_foreign_files_are_ignored_or_turn_the_budget_off_never_a_hang() {
         let _clean = Clean(group_dir(&g));
         let dir = group_dir(&g);
         mkdir700(&dir);
-        let f = dir.join("cpu0");
+        let f = dir.join(mask_slot(0));
         std::fs::write(&f, b"").unwrap();
         std::os::unix::fs::chown(&f, Some(12345), Some(12345)).unwrap();
         let r = run(&[], "report", &[("PARLINALG_BUDGET_GROUP", &g)]);
@@ -847,8 +864,9 @@ fn variables_precedence_in_children() {
     }
     // Its own mask: not divided again, and a rank bound to one core is said to be.
     if have("taskset") && std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        let cpu = mask_cpus().map_or(0, |m| m[0]).to_string();
         let r = run(
-            &["taskset", "-c", "0"],
+            &["taskset", "-c", &cpu],
             "report",
             &[("OMPI_COMM_WORLD_LOCAL_SIZE", "2")],
         );
