@@ -7,6 +7,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
 
+use crate::report::machine::all_cores_blas;
 use crate::report::processes::ProcessesSettings;
 
 /// Where Debian's `libopenblas0-openmp` puts the OpenMP build of OpenBLAS.
@@ -339,7 +340,7 @@ impl ClassicSettings {
     fn resolve(args: &Args, mode: Mode, cores: usize) -> Self {
         // h with 1, 2, 4, ... BLAS threads up to the cores, or to the most the loaded OpenBLAS
         // runs where that is fewer (Debian's: 64; a larger count is refused).
-        let all_blas = cores.min(parlinalg::threads::blas_max_threads()).max(1);
+        let all_blas = all_cores_blas(cores);
         let mut h_blas: Vec<usize> = std::iter::successors(Some(1usize), |n| Some(n * 2))
             .take_while(|&n| n < all_blas)
             .chain([all_blas])
@@ -430,7 +431,7 @@ impl VersusSettings {
         };
         let default_threads = || {
             // 1 and every core, or as many as the loaded OpenBLAS runs where that is fewer.
-            let mut t = vec![1, cores.min(parlinalg::threads::blas_max_threads()).max(1)];
+            let mut t = vec![1, all_cores_blas(cores)];
             t.dedup();
             t
         };

@@ -15,7 +15,7 @@ use parlinalg::threads::{
 use serde::{Deserialize, Serialize};
 
 use crate::report::cli::LatencySettings;
-use crate::report::machine::{MachineState, Snapshot};
+use crate::report::machine::{all_cores_blas, MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile};
 use crate::report::table::{csv_text, strings, table};
@@ -65,9 +65,8 @@ pub fn measure(
     cores: usize,
     progress: &mut Progress,
 ) -> anyhow::Result<LatencySection> {
-    // "Fixed at all the cores" is as many as the loaded OpenBLAS runs where it runs fewer
-    // (its `MAX_THREADS`, 64 in Debian's builds): a larger count is refused.
-    let cores = cores.min(parlinalg::threads::blas_max_threads()).max(1);
+    // "Fixed at all the cores": capped at what the loaded OpenBLAS runs.
+    let cores = all_cores_blas(cores);
     let before = blas_threads_setting()?;
     let machine = Snapshot::take();
     let result = measure_all(s, cores, progress);

@@ -3,7 +3,8 @@
 //! not the idle machine's, and the report says so. Also how far apart two usable CPUs are (a
 //! cache line's one-way trip between threads pinned to each, at the start and at the end): a
 //! VM's host may place two vCPUs in one core complex or in two and move them while the report
-//! runs, and threads that share one product's data (several BLAS threads) feel it.
+//! runs, and threads that share one product's data (several BLAS threads) feel it. And how
+//! many BLAS threads "all the cores" can be here ([`all_cores_blas`]).
 
 use std::collections::HashMap;
 
@@ -18,6 +19,13 @@ const LISTED: f64 = 0.05;
 
 /// A cache line's one-way trip above this (ns): the two CPUs are in different core complexes.
 const FAR_NS: f64 = 100.0;
+
+/// BLAS threads for "all the cores" (`cores` of them): the cores, or the most the loaded
+/// OpenBLAS runs where that is fewer (its `MAX_THREADS`, 64 in Debian's builds), since a larger
+/// count is refused. What every section that fixes BLAS threads at the cores asks for.
+pub fn all_cores_blas(cores: usize) -> usize {
+    cores.min(parlinalg::threads::blas_max_threads()).max(1)
+}
 
 /// A reading of `/proc` at one instant.
 #[derive(Debug, Clone)]

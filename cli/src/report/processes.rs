@@ -24,7 +24,7 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::report::lifecycle::{self, Scratch};
-use crate::report::machine::{MachineState, Snapshot};
+use crate::report::machine::{all_cores_blas, MachineState, Snapshot};
 use crate::report::progress::Progress;
 use crate::report::stats::{self, percentile, Interval, Samples, STATISTIC};
 use crate::report::table::{csv_text, fmt_s, strings, table, with_interval};
@@ -75,7 +75,7 @@ impl BlasMode {
             BlasMode::Fixed1 => vec![(parlinalg::threads::BLAS_THREADS_VAR, "1".into())],
             BlasMode::FixedCores => vec![(
                 parlinalg::threads::BLAS_THREADS_VAR,
-                all_blas(cores).to_string(),
+                all_cores_blas(cores).to_string(),
             )],
             BlasMode::AutoAlone => vec![(parlinalg::threads::BUDGET_VAR, "off".into())],
             BlasMode::Budget => vec![],
@@ -86,17 +86,11 @@ impl BlasMode {
     pub fn label(self, cores: usize) -> String {
         match self {
             BlasMode::Fixed1 => "fixed 1".into(),
-            BlasMode::FixedCores => format!("fixed {}", all_blas(cores)),
+            BlasMode::FixedCores => format!("fixed {}", all_cores_blas(cores)),
             BlasMode::AutoAlone => "auto, budget off".into(),
             BlasMode::Budget => "auto + machine budget (default)".into(),
         }
     }
-}
-
-/// BLAS threads for "all the cores": the cores, or the most the loaded OpenBLAS runs where that
-/// is fewer (its `MAX_THREADS`, 64 in Debian's builds), since a larger count is refused.
-fn all_blas(cores: usize) -> usize {
-    cores.min(parlinalg::threads::blas_max_threads()).max(1)
 }
 
 /// One child's result.
@@ -584,7 +578,7 @@ pub fn markdown(x: &ProcessesSection) -> String {
          ratio to the fixed-1 row with as many processes has its 95% interval; latency is each \
          product's time, over every process (last round).\n\n",
         st.products,
-        all_blas(x.cores),
+        all_cores_blas(x.cores),
         x.statistic,
         st.rounds,
         n = st.n
