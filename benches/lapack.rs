@@ -50,7 +50,7 @@ const CASES: &[(&str, &[usize])] = &[
     // Not a routine: `det` called from a thread with a 2 MiB stack, where OpenBLAS's parallel
     // getrf must run on parlinalg's helper thread, against the same call from a thread with
     // 64 MiB, where it runs in place (the "direct" column). At 1 thread both run in place.
-    ("det_from_2mib_thread", &[100, 1000]),
+    ("det_from_2mib_thread", &[200, 1000]),
     // Not a routine either: the direct `dgetrf` + `dgecon` + `dgetrs` against the direct
     // `dgetrf` + `dgetrs` (numpy's `solve`): what the condition estimate costs.
     ("direct_solve_vs_unchecked", &[100, 500, 1000, 2000]),

@@ -2,11 +2,13 @@
 //! part below its frame, runs `parlinalg::det` (whose `?getrf` runs in place on such a thread)
 //! and finds the deepest byte the call changed. With more than one BLAS thread OpenBLAS takes
 //! its parallel `?getrf` from 10 000 elements on (0.3.21), which keeps a `MAX_THREADS² × 128`
-//! byte job array per level of its recursion on the stack (`src/lapack/stack.rs`).
+//! byte job array per level of its recursion on the stack (`src/lapack/stack.rs`); parlinalg
+//! gives it at most one thread per 10 000 elements, so it is parallel from 20 000 (n = 142)
+//! on, and smaller sizes measure the serial `?getrf`.
 //!
 //! ```text
 //! cargo run --release --example getrf_stack [-- <threads> <n>...]
-//! cargo run --release --example getrf_stack -- 2 64 100 257 1000 3000
+//! cargo run --release --example getrf_stack -- 2 64 100 150 257 1000 3000
 //! ```
 
 use std::hint::black_box;

@@ -9,8 +9,10 @@
 #
 # The binaries run in each root filesystem under chroot (with /proc, /sys, /dev and this
 # checkout mounted at the same paths), on that release's libraries. Which tests: the numpy
-# reference cases (BLAS and LAPACK), the kernel switch, fork safety, and the concurrency
-# stress test (tests/concurrency_stress.rs), which fails on a single wrong element.
+# reference cases (BLAS and LAPACK), the kernel switch, fork safety, the concurrency
+# stress test (tests/concurrency_stress.rs), which fails on a single wrong element, and the
+# same bits alone and beside other threads under a fixed count and deterministic mode
+# (tests/threads_deterministic.rs, factorisations beside products included).
 #
 # Needs root (debootstrap, chroot, mount) and Debian's package registry, nothing else: the
 # mirror is the one this machine's apt uses (or PARLINALG_MATRIX_MIRROR). Root filesystems are
@@ -83,7 +85,7 @@ mirror() {
 
 # The test binaries, built once on this machine.
 say "building the test binaries"
-tests="blas_reference lapack_reference kernel_switch fork_safety concurrency_stress"
+tests="blas_reference lapack_reference kernel_switch fork_safety concurrency_stress threads_deterministic"
 test_args=()
 for t in $tests; do test_args+=(--test "$t"); done
 binaries=$(cargo test --no-run --message-format=json "${test_args[@]}" 2>/dev/null |

@@ -40,7 +40,8 @@ fn lu_routines_on_a_small_stack<T: Float>(n: usize, stack: usize) {
 
 #[test]
 fn solve_inv_det_from_threads_with_small_stacks() {
-    // At least two BLAS threads, so that OpenBLAS takes its multithreaded getrf.
+    // At least two BLAS threads, so that OpenBLAS takes its multithreaded getrf at n = 300
+    // (at n = 100 the thread layer gives getrf one thread: it runs in place).
     let before = parlinalg::threads::blas_threads();
     parlinalg::threads::set_blas_threads(before.max(2).min(parlinalg::threads::blas_max_threads()))
         .unwrap();

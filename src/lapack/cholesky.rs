@@ -52,7 +52,7 @@ where
     let mut l = lower_c_order(OP, a)?;
     // Read as column major the buffer is `Aᵀ`, whose upper triangle is `A`'s lower one:
     // `?potrf` with `uplo = 'U'` gives `Aᵀ = Uᵀ·U`, and `U` read back in C order is `L`.
-    lapack_call(rt, n, || {
+    potrf_call::<T, _>(rt, n, || {
         T::lax_potrf(square_layout(order), UPLO::Upper, &mut l)
     })
     .map_err(|e| lapack_error::<T>(Routine::Potrf, e))?;

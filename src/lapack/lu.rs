@@ -280,7 +280,7 @@ fn prepare<T: Float, S: Data<Elem = T>>(
 /// The LU factorisation with partial pivoting of the C-order buffer from [`prepare`];
 /// [`Error::Singular`] for an exactly zero pivot.
 fn factorize<T: Float>(rt: Runtime, mut factors: Vec<T>, n: c_int) -> Result<Lu<T>> {
-    let ipiv = lapack_call(rt, n as usize, || stack::getrf(n, &mut factors))?
+    let ipiv = getrf_call::<T, _>(rt, n as usize, || stack::getrf(n, &mut factors))?
         .map_err(|e| lapack_error::<T>(Routine::Getrf, e))?;
     Ok(Lu { n, factors, ipiv })
 }

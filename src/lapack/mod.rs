@@ -265,6 +265,35 @@ pub(super) fn lapack_call<R>(rt: Runtime, n: usize, f: impl FnOnce() -> R) -> R 
     rt.blas_call(CallSize::Lapack { n }, f)
 }
 
+/// Runs `?getrf` of an `n × n` matrix of `T` under the thread controller, counted at the
+/// threads OpenBLAS 0.3.27 and later give it (one per 10 000 elements in f64); on one thread
+/// also with an older OpenBLAS where that is all it can use (`threads/control.rs`, `call`).
+pub(super) fn getrf_call<T: Float, R>(rt: Runtime, n: usize, f: impl FnOnce() -> R) -> R {
+    rt.blas_call(
+        CallSize::Lu {
+            n,
+            single: is_single::<T>(),
+        },
+        f,
+    )
+}
+
+/// [`getrf_call`] for `?potrf` of order `n` (one thread per 64 columns in f64).
+pub(super) fn potrf_call<T: Float, R>(rt: Runtime, n: usize, f: impl FnOnce() -> R) -> R {
+    rt.blas_call(
+        CallSize::Cholesky {
+            n,
+            single: is_single::<T>(),
+        },
+        f,
+    )
+}
+
+/// Whether `T` is single precision (OpenBLAS threads its factorisations from larger sizes).
+fn is_single<T: Float>() -> bool {
+    std::mem::size_of::<T>() == std::mem::size_of::<f32>()
+}
+
 /// A vector of `shape`'s element count filled from `values`, allocated fallibly.
 pub(super) fn collect<T>(
     op: &'static str,

@@ -169,6 +169,13 @@ fn pthreads_gemm_race((major, minor, patch): (u32, u32, u32)) -> bool {
     (major, minor) == (0, 3) && (28..=30).contains(&patch)
 }
 
+/// Whether this release caps the threads of `?getrf` and `?potrf` by their size itself (0.3.27
+/// and later: `CallSize::useful_threads` in the thread layer's `rule.rs`);
+/// an unknown version is taken as one that does not.
+pub(crate) fn caps_factorisation_threads(version: Option<(u32, u32, u32)>) -> bool {
+    version.is_some_and(|v| v >= (0, 3, 27))
+}
+
 fn lock(m: &Mutex<usize>) -> MutexGuard<'_, usize> {
     // The guarded value is the count last set, written only after the set succeeded: a panic
     // inside a call cannot leave it inconsistent, so a poisoned lock is used as it is.

@@ -24,11 +24,18 @@
 //! decided count then reaches the call, and which calls may overlap, is the backend's
 //! (`openblas/backend.rs`): in the OpenMP build each call sets its own thread's count and
 //! multithreaded calls run one at a time; in the serial build every call does.
+//!
+//! One exception to "the count the state gives": a factorisation that can use one thread
+//! (`?getrf` under 20 000 elements, `?potrf` under 128 columns, in f64) on a pthreads OpenBLAS
+//! before 0.3.27, which would run it on every thread of the count (1.2–1.9× slower on 2).
+//! The state then holds the count *lowered* to 1 for it ([`Control::call`]): it closes a gate
+//! at which the other calls OpenBLAS may thread wait, and lowers the count only once none is
+//! in flight, so no call ever runs at a count other than the one it was given.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering::{Relaxed, SeqCst};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -143,6 +150,25 @@ struct State {
     /// Set in a forked child: the count the state gives is applied at the next lock (the
     /// fork handler itself does not call OpenBLAS).
     reapply: bool,
+    /// Where the process-wide count stands for the factorisations it is lowered for
+    /// ([`Control::call`]).
+    lowering: Lowering,
+    /// Calls waiting at the lowering gate: no factorisation lowers the count, or joins a
+    /// lowering, while one waits (so a stream of factorisations cannot starve them).
+    waiting_at_gate: usize,
+}
+
+/// The process-wide count lowered to 1 for factorisations that OpenBLAS before 0.3.27 would
+/// thread although they can use one thread ([`Control::call`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lowering {
+    /// The count is the state's.
+    Off,
+    /// A factorisation closed the gate and waits for the calls in flight to finish.
+    Draining,
+    /// The count is 1 for `holders` factorisations in flight; other calls OpenBLAS may thread
+    /// wait at the gate.
+    Lowered { holders: usize },
 }
 
 /// Counters every call updates without the lock.
@@ -190,6 +216,15 @@ pub(crate) struct Control {
     /// Calls below OpenBLAS's threading threshold run straight through [`Control::call`]
     /// (the backend needs nothing for them): the fast path of tiny products.
     small_calls_direct: bool,
+    /// The count is process-wide and OpenBLAS older than 0.3.27, which does not cap the
+    /// threads of `?getrf` and `?potrf` by their size: the controller lowers the count to 1 for
+    /// those that can use one thread ([`Control::call`]).
+    lowers_count_for_caps: bool,
+    /// Closed (true) while the count is lowered or being lowered: calls OpenBLAS may thread
+    /// wait at it, as at the fork gate.
+    lowered_gate: AtomicBool,
+    /// Signalled when the lowering changes (lowered, or back off).
+    lowering_changed: Condvar,
     pub max_blas: usize,
     /// `PARLINALG_DETERMINISTIC=1`: `auto` gives every call the solitary count.
     pub deterministic: bool,
@@ -275,6 +310,10 @@ impl ForkHeld for ControlHold {
         let me = std::thread::current().id();
         let s = &mut *self.state;
         s.scopes.keep_only(me);
+        // No factorisation is in flight in the child: its caller did not fork.
+        s.lowering = Lowering::Off;
+        s.waiting_at_gate = 0;
+        self.control.lowered_gate.store(false, SeqCst);
         s.last_overlap = None;
         s.reapply = true;
         self.control.counters.reset();
@@ -310,12 +349,18 @@ impl Control {
                 set_ignored: None,
                 last_overlap: None,
                 reapply: false,
+                lowering: Lowering::Off,
+                waiting_at_gate: 0,
             }),
             counters: Counters::default(),
             fast_any: AtomicUsize::new(0),
             fast_alone: AtomicUsize::new(0),
             cores,
             small_calls_direct: !backend.single_threaded_calls_need_entry(),
+            lowers_count_for_caps: backend.count_scope() == CountScope::ProcessWide
+                && !backend::caps_factorisation_threads(lib.version_triple()),
+            lowered_gate: AtomicBool::new(false),
+            lowering_changed: Condvar::new(),
             backend,
             max_blas,
             deterministic,
@@ -409,6 +454,11 @@ impl Control {
     /// the only place the process-wide count is written. Builds that take a count per call get
     /// it from their backend as each call enters.
     fn apply(&self, s: &mut State, n: usize) {
+        // Held at 1 while factorisations run on it (the others wait at the gate).
+        let n = match s.lowering {
+            Lowering::Lowered { .. } => 1,
+            _ => n,
+        };
         if let Some(got) = self.backend.set_process_count(n) {
             if got != n && s.set_ignored.is_none() {
                 s.set_ignored = Some((n, got));
@@ -419,14 +469,21 @@ impl Control {
     /// Registers a caller; returns the threads it asked for. Calls too small for OpenBLAS to
     /// thread touch nothing shared; the others update atomic counters and, when their count
     /// depends on other callers, take the lock to decide it.
-    fn enter(&'static self, size: CallSize) -> (usize, bool) {
+    ///
+    /// `holding`: the caller holds the lowered count (see [`Self::call`]) and runs on it.
+    fn enter(&'static self, size: CallSize, holding: bool) -> (usize, bool) {
         // OpenBLAS runs small calls on the caller's thread: they ask for no BLAS thread, cannot
         // oversubscribe, and are not counted (shared counters bouncing between cores cost more
         // than a 16×16 product).
         if !size.may_thread() {
             return (1, false);
         }
-        let (asked, budgeted) = self.enter_threaded();
+        let (asked, budgeted) = if holding {
+            self.pass_gates(false);
+            (1, false)
+        } else {
+            self.enter_threaded(self.useful_threads(size))
+        };
         let c = &self.counters;
         c.calls.fetch_add(1, Relaxed);
         let now = c.load.fetch_add(load_delta(asked), Relaxed) + load_delta(asked);
@@ -453,18 +510,11 @@ impl Control {
     /// Under `auto` (the answer depends on other callers: `fast_any` is 0), a caller alone in
     /// this process also asks the machine-wide budget, before any lock, and gets at most what
     /// it grants; whether it asked is returned, to give the grant back when the call ends.
-    fn enter_threaded(&'static self) -> (usize, bool) {
-        // Counted first, then the fork gate read (both sequentially consistent, as the fork
-        // handler's close-then-count): either the handler waits for this call, or this call
-        // waits for the fork.
-        let threaded = loop {
-            let n = self.counters.active_threaded.fetch_add(1, SeqCst) + 1;
-            if !fork::gate_closed() {
-                break n;
-            }
-            self.counters.active_threaded.fetch_sub(1, SeqCst);
-            fork::wait_for_open_gate();
-        };
+    ///
+    /// A call that can use at most `useful` threads gets at most that many, and asks the
+    /// budget for no more (none for one).
+    fn enter_threaded(&'static self, useful: usize) -> (usize, bool) {
+        let threaded = self.pass_gates(true);
         if threaded > 1 {
             self.counters.overlapping_calls.fetch_add(1, Relaxed);
         }
@@ -474,14 +524,15 @@ impl Control {
         // what the budget grants. An explicit count (a fixed count, a scope, a plan,
         // deterministic mode) is the user's and runs as asked, but takes the free slots it can
         // too (never waiting), so that other processes' `auto` sees those cores in use.
-        let granted = (threaded == 1 && any != 1 && self.budget.active()).then(|| {
-            let want = if any == 0 {
-                self.cores.count.min(self.max_blas)
-            } else {
-                any
-            };
-            self.budget.grant(want, any == 0)
-        });
+        let granted =
+            (threaded == 1 && any != 1 && useful > 1 && self.budget.active()).then(|| {
+                let want = if any == 0 {
+                    self.cores.count.min(self.max_blas)
+                } else {
+                    any
+                };
+                self.budget.grant(want.min(useful), any == 0)
+            });
         let budgeted = granted.is_some();
         let cap = match granted {
             Some(n) if any == 0 => n,
@@ -494,7 +545,7 @@ impl Control {
         // Without the lock when the count in force is already this one (or the build takes
         // its count per call); a process-wide count that must change is changed under it.
         if fast != 0 && !self.backend.count_differs(fast) {
-            return (fast, budgeted);
+            return (fast.min(useful), budgeted);
         }
         let mut s = self.lock();
         // The clock is read only around overlaps: a caller alone pays nothing for it.
@@ -519,7 +570,117 @@ impl Control {
         };
         self.apply(&mut s, n);
         self.refresh_fast(&s);
-        (n, budgeted)
+        (n.min(useful), budgeted)
+    }
+
+    /// Counts the caller among the calls in flight that OpenBLAS may thread, once the fork
+    /// gate is open and, unless it holds the lowered count, the lowering gate too; returns how
+    /// many are in flight with it. Counted first, then the gates read (all sequentially
+    /// consistent, as the fork handler's and [`Self::lower_to_one`]'s close-then-count):
+    /// either the closer waits for this call, or this call waits for the closer.
+    fn pass_gates(&self, lowering_too: bool) -> usize {
+        let active = &self.counters.active_threaded;
+        loop {
+            let n = active.fetch_add(1, SeqCst) + 1;
+            let fork_closed = fork::gate_closed();
+            let lowered = lowering_too && self.lowered_gate.load(SeqCst);
+            if !fork_closed && !lowered {
+                return n;
+            }
+            active.fetch_sub(1, SeqCst);
+            if fork_closed {
+                fork::wait_for_open_gate();
+                continue;
+            }
+            // Until the count is back; then counted in under the lock, before a factorisation
+            // can close the gate again (it would wait for this call).
+            let mut s = self.lock();
+            s.waiting_at_gate += 1;
+            s = self.wait_until(s, |s| s.lowering == Lowering::Off);
+            s.waiting_at_gate -= 1;
+            let n = active.fetch_add(1, SeqCst) + 1;
+            if s.waiting_at_gate == 0 {
+                self.lowering_changed.notify_all();
+            }
+            drop(s);
+            if !fork::gate_closed() {
+                return n;
+            }
+            active.fetch_sub(1, SeqCst);
+            fork::wait_for_open_gate();
+        }
+    }
+
+    /// Waits on the lock's condition variable until `done` holds of the state.
+    fn wait_until<'a>(
+        &self,
+        mut s: MutexGuard<'a, State>,
+        done: impl Fn(&State) -> bool,
+    ) -> MutexGuard<'a, State> {
+        while !done(&s) {
+            s = self
+                .lowering_changed
+                .wait(s)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        s
+    }
+
+    /// The most threads a call of `size` runs on where this build honours a cap: its
+    /// [`CallSize::useful_threads`] where the count is per call or OpenBLAS caps the call
+    /// itself; where it does neither, unbounded (the count in force is what the call gets,
+    /// unless [`Self::call`] lowers it).
+    fn useful_threads(&self, size: CallSize) -> usize {
+        if self.lowers_count_for_caps {
+            usize::MAX
+        } else {
+            size.useful_threads()
+        }
+    }
+
+    /// Takes the process-wide count down to 1 for one factorisation (see [`Self::call`]):
+    /// joins a lowering in force, or closes the gate, waits for the calls in flight to finish
+    /// and lowers the count. `false` where the count is already 1 (nothing to lower).
+    fn lower_to_one(&self) -> bool {
+        let s = self.lock();
+        let mut s = self.wait_until(s, |s| {
+            s.lowering != Lowering::Draining && s.waiting_at_gate == 0
+        });
+        if let Lowering::Lowered { holders } = &mut s.lowering {
+            *holders += 1;
+            return true;
+        }
+        if blas_threads_now() <= 1 {
+            return false;
+        }
+        s.lowering = Lowering::Draining;
+        self.lowered_gate.store(true, SeqCst);
+        drop(s);
+        // New calls wait at the gate; those that passed it finish (none waits for this
+        // thread: a call in flight is inside OpenBLAS, which calls nothing back).
+        while self.counters.active_threaded.load(SeqCst) != 0 {
+            std::thread::sleep(Duration::from_micros(20));
+        }
+        let mut s = self.lock();
+        s.lowering = Lowering::Lowered { holders: 1 };
+        self.apply(&mut s, 1);
+        self.lowering_changed.notify_all();
+        true
+    }
+
+    /// One factorisation on the lowered count returned: the last one puts back the count the
+    /// state gives and opens the gate.
+    fn raise_after_one(&self) {
+        let mut s = self.lock();
+        match &mut s.lowering {
+            Lowering::Lowered { holders } if *holders > 1 => *holders -= 1,
+            _ => {
+                s.lowering = Lowering::Off;
+                self.lowered_gate.store(false, SeqCst);
+                self.settle(&mut s);
+                self.lowering_changed.notify_all();
+            }
+        }
     }
 
     #[cold]
@@ -641,6 +802,19 @@ pub(crate) fn blas_threads_now() -> usize {
 impl Control {
     /// Runs one BLAS or LAPACK call under the controller: registers the caller, sets the
     /// thread count the policy gives it, and unregisters it afterwards, also if `f` panics.
+    ///
+    /// A factorisation that can use only a few threads (`?getrf`, `?potrf`:
+    /// [`CallSize::useful_threads`]) runs on at most that many where the build allows it:
+    /// where the count is per call (OpenMP), it enters with that count; where OpenBLAS caps
+    /// the call itself (0.3.27 on), it is counted at that. Where the count is process-wide and
+    /// OpenBLAS does not cap (pthreads before 0.3.27), one that can use a single thread gets
+    /// the count lowered to 1 for it: it closes a gate that other calls OpenBLAS may thread
+    /// wait at, waits for those in flight to finish, and runs at 1 (with any other such
+    /// factorisation that comes meanwhile); the last one puts the count back. So no other call
+    /// ever runs at a count it did not get, and their bits stay what they are alone (the
+    /// promise of a fixed count and of deterministic mode), and no call's count rises under
+    /// it (the large-stack decision of `?getrf` reads it). Larger factorisations run at the
+    /// count in force there.
     #[inline]
     pub(crate) fn call<R>(&'static self, size: CallSize, f: impl FnOnce() -> R) -> R {
         // Below OpenBLAS's threading threshold the call runs on this thread whatever the
@@ -648,18 +822,37 @@ impl Control {
         if self.small_calls_direct && !size.may_thread() {
             return f();
         }
-        self.call_entered(size, f)
+        if self.lowers_count_for_caps && size.useful_threads() == 1 {
+            return self.call_lowered(size, f);
+        }
+        self.call_entered(size, f, false)
     }
 
-    /// [`Self::call`] through the count decision and the backend's guard.
-    fn call_entered<R>(&'static self, size: CallSize, f: impl FnOnce() -> R) -> R {
+    /// [`Self::call_entered`] on the count lowered to 1 (see [`Self::call`]).
+    fn call_lowered<R>(&'static self, size: CallSize, f: impl FnOnce() -> R) -> R {
+        struct Raise<'a>(&'a Control);
+        impl Drop for Raise<'_> {
+            fn drop(&mut self) {
+                self.0.raise_after_one();
+            }
+        }
+        if !self.lower_to_one() {
+            return self.call_entered(size, f, false);
+        }
+        let _raise = Raise(self);
+        self.call_entered(size, f, true)
+    }
+
+    /// [`Self::call`] through the count decision and the backend's guard; `holding`: on the
+    /// lowered count.
+    fn call_entered<R>(&'static self, size: CallSize, f: impl FnOnce() -> R, holding: bool) -> R {
         struct Leave<'a>(&'a Control, CallSize, usize, bool);
         impl Drop for Leave<'_> {
             fn drop(&mut self) {
                 self.0.leave(self.1, self.2, self.3);
             }
         }
-        let (asked, budgeted) = self.enter(size);
+        let (asked, budgeted) = self.enter(size, holding);
         let _leave = Leave(self, size, asked, budgeted);
         // Dropped before `_leave`: the backend's lock is released before the caller is
         // unregistered.
@@ -773,6 +966,144 @@ mod tests {
         s.remove(t1, 2);
         assert_eq!(s.threads(), None);
         assert_eq!(s.held(), 0);
+    }
+
+    /// Waits (at most 10 s) until no factorisation holds the count lowered.
+    fn lowering_ends(control: &Control) -> bool {
+        let start = Instant::now();
+        while control.lock().lowering != Lowering::Off {
+            if start.elapsed() > Duration::from_secs(10) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        true
+    }
+
+    /// A factorisation runs on at most the threads it can use while the count is higher: its
+    /// own count, and the process-wide one where OpenBLAS does not cap it itself; the count is
+    /// put back when it returns, also by a panic. (Other tests run beside this one and may
+    /// lower the count meanwhile, never raise it above the scope of 2.)
+    #[test]
+    fn a_factorisation_runs_on_the_threads_it_can_use() {
+        let control = control().unwrap();
+        if control.max_blas < 2 {
+            eprintln!("SKIPPED: this OpenBLAS runs one thread");
+            return;
+        }
+        let _two = crate::threads::blas_threads_scope(2).unwrap();
+        let seen = |n| {
+            control.call(CallSize::Lu { n, single: false }, || {
+                (call_threads_here(), blas_threads_now())
+            })
+        };
+        let (own, process) = seen(100);
+        // Where a build runs every call at its global count (OpenMP after a call of
+        // `openblas_set_num_threads`), the call says that count.
+        assert!(
+            own == 1 || own == process,
+            "{own} in a call of 1 ({process} in force)"
+        );
+        if control.backend.count_scope() == CountScope::ProcessWide {
+            assert_eq!(own, 1);
+        }
+        if control.lowers_count_for_caps {
+            assert_eq!(process, 1, "the count OpenBLAS reads");
+        }
+        assert!(seen(1000).0 <= 2);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            control.call(
+                CallSize::Cholesky {
+                    n: 100,
+                    single: false,
+                },
+                || panic!("inside the call"),
+            )
+        }));
+        assert!(panicked.is_err());
+        assert!(
+            lowering_ends(control),
+            "the count stays lowered after a panic"
+        );
+        assert!(!control.lowered_gate.load(SeqCst));
+    }
+
+    /// While the count is lowered for a factorisation, a call OpenBLAS may thread waits for
+    /// it and then runs at the count it was given, not the lowered one.
+    #[test]
+    fn other_calls_wait_for_a_lowered_count() {
+        let control = control().unwrap();
+        if !control.lowers_count_for_caps || control.max_blas < 2 {
+            eprintln!("SKIPPED: this build needs no lowering");
+            return;
+        }
+        let _two = crate::threads::blas_threads_scope(2).unwrap();
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let factorisation = std::thread::spawn(move || {
+            control.call(
+                CallSize::Lu {
+                    n: 100,
+                    single: false,
+                },
+                || {
+                    let lowered = matches!(control.lock().lowering, Lowering::Lowered { .. });
+                    inside_tx.send(lowered).unwrap();
+                    std::thread::sleep(Duration::from_millis(100));
+                    Instant::now()
+                },
+            )
+        });
+        let lowered = inside_rx.recv().unwrap();
+        let (started, own, process) = control.call(
+            CallSize::Gemm {
+                m: 256,
+                n: 256,
+                k: 256,
+            },
+            || (Instant::now(), call_threads_here(), blas_threads_now()),
+        );
+        let factorisation_ended = factorisation.join().unwrap();
+        assert_eq!(own, process, "the product ran at a count it was not given");
+        if lowered {
+            assert!(started >= factorisation_ended, "the product did not wait");
+        }
+        assert!(lowering_ends(control));
+    }
+
+    /// Factorisations that come while the count is lowered run on it together, not one after
+    /// another: two that wait for each other inside their calls both finish.
+    #[test]
+    fn factorisations_share_a_lowered_count() {
+        let control = control().unwrap();
+        if !control.lowers_count_for_caps || control.max_blas < 2 {
+            eprintln!("SKIPPED: this build needs no lowering");
+            return;
+        }
+        let _two = crate::threads::blas_threads_scope(2).unwrap();
+        let both_inside = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        for _ in 0..2 {
+            let (both_inside, done_tx) = (both_inside.clone(), done_tx.clone());
+            std::thread::spawn(move || {
+                control.call(
+                    CallSize::Lu {
+                        n: 100,
+                        single: false,
+                    },
+                    || {
+                        both_inside.wait();
+                        blas_threads_now()
+                    },
+                );
+                done_tx.send(()).unwrap();
+            });
+        }
+        for _ in 0..2 {
+            done_rx
+                .recv_timeout(Duration::from_secs(20))
+                .expect("two factorisations could not be inside their calls at once");
+        }
+        assert!(lowering_ends(control));
     }
 
     #[test]

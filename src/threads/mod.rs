@@ -130,6 +130,10 @@ pub fn init() -> Result<()> {
 
 /// The BLAS thread count in force now (`openblas_get_num_threads`).
 ///
+/// With the pthreads build of OpenBLAS before 0.3.27, while a thread is inside a `?getrf` or
+/// `?potrf` small enough to use one thread, the count is lowered to 1 (the README's "Threads"
+/// section, "Factorisations on the threads they can use"), and this reads 1.
+///
 /// ```
 /// assert!(parlinalg::threads::blas_threads() >= 1);
 /// ```

@@ -24,6 +24,33 @@ pub(crate) enum CallSize {
     Dot { n: usize },
     /// A LAPACK routine on an n×n problem: blocked routines call threaded level-3 BLAS.
     Lapack { n: usize },
+    /// `?getrf` of an n×n matrix (`single`: f32): threaded from [`lu_elements_per_thread`]
+    /// elements on.
+    Lu { n: usize, single: bool },
+    /// `?potrf` of order n (`single`: f32): threaded from [`cholesky_columns_per_thread`]
+    /// columns on.
+    Cholesky { n: usize, single: bool },
+}
+
+/// Elements of the matrix per thread of OpenBLAS's `?getrf`: it runs smaller matrices on one
+/// thread, and from 0.3.27 on gives a larger one at most one thread per this many
+/// (`interface/lapack/getrf.c`).
+pub(crate) const fn lu_elements_per_thread(single: bool) -> usize {
+    if single {
+        40_000
+    } else {
+        10_000
+    }
+}
+
+/// Columns per thread of OpenBLAS's `?potrf`, as [`lu_elements_per_thread`]
+/// (`interface/lapack/potrf.c`).
+pub(crate) const fn cholesky_columns_per_thread(single: bool) -> usize {
+    if single {
+        128
+    } else {
+        64
+    }
 }
 
 impl CallSize {
@@ -33,6 +60,20 @@ impl CallSize {
             CallSize::Gemv { m, n } => m.saturating_mul(n) >= 2_304 * 4,
             CallSize::Dot { n } => n > 10_000,
             CallSize::Lapack { n } => n >= 64,
+            CallSize::Lu { .. } | CallSize::Cholesky { .. } => self.useful_threads() >= 1,
+        }
+    }
+
+    /// The most threads the call can use: for `?getrf` and `?potrf`, OpenBLAS 0.3.27's cap (one
+    /// thread per [`lu_elements_per_thread`] elements, per [`cholesky_columns_per_thread`]
+    /// columns; 0 below the first), which older versions lack (2 threads at n = 100 made a
+    /// `dgetrf` 1.2× and a `dpotrf` 1.8× slower than 1 thread: BENCHMARKS.md, section 9).
+    /// Unbounded for the other calls.
+    pub(crate) fn useful_threads(self) -> usize {
+        match self {
+            CallSize::Lu { n, single } => n.saturating_mul(n) / lu_elements_per_thread(single),
+            CallSize::Cholesky { n, single } => n / cholesky_columns_per_thread(single),
+            _ => usize::MAX,
         }
     }
 }
@@ -107,6 +148,29 @@ mod tests {
             k: 5
         }
         .may_thread());
+    }
+
+    /// `?getrf` and `?potrf` thread where OpenBLAS does, on at most the threads 0.3.27 gives.
+    #[test]
+    fn factorisations_use_one_thread_per_share_of_work() {
+        let lu = |n, single| CallSize::Lu { n, single };
+        assert!(!lu(99, false).may_thread());
+        assert_eq!(
+            [100, 141, 142, 200, 1000].map(|n| lu(n, false).useful_threads()),
+            [1, 1, 2, 4, 100]
+        );
+        assert!(!lu(199, true).may_thread());
+        assert_eq!(lu(200, true).useful_threads(), 1);
+        assert_eq!(lu(2000, true).useful_threads(), 100);
+        let cholesky = |n, single| CallSize::Cholesky { n, single };
+        assert!(!cholesky(63, false).may_thread() && !cholesky(127, true).may_thread());
+        assert_eq!(
+            [64, 127, 128, 1000].map(|n| cholesky(n, false).useful_threads()),
+            [1, 1, 2, 15]
+        );
+        assert_eq!(cholesky(300, true).useful_threads(), 2);
+        assert_eq!(lu(usize::MAX, false).useful_threads(), usize::MAX / 10_000);
+        assert_eq!(CallSize::Lapack { n: 100 }.useful_threads(), usize::MAX);
     }
 
     #[test]
