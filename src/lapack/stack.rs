@@ -15,16 +15,18 @@
 //! So the need is estimated from the loaded library's `MAX_THREADS` and the order, with a
 //! margin over what was measured ([`stack_need`]); the call runs in place when the calling
 //! thread has that much stack left (the main thread, for n up to about 2000 with Debian's
-//! build), and on a helper thread started with [`HELPER_STACK`] bytes otherwise: measured
-//! (`cargo bench --bench lapack -- --ratios det_from_2mib_thread`) +114 µs on a `det` of
-//! n = 100 at 2 threads (1.8× the call in place), nothing measurable at n = 1000. With one
+//! build), and otherwise on a helper thread with [`HELPER_STACK`] bytes, started on first need
+//! and kept ([`on_helper`]). Started per call, it cost (`cargo bench --bench lapack --
+//! --ratios det_from_2mib_thread`) +114 µs on a `det` of n = 100 at 2 threads (1.8× the call in
+//! place) and 1.59× at n = 200, most of it the page faults of a fresh stack; kept, 1.16× at
+//! n = 200 and 1.00–1.02× at n = 1000 (BENCHMARKS.md, section 9). With one
 //! BLAS thread, or below OpenBLAS's threshold, OpenBLAS takes its serial `?getrf`, which needs
 //! no large stack; since the thread layer gives `?getrf` at most one thread per 10 000
 //! elements (`threads/rule.rs`), that is every matrix under 20 000 elements (n < 142 in f64),
 //! so a `det` of n = 100 no longer needs the helper at any count.
 
 use std::cell::Cell;
-use std::sync::OnceLock;
+use std::sync::{mpsc, Mutex, OnceLock};
 
 use super::*;
 
@@ -46,24 +48,98 @@ pub(super) fn getrf<T: Float>(n: c_int, factors: &mut [T]) -> Result<lax::error:
     if serial || room {
         return Ok(T::lax_getrf(c_order_layout(n), factors));
     }
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
+    on_helper(move || {
+        caller.adopt_here();
+        T::lax_getrf(c_order_layout(n), factors)
+    })
+    .map_err(|e| Error::Lapack {
+        routine: Routine::Getrf.name::<T>(),
+        info: 0,
+        why: format!(
+            "cannot start a thread with a {} MiB stack for it: {e}",
+            HELPER_STACK >> 20
+        ),
+    })
+}
+
+/// A job for the kept helper thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// The kept helper: started on first need, one per process, it runs the jobs handed to it one
+/// after another (multithreaded `?getrf` calls queue for one another in every OpenBLAS build
+/// anyway). Kept, because a fresh 64 MiB stack faults in the megabytes the parallel `?getrf`
+/// touches on every call: a thread started per call made a `det` of n = 200 at 2 threads from
+/// a 2 MiB thread take 1.59× the call in place, the kept one 1.16× (BENCHMARKS.md, section 9).
+/// What it touched stays resident (about 4–5 MiB with Debian's build).
+struct Helper {
+    jobs: Mutex<mpsc::Sender<Job>>,
+    /// The process that started it: a forked child has no such thread.
+    pid: u32,
+}
+
+static HELPER: OnceLock<std::io::Result<Helper>> = OnceLock::new();
+
+/// Runs `f` on the kept helper thread and waits for it (a panic in `f` goes on in the caller);
+/// in a forked child of the process that started the helper, or where the helper could not
+/// start, on a thread started for the call. `Err` when no thread can start.
+fn on_helper<R: Send>(f: impl FnOnce() -> R + Send) -> std::io::Result<R> {
+    let helper = HELPER.get_or_init(|| {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
             .name("parlinalg-getrf".into())
             .stack_size(HELPER_STACK)
-            .spawn_scoped(scope, move || {
-                caller.adopt_here();
-                T::lax_getrf(c_order_layout(n), factors)
-            })
-            .map_err(|e| Error::Lapack {
-                routine: Routine::Getrf.name::<T>(),
-                info: 0,
-                why: format!(
-                    "cannot start a thread with a {} MiB stack for it: {e}",
-                    HELPER_STACK >> 20
-                ),
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
             })?;
-        // lax does not panic on valid input; if it ever does, the panic goes on as it is.
-        Ok(helper
+        Ok(Helper {
+            jobs: Mutex::new(jobs),
+            pid: std::process::id(),
+        })
+    });
+    let helper = match helper {
+        Ok(helper) if helper.pid == std::process::id() => helper,
+        // A forked child, or the helper could not start (that is not kept: the call tries a
+        // thread of its own, and says why if that fails too).
+        _ => return on_thread_of_its_own(f),
+    };
+    let (done, result) = mpsc::sync_channel(1);
+    let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+        // The caller waits for this; it is gone only if it panicked itself.
+        let _ = done.send(outcome);
+    });
+    // SAFETY: only the lifetime is changed, to hand the job to a thread that outlives this
+    // call. The job borrows from this frame; this function returns only after `result.recv()`
+    // returned, which happens once `done` is gone: after the job ran (it sent), or was dropped
+    // unrun (the helper's queue is dropped with the helper). Either way no borrow is used after
+    // this function returns.
+    let job: Job = unsafe { std::mem::transmute::<Box<dyn FnOnce() + Send + '_>, Job>(job) };
+    // A poisoned lock guards only a sender: used as it is.
+    let sent = helper
+        .jobs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .send(job);
+    if sent.is_err() {
+        return Err(std::io::Error::other("the helper thread is gone"));
+    }
+    match result.recv() {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Err(std::io::Error::other("the helper thread is gone")),
+    }
+}
+
+/// `f` on a thread of its own with [`HELPER_STACK`], started for the call.
+fn on_thread_of_its_own<R: Send>(f: impl FnOnce() -> R + Send) -> std::io::Result<R> {
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name("parlinalg-getrf".into())
+            .stack_size(HELPER_STACK)
+            .spawn_scoped(scope, f)?;
+        Ok(thread
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
     })
@@ -155,6 +231,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(big > HELPER_STACK - (1 << 20), "{big}");
+    }
+
+    /// Every call runs on the same kept thread, with the large stack; a panic there goes on in
+    /// the caller and leaves the helper working.
+    #[test]
+    fn the_helper_is_kept_and_survives_a_panic() {
+        let here = std::thread::current().id();
+        let first = on_helper(|| (std::thread::current().id(), free_stack())).unwrap();
+        let second = on_helper(|| std::thread::current().id()).unwrap();
+        assert!(first.0 != here && first.0 == second);
+        assert!(first.1.unwrap() > HELPER_STACK - (1 << 20));
+        let mut borrowed = vec![1.0f64; 4];
+        on_helper(|| borrowed.iter_mut().for_each(|v| *v *= 2.0)).unwrap();
+        assert_eq!(borrowed, [2.0; 4]);
+        let panicked = std::panic::catch_unwind(|| on_helper(|| panic!("on the helper")));
+        assert!(panicked.is_err());
+        assert_eq!(on_helper(|| 7).unwrap(), 7);
     }
 
     #[test]
