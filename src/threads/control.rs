@@ -1028,16 +1028,24 @@ mod tests {
         assert!(!control.lowered_gate.load(SeqCst));
     }
 
+    /// The controller in a scope of 2 where this build lowers the count for factorisations;
+    /// `None` (the test skipped, and says so) elsewhere.
+    fn lowering_at_two() -> Option<(&'static Control, crate::threads::BlasThreadsGuard)> {
+        let control = control().unwrap();
+        if !control.lowers_count_for_caps || control.max_blas < 2 {
+            eprintln!("SKIPPED: this build needs no lowering");
+            return None;
+        }
+        Some((control, crate::threads::blas_threads_scope(2).unwrap()))
+    }
+
     /// While the count is lowered for a factorisation, a call OpenBLAS may thread waits for
     /// it and then runs at the count it was given, not the lowered one.
     #[test]
     fn other_calls_wait_for_a_lowered_count() {
-        let control = control().unwrap();
-        if !control.lowers_count_for_caps || control.max_blas < 2 {
-            eprintln!("SKIPPED: this build needs no lowering");
+        let Some((control, _two)) = lowering_at_two() else {
             return;
-        }
-        let _two = crate::threads::blas_threads_scope(2).unwrap();
+        };
         let (inside_tx, inside_rx) = std::sync::mpsc::channel();
         let factorisation = std::thread::spawn(move || {
             control.call(
@@ -1074,12 +1082,9 @@ mod tests {
     /// another: two that wait for each other inside their calls both finish.
     #[test]
     fn factorisations_share_a_lowered_count() {
-        let control = control().unwrap();
-        if !control.lowers_count_for_caps || control.max_blas < 2 {
-            eprintln!("SKIPPED: this build needs no lowering");
+        let Some((control, _two)) = lowering_at_two() else {
             return;
-        }
-        let _two = crate::threads::blas_threads_scope(2).unwrap();
+        };
         let both_inside = std::sync::Arc::new(std::sync::Barrier::new(2));
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         for _ in 0..2 {
